@@ -1,0 +1,42 @@
+# orderstream: `make demo` runs the whole pipeline, `make test` runs every test. Both set up a fresh machine first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: demo test test-unit bench setup system venv broker-start broker-stop clean
+
+demo: setup
+	$(BIN)/orderstream demo
+
+test: setup
+	$(BIN)/pytest
+
+test-unit: venv
+	$(BIN)/pytest tests/unit -q
+
+bench: setup
+	$(BIN)/python -m bench
+
+setup: system venv
+
+system:
+	./scripts/setup-system.sh
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[test,bench]"
+	touch $(STAMP)
+
+broker-start: setup
+	$(BIN)/orderstream broker start
+
+broker-stop:
+	$(BIN)/orderstream broker stop
+
+clean:
+	-$(BIN)/orderstream broker stop
+	rm -rf .orderstream

@@ -1,0 +1,1 @@
+"""The Kafka broker edge: the local Apache Kafka (Maven-fetched jars, KRaft), Docker, and topic administration."""

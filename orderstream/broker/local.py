@@ -1,0 +1,278 @@
+"""A real single-node Apache Kafka broker in KRaft mode, run under java from Maven-fetched jars. No Docker.
+
+Layout under <data_dir>/broker: server.properties, log4j2.properties, data/ (the KRaft log dirs), broker.log and
+broker.pid. start() formats the storage once, launches the broker in the background with a small heap and returns
+when it answers a metadata request; stop() stops the process named by the pid file, cleanly (SIGTERM, then SIGKILL
+after a grace period).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from orderstream.broker.distribution import KafkaDistribution
+from orderstream.broker.errors import BrokerError
+from orderstream.broker.java import find_java
+
+_LOG4J2 = """status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = {level}
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = {level}
+logger.apache.name = org.apache.kafka
+logger.apache.level = {level}
+"""
+
+
+@dataclass(frozen=True)
+class BrokerSpec:
+    """Where and how one local broker runs."""
+
+    home: Path
+    port: int
+    controller_port: int
+    heap: str = "512m"
+    node_id: int = 1
+    host: str = "127.0.0.1"
+    log_level: str = "INFO"
+    extra_properties: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def server_properties(self) -> str:
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": f"{self.node_id}@{self.host}:{self.controller_port}",
+            "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "log.dirs": str(self.home / "data"),
+            "num.partitions": "6",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "10",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "10",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "false",
+            "log.segment.bytes": str(256 * 1024 * 1024),
+        }
+        props.update(dict(self.extra_properties))
+        return "".join(f"{key}={value}\n" for key, value in props.items())
+
+
+class LocalBroker:
+    """One local broker: start, stop, and whether it is running. Safe to call start() twice."""
+
+    def __init__(self, spec: BrokerSpec, distribution: KafkaDistribution, java_home: Path | None = None) -> None:
+        self.spec = spec
+        self.distribution = distribution
+        self.java_home = java_home
+
+    @property
+    def pid_file(self) -> Path:
+        return self.spec.home / "broker.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.spec.home / "broker.log"
+
+    def pid(self) -> int | None:
+        """The pid of the broker this data dir started, if that process is still alive."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        if _is_zombie(pid):
+            return None
+        return pid
+
+    def start(self, timeout_s: float = 90.0, echo=print) -> bool:
+        """Start the broker; False when it was already running (nothing is done then)."""
+        if self.pid() is not None:
+            return False
+        java = find_java(self.java_home)
+        for port in (self.spec.port, self.spec.controller_port):
+            if port_in_use(self.spec.host, port):
+                raise BrokerError(
+                    f"port {port} on {self.spec.host} is already in use by another process: stop it, or choose "
+                    "other ports (ORDERSTREAM_BROKER_PORT / ORDERSTREAM_CONTROLLER_PORT)"
+                )
+        self.distribution.ensure(echo=echo)
+        home = self.spec.home
+        (home / "data").mkdir(parents=True, exist_ok=True)
+        (home / "server.properties").write_text(self.spec.server_properties())
+        (home / "log4j2.properties").write_text(_LOG4J2.format(log=self.log_file, level=self.spec.log_level))
+        if not (home / "data" / "meta.properties").exists():
+            self._format(java)
+        command = [
+            java,
+            f"-Xmx{self.spec.heap}",
+            f"-Xms{min_heap(self.spec.heap)}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:TieredStopAtLevel=1",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={home / 'log4j2.properties'}",
+            "-cp",
+            self.distribution.classpath,
+            "kafka.Kafka",
+            str(home / "server.properties"),
+        ]
+        with open(home / "broker.out", "ab") as out:
+            process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        self.pid_file.write_text(f"{process.pid}\n")
+        self._wait_until_ready(process, timeout_s)
+        return True
+
+    def _format(self, java: str) -> None:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        result = subprocess.run(
+            [
+                java,
+                f"-Dlog4j2.configurationFile={self.spec.home / 'log4j2.properties'}",
+                "-cp",
+                self.distribution.classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self.spec.home / "server.properties"),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            last = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise BrokerError(f"formatting the KRaft storage in {self.spec.home / 'data'} failed: {last[0]}")
+
+    def _wait_until_ready(self, process: subprocess.Popen, timeout_s: float) -> None:
+        from orderstream.broker.probe import broker_answers
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                self.pid_file.unlink(missing_ok=True)
+                raise BrokerError(f"the broker exited with code {process.returncode}: {self._last_log_error()}")
+            if broker_answers(self.spec.bootstrap, timeout_s=1.0):
+                return
+            time.sleep(0.3)
+        raise BrokerError(f"the broker did not answer on {self.spec.bootstrap} within {timeout_s:.0f}s; see {self.log_file}")
+
+    def _last_log_error(self) -> str:
+        for path in (self.log_file, self.spec.home / "broker.out"):
+            if path.exists():
+                lines = [ln for ln in path.read_text(errors="replace").splitlines() if "ERROR" in ln or "Exception" in ln]
+                if lines:
+                    return lines[-1][:300]
+        return f"see {self.log_file}"
+
+    def stop(self, grace_s: float = 30.0) -> bool:
+        """Stop the broker started from this data dir; False when none was running."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL, for fault tests: the broker gets no chance to clean up."""
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    if _is_zombie(pid):
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        return False
+    return True
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def min_heap(heap: str) -> str:
+    """Start with a quarter of the maximum heap (at least 64m)."""
+    units = {"k": 1 / 1024, "m": 1, "g": 1024}
+    megabytes = int(heap[:-1]) * units[heap[-1].lower()]
+    return f"{max(64, int(megabytes // 4))}m"
+
+
+def local_broker(settings) -> LocalBroker:
+    """The local broker described by the settings."""
+    spec = BrokerSpec(
+        home=Path(settings.data_dir).resolve() / "broker",
+        port=settings.broker_port,
+        controller_port=settings.controller_port,
+        heap=settings.broker_heap,
+    )
+    return LocalBroker(spec, KafkaDistribution(settings.kafka_version, Path(settings.cache_dir)), settings.java_home)

@@ -1,0 +1,59 @@
+"""The composition of the CLI: the root options and every command group, joined with add_typer.
+
+Each group lives in its own module and imports its heavy libraries inside its commands, so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from orderstream.cli import broker, demo, topics
+from orderstream.cli.common import GlobalOptions
+
+app = typer.Typer(
+    name="orderstream",
+    help="An event-sourced order pipeline on Apache Kafka: every order change is an event, every view a projection.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Optional[Path], typer.Option("--config", "-c", help="TOML settings file (default: ./orderstream.toml if present).")
+    ] = None,
+    bootstrap_servers: Annotated[
+        Optional[str],
+        typer.Option("--bootstrap-servers", "-b", help="Kafka host:port list; default: the local broker.", show_default=False),
+    ] = None,
+    data_dir: Annotated[
+        Optional[Path], typer.Option("--data-dir", help="Where broker data, views and caches live (default .orderstream).")
+    ] = None,
+    topic_prefix: Annotated[
+        Optional[str], typer.Option("--topic-prefix", help="Prefix for every topic name (isolates environments).")
+    ] = None,
+) -> None:
+    """Settings come from these options, then ORDERSTREAM_* variables, then the TOML file, then defaults."""
+    ctx.obj = GlobalOptions(
+        config_file=config,
+        overrides={"bootstrap_servers": bootstrap_servers, "data_dir": data_dir, "topic_prefix": topic_prefix},
+    )
+
+
+app.add_typer(broker.app, name="broker", help="Start, stop and inspect the local Apache Kafka broker (KRaft).")
+app.add_typer(topics.app, name="topics", help="Create and verify every topic of the pipeline.")
+app.command(name="demo")(demo.demo)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

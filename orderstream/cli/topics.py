@@ -1,0 +1,48 @@
+"""`orderstream topics init`: create or verify every topic of the pipeline (idempotent)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from orderstream.cli.common import console, fail, print_json, settings_of
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    partitions: Annotated[int | None, typer.Option(help="Partitions per topic (default 6).", show_default=False)] = None,
+    replication_factor: Annotated[int | None, typer.Option(help="Replicas per partition (default 1).", show_default=False)] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+) -> None:
+    """Create every topic the pipeline uses; verify the ones that exist (a wrong partition count is an error)."""
+    from confluent_kafka import KafkaException
+
+    from orderstream.broker.topics import TopicsError, ensure_topics
+
+    settings = settings_of(ctx)
+    overrides = {k: v for k, v in {"partitions": partitions, "replication_factor": replication_factor}.items() if v}
+    settings = settings.model_copy(update=overrides) if overrides else settings
+    try:
+        statuses = ensure_topics(settings)
+    except TopicsError as exc:
+        statuses = exc.statuses
+    except KafkaException as exc:
+        fail(f"cannot manage topics at {settings.effective_bootstrap}: {exc.args[0].str()}")
+    if json_output:
+        print_json([s.__dict__ for s in statuses])
+    else:
+        from rich.table import Table
+
+        table = Table("topic", "state", "partitions", "detail")
+        for s in statuses:
+            style = {"created": "green", "ok": "", "mismatch": "bold red"}[s.state]
+            table.add_row(s.name, f"[{style}]{s.state}[/]" if style else s.state, str(s.partitions), s.detail)
+        console().print(table)
+    bad = [s for s in statuses if s.state == "mismatch"]
+    if bad:
+        fail(f"{len(bad)} topic(s) exist with the wrong settings ({bad[0].name}: {bad[0].detail}); "
+             "recreate them or change the settings")

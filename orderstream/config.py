@@ -1,0 +1,137 @@
+"""The one typed settings object, built at the edge and handed down explicitly.
+
+Precedence, highest first: CLI options (passed as overrides), ORDERSTREAM_* environment variables, a TOML file
+(--config, ORDERSTREAM_CONFIG, or ./orderstream.toml when present), then the defaults below.
+Secrets are SecretStr: their repr is masked, so they never reach a log line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+DEFAULT_CONFIG_FILE = "orderstream.toml"
+PROJECTIONS = ("order-view", "customer-view", "sales-view", "stock-view")
+
+
+class Settings(BaseSettings):
+    """Every knob of orderstream. Frozen: build a new one (settings.model_copy(update=...)) to change it."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDERSTREAM_", frozen=True, extra="forbid")
+
+    # Kafka connection. When bootstrap_servers is unset, the local broker on broker_port is used.
+    bootstrap_servers: str | None = Field(None, description="host:port[,host:port]; unset = the local broker")
+    client_id: str = "orderstream"
+    security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    sasl_mechanism: str | None = Field(None, description="SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN")
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+
+    # Topics.
+    topic_prefix: str = Field("", description="prepended to every topic name (isolates tests and environments)")
+    partitions: int = Field(6, ge=1, le=1000)
+    replication_factor: int = Field(1, ge=1, le=10)
+
+    # Where local state lives: broker data, projection databases, processor caches.
+    data_dir: Path = Path(".orderstream")
+    cache_dir: Path = Field(
+        default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "orderstream",
+        description="downloaded Kafka jars",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL for the projections; {projection} is replaced by the projection name. "
+        "Unset = one SQLite file per projection in data_dir/views/",
+    )
+
+    # The local broker (orderstream broker start).
+    kafka_version: str = "4.1.1"
+    broker_port: int = Field(9092, ge=1, le=65535)
+    controller_port: int = Field(9093, ge=1, le=65535)
+    broker_heap: str = Field("512m", pattern=r"^\d+[kmgKMG]$")
+    java_home: Path | None = None
+
+    # Runtimes.
+    batch_size: int = Field(500, ge=1, le=100_000)
+    poll_timeout_s: float = Field(0.5, gt=0)
+    wait_timeout_s: float = Field(30.0, gt=0, description="how long --wait and --after wait for an answer")
+    log_level: str = "INFO"
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _check_bootstrap(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        for address in value.split(","):
+            host, sep, port = address.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"bootstrap server {address.strip()!r} is not host:port (e.g. 127.0.0.1:9092)")
+        return value
+
+    @property
+    def local_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def uses_local_broker(self) -> bool:
+        return self.bootstrap_servers is None
+
+    @property
+    def effective_bootstrap(self) -> str:
+        return self.bootstrap_servers or self.local_bootstrap
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    def database_url_for(self, projection: str) -> str:
+        if self.database_url:
+            return self.database_url.replace("{projection}", projection.replace("-", "_"))
+        return f"sqlite:///{(self.data_dir / 'views' / f'{projection}.db').resolve()}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = os.environ.get("ORDERSTREAM_CONFIG") or DEFAULT_CONFIG_FILE
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if Path(config_file).is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says which setting and why."""
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings: overrides (CLI options; None values are ignored) > env > TOML file > defaults."""
+    from pydantic import ValidationError
+
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    previous = os.environ.get("ORDERSTREAM_CONFIG")
+    if config_file is not None:
+        if not Path(config_file).is_file():
+            raise ConfigError(f"config file {config_file} does not exist")
+        os.environ["ORDERSTREAM_CONFIG"] = str(config_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
+    finally:
+        if config_file is not None:
+            if previous is None:
+                os.environ.pop("ORDERSTREAM_CONFIG", None)
+            else:
+                os.environ["ORDERSTREAM_CONFIG"] = previous

@@ -1,0 +1,131 @@
+"""Commands: requests in the imperative, each with exactly one handler, any of which may be rejected.
+
+Every command has a command id (the idempotency key: a repeated id gets the first answer again and changes nothing),
+when it was issued, and a correlation id. expected_version, when set, is an optimistic-concurrency check against the
+aggregate's current version. A Reply is the outcome of one command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
+
+from orderstream.domain.events import OrderLine
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Command:
+    aggregate_field: ClassVar[str] = "order_id"
+
+    command_id: str
+    issued_at: datetime
+    correlation_id: str
+
+    @property
+    def aggregate_id(self) -> str:
+        return getattr(self, self.aggregate_field)
+
+    @property
+    def type_name(self) -> str:
+        return type(self).__name__
+
+
+# --- orders.commands (key: order id) -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PlaceOrder(Command):
+    order_id: str
+    customer_id: str
+    currency: str
+    lines: tuple[OrderLine, ...]
+    channel: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CancelOrder(Command):
+    order_id: str
+    reason: str = ""
+    expected_version: int | None = None
+
+
+# --- inventory.commands (key: SKU) -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RestockSku(Command):
+    aggregate_field: ClassVar[str] = "sku"
+
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReserveStock(Command):
+    """Internal: the inventory service re-keys an order line by SKU onto inventory.reservations."""
+
+    aggregate_field: ClassVar[str] = "sku"
+
+    sku: str
+    order_id: str
+    quantity: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReleaseStock(Command):
+    """Internal: give back what an order had reserved of a SKU (the order was rejected or cancelled)."""
+
+    aggregate_field: ClassVar[str] = "sku"
+
+    sku: str
+    order_id: str
+    quantity: int
+
+
+# --- shipping.commands (key: order id) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DispatchShipment(Command):
+    order_id: str
+    carrier: str
+    tracking_number: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ConfirmDelivery(Command):
+    order_id: str
+
+
+# --- replies (<service>.replies, keyed like the command) ---------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Reply:
+    """The outcome of one command: accepted with the aggregate's new version, or rejected with a reason.
+
+    When accepted, events_topic/events_partition/events_offset locate the last event written, which is the
+    read-your-writes token a caller hands to `query --after`.
+    """
+
+    command_id: str
+    aggregate_id: str
+    accepted: bool
+    version: int
+    reason: str
+    replied_at: datetime
+    correlation_id: str
+    events_topic: str | None = None
+    events_partition: int | None = None
+    events_offset: int | None = None
+
+    @property
+    def type_name(self) -> str:
+        return type(self).__name__
+
+
+ORDER_COMMANDS: tuple[type[Command], ...] = (PlaceOrder, CancelOrder)
+INVENTORY_COMMANDS: tuple[type[Command], ...] = (RestockSku, ReserveStock, ReleaseStock)
+SHIPPING_COMMANDS: tuple[type[Command], ...] = (DispatchShipment, ConfirmDelivery)
+ALL_COMMANDS: tuple[type[Command], ...] = ORDER_COMMANDS + INVENTORY_COMMANDS + SHIPPING_COMMANDS

@@ -1,0 +1,77 @@
+"""Input rules shared by every decider: ids, currencies, quantities and prices.
+
+Everything here is pure: a value is either accepted or a ValidationError names the rule it broke.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_ID_LENGTH = 64
+MAX_LINES_PER_ORDER = 50
+MAX_QUANTITY_PER_LINE = 10_000
+MAX_UNIT_PRICE_MINOR = 100_000_000  # one million in major units, for two-decimal currencies
+MAX_REASON_LENGTH = 500
+
+_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+
+# Active ISO 4217 alphabetic codes (funds and precious-metal codes left out on purpose: orders are not paid in gold).
+ISO_4217_CURRENCIES = frozenset(
+    """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD CAD CDF CHF
+    CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG
+    HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA
+    MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD
+    RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX
+    USD UYU UZS VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+    """.split()
+)
+
+
+class ValidationError(ValueError):
+    """An input broke a domain rule; the message says which rule and how to fix it."""
+
+
+def check_id(kind: str, value: str) -> str:
+    """Accept an id of 1..64 characters: letters, digits and . _ : - (starting with a letter or digit)."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"{kind} must not be empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise ValidationError(f"{kind} is {len(value)} characters long; the limit is {MAX_ID_LENGTH}")
+    if not _ID_PATTERN.fullmatch(value):
+        raise ValidationError(
+            f"{kind} {value!r} has characters outside letters, digits and . _ : - (or does not start with one)"
+        )
+    return value
+
+
+def check_currency(code: str) -> str:
+    if code not in ISO_4217_CURRENCIES:
+        raise ValidationError(f"currency {code!r} is not an ISO 4217 code (use e.g. EUR, USD, GBP)")
+    return code
+
+
+def check_quantity(sku: str, quantity: int) -> int:
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise ValidationError(f"quantity of {sku} must be a whole number")
+    if quantity <= 0:
+        raise ValidationError(f"quantity of {sku} must be greater than 0, got {quantity}")
+    if quantity > MAX_QUANTITY_PER_LINE:
+        raise ValidationError(f"quantity of {sku} is {quantity}; the limit per line is {MAX_QUANTITY_PER_LINE}")
+    return quantity
+
+
+def check_unit_price(sku: str, unit_price_minor: int) -> int:
+    if isinstance(unit_price_minor, bool) or not isinstance(unit_price_minor, int):
+        raise ValidationError(f"price of {sku} must be a whole number of minor units (cents)")
+    if unit_price_minor < 0:
+        raise ValidationError(f"price of {sku} must be 0 or more, got {unit_price_minor}")
+    if unit_price_minor > MAX_UNIT_PRICE_MINOR:
+        raise ValidationError(f"price of {sku} is {unit_price_minor}; the limit is {MAX_UNIT_PRICE_MINOR} minor units")
+    return unit_price_minor
+
+
+def check_reason(reason: str) -> str:
+    if len(reason) > MAX_REASON_LENGTH:
+        raise ValidationError(f"reason is {len(reason)} characters long; the limit is {MAX_REASON_LENGTH}")
+    return reason

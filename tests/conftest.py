@@ -1,0 +1,99 @@
+"""Shared fixtures: a real Kafka broker and a real PostgreSQL cluster, started once per test session.
+
+kafka: ORDERSTREAM_TEST_BOOTSTRAP_SERVERS when set; else the local broker (Maven-fetched Apache Kafka jars) on free
+ports in a temp dir; else testcontainers' Kafka when a Docker engine answers. With ORDERSTREAM_REQUIRE_BROKER=1 a
+broker that cannot be had FAILS the test instead of skipping it. postgres works the same way with initdb/pg_ctl and
+ORDERSTREAM_REQUIRE_POSTGRES=1.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orderstream.config import Settings, load_settings
+
+
+def _unavailable(what: str, variable: str, reason: str) -> None:
+    message = f"{what} unavailable: {reason}"
+    if os.environ.get(variable) == "1":
+        pytest.fail(f"{message} ({variable}=1, so this fails instead of skipping)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """host:port of a real Apache Kafka broker for this test session."""
+    external = os.environ.get("ORDERSTREAM_TEST_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    from tests.support.brokers import start_test_broker
+
+    try:
+        broker = start_test_broker(tmp_path_factory.mktemp("kafka"))
+    except Exception as exc:  # noqa: BLE001 - any failure to start means "no broker", reported below
+        _unavailable("Kafka broker", "ORDERSTREAM_REQUIRE_BROKER", str(exc))
+        return
+    try:
+        yield broker.spec.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
+    """Settings for one test: the session broker, its own topic prefix (so tests never share topics) and data dir.
+
+    Topics are NOT created here: call orderstream.broker.topics.ensure_topics(settings) (or use `topics`).
+    """
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    return load_settings(
+        bootstrap_servers=kafka_bootstrap, topic_prefix=prefix, data_dir=tmp_path / "data", partitions=3
+    )
+
+
+@pytest.fixture
+def topics(settings: Settings) -> Settings:
+    """`settings`, with every pipeline topic created on the broker."""
+    from orderstream.broker.topics import ensure_topics
+
+    ensure_topics(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A SQLAlchemy URL of a throwaway PostgreSQL cluster (initdb + pg_ctl in a temp dir)."""
+    external = os.environ.get("ORDERSTREAM_TEST_POSTGRES_URL")
+    if external:
+        yield external
+        return
+    from tests.support.postgres import start_test_postgres
+
+    try:
+        cluster = start_test_postgres(tmp_path_factory.mktemp("pg"))
+    except Exception as exc:  # noqa: BLE001
+        _unavailable("PostgreSQL", "ORDERSTREAM_REQUIRE_POSTGRES", str(exc))
+        return
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_database(postgres_url: str) -> str:
+    """A fresh, empty database in the session's PostgreSQL cluster; its SQLAlchemy URL."""
+    import sqlalchemy as sa
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}"
