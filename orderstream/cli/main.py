@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from orderstream.cli import broker, demo, topics
+from orderstream.cli import broker, demo, run, topics
 from orderstream.cli.common import GlobalOptions
 
 app = typer.Typer(
@@ -48,6 +48,7 @@ def root(
 
 app.add_typer(broker.app, name="broker", help="Start, stop and inspect the local Apache Kafka broker (KRaft).")
 app.add_typer(topics.app, name="topics", help="Create and verify every topic of the pipeline.")
+app.command(name="run")(run.run)
 app.command(name="demo")(demo.demo)
 
 

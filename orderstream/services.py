@@ -1,0 +1,51 @@
+"""The composition root: every runnable service and projector by name, wired from the settings.
+
+A Service runs until its stop event is set, then returns after finishing or aborting its open transaction and
+closing its clients. Heavy modules are imported only when a service is built.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from orderstream.config import Settings
+
+
+class Service(Protocol):
+    name: str
+
+    def run(self, stop: threading.Event) -> None:
+        """Process until stop is set. Raises on a fatal error (never swallows one)."""
+
+
+def _order(settings: Settings) -> Service:
+    from orderstream.consumers.order_service import build_order_service
+
+    return build_order_service(settings)
+
+
+def _projections(settings: Settings) -> Service:
+    from orderstream.projections.runner import build_projections
+
+    return build_projections(settings)
+
+
+# name -> builder. `orderstream run all` runs every entry, each in its own process.
+SERVICES: dict[str, Callable[[Settings], Service]] = {
+    "order": _order,
+    "projections": _projections,
+}
+
+
+class UnknownService(ValueError):
+    pass
+
+
+def build_service(name: str, settings: Settings) -> Service:
+    try:
+        builder = SERVICES[name]
+    except KeyError:
+        raise UnknownService(f"unknown service {name!r}; choose from: all, {', '.join(SERVICES)}") from None
+    return builder(settings)
