@@ -5,6 +5,7 @@ Clients themselves are created lazily by whoever needs one (never at import time
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from orderstream.config import Settings
@@ -15,6 +16,8 @@ def common_config(settings: Settings) -> dict[str, Any]:
         "bootstrap.servers": settings.effective_bootstrap,
         "client.id": settings.client_id,
         "security.protocol": settings.security_protocol,
+        # librdkafka's own log lines go to Python logging (logger "librdkafka"), not straight to stderr.
+        "logger": logging.getLogger("librdkafka"),
     }
     if settings.sasl_mechanism:
         config["sasl.mechanism"] = settings.sasl_mechanism

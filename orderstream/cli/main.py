@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from orderstream.cli import broker, demo, run, topics
+from orderstream.cli import broker, demo, generate, run, schemas, topics
 from orderstream.cli.common import GlobalOptions
 
 app = typer.Typer(
@@ -38,8 +38,14 @@ def root(
     topic_prefix: Annotated[
         Optional[str], typer.Option("--topic-prefix", help="Prefix for every topic name (isolates environments).")
     ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the Kafka client's own warnings.")] = False,
 ) -> None:
     """Settings come from these options, then ORDERSTREAM_* variables, then the TOML file, then defaults."""
+    import logging
+
+    # The client retries transient conditions (coordinator loading, a broker restarting) by itself; its warnings
+    # about them are noise on a command line unless asked for.
+    logging.getLogger("librdkafka").setLevel(logging.DEBUG if verbose else logging.ERROR)
     ctx.obj = GlobalOptions(
         config_file=config,
         overrides={"bootstrap_servers": bootstrap_servers, "data_dir": data_dir, "topic_prefix": topic_prefix},
@@ -48,7 +54,9 @@ def root(
 
 app.add_typer(broker.app, name="broker", help="Start, stop and inspect the local Apache Kafka broker (KRaft).")
 app.add_typer(topics.app, name="topics", help="Create and verify every topic of the pipeline.")
+app.add_typer(schemas.app, name="schemas", help="List the wire contract's Avro schemas and check their compatibility.")
 app.command(name="run")(run.run)
+app.command(name="generate")(generate.generate)
 app.command(name="demo")(demo.demo)
 
 

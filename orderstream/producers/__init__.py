@@ -1,0 +1,1 @@
+"""Edges that write to Kafka: command senders and the load generator."""
