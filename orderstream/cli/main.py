@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from orderstream.cli import broker, demo, generate, run, schemas, topics
+from orderstream.cli import broker, demo, generate, run, schemas, tail, topics
 from orderstream.cli.common import GlobalOptions
 
 app = typer.Typer(
@@ -57,6 +57,7 @@ app.add_typer(topics.app, name="topics", help="Create and verify every topic of 
 app.add_typer(schemas.app, name="schemas", help="List the wire contract's Avro schemas and check their compatibility.")
 app.command(name="run")(run.run)
 app.command(name="generate")(generate.generate)
+app.command(name="tail")(tail.tail)
 app.command(name="demo")(demo.demo)
 
 

@@ -1,0 +1,1 @@
+"""Edges that read from Kafka: the processor and projector runtimes, the DLQ, tail."""

@@ -1,0 +1,110 @@
+"""Reading topics for people and scripts: decode every record and yield it with its position and headers.
+
+Nothing is committed: tail uses a throwaway group and assigns partitions itself, so it never disturbs a service.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from orderstream.config import Settings
+
+
+@dataclass(frozen=True)
+class TailedRecord:
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: str | None
+    headers: dict[str, str]
+    type: str
+    body: dict[str, Any] | None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def jsonable(value: Any) -> Any:
+    """A dataclass message as plain JSON-ready values (enums by value, datetimes in ISO 8601)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def tail(
+    settings: Settings,
+    topics: list[str],
+    from_beginning: bool = False,
+    follow: bool = True,
+    correlation_id: str | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Iterator[TailedRecord]:
+    """Records of the given (unprefixed) topics, decoded. Without follow, stops at the end offsets seen at start."""
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+
+    from orderstream.clients import consumer_config
+    from orderstream.schemas.cloudevents import read_headers
+    from orderstream.schemas.codec import Codec
+    from orderstream.schemas.errors import DecodeError
+
+    codec = Codec()
+    consumer = Consumer(consumer_config(settings, f"orderstream.tail.{uuid.uuid4().hex[:12]}"))
+    try:
+        assignment, ends = [], {}
+        for name in topics:
+            topic = settings.topic(name)
+            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+            if metadata.error is not None:
+                raise LookupError(f"topic {topic} does not exist (run `orderstream topics init`)")
+            for partition in metadata.partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                ends[(topic, partition)] = high
+                if follow or (from_beginning and high > low):
+                    assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING if from_beginning else OFFSET_END))
+        if not assignment:
+            return
+        consumer.assign(assignment)
+        remaining = {(tp.topic, tp.partition) for tp in assignment}
+        while (follow or remaining) and not should_stop():
+            for message in consumer.consume(500, timeout=0.5):
+                if message.error() is not None:
+                    raise RuntimeError(f"reading {message.topic()}: {message.error().str()}")
+                position = (message.topic(), message.partition())
+                if not follow and message.offset() + 1 >= ends[position]:
+                    remaining.discard(position)
+                headers = read_headers(message.headers())
+                if correlation_id is not None and headers.get("ce_correlationid") != correlation_id:
+                    continue
+                try:
+                    decoded = codec.decode(message.value())
+                    kind, body, error = type(decoded).__name__, jsonable(decoded), None
+                except DecodeError as exc:
+                    kind, body, error = "undecodable", None, str(exc)
+                key = message.key()
+                yield TailedRecord(
+                    topic=message.topic(), partition=message.partition(), offset=message.offset(),
+                    timestamp_ms=message.timestamp()[1], key=key.decode(errors="replace") if key is not None else None,
+                    headers=headers, type=kind, body=body, error=error,
+                )
+            if not follow:
+                # a partition that ends in transaction markers or aborted records never delivers its last offset
+                for topic, partition in list(remaining):
+                    position = consumer.position([TopicPartition(topic, partition)])[0].offset
+                    if position >= ends[(topic, partition)]:
+                        remaining.discard((topic, partition))
+    finally:
+        consumer.close()
