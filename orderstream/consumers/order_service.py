@@ -1,0 +1,135 @@
+"""The order service: the Order decider wired into the processor runtime.
+
+Input: orders.commands (PlaceOrder, CancelOrder). Changelog: orders.events. Every command gets a Reply on
+orders.replies, keyed by the order id, on the command's partition number. A repeated command id (one that already
+produced events, i.e. is the causation id of events in the order's stream) produces nothing new and gets the same
+reply as the first time. The decider also handles the other services' events (payments.events, inventory.results,
+shipping.events): REACTION_TOPICS lists them for when those services exist.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from orderstream.config import Settings
+from orderstream.consumers.processor import HandleContext, Outcome, Output, Processor, ProcessorSpec
+from orderstream.consumers.state import Handled, KeyState
+from orderstream.domain import order
+from orderstream.domain.commands import Command, Reply
+from orderstream.domain.order import OrderState, Rejection
+from orderstream.topology import INVENTORY_RESULTS, ORDERS_COMMANDS, ORDERS_EVENTS, ORDERS_REPLIES, PAYMENTS_EVENTS, SHIPPING_EVENTS
+
+log = logging.getLogger(__name__)
+
+NAME = "order"
+SOURCE = "orderstream/order-service"
+INPUT_TOPICS = (ORDERS_COMMANDS,)
+REACTION_TOPICS = (PAYMENTS_EVENTS, INVENTORY_RESULTS, SHIPPING_EVENTS)  # joined once those services produce
+
+
+class OrderLogic:
+    """Decides order commands and reactions on the order's current state; replies to every command."""
+
+    def initial(self, key: str) -> OrderState:
+        return order.initial_state(key)
+
+    def evolve(self, state: OrderState, event: Any) -> OrderState:
+        return order.evolve(state, event)
+
+    def handle(self, message: Any, state: KeyState[OrderState], context: HandleContext) -> Outcome:
+        is_command = isinstance(message, Command)
+        input_id = message.command_id if is_command else message.event_id
+        order_id = getattr(message, "order_id", None)
+        if order_id != context.key:
+            reason = f"record key {context.key!r} is not the order id {order_id!r} of the {type(message).__name__}"
+            if not is_command:
+                raise ValueError(f"{context.topic}[{context.partition}]@{context.offset}: {reason}")
+            return self._rejected(message, Rejection(reason, state.value.version, order.RejectionCode.INVALID), context)
+
+        seen = state.handled.get(input_id)
+        if seen is not None:  # handled before: nothing new, the same answer
+            log.info("order %s: %s %s was already handled (version %d)", context.key, type(message).__name__, input_id, seen.version)
+            return Outcome(reply=(lambda: _accepted(message, seen)) if is_command else None)
+
+        decision = order.decide(message, state.value, order.Context.of(message, context.now))
+        if isinstance(decision, Rejection):
+            if is_command:
+                return self._rejected(message, decision, context)
+            log.info("order %s: %s %s changes nothing: %s", context.key, type(message).__name__, input_id, decision.reason)
+            return Outcome()
+        if not is_command:
+            return Outcome(events=decision)
+        # the processor records state.handled[input_id] for these events and fills in the offset before reply()
+        return Outcome(events=decision, reply=lambda: _accepted(message, state.handled[input_id]))
+
+    def _rejected(self, command: Command, rejection: Rejection, context: HandleContext) -> Outcome:
+        reply = Reply(
+            command_id=command.command_id,
+            aggregate_id=context.key,
+            accepted=False,
+            version=rejection.current_version,
+            reason=rejection.reason,
+            replied_at=context.now,
+            correlation_id=command.correlation_id,
+        )
+        return Outcome(reply=lambda: Output(ORDERS_REPLIES, context.key, reply, context.partition))
+
+
+def _accepted(command: Command, handled: Handled) -> Output:
+    """The reply of an accepted command; identical every time it is asked for (it derives from the stream only)."""
+    reply = Reply(
+        command_id=command.command_id,
+        aggregate_id=command.aggregate_id,
+        accepted=True,
+        version=handled.version,
+        reason="",
+        replied_at=handled.at,
+        correlation_id=command.correlation_id,
+        events_topic=ORDERS_EVENTS,
+        events_partition=handled.partition,
+        events_offset=handled.offset,
+    )
+    return Output(ORDERS_REPLIES, command.aggregate_id, reply, handled.partition)
+
+
+def order_spec(settings: Settings, transactional_id: str, **overrides: Any) -> ProcessorSpec[OrderState]:
+    group = f"{settings.topic_prefix}order-service"
+    values: dict[str, Any] = {
+        "name": NAME,
+        "group_id": group,
+        "input_topics": INPUT_TOPICS,
+        "changelog_topic": ORDERS_EVENTS,
+        "logic": OrderLogic(),
+        "transactional_id": transactional_id,
+        "state_dir": settings.data_dir / "state" / NAME,
+        "source": SOURCE,
+    }
+    return ProcessorSpec(**(values | overrides))
+
+
+class OrderService:
+    """`orderstream run order`: one order processor with a stable instance slot (and so a stable transactional.id)."""
+
+    name = NAME
+
+    def __init__(self, settings: Settings, **overrides: Any) -> None:
+        self.settings = settings
+        self.overrides = overrides
+        self.processor: Processor[OrderState] | None = None
+
+    def run(self, stop) -> None:
+        from orderstream.consumers.instances import claim_slot
+
+        slot = claim_slot(self.settings.data_dir / "state" / NAME)
+        try:
+            group = f"{self.settings.topic_prefix}order-service"
+            spec = order_spec(self.settings, f"{group}-{slot.number}", **self.overrides)
+            self.processor = Processor(self.settings, spec)
+            self.processor.run(stop)
+        finally:
+            slot.release()
+
+
+def build_order_service(settings: Settings) -> OrderService:
+    return OrderService(settings)

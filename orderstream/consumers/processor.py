@@ -1,0 +1,510 @@
+"""The processor runtime (the write side): consume -> decide -> produce, exactly once, inside Kafka transactions.
+
+Any service plugs in a ProcessorLogic: its input topics, its changelog (its own output topic, co-partitioned with the
+inputs) and a handler that gets (decoded input, the current KeyState of the record's key) and returns an Outcome:
+changelog events, other records, and an optional reply built after the events' offsets are known.
+
+One batch = one transaction, in this order (see _process):
+  1. begin; for each record: decode, handle, produce its changelog events (to the input's partition number)
+  2. flush: delivery reports give the events' offsets (the read-your-writes positions)
+  3. produce the replies, which carry those positions
+  4. send the consumer positions with the group metadata (KIP-447: a zombie whose generation is stale is fenced)
+  5. commit; only now does the in-memory state take the batch's changes.
+An abortable error aborts, rewinds the consumer to the batch's first offsets and drops the batch's state changes; a
+fatal producer error recreates the producer (init_transactions fences the old epoch) and does the same. A record that
+cannot be decoded goes to the dead-letter hook, which by default stops the loop with a ProcessorError.
+
+State: on partition assignment, the committed offsets are fetched first (read_committed => KIP-447 "require stable":
+pending transactions on them are resolved), then the changelog partition with the same number is replayed from the
+cached checkpoint up to its last stable offset, and only then is input consumed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+from orderstream.config import Settings
+from orderstream.consumers.offsets import watermarks
+from orderstream.consumers.state import Handled, KeyState, PartitionState, StateCache
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S")
+
+DEFAULT_CONSUMER_OVERRIDES = {
+    # joined input topics must be assigned partition by partition number: range does that, roundrobin does not
+    "partition.assignment.strategy": "range",
+    "session.timeout.ms": 6000,
+    "heartbeat.interval.ms": 1000,
+    "max.poll.interval.ms": 120_000,
+}
+DEFAULT_PRODUCER_OVERRIDES = {"transaction.timeout.ms": 30_000}
+KAFKA_TIMEOUT_S = 30.0
+MAX_FATAL_RECOVERIES = 3
+
+
+class ProcessorError(RuntimeError):
+    """The processor cannot go on (an undecodable record, a corrupt changelog, a handler error, repeated fatal
+    Kafka errors). The open transaction was aborted: nothing of the failing batch is visible or committed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """A record to produce. topic is the logical name (the runtime adds the topic prefix); partition None lets the
+    partitioner (murmur2_random, keyed) choose."""
+
+    topic: str
+    key: str
+    value: Any
+    partition: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What handling one input does: changelog events for the input's key, other records, a reply.
+
+    `reply` is called after the batch's flush, so the Handled entries of the key (keyed by causation id) know their
+    offsets by then."""
+
+    events: Sequence[Any] = ()
+    outputs: Sequence[Output] = ()
+    reply: Callable[[], Output] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HandleContext:
+    now: datetime
+    topic: str  # logical input topic
+    partition: int
+    offset: int
+    key: str
+
+
+class ProcessorLogic(Protocol[S]):
+    """A service's domain wiring. handle() must be pure apart from reading the clock it is given."""
+
+    def initial(self, key: str) -> S: ...
+
+    def evolve(self, state: S, event: Any) -> S: ...
+
+    def handle(self, message: Any, state: KeyState[S], context: HandleContext) -> Outcome: ...
+
+
+DeadLetterHook = Callable[[Any, Exception], Sequence[Output]]
+
+
+def stop_on_undecodable(record: Any, error: Exception) -> Sequence[Output]:
+    """The default dead-letter hook: stop the loop, naming the record. (Issue 8 puts a DLQ producer here.)"""
+    raise ProcessorError(
+        f"cannot decode {record.topic()}[{record.partition()}]@{record.offset()}: {error}; stopping (no DLQ configured)"
+    )
+
+
+@dataclass
+class ProcessorSpec(Generic[S]):
+    """Everything that makes one service a processor."""
+
+    name: str
+    group_id: str
+    input_topics: tuple[str, ...]  # logical names
+    changelog_topic: str  # logical name
+    logic: ProcessorLogic[S]
+    transactional_id: str
+    state_dir: Path | None  # None: no on-disk cache
+    source: str  # CloudEvents source of what it produces
+    dead_letter: DeadLetterHook = stop_on_undecodable
+    consumer_overrides: dict[str, Any] = field(default_factory=dict)
+    producer_overrides: dict[str, Any] = field(default_factory=dict)
+    checkpoint_interval_s: float = 30.0
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+@dataclass
+class _Batch:
+    overlay: dict[tuple[int, str], KeyState[Any]] = field(default_factory=dict)
+    first_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    changelog_ends: dict[int, int] = field(default_factory=dict)
+    replies: list[Callable[[], Output]] = field(default_factory=list)
+    delivery_errors: list[Any] = field(default_factory=list)
+    events: int = 0
+    outputs: int = 0
+
+
+class Processor(Generic[S]):
+    """Runs one ProcessorSpec. Guarantees, per input record: its changelog events, outputs, reply and the consumer
+    offset past it are committed in one Kafka transaction, or none of them is. One writer per key (the group's
+    partition owner), so commands on one key are decided one after the other on the latest state."""
+
+    def __init__(self, settings: Settings, spec: ProcessorSpec[S], codec: Any | None = None) -> None:
+        self.settings = settings
+        self.spec = spec
+        self.name = spec.name
+        if codec is None:
+            from orderstream.schemas.codec import Codec
+
+            codec = Codec()
+        self.codec = codec
+        self.changelog = settings.topic(spec.changelog_topic)
+        self._logical = {settings.topic(t): t for t in (*spec.input_topics, spec.changelog_topic)}
+        self._cache = StateCache(spec.state_dir, self.changelog) if spec.state_dir else None
+        self._states: dict[int, PartitionState] = {}
+        self._owned: set[int] = set()
+        self._producer: Any = None
+        self._consumer: Any = None
+        self._in_transaction = False
+        self._fatal_recoveries = 0
+        self._last_checkpoint = time.monotonic()
+        self.batches_committed = 0  # for tests and status
+
+    # --- lifecycle -----------------------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        from confluent_kafka import Consumer
+
+        from orderstream.clients import consumer_config
+
+        self._producer = self._new_producer()
+        self._consumer = Consumer(
+            consumer_config(self.settings, self.spec.group_id, **(DEFAULT_CONSUMER_OVERRIDES | self.spec.consumer_overrides))
+        )
+        self._consumer.subscribe(
+            [self.settings.topic(t) for t in self.spec.input_topics],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        log.info("%s: started (group %s, transactional.id %s)", self.name, self.spec.group_id, self.spec.transactional_id)
+        try:
+            while not stop.is_set():
+                records = self._next_batch()
+                if records:
+                    self._process(records)
+                if time.monotonic() - self._last_checkpoint > self.spec.checkpoint_interval_s:
+                    self._checkpoint(self._owned)
+        finally:
+            self._close()
+
+    def _next_batch(self) -> list[Any]:
+        """Up to batch_size records: wait (up to poll_timeout) for the first, then take what is already fetched, so a
+        lone command is handled at once and a burst still makes one big batch."""
+        records = self._consumer.consume(1, self.settings.poll_timeout_s)
+        if records and self.settings.batch_size > 1:
+            records += self._consumer.consume(self.settings.batch_size - 1, 0)
+        return [r for r in records if not self._is_error_event(r)]
+
+    def _close(self) -> None:
+        if self._in_transaction:
+            self._abort_quietly("stopping")
+        if self._consumer is not None:
+            self._consumer.close()  # revokes (and so checkpoints) the assignment
+            self._consumer = None
+        self._checkpoint(set(self._states))
+        if self._producer is not None:
+            self._producer.flush(KAFKA_TIMEOUT_S)
+            self._producer = None
+        log.info("%s: stopped", self.name)
+
+    def _new_producer(self) -> Any:
+        from confluent_kafka import Producer
+
+        from orderstream.clients import producer_config
+
+        producer = Producer(
+            producer_config(
+                self.settings,
+                self.spec.transactional_id,
+                **(DEFAULT_PRODUCER_OVERRIDES | self.spec.producer_overrides),
+            )
+        )
+        producer.init_transactions(KAFKA_TIMEOUT_S)  # fences any older producer with our id, aborts its open txn
+        return producer
+
+    def _is_error_event(self, record: Any) -> bool:
+        error = record.error()
+        if error is None:
+            return False
+        if error.fatal():
+            raise ProcessorError(f"{self.name}: fatal consumer error: {error}")
+        log.warning("%s: consumer error (librdkafka retries): %s", self.name, error)
+        return True
+
+    # --- rebalances --------------------------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        # Committed offsets first: with read_committed librdkafka asks for *stable* offsets, which waits until any
+        # transaction carrying offsets for these partitions (a zombie's) is committed or aborted.
+        committed = consumer.committed(partitions, timeout=KAFKA_TIMEOUT_S)
+        numbers = {tp.partition for tp in partitions}
+        began = time.monotonic()
+        replayed = self._restore(numbers)
+        self._owned |= numbers
+        consumer.assign(committed)
+        log.info(
+            "%s: assigned partitions %s; state rebuilt (%d changelog records replayed) in %.2fs",
+            self.name, sorted(numbers), replayed, time.monotonic() - began,
+        )
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        # The loop is single-threaded and commits every batch before consuming again, so no transaction can be
+        # open here; abort defensively if one is.
+        if self._in_transaction:
+            self._abort_quietly("partitions revoked")
+        numbers = {tp.partition for tp in partitions}
+        self._checkpoint(numbers & self._owned)
+        self._owned -= numbers  # the state stays in memory as a cache: replay from its checkpoint catches up
+        log.info("%s: partitions %s revoked", self.name, sorted(numbers))
+
+    # --- state -------------------------------------------------------------------------------------------------
+
+    def _restore(self, partitions: set[int]) -> int:
+        """Bring the state of these changelog partitions up to their last stable offset. Returns records replayed."""
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        from orderstream.clients import consumer_config
+
+        reader = Consumer(consumer_config(self.settings, f"{self.spec.group_id}.restore"))
+        replayed = 0
+        try:
+            ends: dict[int, int] = {}
+            starts = []
+            for number in partitions:
+                state = self._states.get(number)
+                if state is None and self._cache is not None:
+                    state = self._cache.load(number)
+                low, end = watermarks(reader, self.changelog, number, KAFKA_TIMEOUT_S)
+                if state is None or not low <= state.next_offset <= end:
+                    if state is not None:
+                        log.warning("%s: cached state of partition %d is at %d, outside the changelog's %d..%d; "
+                                    "rebuilding", self.name, number, state.next_offset, low, end)
+                    state = PartitionState(number, next_offset=0)
+                self._states[number] = state
+                if state.next_offset < end:
+                    ends[number] = end
+                    start = state.next_offset if state.next_offset > 0 else OFFSET_BEGINNING
+                    starts.append(TopicPartition(self.changelog, number, start))
+            if not starts:
+                return 0
+            reader.assign(starts)
+            deadline = time.monotonic() + 300
+            while ends:
+                if time.monotonic() > deadline:
+                    raise ProcessorError(f"{self.name}: rebuilding state from {self.changelog} took over 300s")
+                for record in reader.consume(1000, 0.5):
+                    if record.error():
+                        if record.error().fatal():
+                            raise ProcessorError(f"{self.name}: fatal error reading {self.changelog}: {record.error()}")
+                        continue
+                    self._replay(record)
+                    replayed += 1
+                for tp in reader.position([TopicPartition(self.changelog, n) for n in list(ends)]):
+                    if tp.offset >= ends[tp.partition]:
+                        self._states[tp.partition].next_offset = ends.pop(tp.partition)
+            return replayed
+        finally:
+            reader.close()
+
+    def _replay(self, record: Any) -> None:
+        from orderstream.schemas.errors import DecodeError
+
+        try:
+            event = self.codec.decode(record.value())
+        except DecodeError as exc:
+            raise ProcessorError(
+                f"{self.name}: changelog record {record.topic()}[{record.partition()}]@{record.offset()} "
+                f"cannot be decoded: {exc}"
+            ) from exc
+        state = self._states[record.partition()]
+        key = record.key().decode("utf-8")
+        current = state.keys.get(key)
+        if current is None:
+            current = state.keys[key] = KeyState(self.spec.logic.initial(key))
+        current.value = self.spec.logic.evolve(current.value, event)
+        current.handled[event.causation_id] = Handled(event.version, record.partition(), record.offset(), event.occurred_at)
+        state.next_offset = record.offset() + 1
+        state.dirty = True
+
+    def _checkpoint(self, partitions: set[int]) -> None:
+        self._last_checkpoint = time.monotonic()
+        if self._cache is None:
+            return
+        for number in sorted(partitions):
+            state = self._states.get(number)
+            if state is not None and state.dirty:
+                self._cache.save(state)
+
+    def _key_state(self, batch: _Batch, partition: int, key: str) -> KeyState[S]:
+        current = batch.overlay.get((partition, key))
+        if current is None:
+            committed = self._states[partition].keys.get(key)
+            current = committed.copy() if committed is not None else KeyState(self.spec.logic.initial(key))
+            batch.overlay[(partition, key)] = current
+        return current
+
+    # --- one batch, one transaction ------------------------------------------------------------------------------
+
+    def _process(self, records: list[Any]) -> None:
+        from confluent_kafka import KafkaException
+
+        began = time.monotonic()
+        batch = _Batch()
+        for record in records:
+            where = (record.topic(), record.partition())
+            batch.first_offsets.setdefault(where, record.offset())
+            batch.next_offsets[where] = record.offset() + 1
+        try:
+            self._producer.begin_transaction()
+            self._in_transaction = True
+            for record in records:
+                self._handle(batch, record)
+            self._flush(batch)
+            for reply in batch.replies:
+                self._produce(batch, reply(), None)
+            self._producer.send_offsets_to_transaction(
+                self._positions(batch), self._consumer.consumer_group_metadata(), KAFKA_TIMEOUT_S
+            )
+            self._producer.commit_transaction(KAFKA_TIMEOUT_S)  # flushes the replies; fails if any was not delivered
+            self._in_transaction = False
+        except KafkaException as exc:
+            self._recover(exc.args[0], batch)
+            return
+        except BaseException:
+            self._abort_quietly("handler or decode error")
+            raise
+        self._apply(batch)
+        self._fatal_recoveries = 0
+        self.batches_committed += 1
+        log.info(
+            "%s: batch of %d records (partitions %s) -> %d events, %d other records, %d replies; committed in %.0f ms",
+            self.name, len(records), sorted({p for _, p in batch.next_offsets}), batch.events, batch.outputs,
+            len(batch.replies), (time.monotonic() - began) * 1000,
+        )
+
+    def _handle(self, batch: _Batch, record: Any) -> None:
+        from orderstream.schemas.errors import DecodeError
+
+        partition = record.partition()
+        if record.key() is None:
+            raise ProcessorError(f"{self.name}: {record.topic()}[{partition}]@{record.offset()} has no key")
+        try:
+            message = self.codec.decode(record.value())
+        except DecodeError as exc:
+            for output in self.spec.dead_letter(record, exc):
+                self._produce(batch, output, None)
+            return
+        key = record.key().decode("utf-8")
+        state = self._key_state(batch, partition, key)
+        context = HandleContext(self.spec.clock(), self._logical[record.topic()], partition, record.offset(), key)
+        outcome = self.spec.logic.handle(message, state, context)
+        for event in outcome.events:
+            state.value = self.spec.logic.evolve(state.value, event)
+            handled = Handled(event.version, partition, None, event.occurred_at)
+            state.handled[event.causation_id] = handled
+            self._produce(batch, Output(self.spec.changelog_topic, key, event, partition), handled)
+            batch.events += 1
+        for output in outcome.outputs:
+            self._produce(batch, output, None)
+            batch.outputs += 1
+        if outcome.reply is not None:
+            batch.replies.append(outcome.reply)
+
+    def _produce(self, batch: _Batch, output: Output, handled: Handled | None) -> None:
+        topic = self.settings.topic(output.topic)
+
+        def delivered(error: Any, record: Any) -> None:
+            if error is not None:
+                batch.delivery_errors.append(error)
+            elif handled is not None:
+                handled.offset = record.offset()
+                batch.changelog_ends[record.partition()] = max(batch.changelog_ends.get(record.partition(), 0), record.offset() + 1)
+
+        extra = {} if output.partition is None else {"partition": output.partition}
+        self._producer.produce(
+            topic,
+            key=output.key.encode("utf-8"),
+            value=self.codec.encode(output.value),
+            headers=self.codec.headers(output.value, self.spec.source),
+            on_delivery=delivered,
+            **extra,
+        )
+
+    def _flush(self, batch: _Batch) -> None:
+        from confluent_kafka import KafkaError, KafkaException
+
+        remaining = self._producer.flush(KAFKA_TIMEOUT_S)
+        if batch.delivery_errors:
+            raise KafkaException(batch.delivery_errors[0])
+        if remaining:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{remaining} records unacknowledged after flush"))
+
+    def _positions(self, batch: _Batch) -> list[Any]:
+        from confluent_kafka import TopicPartition
+
+        return [TopicPartition(topic, partition, offset) for (topic, partition), offset in batch.next_offsets.items()]
+
+    def _apply(self, batch: _Batch) -> None:
+        """The transaction committed: the batch's state becomes the state."""
+        for (partition, key), state in batch.overlay.items():
+            store = self._states[partition]
+            store.keys[key] = state
+            store.dirty = True
+        for partition, end in batch.changelog_ends.items():
+            store = self._states[partition]
+            store.next_offset = max(store.next_offset, end)
+
+    # --- failures ------------------------------------------------------------------------------------------------
+
+    def _recover(self, error: Any, batch: _Batch) -> None:
+        """Abort (or, after a fatal error, replace the producer), drop the batch's state, rewind the consumer."""
+        from confluent_kafka import KafkaException
+
+        log.warning("%s: transaction failed (%s); %s", self.name, error,
+                    "recreating the producer" if error.fatal() else "aborting and retrying the batch")
+        if not error.fatal():
+            try:
+                self._producer.abort_transaction(KAFKA_TIMEOUT_S)
+                self._in_transaction = False
+            except KafkaException as exc:
+                if not exc.args[0].fatal():
+                    raise ProcessorError(f"{self.name}: cannot abort the transaction: {exc}") from exc
+                error = exc.args[0]
+        if error.fatal():
+            self._fatal_recoveries += 1
+            if self._fatal_recoveries > MAX_FATAL_RECOVERIES:
+                raise ProcessorError(f"{self.name}: {self._fatal_recoveries} fatal producer errors in a row: {error}")
+            self._in_transaction = False
+            self._producer = self._new_producer()
+        self._rewind(batch)
+
+    def _rewind(self, batch: _Batch) -> None:
+        from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+        assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        for (topic, partition), offset in batch.first_offsets.items():
+            if (topic, partition) not in assigned:
+                continue  # no longer ours: the next owner starts from the committed offset
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:
+                if exc.args[0].code() not in (KafkaError._STATE, KafkaError._UNKNOWN_PARTITION):
+                    raise
+                log.info("%s: %s[%d] is being revoked; its next owner resumes at the committed offset", self.name, topic, partition)
+
+    def _abort_quietly(self, why: str) -> None:
+        """Abort on the way out of a failure that is already being raised (its error matters more than this one)."""
+        from confluent_kafka import KafkaException
+
+        try:
+            self._producer.abort_transaction(KAFKA_TIMEOUT_S)
+            log.warning("%s: transaction aborted (%s)", self.name, why)
+        except KafkaException as exc:
+            log.error("%s: aborting the transaction failed too (%s): %s", self.name, why, exc)
+        finally:
+            self._in_transaction = False

@@ -1,0 +1,402 @@
+"""The Order aggregate: a pure decider. No Kafka, no clock, no randomness.
+
+    decide(message, state, context) -> tuple of new events | Rejection
+    evolve(state, event) -> state
+
+`message` is a command (PlaceOrder, CancelOrder) or an event of another service the order reacts to (payments,
+inventory results, shipping). The lifecycle is
+
+    PLACED -> CONFIRMED -> SHIPPED -> DELIVERED
+       |          |
+       +----------+--> CANCELLED        PLACED --> REJECTED (payment declined or a line could not be reserved)
+
+and every other transition is rejected. An order is CONFIRMED once its payment is authorized AND every line is
+reserved. Reactions to other services' events are recorded (OrderPaymentUpdated, OrderLineReservationUpdated) even
+after the order ended, so compensation (voiding a payment, releasing stock) can be driven from the order's stream.
+
+The caller passes a Context: the event time, correlation and causation ids. Event ids are derived from the causation
+id and the version (a name-based UUID), so deciding the same input on the same state twice yields identical events.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from orderstream.domain.commands import CancelOrder, Command, PlaceOrder
+from orderstream.domain.events import (
+    Event,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderDelivered,
+    OrderLine,
+    OrderLineReservationUpdated,
+    OrderPaymentUpdated,
+    OrderPlaced,
+    OrderRejected,
+    OrderShipped,
+    PaymentAuthorized,
+    PaymentDeclined,
+    PaymentRefunded,
+    PaymentStatus,
+    PaymentVoided,
+    ReservationStatus,
+    ShipmentCreated,
+    ShipmentDelivered,
+    ShipmentDispatched,
+    StockReleased,
+    StockReservationRejected,
+    StockReserved,
+)
+from orderstream.domain.validation import (
+    MAX_LINES_PER_ORDER,
+    ValidationError,
+    check_currency,
+    check_id,
+    check_quantity,
+    check_reason,
+    check_unit_price,
+)
+
+_EVENT_ID_NAMESPACE = uuid.UUID("6f1c1f9e-3b0a-4d59-9a57-3c6b1f0e2a41")
+
+
+class OrderStatus(enum.Enum):
+    PLACED = "PLACED"
+    CONFIRMED = "CONFIRMED"
+    SHIPPED = "SHIPPED"
+    DELIVERED = "DELIVERED"
+    REJECTED = "REJECTED"
+    CANCELLED = "CANCELLED"
+
+
+CANCELLABLE = frozenset({OrderStatus.PLACED, OrderStatus.CONFIRMED})
+ENDED = frozenset({OrderStatus.DELIVERED, OrderStatus.REJECTED, OrderStatus.CANCELLED})
+
+
+class RejectionCode(enum.Enum):
+    INVALID = "invalid"  # the input broke a validation rule
+    NOT_FOUND = "not_found"  # no such order
+    ALREADY_EXISTS = "already_exists"  # PlaceOrder for an order id in use
+    VERSION_CONFLICT = "version_conflict"  # expected_version is not the current version
+    ILLEGAL_TRANSITION = "illegal_transition"  # the order's status does not allow it
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A message the order refused: why, and the version the order was at (0 when it does not exist)."""
+
+    reason: str
+    current_version: int
+    code: RejectionCode
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the caller knows and the decider must not make up: when, and on behalf of which workflow and cause."""
+
+    occurred_at: datetime
+    correlation_id: str
+    causation_id: str
+
+    @classmethod
+    def of(cls, message: Command | Event, occurred_at: datetime) -> Context:
+        """The context of handling a command (caused by its command id) or an event (caused by its event id)."""
+        cause = message.command_id if isinstance(message, Command) else message.event_id
+        return cls(occurred_at=occurred_at, correlation_id=message.correlation_id, causation_id=cause)
+
+    def event_id(self, order_id: str, version: int) -> str:
+        return str(uuid.uuid5(_EVENT_ID_NAMESPACE, f"{order_id}/{version}/{self.causation_id}"))
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    """Everything the decider needs to know about one order. version 0 and status None: the order does not exist."""
+
+    order_id: str
+    version: int = 0
+    status: OrderStatus | None = None
+    customer_id: str = ""
+    currency: str = ""
+    lines: tuple[OrderLine, ...] = ()
+    total_minor: int = 0
+    payment: PaymentStatus = PaymentStatus.PENDING
+    reservations: tuple[tuple[str, ReservationStatus], ...] = ()  # (sku, status), in line order, once known
+
+    @property
+    def exists(self) -> bool:
+        return self.status is not None
+
+    def reservation_of(self, sku: str) -> ReservationStatus | None:
+        return dict(self.reservations).get(sku)
+
+    def has_line(self, sku: str) -> bool:
+        return any(line.sku == sku for line in self.lines)
+
+    @property
+    def fully_reserved(self) -> bool:
+        known = dict(self.reservations)
+        return all(known.get(line.sku) is ReservationStatus.RESERVED for line in self.lines)
+
+
+def initial_state(order_id: str) -> OrderState:
+    return OrderState(order_id=order_id)
+
+
+# --- validation (shared with the CLI, which checks before producing anything) -----------------------------------
+
+
+def validate_place_order(command: PlaceOrder) -> None:
+    """Raise ValidationError naming the first broken rule."""
+    check_id("order id", command.order_id)
+    check_id("customer id", command.customer_id)
+    check_id("command id", command.command_id)
+    check_currency(command.currency)
+    if command.channel is not None:
+        check_id("channel", command.channel)
+    if not command.lines:
+        raise ValidationError("an order needs at least one line (--item SKU:QTY:PRICE)")
+    if len(command.lines) > MAX_LINES_PER_ORDER:
+        raise ValidationError(f"an order has at most {MAX_LINES_PER_ORDER} lines, got {len(command.lines)}")
+    seen: set[str] = set()
+    for line in command.lines:
+        check_id("sku", line.sku)
+        check_quantity(line.sku, line.quantity)
+        check_unit_price(line.sku, line.unit_price_minor)
+        if line.sku in seen:
+            raise ValidationError(f"sku {line.sku} appears on two lines; put the whole quantity on one line")
+        seen.add(line.sku)
+
+
+def validate_cancel_order(command: CancelOrder) -> None:
+    check_id("order id", command.order_id)
+    check_id("command id", command.command_id)
+    check_reason(command.reason)
+    if command.expected_version is not None and command.expected_version < 0:
+        raise ValidationError(f"expected version must be 0 or more, got {command.expected_version}")
+
+
+# --- decide ------------------------------------------------------------------------------------------------------
+
+Decision = tuple[Event, ...] | Rejection
+
+
+def decide(message: Command | Event, state: OrderState, context: Context) -> Decision:
+    """The events a command or a reaction produces on this order, or why it is refused. Pure."""
+    handler = _HANDLERS.get(type(message))
+    if handler is None:
+        return Rejection(f"the order does not handle {type(message).__name__}", state.version, RejectionCode.INVALID)
+    return handler(message, state, _Emitter(state, context))
+
+
+class _Emitter:
+    """Numbers new events state.version+1, +2, ... and stamps them with the context's metadata."""
+
+    def __init__(self, state: OrderState, context: Context) -> None:
+        self.state = state
+        self.context = context
+        self.events: list[Event] = []
+
+    def __call__(self, event_type: type[Event], **fields: object) -> _Emitter:
+        version = self.state.version + len(self.events) + 1
+        order_id = self.state.order_id
+        self.events.append(
+            event_type(
+                event_id=self.context.event_id(order_id, version),
+                version=version,
+                occurred_at=self.context.occurred_at,
+                correlation_id=self.context.correlation_id,
+                causation_id=self.context.causation_id,
+                order_id=order_id,
+                **fields,
+            )
+        )
+        return self
+
+    def done(self) -> tuple[Event, ...]:
+        return tuple(self.events)
+
+    def current(self) -> OrderState:
+        return fold(self.state, self.events)
+
+
+def _reject(state: OrderState, code: RejectionCode, reason: str) -> Rejection:
+    return Rejection(reason, state.version, code)
+
+
+def _place(command: PlaceOrder, state: OrderState, emit: _Emitter) -> Decision:
+    try:
+        validate_place_order(command)
+    except ValidationError as exc:
+        return _reject(state, RejectionCode.INVALID, str(exc))
+    if state.exists:
+        return _reject(state, RejectionCode.ALREADY_EXISTS, f"order {state.order_id} already exists (version {state.version})")
+    total = sum(line.amount_minor for line in command.lines)
+    return emit(
+        OrderPlaced,
+        customer_id=command.customer_id,
+        currency=command.currency,
+        lines=command.lines,
+        total_minor=total,
+        channel=command.channel,
+    ).done()
+
+
+def _cancel(command: CancelOrder, state: OrderState, emit: _Emitter) -> Decision:
+    try:
+        validate_cancel_order(command)
+    except ValidationError as exc:
+        return _reject(state, RejectionCode.INVALID, str(exc))
+    if not state.exists:
+        return _reject(state, RejectionCode.NOT_FOUND, f"order {state.order_id} does not exist")
+    if command.expected_version is not None and command.expected_version != state.version:
+        return _reject(
+            state,
+            RejectionCode.VERSION_CONFLICT,
+            f"version conflict: expected version {command.expected_version}, order {state.order_id} is at {state.version}",
+        )
+    if state.status not in CANCELLABLE:
+        return _reject(state, RejectionCode.ILLEGAL_TRANSITION, f"order {state.order_id} is {state.status.value}: it cannot be cancelled")
+    return emit(OrderCancelled, reason=command.reason or "cancelled by request").done()
+
+
+def _payment(message: Event, state: OrderState, emit: _Emitter) -> Decision:
+    if not state.exists:
+        return _reject(state, RejectionCode.NOT_FOUND, f"order {state.order_id} does not exist")
+    status = _PAYMENT_STATUS[type(message)]
+    if state.payment is status:
+        return ()  # already known (a repeated event): nothing new
+    reason = getattr(message, "reason", "")
+    emit(OrderPaymentUpdated, payment_status=status, reason=reason)
+    if state.status is OrderStatus.PLACED:
+        if status is PaymentStatus.DECLINED:
+            emit(OrderRejected, reason=f"payment declined: {reason}" if reason else "payment declined")
+        elif status is PaymentStatus.AUTHORIZED and emit.current().fully_reserved:
+            emit(OrderConfirmed)
+    return emit.done()
+
+
+def _reservation(message: StockReserved | StockReservationRejected | StockReleased, state: OrderState, emit: _Emitter) -> Decision:
+    if not state.exists:
+        return _reject(state, RejectionCode.NOT_FOUND, f"order {state.order_id} does not exist")
+    if not state.has_line(message.sku):
+        return _reject(state, RejectionCode.INVALID, f"order {state.order_id} has no line for sku {message.sku}")
+    status = _RESERVATION_STATUS[type(message)]
+    if state.reservation_of(message.sku) is status:
+        return ()
+    reason = getattr(message, "reason", "")
+    emit(OrderLineReservationUpdated, sku=message.sku, reservation_status=status, reason=reason)
+    if state.status is OrderStatus.PLACED:
+        if status is ReservationStatus.REJECTED:
+            emit(OrderRejected, reason=f"stock for {message.sku} unavailable: {reason}" if reason else f"stock for {message.sku} unavailable")
+        elif status is ReservationStatus.RESERVED:
+            after = emit.current()
+            if after.payment is PaymentStatus.AUTHORIZED and after.fully_reserved:
+                emit(OrderConfirmed)
+    return emit.done()
+
+
+def _dispatched(message: ShipmentDispatched, state: OrderState, emit: _Emitter) -> Decision:
+    if state.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED):
+        return ()
+    if state.status is not OrderStatus.CONFIRMED:
+        return _reject(state, RejectionCode.ILLEGAL_TRANSITION, _cannot(state, "be shipped"))
+    return emit(OrderShipped, carrier=message.carrier, tracking_number=message.tracking_number).done()
+
+
+def _delivered(message: ShipmentDelivered, state: OrderState, emit: _Emitter) -> Decision:
+    if state.status is OrderStatus.DELIVERED:
+        return ()
+    if state.status is not OrderStatus.SHIPPED:
+        return _reject(state, RejectionCode.ILLEGAL_TRANSITION, _cannot(state, "be delivered"))
+    return emit(OrderDelivered).done()
+
+
+def _ignore(message: Event, state: OrderState, emit: _Emitter) -> Decision:
+    return ()
+
+
+def _cannot(state: OrderState, what: str) -> str:
+    if not state.exists:
+        return f"order {state.order_id} does not exist"
+    return f"order {state.order_id} is {state.status.value}: it cannot {what}"
+
+
+_PAYMENT_STATUS = {
+    PaymentAuthorized: PaymentStatus.AUTHORIZED,
+    PaymentDeclined: PaymentStatus.DECLINED,
+    PaymentVoided: PaymentStatus.VOIDED,
+    PaymentRefunded: PaymentStatus.REFUNDED,
+}
+_RESERVATION_STATUS = {
+    StockReserved: ReservationStatus.RESERVED,
+    StockReservationRejected: ReservationStatus.REJECTED,
+    StockReleased: ReservationStatus.RELEASED,
+}
+_HANDLERS = {
+    PlaceOrder: _place,
+    CancelOrder: _cancel,
+    PaymentAuthorized: _payment,
+    PaymentDeclined: _payment,
+    PaymentVoided: _payment,
+    PaymentRefunded: _payment,
+    StockReserved: _reservation,
+    StockReservationRejected: _reservation,
+    StockReleased: _reservation,
+    ShipmentCreated: _ignore,
+    ShipmentDispatched: _dispatched,
+    ShipmentDelivered: _delivered,
+}
+HANDLED_TYPES: tuple[type, ...] = tuple(_HANDLERS)
+
+
+# --- evolve ------------------------------------------------------------------------------------------------------
+
+
+class EvolveError(ValueError):
+    """An event does not fit the state (wrong order, wrong version): the stream is corrupt or misrouted."""
+
+
+def evolve(state: OrderState, event: Event) -> OrderState:
+    """The state after one of this order's events. Checks the event continues the stream (version + 1)."""
+    if event.version != state.version + 1:
+        raise EvolveError(f"order {state.order_id}: event {event.type_name} has version {event.version}, expected {state.version + 1}")
+    if getattr(event, "order_id", None) != state.order_id:
+        raise EvolveError(f"order {state.order_id}: event {event.type_name} belongs to {getattr(event, 'order_id', None)}")
+    state = replace(state, version=event.version)
+    match event:
+        case OrderPlaced():
+            return replace(
+                state,
+                status=OrderStatus.PLACED,
+                customer_id=event.customer_id,
+                currency=event.currency,
+                lines=event.lines,
+                total_minor=event.total_minor,
+            )
+        case OrderPaymentUpdated():
+            return replace(state, payment=event.payment_status)
+        case OrderLineReservationUpdated():
+            known = dict(state.reservations)
+            known[event.sku] = event.reservation_status
+            return replace(state, reservations=tuple(known.items()))
+        case OrderConfirmed():
+            return replace(state, status=OrderStatus.CONFIRMED)
+        case OrderRejected():
+            return replace(state, status=OrderStatus.REJECTED)
+        case OrderCancelled():
+            return replace(state, status=OrderStatus.CANCELLED)
+        case OrderShipped():
+            return replace(state, status=OrderStatus.SHIPPED)
+        case OrderDelivered():
+            return replace(state, status=OrderStatus.DELIVERED)
+    raise EvolveError(f"order {state.order_id}: {event.type_name} is not an order event")
+
+
+def fold(state: OrderState, events: Iterable[Event]) -> OrderState:
+    for event in events:
+        state = evolve(state, event)
+    return state

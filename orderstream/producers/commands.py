@@ -1,0 +1,165 @@
+"""Sending a command, and optionally waiting for its reply: what `place`, `cancel` (and later `stock add`, `ship`,
+`deliver`) share.
+
+Waiting without missing the reply: before sending, note the end offset of every partition of the replies topic; send
+(idempotent producer, acks=all); the delivery report names the command's partition; the service replies on the same
+partition number; read that replies partition (read_committed) from the noted end offset until the reply with our
+command id arrives. Nothing is committed: the reader has a throwaway group and assigns its partition itself.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from orderstream.config import Settings
+from orderstream.consistency import ConsistencyToken
+from orderstream.domain.commands import Command, Reply
+
+SOURCE = "orderstream/cli"
+KAFKA_TIMEOUT_S = 10.0
+
+
+class SendError(RuntimeError):
+    """The broker did not acknowledge the command: it may or may not have been written (resending the same command
+    id is safe: the service handles a command id once)."""
+
+
+class ReplyTimeout(TimeoutError):
+    """The command was written but no reply arrived in time (is the service running?)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    sent: Sent
+    reply: Reply
+
+    @property
+    def token(self) -> ConsistencyToken | None:
+        """Where the last event the command wrote sits (None when it wrote nothing)."""
+        r = self.reply
+        if r.events_topic is None or r.events_partition is None or r.events_offset is None:
+            return None
+        return ConsistencyToken(r.events_topic, r.events_partition, r.events_offset)
+
+
+class CommandSender:
+    """Writes commands to one command topic, keyed by their aggregate id; reads replies from its replies topic.
+
+    Guarantees: send() returns only once the broker acknowledged the record (acks=all, idempotent); send_and_wait()
+    returns the reply to exactly this command id, or raises ReplyTimeout. Use as a context manager.
+    """
+
+    def __init__(self, settings: Settings, commands_topic: str, replies_topic: str, source: str = SOURCE) -> None:
+        from confluent_kafka import Producer
+
+        from orderstream.clients import producer_config
+        from orderstream.schemas.codec import Codec
+
+        self.settings = settings
+        self.commands_topic = settings.topic(commands_topic)
+        self.replies_topic = settings.topic(replies_topic)
+        self.source = source
+        self.codec = Codec()
+        self._producer = Producer(producer_config(settings, **{"linger.ms": 0}))
+        self._reader: Any = None
+
+    def __enter__(self) -> CommandSender:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        self._producer.flush(KAFKA_TIMEOUT_S)
+
+    def send(self, command: Command, timeout_s: float = KAFKA_TIMEOUT_S) -> Sent:
+        results: list[Any] = []
+        self._producer.produce(
+            self.commands_topic,
+            key=command.aggregate_id.encode("utf-8"),
+            value=self.codec.encode(command),
+            headers=self.codec.headers(command, self.source),
+            on_delivery=lambda error, record: results.append((error, record)),
+        )
+        self._producer.flush(timeout_s)
+        if not results:
+            raise SendError(
+                f"the broker at {self.settings.effective_bootstrap} did not acknowledge command {command.command_id} "
+                f"within {timeout_s:.0f}s"
+            )
+        error, record = results[0]
+        if error is not None:
+            raise SendError(f"command {command.command_id} was not written to {self.commands_topic}: {error.str()}")
+        return Sent(record.topic(), record.partition(), record.offset())
+
+    def send_and_wait(self, command: Command, timeout_s: float | None = None) -> Outcome:
+        timeout_s = self.settings.wait_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout_s
+        starts = self._reply_ends()
+        sent = self.send(command)
+        reply = self._await_reply(command.command_id, sent.partition, starts[sent.partition], deadline)
+        if reply is None:
+            raise ReplyTimeout(f"no reply to command {command.command_id} within {timeout_s:g}s (is the service running?)")
+        return Outcome(sent, reply)
+
+    def _reader_consumer(self) -> Any:
+        if self._reader is None:
+            from confluent_kafka import Consumer
+
+            from orderstream.clients import consumer_config
+
+            self._reader = Consumer(consumer_config(self.settings, f"orderstream-reply-reader-{uuid.uuid4().hex}"))
+        return self._reader
+
+    def _reply_ends(self) -> dict[int, int]:
+        """The (last stable) end offset of every replies partition, taken before sending."""
+        from orderstream.consumers.offsets import watermarks
+
+        reader = self._reader_consumer()
+        metadata = reader.list_topics(self.replies_topic, timeout=KAFKA_TIMEOUT_S).topics.get(self.replies_topic)
+        if metadata is None or metadata.error is not None or not metadata.partitions:
+            problem = metadata.error if metadata is not None and metadata.error else "it does not exist"
+            raise SendError(f"cannot read {self.replies_topic}: {problem} (run `orderstream topics init`)")
+        return {
+            number: watermarks(reader, self.replies_topic, number, KAFKA_TIMEOUT_S)[1]
+            for number in metadata.partitions
+        }
+
+    def _await_reply(self, command_id: str, partition: int, start: int, deadline: float) -> Reply | None:
+        from confluent_kafka import TopicPartition
+
+        reader = self._reader_consumer()
+        reader.assign([TopicPartition(self.replies_topic, partition, start)])
+        try:
+            return self._scan(reader, command_id, deadline)
+        finally:
+            reader.unassign()
+
+    def _scan(self, reader: Any, command_id: str, deadline: float) -> Reply | None:
+        from orderstream.schemas.cloudevents import read_headers
+
+        while (left := deadline - time.monotonic()) > 0:
+            for record in reader.consume(1, min(left, 0.5)):
+                if record.error():
+                    if record.error().fatal():
+                        raise SendError(f"reading {self.replies_topic}: {record.error()}")
+                    continue
+                if read_headers(record.headers()).get("ce_causationid") != command_id:
+                    continue  # another command's reply (the header says so without decoding)
+                reply = self.codec.decode(record.value())
+                if isinstance(reply, Reply) and reply.command_id == command_id:
+                    return reply
+        return None
