@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from orderstream.cli import broker, demo, generate, run, schemas, tail, topics
+from orderstream.cli import query
 from orderstream.cli.common import GlobalOptions
 
 app = typer.Typer(
@@ -55,6 +56,7 @@ def root(
 app.add_typer(broker.app, name="broker", help="Start, stop and inspect the local Apache Kafka broker (KRaft).")
 app.add_typer(topics.app, name="topics", help="Create and verify every topic of the pipeline.")
 app.add_typer(schemas.app, name="schemas", help="List the wire contract's Avro schemas and check their compatibility.")
+app.add_typer(query.app, name="query", help="Ask the read models: one order, order lists, sales (with --after for read-your-writes).")
 app.command(name="run")(run.run)
 app.command(name="generate")(generate.generate)
 app.command(name="tail")(tail.tail)

@@ -1,0 +1,233 @@
+"""`orderstream query order|orders|sales|customer`: read the projections through their query interface.
+
+--json prints only JSON on stdout (stable field names, see DESIGN.md); without it, rich tables for people.
+--after TOKEN (from `place --wait`) waits until the view has applied that event, up to --timeout seconds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Optional
+
+import typer
+
+from orderstream.cli.common import console, fail, print_json, settings_of
+
+app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
+TimeoutOption = Annotated[
+    Optional[float],
+    typer.Option("--timeout", help="Seconds --after waits for the view (default: the wait_timeout_s setting).", min=0),
+]
+
+
+def _open(settings, projection: str):
+    from orderstream.projections.queries import ReadModel
+    from orderstream.projections.store import StoreError
+
+    try:
+        return ReadModel(settings.database_url_for(projection), projection)
+    except StoreError as exc:
+        fail(str(exc))
+
+
+def _wait_for(settings, projection: str, token_text: str, timeout_s: float | None) -> None:
+    """Block until the projection's stored next offset on the token's partition is past the token's offset."""
+    import time
+
+    from orderstream.consistency import ConsistencyToken, TokenError
+    from orderstream.projections.queries import ReadModel
+    from orderstream.projections.store import NotInitialized, StoreError
+
+    try:
+        token = ConsistencyToken.parse(token_text)
+    except TokenError as exc:
+        fail(str(exc))
+    timeout_s = settings.wait_timeout_s if timeout_s is None else timeout_s
+    deadline = time.monotonic() + timeout_s
+    url, topic = settings.database_url_for(projection), settings.topic(token.topic)
+    model, next_offset = None, None
+    try:
+        while True:
+            try:
+                model = model or ReadModel(url, projection)
+                next_offset = model.next_offset(topic, token.partition)
+            except NotInitialized:
+                next_offset = None
+            if token.is_applied(next_offset):
+                return
+            if time.monotonic() >= deadline:
+                behind = token.offset + 1 - (next_offset or 0)
+                fail(
+                    f"{projection} is behind by {behind} event(s) on {token.topic} partition {token.partition} after "
+                    f"{timeout_s:g}s (it has applied up to offset {(next_offset or 0) - 1}, the token needs {token.offset}); "
+                    "is `orderstream run projections` running?"
+                )
+            time.sleep(0.05)
+    except StoreError as exc:
+        fail(str(exc))
+    finally:
+        if model is not None:
+            model.close()
+
+
+def _money(amount_minor: int, currency: str) -> str:
+    try:
+        from orderstream.domain.money import format_minor
+
+        return format_minor(amount_minor, currency)
+    except (ImportError, ValueError, KeyError):
+        return f"{amount_minor} {currency} (minor units)"
+
+
+@app.command("order")
+def order(
+    ctx: typer.Context,
+    order_id: Annotated[str, typer.Argument(help="The order id.")],
+    after: Annotated[
+        Optional[str], typer.Option("--after", help="Wait until the view has applied this token (from `place --wait`).")
+    ] = None,
+    timeout: TimeoutOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """One order: its summary, lines and the timeline of its events."""
+    from orderstream.projections.queries import order_detail
+
+    settings = settings_of(ctx)
+    if after:
+        _wait_for(settings, "order-view", after, timeout)
+    with _open(settings, "order-view") as model:
+        detail = order_detail(model, order_id)
+    if detail is None:
+        fail(f"order {order_id} not found in order-view")
+    if json_output:
+        print_json(detail)
+        return
+    from rich.table import Table
+
+    out = console()
+    out.print(
+        f"[bold]{detail['order_id']}[/]  customer {detail['customer_id']}  [bold]{detail['status']}[/]  "
+        f"v{detail['version']}  {_money(detail['total_minor'], detail['currency'])}  "
+        f"payment {detail['payment_status'] or '-'}  placed {detail['placed_at']}",
+        highlight=False,
+    )
+    lines = Table("sku", "quantity", "unit price", "amount", title="lines")
+    for line in detail["lines"]:
+        amount = line["quantity"] * line["unit_price_minor"]
+        lines.add_row(
+            line["sku"], str(line["quantity"]), _money(line["unit_price_minor"], detail["currency"]),
+            _money(amount, detail["currency"]),
+        )  # fmt: skip
+    out.print(lines)
+    timeline = Table("version", "event", "occurred at", title="timeline")
+    for entry in detail["timeline"]:
+        timeline.add_row(str(entry["version"]), entry["type"], entry["occurred_at"])
+    out.print(timeline)
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"--since {text!r} is not an ISO 8601 time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)")
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@app.command("orders")
+def orders(
+    ctx: typer.Context,
+    customer: Annotated[Optional[str], typer.Option("--customer", help="Only this customer's orders.")] = None,
+    status: Annotated[Optional[str], typer.Option("--status", help="Only orders in this status (e.g. PLACED).")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Only orders placed at or after this ISO time (UTC if no zone).")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many orders.", min=1, max=10_000)] = 50,
+    sort: Annotated[str, typer.Option("--sort", help="placed_at, updated_at, total_minor, order_id, customer_id or status.")] = "placed_at",
+    ascending: Annotated[bool, typer.Option("--asc", help="Oldest/smallest first (default: newest first).")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Order summaries, newest first."""
+    from orderstream.projections.base import STATUSES
+    from orderstream.projections.queries import QueryError, list_orders
+
+    if status is not None and status.upper() not in STATUSES:
+        fail(f"unknown status {status!r}; choose from: {', '.join(STATUSES)}")
+    settings = settings_of(ctx)
+    moment = _parse_time(since) if since else None
+    with _open(settings, "order-view") as model:
+        try:
+            rows = list_orders(
+                model, customer_id=customer, status=status, since=moment, limit=limit, sort=sort, descending=not ascending
+            )
+        except QueryError as exc:
+            fail(str(exc))
+    if json_output:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table("order", "customer", "status", "v", "total", "payment", "placed at")
+    for row in rows:
+        table.add_row(
+            row["order_id"], row["customer_id"], row["status"], str(row["version"]),
+            _money(row["total_minor"], row["currency"]), row["payment_status"] or "-", row["placed_at"],
+        )  # fmt: skip
+    console().print(table)
+
+
+@app.command("sales")
+def sales(
+    ctx: typer.Context,
+    by: Annotated[str, typer.Option("--by", help="Group by sku, day or day-sku.")] = "sku",
+    json_output: JsonOption = False,
+) -> None:
+    """Booked units and revenue (orders confirmed or later, by the day they were placed) and orders per status."""
+    from orderstream.projections.queries import QueryError, sales as sales_rows, status_counts
+
+    settings = settings_of(ctx)
+    with _open(settings, "sales-view") as model:
+        try:
+            rows = sales_rows(model, by=by)
+        except QueryError as exc:
+            fail(str(exc))
+        statuses = status_counts(model)
+    if json_output:
+        print_json({"by": by, "rows": rows, "statuses": statuses})
+        return
+    from rich.table import Table
+
+    keys = {"sku": ["sku"], "day": ["day"], "day-sku": ["day", "sku"]}[by]
+    table = Table(*keys, "units", "revenue", title=f"sales by {by}")
+    for row in rows:
+        table.add_row(*(row[k] for k in keys), str(row["units"]), _money(row["revenue_minor"], row["currency"]))
+    out = console()
+    out.print(table)
+    counts = Table("status", "orders", title="orders per status")
+    for entry in statuses:
+        counts.add_row(entry["status"], str(entry["orders"]))
+    out.print(counts)
+
+
+@app.command("customer")
+def customer(
+    ctx: typer.Context,
+    customer_id: Annotated[str, typer.Argument(help="The customer id.")],
+    json_output: JsonOption = False,
+) -> None:
+    """A customer's orders count and lifetime value (orders not rejected or cancelled), per currency."""
+    from orderstream.projections.queries import customer_summary
+
+    settings = settings_of(ctx)
+    with _open(settings, "customer-view") as model:
+        rows = customer_summary(model, customer_id)
+    if not rows:
+        fail(f"customer {customer_id} not found in customer-view")
+    if json_output:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table("currency", "orders", "lifetime value", title=f"customer {customer_id}")
+    for row in rows:
+        table.add_row(row["currency"], str(row["orders_count"]), _money(row["lifetime_value_minor"], row["currency"]))
+    console().print(table)

@@ -1,0 +1,190 @@
+"""The projector runtime: Kafka -> decode -> pure fold -> one SQL transaction with the rows and the offsets.
+
+The loop, with its commit order spelled out:
+1. consume a batch (read_committed, at most settings.batch_size records, without waiting for a full one);
+2. decode every record; one that cannot be decoded goes to the undecodable hook, which by default stops the loop
+   with UndecodableRecord (issue 8 plugs a dead-letter producer in there; a hook that returns counts the record as
+   handled and moves past it);
+3. ProjectionStore.apply: fold the batch per order in memory, write the rows and the next offset of every partition
+   in ONE SQL transaction, commit;
+4. only then commit the same offsets to Kafka - a mirror for kafka-consumer-groups and lag monitoring, never read back.
+On assignment the consumer seeks to the offsets stored in the projection's own database (OFFSET_BEGINNING when none),
+so a crash anywhere - before, inside or after the SQL commit - neither loses nor repeats an event.
+
+Static membership: with ORDERSTREAM_INSTANCE_ID set (a stable name per process, e.g. a pod name), the consumer joins
+with group.instance.id=<id>.<projection>, so a restarted instance takes its partitions back at once instead of waiting
+for the broker to expire the dead member's session.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from orderstream.config import Settings
+from orderstream.consumers import faults
+from orderstream.projections.registry import ProjectionSpec
+
+log = logging.getLogger(__name__)
+
+INSTANCE_ID_ENV = "ORDERSTREAM_INSTANCE_ID"
+# Kafka commit errors that only mean "this member's generation is over"; the SQL store holds the truth, so the next
+# batch's commit mirrors the position again.
+_STALE_COMMIT_CODES = ("REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "FENCED_INSTANCE_ID")
+
+
+class UndecodableRecord(RuntimeError):
+    """A record on a projected topic is not a readable event. The projector stops rather than skip it."""
+
+    def __init__(self, topic: str, partition: int, offset: int, cause: Exception) -> None:
+        super().__init__(
+            f"record {topic}:{partition}:{offset} cannot be decoded ({cause}); the projector stops here so nothing is "
+            "skipped silently - inspect it with `orderstream tail`, fix the producer or the schema, then restart"
+        )
+        self.topic, self.partition, self.offset = topic, partition, offset
+
+
+def stop_on_undecodable(message: Any, error: Exception) -> None:
+    """The default undecodable hook: stop the loop."""
+    raise UndecodableRecord(message.topic(), message.partition(), message.offset(), error) from error
+
+
+def group_id_of(projection: str) -> str:
+    return f"orderstream.projection.{projection}"
+
+
+class Projector:
+    """Runs one projection from its topics into its database, exactly once per event (see the module docstring).
+
+    run(stop) returns after stop is set (finishing the batch in hand) and closes the consumer and the engine; any
+    other failure - Kafka error, undecodable record, projection error, database error - propagates out of run().
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        spec: ProjectionSpec,
+        *,
+        database_url: str | None = None,
+        group_id: str | None = None,
+        on_undecodable: Callable[[Any, Exception], None] = stop_on_undecodable,
+        consumer_overrides: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.spec = spec
+        self.name = spec.name
+        self.database_url = database_url or settings.database_url_for(spec.name)
+        self.group_id = group_id or group_id_of(spec.name)
+        self.on_undecodable = on_undecodable
+        self.consumer_overrides = consumer_overrides or {}
+        self.topics = [settings.topic(name) for name in spec.topics]
+        self._store = None
+        self._generation = 0
+
+    def _consumer_config(self) -> dict[str, Any]:
+        from orderstream.clients import consumer_config
+
+        extra: dict[str, Any] = {"client.id": f"{self.settings.client_id}.{self.name}"}
+        instance = os.environ.get(INSTANCE_ID_ENV)
+        if instance:
+            extra["group.instance.id"] = f"{instance}.{self.name}"
+        return consumer_config(self.settings, self.group_id, **extra) | self.consumer_overrides
+
+    def run(self, stop: threading.Event) -> None:
+        from confluent_kafka import Consumer
+
+        from orderstream.projections.store import ProjectionStore
+        from orderstream.schemas.catalog import default_catalog
+        from orderstream.schemas.codec import Codec
+
+        codec = Codec(default_catalog())
+        self._store = store = ProjectionStore(self.database_url, self.spec, writer=True)
+        consumer = None
+        try:
+            self._generation = store.ensure()
+            consumer = Consumer(self._consumer_config())
+            consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+            log.info("%s: projecting %s (generation %d)", self.name, ", ".join(self.topics), self._generation)
+            while not stop.is_set():
+                messages = self._next_batch(consumer)
+                if messages:
+                    self._process(consumer, codec, messages)
+        finally:
+            if consumer is not None:
+                consumer.close()
+            store.dispose()
+            log.info("%s: stopped", self.name)
+
+    def _next_batch(self, consumer) -> list:
+        """Up to batch_size records: all that are buffered at once, else wait (poll_timeout_s at most) for the next one
+        and take whatever arrived with it. consume(n, timeout) alone would wait the whole timeout for n records,
+        which puts that timeout on every read-your-writes when traffic is low."""
+        size = self.settings.batch_size
+        messages = consumer.consume(num_messages=size, timeout=0)
+        if messages:
+            return messages
+        first = consumer.poll(self.settings.poll_timeout_s)
+        if first is None:
+            return []
+        return [first, *consumer.consume(num_messages=size - 1, timeout=0)] if size > 1 else [first]
+
+    def _on_assign(self, consumer, partitions) -> None:
+        from confluent_kafka import OFFSET_BEGINNING
+
+        stored = self._store.next_offsets(self._generation)
+        for tp in partitions:
+            tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
+        log.info("%s: assigned %s", self.name, ", ".join(f"{tp.topic}:{tp.partition}@{tp.offset}" for tp in partitions))
+        consumer.assign(partitions)
+
+    def _on_revoke(self, consumer, partitions) -> None:
+        log.info("%s: revoked %s", self.name, ", ".join(f"{tp.topic}:{tp.partition}" for tp in partitions))
+        consumer.unassign()
+
+    def _process(self, consumer, codec, messages) -> None:
+        from confluent_kafka import KafkaException
+
+        from orderstream.projections.store import GenerationChanged, Record
+        from orderstream.schemas.errors import DecodeError
+
+        records = []
+        for message in messages:
+            if message.error():
+                raise KafkaException(message.error())
+            try:
+                event = codec.decode(message.value())
+            except DecodeError as exc:
+                self.on_undecodable(message, exc)
+                event = None
+            records.append(Record(message.topic(), message.partition(), message.offset(), event))
+        try:
+            positions = self._store.apply(records, self._generation, before_commit=lambda: faults.point("mid_batch"))
+        except GenerationChanged as changed:
+            self._switch_generation(consumer, changed.generation)
+            return
+        faults.point("after_sql_commit")
+        self._commit_to_kafka(consumer, positions)
+
+    def _commit_to_kafka(self, consumer, positions: dict[tuple[str, int], int]) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in positions.items()]
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].name() not in _STALE_COMMIT_CODES:
+                raise
+            log.info("%s: Kafka commit skipped (%s); the database holds the position", self.name, exc.args[0].name())
+
+    def _switch_generation(self, consumer, generation: int) -> None:
+        """A rebuild swapped generations: continue from the new generation's stored offsets."""
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+        log.info("%s: generation %d is live now (was %d); re-seeking", self.name, generation, self._generation)
+        self._generation = generation
+        stored = self._store.next_offsets(generation)
+        for tp in consumer.assignment():
+            consumer.seek(TopicPartition(tp.topic, tp.partition, stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)))

@@ -1,0 +1,108 @@
+"""What a projection function returns, and the fold rules every order projection shares. Pure: no SQL, no I/O.
+
+A projection function has the shape project(events, current) -> RowChanges, where `current` maps each order id the
+batch touches to its state row as stored before the batch (absent = never seen), and `events` are the batch's events
+in log order. The function folds all events of one order before it emits that order's rows, so a batch of any size
+writes each row once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from orderstream.domain.events import (
+    ORDER_EVENTS,
+    Event,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderDelivered,
+    OrderPlaced,
+    OrderRejected,
+    OrderShipped,
+)
+
+Key = tuple[Any, ...]
+Row = dict[str, Any]
+StateRows = Mapping[str, Mapping[str, Any]]
+
+# The order status each status-changing event leads to. Events not listed leave the status as it is.
+STATUS_AFTER: dict[type[Event], str] = {
+    OrderPlaced: "PLACED",
+    OrderConfirmed: "CONFIRMED",
+    OrderRejected: "REJECTED",
+    OrderCancelled: "CANCELLED",
+    OrderShipped: "SHIPPED",
+    OrderDelivered: "DELIVERED",
+}
+STATUSES: tuple[str, ...] = tuple(STATUS_AFTER.values())
+CLOSED_STATUSES = frozenset({"REJECTED", "CANCELLED"})
+
+
+class ProjectionError(Exception):
+    """An event cannot be folded into the view (wrong type, never-placed order, version out of order).
+
+    The projector stops on it: the view never silently diverges from the log.
+    """
+
+
+@dataclass
+class RowChanges:
+    """A batch's effect on a projection's tables, by table role.
+
+    - upserts: role -> primary key -> the complete row (written as insert-or-replace).
+    - increments: role -> primary key -> {counter column: delta} (written as insert-or-add).
+    Keys are tuples in the table's primary-key column order.
+    """
+
+    upserts: dict[str, dict[Key, Row]] = field(default_factory=dict)
+    increments: dict[str, dict[Key, dict[str, int]]] = field(default_factory=dict)
+
+    def upsert(self, role: str, key: Key, row: Row) -> None:
+        self.upserts.setdefault(role, {})[key] = row
+
+    def increment(self, role: str, key: Key, deltas: Mapping[str, int]) -> None:
+        counters = self.increments.setdefault(role, {}).setdefault(key, {})
+        for column, delta in deltas.items():
+            counters[column] = counters.get(column, 0) + delta
+
+    def without_zero_increments(self) -> RowChanges:
+        increments = {
+            role: {key: deltas for key, deltas in rows.items() if any(deltas.values())}
+            for role, rows in self.increments.items()
+        }
+        return RowChanges(self.upserts, {role: rows for role, rows in increments.items() if rows})
+
+
+def utc_text(moment: datetime) -> str:
+    """A timestamp as the views store it: RFC 3339 UTC with microseconds (sorts as text, same on every database)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def utc_day(moment: datetime) -> str:
+    """The UTC calendar day of a moment, YYYY-MM-DD."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).date().isoformat()
+
+
+def check_next(event: Event, state: Mapping[str, Any] | None) -> None:
+    """The event must be an order event that follows the stored state: placed first, versions strictly increasing."""
+    if not isinstance(event, ORDER_EVENTS):
+        raise ProjectionError(f"{event.type_name} {event.event_id} is not an order event; orders.events holds only those")
+    order_id = event.order_id  # type: ignore[attr-defined]
+    if isinstance(event, OrderPlaced):
+        if state is not None:
+            raise ProjectionError(f"order {order_id} placed twice (event {event.event_id}, version {event.version})")
+        return
+    if state is None:
+        raise ProjectionError(f"{event.type_name} v{event.version} for order {order_id}, which was never placed")
+    if event.version <= state["version"]:
+        raise ProjectionError(
+            f"{event.type_name} v{event.version} for order {order_id} arrived after v{state['version']}: "
+            "a duplicate or out-of-order event"
+        )

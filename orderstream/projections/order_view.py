@@ -1,0 +1,79 @@
+"""order-view: one row per order (its current summary), its lines, and the full timeline of its events.
+
+State row (table role "orders"): order_id, customer_id, status, currency, total_minor, version, payment_status,
+placed_at, updated_at. Status follows the status-changing events (base.STATUS_AFTER); OrderPaymentUpdated sets
+payment_status (None until the first one); OrderLineReservationUpdated only adds a timeline entry. Every event,
+whatever its type, appends one timeline row (order_id, version, type, occurred_at, event_id) and bumps version and
+updated_at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from orderstream.domain.events import Event, OrderPaymentUpdated, OrderPlaced
+from orderstream.projections.base import STATUS_AFTER, RowChanges, StateRows, check_next, utc_text
+
+NAME = "order-view"
+SCHEMA_VERSION = 1
+STATE_ROLE = "orders"
+
+
+def project(events: Sequence[Event], current: StateRows) -> RowChanges:
+    """Fold a batch into row changes: each touched order's final row, its lines when placed, one timeline row per event."""
+    changes = RowChanges()
+    orders = {order_id: dict(row) for order_id, row in current.items()}
+    touched: dict[str, None] = {}
+    for event in events:
+        order_id = event.order_id  # type: ignore[attr-defined]
+        row = orders.get(order_id)
+        check_next(event, row)
+        at = utc_text(event.occurred_at)
+        if isinstance(event, OrderPlaced):
+            row = {
+                "order_id": order_id,
+                "customer_id": event.customer_id,
+                "status": "PLACED",
+                "currency": event.currency,
+                "total_minor": event.total_minor,
+                "version": event.version,
+                "payment_status": None,
+                "placed_at": at,
+                "updated_at": at,
+            }
+            for line_no, line in enumerate(event.lines):
+                changes.upsert(
+                    "lines",
+                    (order_id, line_no),
+                    {
+                        "order_id": order_id,
+                        "line_no": line_no,
+                        "sku": line.sku,
+                        "quantity": line.quantity,
+                        "unit_price_minor": line.unit_price_minor,
+                    },
+                )
+        else:
+            assert row is not None  # check_next guarantees it
+            row = {**row, "version": event.version, "updated_at": at}
+            status = STATUS_AFTER.get(type(event))
+            if status is not None:
+                row["status"] = status
+            if isinstance(event, OrderPaymentUpdated):
+                row["payment_status"] = event.payment_status.value
+        orders[order_id] = row
+        touched[order_id] = None
+        changes.upsert(
+            "timeline",
+            (order_id, event.version),
+            {
+                "order_id": order_id,
+                "version": event.version,
+                "type": event.type_name,
+                "occurred_at": at,
+                "event_id": event.event_id,
+            },
+        )
+    for order_id in touched:
+        changes.upsert("orders", (order_id,), orders[order_id])
+    return changes

@@ -1,0 +1,50 @@
+"""Each projection's spec: its name, schema version, topics, tables and pure project function."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from orderstream.domain.events import Event
+from orderstream.projections import customer_view, order_view, sales_view
+from orderstream.projections.base import RowChanges, StateRows
+from orderstream.projections.tables import TABLES, TableSet
+from orderstream.topology import ORDERS_EVENTS
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionSpec:
+    """Everything the store and the projector need to run one projection.
+
+    schema_version changes whenever the tables or the meaning of project() change: a database built by another
+    version is refused until it is rebuilt.
+    state_role names the table holding one state row per order (what project() receives as `current`).
+    """
+
+    name: str
+    schema_version: int
+    topics: tuple[str, ...]
+    state_role: str
+    tables: Callable[[int], TableSet]
+    project: Callable[[Sequence[Event], StateRows], RowChanges]
+
+
+def _spec(module) -> ProjectionSpec:
+    return ProjectionSpec(
+        name=module.NAME,
+        schema_version=module.SCHEMA_VERSION,
+        topics=(ORDERS_EVENTS,),
+        state_role=module.STATE_ROLE,
+        tables=TABLES[module.NAME],
+        project=module.project,
+    )
+
+
+SPECS: dict[str, ProjectionSpec] = {spec.name: spec for spec in map(_spec, (order_view, customer_view, sales_view))}
+
+
+def spec_of(name: str) -> ProjectionSpec:
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise KeyError(f"unknown projection {name!r}; choose from: {', '.join(SPECS)}") from None

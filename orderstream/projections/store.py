@@ -1,0 +1,293 @@
+"""A projection's database: the one place that writes it.
+
+ProjectionStore guarantees:
+- apply() writes a batch's row changes AND the next offset of every partition in the batch in ONE transaction, so
+  the rows always match the stored positions, whatever crashes.
+- Records at or past the stored position are applied; records below it were applied already (two instances
+  overlapping during a rebalance) and are dropped, so an event never counts twice. Offset rows are locked for
+  the transaction (SELECT ... FOR UPDATE on PostgreSQL, BEGIN IMMEDIATE on SQLite).
+- Tables are created on first start; a database built with another schema version is refused (SchemaMismatch).
+- Writes go through the pointer (projection_meta.active_generation): when a rebuild swaps generations, the next
+  apply() raises GenerationChanged and the caller re-seeks to the new generation's offsets.
+SQLite runs in WAL mode with synchronous=NORMAL and a busy timeout, so queries read while the projector writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, create_engine, event, select
+from sqlalchemy.engine import make_url
+
+from orderstream.domain.events import Event
+from orderstream.projections.base import RowChanges
+from orderstream.projections.registry import ProjectionSpec
+from orderstream.projections.tables import TableSet, bookkeeping, projection_meta, projection_offsets
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_IN_CHUNK = 500
+
+Position = tuple[str, int]  # (topic, partition)
+
+
+class StoreError(RuntimeError):
+    """The projection's database cannot be used as it is; the message says why and what to do."""
+
+
+class NotInitialized(StoreError):
+    pass
+
+
+class SchemaMismatch(StoreError):
+    pass
+
+
+class GenerationChanged(StoreError):
+    """The pointer now names another generation: re-read positions and continue there."""
+
+    def __init__(self, projection: str, generation: int) -> None:
+        super().__init__(f"{projection}: the live generation is now {generation}")
+        self.generation = generation
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed record: where it sits and its decoded event (None: handed to the dead-letter hook, not projected)."""
+
+    topic: str
+    partition: int
+    offset: int
+    event: Event | None
+
+
+def create_engine_for(url: str, *, writer: bool = False) -> Engine:
+    """An engine for a projection URL. SQLite: WAL, synchronous=NORMAL, busy_timeout, explicit BEGIN (IMMEDIATE for
+    the writer, so its read of the offsets and its writes are one serialized transaction)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # the SQLAlchemy recipe for real SQLite transactions
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+    return engine
+
+
+def database_exists(url: str) -> bool:
+    """False for a SQLite file that was never created (a projection that never ran); True for any server URL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return True
+    return Path(parsed.database).is_file()
+
+
+class ProjectionStore:
+    """One projection's database: its pointer, its generations' tables and their offsets. See the module docstring."""
+
+    def __init__(self, url: str, spec: ProjectionSpec, *, writer: bool = False) -> None:
+        self.url = url
+        self.spec = spec
+        self.engine = create_engine_for(url, writer=writer)
+        self._tables: dict[int, TableSet] = {}
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        self._insert = insert
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def tables(self, generation: int) -> TableSet:
+        if generation not in self._tables:
+            self._tables[generation] = self.spec.tables(generation)
+        return self._tables[generation]
+
+    # --- the pointer ---------------------------------------------------------------------------------------------
+
+    def ensure(self) -> int:
+        """Create the bookkeeping and first generation's tables if needed; check the schema version; return the live
+        generation."""
+        with self.engine.begin() as conn:
+            bookkeeping.create_all(conn)
+            row = self._meta(conn)
+            if row is None:
+                self._create_generation(conn, 1)
+                conn.execute(
+                    projection_meta.insert().values(
+                        projection=self.spec.name, schema_version=self.spec.schema_version, active_generation=1
+                    )
+                )
+                return 1
+            self._check_version(row.schema_version)
+            self._create_generation(conn, row.active_generation)
+            return row.active_generation
+
+    def active_generation(self, conn: Connection) -> int:
+        """The live generation, after checking the database was built by this schema version."""
+        row = self._meta(conn)
+        if row is None:
+            raise NotInitialized(f"{self.spec.name} has not started yet: run `orderstream run projections`")
+        self._check_version(row.schema_version)
+        return row.active_generation
+
+    def create_generation(self, generation: int) -> None:
+        """Create a new (empty) generation's tables next to the live one; a rebuild fills them."""
+        with self.engine.begin() as conn:
+            self._create_generation(conn, generation)
+
+    def activate(self, generation: int, schema_version: int) -> None:
+        """Swap a generation in: one transaction updates the pointer, so readers see the old or the new one whole."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                projection_meta.update()
+                .where(projection_meta.c.projection == self.spec.name)
+                .values(active_generation=generation, schema_version=schema_version)
+            )
+
+    def _meta(self, conn: Connection):
+        meta = projection_meta
+        if not self.engine.dialect.has_table(conn, meta.name):
+            return None
+        return conn.execute(select(meta).where(meta.c.projection == self.spec.name)).one_or_none()
+
+    def _check_version(self, stored: int) -> None:
+        if stored != self.spec.schema_version:
+            raise SchemaMismatch(
+                f"{self.spec.name} in {self._where()} was built with schema version {stored}, this release projects "
+                f"version {self.spec.schema_version}: rebuild it (`orderstream replay projection {self.spec.name}`) "
+                "or run the release that built it"
+            )
+
+    def _create_generation(self, conn: Connection, generation: int) -> None:
+        tables = self.tables(generation)
+        next(iter(tables.values())).metadata.create_all(conn)
+
+    def _where(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    # --- positions -----------------------------------------------------------------------------------------------
+
+    def next_offsets(self, generation: int | None = None) -> dict[Position, int]:
+        """The stored next offset of every (topic, partition) of a generation (default: the live one)."""
+        with self.engine.begin() as conn:
+            if generation is None:
+                generation = self.active_generation(conn)
+            return self._offsets(conn, generation, None)
+
+    def _offsets(self, conn: Connection, generation: int, positions: Iterable[Position] | None, lock=False):
+        o = projection_offsets
+        query = select(o.c.topic, o.c.partition, o.c.next_offset).where(
+            o.c.projection == self.spec.name, o.c.generation == generation
+        )
+        if positions is not None:
+            topics = {topic for topic, _ in positions}
+            query = query.where(o.c.topic.in_(topics))
+        if lock and self.engine.dialect.name == "postgresql":
+            query = query.with_for_update()
+        return {(row.topic, row.partition): row.next_offset for row in conn.execute(query)}
+
+    # --- the write path ------------------------------------------------------------------------------------------
+
+    def apply(
+        self, records: Sequence[Record], generation: int, *, before_commit: Callable[[], None] | None = None
+    ) -> dict[Position, int]:
+        """Project a batch and store the next offsets, in one transaction. Returns the next offset per partition of
+        the batch (what the caller then commits to Kafka). Raises GenerationChanged when the pointer moved."""
+        with self.engine.begin() as conn:
+            live = self.active_generation(conn)
+            if live != generation:
+                raise GenerationChanged(self.spec.name, live)
+            positions = {(r.topic, r.partition) for r in records}
+            stored = self._offsets(conn, generation, positions, lock=True)
+            fresh = [r for r in records if r.offset >= stored.get((r.topic, r.partition), 0)]
+            events = [r.event for r in fresh if r.event is not None]
+            if events:
+                tables = self.tables(generation)
+                current = self._load_state(conn, tables[self.spec.state_role], {e.aggregate_id for e in events})
+                self._write(conn, tables, self.spec.project(events, current))
+            after = {p: stored[p] for p in positions if p in stored}
+            for r in fresh:
+                after[(r.topic, r.partition)] = max(after.get((r.topic, r.partition), 0), r.offset + 1)
+            changed = [
+                {"projection": self.spec.name, "generation": generation, "topic": t, "partition": p, "next_offset": o}
+                for (t, p), o in after.items()
+                if stored.get((t, p)) != o
+            ]
+            if changed:
+                self._upsert(conn, projection_offsets, changed)
+            if before_commit is not None:
+                before_commit()
+        return after
+
+    def _load_state(self, conn: Connection, table: Table, ids: set[str]) -> dict[str, dict[str, Any]]:
+        (key,) = table.primary_key.columns
+        ordered, state = sorted(ids), {}
+        for start in range(0, len(ordered), _IN_CHUNK):
+            query = select(table).where(key.in_(ordered[start : start + _IN_CHUNK]))
+            for row in conn.execute(query):
+                state[row._mapping[key.name]] = dict(row._mapping)
+        return state
+
+    def _write(self, conn: Connection, tables: TableSet, changes: RowChanges) -> None:
+        for role, rows in changes.upserts.items():
+            if rows:
+                self._upsert(conn, tables[role], list(rows.values()))
+        for role, rows in changes.increments.items():
+            if rows:
+                self._add(conn, tables[role], rows)
+
+    def _upsert(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+        statement = self._insert(table)
+        keys = [column.name for column in table.primary_key.columns]
+        update = {c.name: statement.excluded[c.name] for c in table.columns if not c.primary_key}
+        conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=update), rows)
+
+    def _add(self, conn: Connection, table: Table, increments: dict[tuple, dict[str, int]]) -> None:
+        statement = self._insert(table)
+        keys = [column.name for column in table.primary_key.columns]
+        counters = [c.name for c in table.columns if not c.primary_key]
+        rows = [
+            dict(zip(keys, key, strict=True)) | {c: deltas.get(c, 0) for c in counters}
+            for key, deltas in increments.items()
+        ]
+        update = {c: table.c[c] + statement.excluded[c] for c in counters}
+        conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=update), rows)
+
+    # --- verification --------------------------------------------------------------------------------------------
+
+    def dump(self, generation: int | None = None) -> dict[str, list[tuple]]:
+        """Every row of every table of a generation (default: the live one), by role, in primary-key order."""
+        with self.engine.begin() as conn:
+            if generation is None:
+                generation = self.active_generation(conn)
+            result = {}
+            for role, table in self.tables(generation).items():
+                order = list(table.primary_key.columns)
+                result[role] = [tuple(row) for row in conn.execute(select(table).order_by(*order))]
+            return result
+
+    def digests(self, generation: int | None = None) -> dict[str, str]:
+        """A SHA-256 of each table's rows (role -> hex): equal digests mean equal tables, on any database."""
+        return {
+            role: hashlib.sha256(json.dumps(rows, default=str).encode()).hexdigest()
+            for role, rows in self.dump(generation).items()
+        }

@@ -1,0 +1,192 @@
+"""Contract suite of the projection store and its queries: the same tests on SQLite and PostgreSQL (no Kafka)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from orderstream.projections import queries
+from orderstream.projections.registry import SPECS, spec_of
+from orderstream.projections.tables import projection_offsets
+from orderstream.projections.store import GenerationChanged, ProjectionStore, Record, SchemaMismatch
+from tests.support.databases import db_url  # noqa: F401
+from tests.support.histories import interleaved, order_history, public_rows, reference
+
+TOPIC = "x.orders.events"
+
+
+def url_for(template: str, projection: str) -> str:
+    return template.replace("{projection}", projection.replace("-", "_"))
+
+
+def records_of(events, partition=0, start=0):
+    return [Record(TOPIC, partition, start + n, e) for n, e in enumerate(events)]
+
+
+def open_stores(template):
+    stores = {name: ProjectionStore(url_for(template, name), spec, writer=True) for name, spec in SPECS.items()}
+    return stores, {name: store.ensure() for name, store in stores.items()}
+
+
+def dump_all(stores):
+    return public_rows({name: {role: rows for role, rows in store.dump().items()} for name, store in stores.items()})
+
+
+@st.composite
+def two_batches(draw):
+    histories = [draw(order_history(order_id=f"o{n}")) for n in range(draw(st.integers(1, 5)))]
+    log = draw(interleaved(histories))
+    cut = draw(st.integers(0, len(log)))
+    return histories, log, cut
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=two_batches())
+def test_batches_written_through_the_store_equal_the_reference(db_url, case):  # noqa: F811
+    histories, log, cut = case
+    stores, generations = open_stores(db_url)
+    try:
+        for store in stores.values():  # each example starts from empty tables
+            with store.engine.begin() as conn:
+                for table in store.tables(1).values():
+                    conn.execute(table.delete())
+                conn.execute(projection_offsets.delete())
+        for name, store in stores.items():
+            store.apply(records_of(log[:cut]), generations[name])
+            # the whole log again: the first `cut` records are below the stored position and must be dropped
+            after = store.apply(records_of(log), generations[name])
+            assert after == {(TOPIC, 0): len(log)}
+            assert store.next_offsets() == {(TOPIC, 0): len(log)}
+        assert dump_all(stores) == reference(histories)
+    finally:
+        for store in stores.values():
+            store.dispose()
+
+
+def test_a_database_built_by_another_schema_version_is_refused(db_url):  # noqa: F811
+    url = url_for(db_url, "order-view")
+    spec = spec_of("order-view")
+    ProjectionStore(url, spec).ensure()
+    newer = type(spec)(**{**{f: getattr(spec, f) for f in spec.__slots__}, "schema_version": spec.schema_version + 1})
+    with pytest.raises(SchemaMismatch, match="was built with schema version 1, this release projects version 2"):
+        ProjectionStore(url, newer).ensure()
+
+
+def test_queries_and_the_writer_follow_the_generation_pointer(db_url):  # noqa: F811
+    history = [_placed("o1", "alice", datetime(2024, 5, 1, tzinfo=timezone.utc), [("A", 1, 1)])]
+    stores, generations = open_stores(db_url)
+    store = stores["order-view"]
+    store.apply(records_of(history), 1)
+    model = queries.ReadModel(url_for(db_url, "order-view"), "order-view")
+    assert queries.order_detail(model, "o1")["order_id"] == "o1"
+    store.create_generation(2)
+    store.activate(2, spec_of("order-view").schema_version)
+    assert queries.order_detail(model, "o1") is None  # the new generation is empty until a rebuild fills it
+    with pytest.raises(GenerationChanged):
+        store.apply(records_of(history, partition=1), 1)
+    assert store.next_offsets() == {}
+    model.close()
+    for s in stores.values():
+        s.dispose()
+
+
+def _placed(order_id, customer, at, lines, currency="EUR"):
+    from orderstream.domain.events import OrderLine, OrderPlaced
+
+    lines = tuple(OrderLine(sku=s, quantity=q, unit_price_minor=p) for s, q, p in lines)
+    return OrderPlaced(
+        event_id=f"{order_id}-1", version=1, occurred_at=at, correlation_id=order_id, causation_id="c",
+        order_id=order_id, customer_id=customer, currency=currency, lines=lines, total_minor=sum(l.amount_minor for l in lines),
+    )  # fmt: skip
+
+
+def _confirmed(order_id, at):
+    from orderstream.domain.events import OrderConfirmed
+
+    return OrderConfirmed(event_id=f"{order_id}-2", version=2, occurred_at=at, correlation_id=order_id, causation_id="c", order_id=order_id)
+
+
+@pytest.fixture
+def shop(db_url):  # noqa: F811
+    """Three orders of two customers projected into every view; yields the URL template."""
+    day1, day2 = datetime(2024, 5, 1, 10, tzinfo=timezone.utc), datetime(2024, 5, 2, 10, tzinfo=timezone.utc)
+    events = [
+        _placed("o1", "alice", day1, [("A", 2, 100), ("B", 1, 50)]),
+        _placed("o2", "bob", day2, [("A", 1, 100)]),
+        _placed("o3", "alice", day2.replace(hour=11), [("B", 3, 50)], currency="USD"),
+        _confirmed("o1", day2),
+        _confirmed("o2", day2),
+    ]
+    stores, generations = open_stores(db_url)
+    for name, store in stores.items():
+        store.apply(records_of(events), generations[name])
+        store.dispose()
+    return db_url
+
+
+def test_order_queries_filter_sort_and_limit(shop):
+    with queries.ReadModel(url_for(shop, "order-view"), "order-view") as model:
+        detail = queries.order_detail(model, "o1")
+        assert detail["lines"] == [
+            {"sku": "A", "quantity": 2, "unit_price_minor": 100}, {"sku": "B", "quantity": 1, "unit_price_minor": 50}
+        ]  # fmt: skip
+        assert [(e["type"], e["version"]) for e in detail["timeline"]] == [("OrderPlaced", 1), ("OrderConfirmed", 2)]
+        assert (detail["status"], detail["version"], detail["total_minor"]) == ("CONFIRMED", 2, 250)
+        assert [o["order_id"] for o in queries.list_orders(model)] == ["o3", "o2", "o1"]
+        assert [o["order_id"] for o in queries.list_orders(model, customer_id="alice")] == ["o3", "o1"]
+        assert [o["order_id"] for o in queries.list_orders(model, status="placed")] == ["o3"]
+        since = datetime(2024, 5, 2, tzinfo=timezone.utc)
+        assert [o["order_id"] for o in queries.list_orders(model, since=since, sort="order_id", descending=False)] == ["o2", "o3"]
+        assert len(queries.list_orders(model, limit=1)) == 1
+        with pytest.raises(queries.QueryError, match="cannot sort by"):
+            queries.list_orders(model, sort="total_minor; DROP TABLE x")
+        assert queries.list_orders(model, customer_id="alice' OR '1'='1") == []
+
+
+def test_sales_and_customer_queries(shop):
+    with queries.ReadModel(url_for(shop, "sales-view"), "sales-view") as model:
+        assert queries.sales(model, by="sku") == [
+            {"sku": "A", "currency": "EUR", "units": 3, "revenue_minor": 300},
+            {"sku": "B", "currency": "EUR", "units": 1, "revenue_minor": 50},
+        ]
+        assert queries.sales(model, by="day") == [{"day": "2024-05-01", "currency": "EUR", "units": 3, "revenue_minor": 250},
+                                                  {"day": "2024-05-02", "currency": "EUR", "units": 1, "revenue_minor": 100}]  # fmt: skip
+        assert queries.status_counts(model) == [{"status": "CONFIRMED", "orders": 2}, {"status": "PLACED", "orders": 1}]
+    with queries.ReadModel(url_for(shop, "customer-view"), "customer-view") as model:
+        assert queries.customer_summary(model, "alice") == [
+            {"customer_id": "alice", "currency": "EUR", "orders_count": 1, "lifetime_value_minor": 250},
+            {"customer_id": "alice", "currency": "USD", "orders_count": 1, "lifetime_value_minor": 150},
+        ]
+
+
+def test_cli_queries(shop, tmp_path, monkeypatch):
+    from orderstream.cli.main import app
+
+    monkeypatch.setenv("ORDERSTREAM_DATABASE_URL", shop)
+    runner = CliRunner()
+    base = ["--data-dir", str(tmp_path / "data"), "--topic-prefix", "x."]
+    result = runner.invoke(app, [*base, "query", "order", "o1", "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert {"order_id", "customer_id", "status", "version", "currency", "total_minor", "lines", "timeline"} <= body.keys()
+    assert body["lines"][0].keys() >= {"sku", "quantity", "unit_price_minor"}
+    assert body["timeline"][0].keys() >= {"type", "version", "occurred_at"}
+    listed = json.loads(runner.invoke(app, [*base, "query", "orders", "--customer", "alice", "--json"]).stdout)
+    assert [o["order_id"] for o in listed] == ["o3", "o1"] and "lines" not in listed[0]
+    sales = json.loads(runner.invoke(app, [*base, "query", "sales", "--by", "day", "--json"]).stdout)
+    assert sales["rows"][0]["day"] == "2024-05-01"
+    for args in (["query", "order", "o1"], ["query", "orders"], ["query", "sales"], ["query", "customer", "alice"]):
+        assert runner.invoke(app, [*base, *args]).exit_code == 0
+    missing = runner.invoke(app, [*base, "query", "order", "nope"])
+    assert missing.exit_code == 1 and "order nope not found" in missing.stderr
+    behind = runner.invoke(app, [*base, "query", "order", "o1", "--after", "orders.events:0:9", "--timeout", "0.2"])
+    assert behind.exit_code == 1 and "behind by 5 event(s)" in behind.stderr
+    ready = runner.invoke(app, [*base, "query", "order", "o1", "--after", "orders.events:0:4", "--json"])
+    assert ready.exit_code == 0 and json.loads(ready.stdout)["order_id"] == "o1"
+    bad = runner.invoke(app, [*base, "query", "orders", "--status", "LOST"])
+    assert bad.exit_code == 1 and "unknown status" in bad.stderr

@@ -1,0 +1,154 @@
+"""Random valid order histories (hypothesis strategies) and an independent reference fold of the read models.
+
+The reference computes each view's expected rows directly from every order's whole history (its final state), not
+batch by batch through deltas as the projections do, so the two are independent ways to the same answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import strategies as st
+
+from orderstream.domain.events import (
+    Event,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderDelivered,
+    OrderLine,
+    OrderLineReservationUpdated,
+    OrderPaymentUpdated,
+    OrderPlaced,
+    OrderRejected,
+    OrderShipped,
+    PaymentStatus,
+    ReservationStatus,
+)
+from orderstream.projections.base import utc_day, utc_text
+
+# The rules of issue 5, written out again here so the reference does not borrow them from the code it checks.
+STATUS_AFTER = {
+    OrderPlaced: "PLACED", OrderConfirmed: "CONFIRMED", OrderRejected: "REJECTED", OrderCancelled: "CANCELLED",
+    OrderShipped: "SHIPPED", OrderDelivered: "DELIVERED",
+}  # fmt: skip
+CLOSED_STATUSES = {"REJECTED", "CANCELLED"}  # left out of a customer's lifetime value
+BOOKED_STATUSES = {"CONFIRMED", "SHIPPED", "DELIVERED"}  # counted in sales
+
+EPOCH = datetime(2024, 3, 30, 21, 0, tzinfo=timezone.utc)  # close to midnight: histories span several UTC days
+TERMINAL_PATHS = (
+    (),
+    (OrderConfirmed,),
+    (OrderConfirmed, OrderShipped),
+    (OrderConfirmed, OrderShipped, OrderDelivered),
+    (OrderRejected,),
+    (OrderCancelled,),
+    (OrderConfirmed, OrderCancelled),
+)
+
+
+@st.composite
+def order_history(draw, order_id: str | None = None, prefix: str = "") -> list[Event]:
+    """One order's events: placed, some payment/reservation updates, then one of TERMINAL_PATHS."""
+    order_id = order_id or f"{prefix}o-{uuid.uuid4().hex[:12]}"
+    customer = f"{prefix}c{draw(st.integers(0, 3))}"
+    currency = draw(st.sampled_from(["EUR", "USD"]))
+    skus = draw(st.lists(st.sampled_from([f"{prefix}SKU-{n}" for n in range(4)]), min_size=1, max_size=3))
+    lines = tuple(
+        OrderLine(sku=sku, quantity=draw(st.integers(1, 5)), unit_price_minor=draw(st.integers(1, 10_000))) for sku in skus
+    )
+    at = EPOCH + timedelta(minutes=draw(st.integers(0, 60 * 60)))
+    kinds: list = [OrderPlaced]
+    kinds += draw(st.lists(st.sampled_from([OrderPaymentUpdated, OrderLineReservationUpdated]), max_size=3))
+    kinds += draw(st.sampled_from(TERMINAL_PATHS))
+    events: list[Event] = []
+    for version, kind in enumerate(kinds, start=1):
+        common = dict(
+            event_id=str(uuid.uuid4()), version=version, occurred_at=at, correlation_id=order_id,
+            causation_id=str(uuid.uuid4()), order_id=order_id,
+        )  # fmt: skip
+        if kind is OrderPlaced:
+            total = sum(line.amount_minor for line in lines)
+            events.append(OrderPlaced(**common, customer_id=customer, currency=currency, lines=lines, total_minor=total))
+        elif kind is OrderPaymentUpdated:
+            events.append(OrderPaymentUpdated(**common, payment_status=draw(st.sampled_from(list(PaymentStatus)))))
+        elif kind is OrderLineReservationUpdated:
+            status = draw(st.sampled_from(list(ReservationStatus)))
+            events.append(OrderLineReservationUpdated(**common, sku=lines[0].sku, reservation_status=status))
+        elif kind in (OrderRejected, OrderCancelled):
+            events.append(kind(**common, reason="because"))
+        elif kind is OrderShipped:
+            events.append(OrderShipped(**common, carrier="DHL", tracking_number="T1"))
+        else:
+            events.append(kind(**common))
+        at += timedelta(seconds=draw(st.integers(1, 4 * 3600)))
+    return events
+
+
+@st.composite
+def interleaved(draw, histories: Sequence[Sequence[Event]]) -> list[Event]:
+    """All events of several orders in one random interleaving that keeps each order's own order."""
+    queues = [list(h) for h in histories if h]
+    out: list[Event] = []
+    while queues:
+        index = draw(st.integers(0, len(queues) - 1))
+        out.append(queues[index].pop(0))
+        if not queues[index]:
+            queues.pop(index)
+    return out
+
+
+def reference(histories: Iterable[Sequence[Event]]) -> dict[str, dict[str, list[tuple]]]:
+    """Expected public rows of every view: projection -> role -> rows (tuples in table column order), sorted."""
+    orders, lines, timeline = [], [], []
+    customers: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    daily: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    statuses: Counter[str] = Counter()
+    for history in histories:
+        placed, last = history[0], history[-1]
+        assert isinstance(placed, OrderPlaced)
+        status = [STATUS_AFTER[type(e)] for e in history if type(e) in STATUS_AFTER][-1]
+        payments = [e.payment_status.value for e in history if isinstance(e, OrderPaymentUpdated)]
+        orders.append(
+            (placed.order_id, placed.customer_id, status, placed.currency, placed.total_minor, last.version,
+             payments[-1] if payments else None, utc_text(placed.occurred_at), utc_text(last.occurred_at))
+        )  # fmt: skip
+        lines += [(placed.order_id, n, l.sku, l.quantity, l.unit_price_minor) for n, l in enumerate(placed.lines)]
+        timeline += [(e.order_id, e.version, e.type_name, utc_text(e.occurred_at), e.event_id) for e in history]
+        entry = customers[(placed.customer_id, placed.currency)]
+        entry[0] += 1
+        entry[1] += 0 if status in CLOSED_STATUSES else placed.total_minor
+        statuses[status] += 1
+        if status in BOOKED_STATUSES:
+            for line in placed.lines:
+                cell = daily[(utc_day(placed.occurred_at), line.sku, placed.currency)]
+                cell[0] += line.quantity
+                cell[1] += line.amount_minor
+    return {
+        "order-view": {"orders": sorted(orders), "lines": sorted(lines), "timeline": sorted(timeline)},
+        "customer-view": {"customers": sorted(k + tuple(v) for k, v in customers.items())},
+        "sales-view": {
+            "daily": sorted(k + tuple(v) for k, v in daily.items()),
+            "statuses": sorted((s, n) for s, n in statuses.items() if n),
+        },
+    }
+
+
+PUBLIC_ROLES = {"order-view": ("orders", "lines", "timeline"), "customer-view": ("customers",), "sales-view": ("daily", "statuses")}
+_AGGREGATES = {"daily", "statuses"}  # rows whose counters all fell back to zero mean "nothing": left out
+
+
+def public_rows(dumped: dict[str, dict[str, list[tuple]]]) -> dict[str, dict[str, list[tuple]]]:
+    """Keep only the roles `reference` computes, drop all-zero aggregate rows, sort."""
+    result = {}
+    for projection, roles in PUBLIC_ROLES.items():
+        result[projection] = {}
+        for role in roles:
+            rows = [tuple(r) for r in dumped[projection][role]]
+            if role in _AGGREGATES:
+                rows = [r for r in rows if any(v for v in r if isinstance(v, int))]
+            result[projection][role] = sorted(rows)
+    return result
+
