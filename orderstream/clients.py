@@ -11,6 +11,24 @@ from typing import Any
 from orderstream.config import Settings
 
 
+class KafkaAuthenticationError(RuntimeError):
+    """The cluster refused our credentials. Retrying cannot help: the settings must change."""
+
+
+def _raise_on_authentication_failure(error) -> None:
+    """error_cb for every client: an authentication failure becomes an exception in the caller's poll/consume.
+
+    Other errors (a broker down, a connection reset) are transient: librdkafka retries them by itself.
+    """
+    from confluent_kafka import KafkaError
+
+    if error.code() == KafkaError._AUTHENTICATION:
+        raise KafkaAuthenticationError(
+            f"authentication failed ({error.str().split(': ', 1)[-1].split(' (after')[0]}): "
+            "check sasl_username, sasl_password and sasl_mechanism"
+        )
+
+
 def common_config(settings: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap.servers": settings.effective_bootstrap,
@@ -18,6 +36,7 @@ def common_config(settings: Settings) -> dict[str, Any]:
         "security.protocol": settings.security_protocol,
         # librdkafka's own log lines go to Python logging (logger "librdkafka"), not straight to stderr.
         "logger": logging.getLogger("librdkafka"),
+        "error_cb": _raise_on_authentication_failure,
     }
     if settings.sasl_mechanism:
         config["sasl.mechanism"] = settings.sasl_mechanism

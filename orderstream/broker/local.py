@@ -49,10 +49,16 @@ class BrokerSpec:
     host: str = "127.0.0.1"
     log_level: str = "INFO"
     extra_properties: tuple[tuple[str, str], ...] = ()
+    sasl_port: int | None = None  # a SASL_PLAINTEXT listener with SCRAM-SHA-256 (and -512) besides PLAINTEXT
+    scram_users: tuple[tuple[str, str], ...] = ()  # (name, password) pairs created when the storage is formatted
 
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str | None:
+        return f"{self.host}:{self.sasl_port}" if self.sasl_port is not None else None
 
     def server_properties(self) -> str:
         props = {
@@ -75,6 +81,16 @@ class BrokerSpec:
             "auto.create.topics.enable": "false",
             "log.segment.bytes": str(256 * 1024 * 1024),
         }
+        if self.sasl_port is not None:
+            sasl = f"SASL_PLAINTEXT://{self.host}:{self.sasl_port}"
+            props["listeners"] += f",{sasl}"
+            props["advertised.listeners"] += f",{sasl}"
+            props["listener.security.protocol.map"] += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+            props["sasl.enabled.mechanisms"] = "SCRAM-SHA-256,SCRAM-SHA-512"
+            for mechanism in ("scram-sha-256", "scram-sha-512"):
+                props[f"listener.name.sasl_plaintext.{mechanism}.sasl.jaas.config"] = (
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                )
         props.update(dict(self.extra_properties))
         return "".join(f"{key}={value}\n" for key, value in props.items())
 
@@ -167,6 +183,9 @@ class LocalBroker:
                 cluster_id,
                 "-c",
                 str(self.spec.home / "server.properties"),
+                *[arg for name, password in self.spec.scram_users
+                  for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
+                  for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")],
             ],
             capture_output=True,
             text=True,

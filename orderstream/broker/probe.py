@@ -73,3 +73,37 @@ def kafka_release(features: dict[str, str]) -> str | None:
     """'4.1' from metadata.version '4.1-IV1'."""
     level = features.get("metadata.version")
     return level.split("-")[0] if level else None
+
+
+
+class ClusterUnreachable(RuntimeError):
+    """The cluster does not answer, or refuses our credentials; the message says which and what to do."""
+
+
+def check_connection(client_config: dict[str, Any], timeout_s: float = 5.0) -> None:
+    """Return as soon as the cluster answers a metadata request; raise ClusterUnreachable with the reason otherwise.
+
+    A refused login is reported at once (librdkafka's error callback, served by poll), not after the timeout.
+    """
+    import time
+
+    from confluent_kafka import KafkaException, Producer
+
+    from orderstream.clients import KafkaAuthenticationError
+
+    producer = Producer(client_config)
+    deadline = time.monotonic() + timeout_s
+    bootstrap = client_config["bootstrap.servers"]
+    try:
+        while time.monotonic() < deadline:
+            producer.poll(0.05)
+            try:
+                if producer.list_topics(timeout=0.25).brokers:
+                    return
+            except KafkaException:
+                continue
+    except KafkaAuthenticationError as exc:
+        raise ClusterUnreachable(f"{bootstrap}: {exc}") from None
+    raise ClusterUnreachable(
+        f"no broker answers at {bootstrap}: start one with `orderstream broker start` or set ORDERSTREAM_BOOTSTRAP_SERVERS"
+    )

@@ -73,14 +73,17 @@ def status(
     from orderstream.broker.errors import BrokerError
     from orderstream.broker.java import find_java
     from orderstream.broker.local import local_broker
-    from orderstream.broker.probe import describe_cluster, kafka_release, reported_features
-    from orderstream.clients import admin_config
+    from orderstream.broker.probe import ClusterUnreachable, check_connection, describe_cluster, kafka_release, reported_features
+    from orderstream.clients import admin_config, common_config
 
     settings = settings_of(ctx)
     try:
-        info = describe_cluster(admin_config(settings, **{"socket.connection.setup.timeout.ms": 2000}), timeout_s=5)
-    except KafkaException:
-        fail(f"no broker answers at {settings.effective_bootstrap}: start one with `orderstream broker start`")
+        check_connection(common_config(settings), timeout_s=5)
+        info = describe_cluster(admin_config(settings), timeout_s=10)
+    except ClusterUnreachable as exc:
+        fail(str(exc))
+    except KafkaException as exc:
+        fail(f"the cluster at {settings.effective_bootstrap} did not describe itself: {exc.args[0].str()}")
     distribution = KafkaDistribution(settings.kafka_version, settings.cache_dir)
     if distribution.is_complete:
         try:

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from orderstream.cli import broker, demo, generate, run, schemas, tail, topics
+from orderstream.cli import broker, demo, generate, orders, run, schemas, tail, topics
 from orderstream.cli import query
 from orderstream.cli.common import GlobalOptions
 
@@ -44,9 +44,9 @@ def root(
     """Settings come from these options, then ORDERSTREAM_* variables, then the TOML file, then defaults."""
     import logging
 
-    # The client retries transient conditions (coordinator loading, a broker restarting) by itself; its warnings
-    # about them are noise on a command line unless asked for.
-    logging.getLogger("librdkafka").setLevel(logging.DEBUG if verbose else logging.ERROR)
+    # The client retries transient conditions (coordinator loading, a broker restarting) by itself, and the commands
+    # report what is fatal in one line of their own; its log lines are noise on a command line unless asked for.
+    logging.getLogger("librdkafka").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
     ctx.obj = GlobalOptions(
         config_file=config,
         overrides={"bootstrap_servers": bootstrap_servers, "data_dir": data_dir, "topic_prefix": topic_prefix},
@@ -58,6 +58,8 @@ app.add_typer(topics.app, name="topics", help="Create and verify every topic of 
 app.add_typer(schemas.app, name="schemas", help="List the wire contract's Avro schemas and check their compatibility.")
 app.add_typer(query.app, name="query", help="Ask the read models: one order, order lists, sales (with --after for read-your-writes).")
 app.command(name="run")(run.run)
+app.command(name="place")(orders.place)
+app.command(name="cancel")(orders.cancel)
 app.command(name="generate")(generate.generate)
 app.command(name="tail")(tail.tail)
 app.command(name="demo")(demo.demo)

@@ -33,6 +33,7 @@ def run(
     if unknown:
         fail(f"unknown service {unknown[0]!r}; choose from: all, {', '.join(SERVICES)}")
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("librdkafka").setLevel(logging.WARNING)  # a long-running service logs the client's warnings
     if len(selected) == 1:
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):

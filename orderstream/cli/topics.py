@@ -21,13 +21,18 @@ def init(
     """Create every topic the pipeline uses; verify the ones that exist (a wrong partition count is an error)."""
     from confluent_kafka import KafkaException
 
+    from orderstream.broker.probe import ClusterUnreachable, check_connection
     from orderstream.broker.topics import TopicsError, ensure_topics
+    from orderstream.clients import common_config
 
     settings = settings_of(ctx)
     overrides = {k: v for k, v in {"partitions": partitions, "replication_factor": replication_factor}.items() if v}
     settings = settings.model_copy(update=overrides) if overrides else settings
     try:
+        check_connection(common_config(settings), timeout_s=10)
         statuses = ensure_topics(settings)
+    except ClusterUnreachable as exc:
+        fail(str(exc))
     except TopicsError as exc:
         statuses = exc.statuses
     except KafkaException as exc:
