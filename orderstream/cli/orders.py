@@ -1,0 +1,151 @@
+"""`orderstream place` and `orderstream cancel`: send an order command, optionally wait for its outcome.
+
+Input is checked with the domain's own rules before anything is produced. Exit codes: 0 sent (or accepted with
+--wait), 1 bad input, rejected or not sent, 3 no reply within the wait timeout.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from orderstream.cli.common import fail, print_json, settings_of
+
+if TYPE_CHECKING:
+    from orderstream.domain.commands import Command
+
+EXIT_TIMEOUT = 3
+
+
+def place(
+    ctx: typer.Context,
+    customer: Annotated[str, typer.Option("--customer", help="Customer id.", show_default=False)],
+    items: Annotated[
+        list[str],
+        typer.Option("--item", help="SKU:QTY:PRICE, PRICE in major units (e.g. BOOK-1:2:12.50); repeat per line.", show_default=False),
+    ],
+    currency: Annotated[str, typer.Option("--currency", help="ISO 4217 currency of every price.")] = "EUR",
+    order_id: Annotated[Optional[str], typer.Option("--order-id", help="Order id (default: a new one).")] = None,
+    channel: Annotated[str, typer.Option("--channel", help="Where the order comes from.")] = "cli",
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the outcome; print it and a read-your-writes token.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")] = False,
+) -> None:
+    """Place an order. Prints the order id once the broker has the command (or, with --wait, the outcome)."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from orderstream.domain.commands import PlaceOrder
+    from orderstream.domain.events import OrderLine
+    from orderstream.domain.money import to_minor
+    from orderstream.domain.order import validate_place_order
+    from orderstream.domain.validation import ValidationError
+
+    currency = currency.upper()
+    order_id = order_id or f"o-{uuid.uuid4().hex[:16]}"
+    try:
+        lines = tuple(_parse_item(item, currency, to_minor, OrderLine) for item in items)
+        command = PlaceOrder(
+            command_id=str(uuid.uuid4()),
+            issued_at=datetime.now(UTC),
+            correlation_id=order_id,
+            order_id=order_id,
+            customer_id=customer,
+            currency=currency,
+            lines=lines,
+            channel=channel,
+        )
+        validate_place_order(command)
+    except ValidationError as exc:
+        fail(str(exc))
+    _send(ctx, command, wait, as_json)
+
+
+def cancel(
+    ctx: typer.Context,
+    order_id: Annotated[str, typer.Argument(help="The order to cancel.", show_default=False)],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the order's history).")] = "",
+    expected_version: Annotated[
+        Optional[int],
+        typer.Option("--expected-version", help="Only cancel if the order is still at this version.", show_default=False),
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the outcome; print it and a read-your-writes token.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")] = False,
+) -> None:
+    """Cancel an order (possible until it ships). Prints the order id once the broker has the command."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from orderstream.domain.commands import CancelOrder
+    from orderstream.domain.order import validate_cancel_order
+    from orderstream.domain.validation import ValidationError
+
+    try:
+        command = CancelOrder(
+            command_id=str(uuid.uuid4()),
+            issued_at=datetime.now(UTC),
+            correlation_id=order_id,
+            order_id=order_id,
+            reason=reason,
+            expected_version=expected_version,
+        )
+        validate_cancel_order(command)
+    except ValidationError as exc:
+        fail(str(exc))
+    _send(ctx, command, wait, as_json)
+
+
+def _parse_item(text: str, currency: str, to_minor, line_type):
+    from orderstream.domain.validation import ValidationError
+
+    parts = text.rsplit(":", 2)
+    if len(parts) != 3 or not all(part.strip() for part in parts):
+        raise ValidationError(f"item {text!r} is not SKU:QTY:PRICE (e.g. BOOK-1:2:12.50)")
+    sku, quantity, price = (part.strip() for part in parts)
+    if not quantity.lstrip("-").isdigit():
+        raise ValidationError(f"quantity {quantity!r} of {sku} is not a whole number")
+    return line_type(sku=sku, quantity=int(quantity), unit_price_minor=to_minor(price, currency))
+
+
+def _send(ctx: typer.Context, command: Command, wait: bool, as_json: bool) -> None:
+    from orderstream.producers.commands import CommandSender, ReplyTimeout, SendError
+    from orderstream.topology import ORDERS_COMMANDS, ORDERS_REPLIES
+
+    settings = settings_of(ctx)
+    order_id = command.aggregate_id
+    with CommandSender(settings, ORDERS_COMMANDS, ORDERS_REPLIES) as sender:
+        try:
+            if not wait:
+                sent = sender.send(command)
+            else:
+                outcome = sender.send_and_wait(command)
+        except SendError as exc:
+            fail(str(exc))
+        except ReplyTimeout as exc:
+            if as_json:
+                print_json(_result(order_id, command.command_id, None, None, str(exc), None))
+            fail(str(exc), code=EXIT_TIMEOUT)
+    if not wait:
+        if as_json:
+            print_json(_result(order_id, command.command_id, None, None, None, None) | {"partition": sent.partition, "offset": sent.offset})
+        else:
+            typer.echo(order_id)
+        return
+    reply, token = outcome.reply, outcome.token
+    if as_json:
+        print_json(_result(order_id, command.command_id, reply.accepted, reply.version, reply.reason or None, token))
+    elif reply.accepted:
+        typer.echo(f"{order_id} accepted: version {reply.version}, token {token}")
+    if not reply.accepted:
+        fail(f"{command.type_name} {order_id} rejected: {reply.reason}")
+
+
+def _result(order_id, command_id, accepted, version, reason, token) -> dict:
+    return {
+        "order_id": order_id,
+        "accepted": accepted,
+        "version": version,
+        "reason": reason,
+        "token": None if token is None else str(token),
+        "command_id": command_id,
+    }
