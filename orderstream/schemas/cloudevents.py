@@ -1,0 +1,56 @@
+"""CloudEvents 1.0 Kafka protocol binding, binary content mode: the message's attributes as ce_* record headers.
+
+The record value is the data (Avro single-object encoding); the headers say what it is without decoding it, so any
+tool (kcat, kafka-console-consumer, a Java client) can route, filter and trace records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/avro"
+
+
+def rfc3339(moment: datetime) -> str:
+    """A UTC timestamp in RFC 3339, microsecond precision, with a Z: 2024-05-01T12:00:00.000000Z."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def attributes(message: Any, ce_type: str, source: str) -> list[tuple[str, str]]:
+    """The CloudEvents attributes (as header name, text) of an event, a command or a reply."""
+    from orderstream.domain.commands import Command
+    from orderstream.domain.events import Event
+
+    if isinstance(message, Event):
+        event_id, time, causation = message.event_id, message.occurred_at, message.causation_id
+    elif isinstance(message, Command):  # a command: it caused itself to be handled
+        event_id, time, causation = message.command_id, message.issued_at, message.command_id
+    else:  # a reply: one per command, so its id derives from the command's
+        event_id, time, causation = f"{message.command_id}/reply", message.replied_at, message.command_id
+    return [
+        ("ce_specversion", SPEC_VERSION),
+        ("ce_id", event_id),
+        ("ce_source", source),
+        ("ce_type", ce_type),
+        ("ce_time", rfc3339(time)),
+        ("ce_subject", message.aggregate_id),
+        ("content-type", CONTENT_TYPE),
+        ("ce_correlationid", message.correlation_id),
+        ("ce_causationid", causation),
+    ]
+
+
+def read_headers(headers: Iterable[tuple[str, bytes | str | None]] | None) -> dict[str, str]:
+    """Record headers (as confluent_kafka returns them, possibly None) as a dict of text; the last value wins."""
+    result: dict[str, str] = {}
+    for name, value in headers or ():
+        if value is None:
+            result[name] = ""
+        elif isinstance(value, str):
+            result[name] = value
+        else:
+            result[name] = bytes(value).decode("utf-8", errors="replace")
+    return result
