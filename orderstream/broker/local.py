@@ -51,6 +51,7 @@ class BrokerSpec:
     extra_properties: tuple[tuple[str, str], ...] = ()
     sasl_port: int | None = None  # a SASL_PLAINTEXT listener with SCRAM-SHA-256 (and -512) besides PLAINTEXT
     scram_users: tuple[tuple[str, str], ...] = ()  # (name, password) pairs created when the storage is formatted
+    quorum_voters: str | None = None  # "1@host:port,2@host:port,...": a multi-node cluster; default this node alone
 
     @property
     def bootstrap(self) -> str:
@@ -64,7 +65,7 @@ class BrokerSpec:
         props = {
             "process.roles": "broker,controller",
             "node.id": str(self.node_id),
-            "controller.quorum.voters": f"{self.node_id}@{self.host}:{self.controller_port}",
+            "controller.quorum.voters": self.quorum_voters or f"{self.node_id}@{self.host}:{self.controller_port}",
             "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
             "controller.listener.names": "CONTROLLER",
@@ -131,6 +132,12 @@ class LocalBroker:
         """Start the broker; False when it was already running (nothing is done then)."""
         if self.pid() is not None:
             return False
+        process = self.launch(echo=echo)
+        self.wait_until_ready(process, timeout_s)
+        return True
+
+    def launch(self, echo=print, cluster_id: str | None = None) -> subprocess.Popen:
+        """Format the storage if new and spawn the broker; returns without waiting for it to answer."""
         java = find_java(self.java_home)
         for port in (self.spec.port, self.spec.controller_port):
             if port_in_use(self.spec.host, port):
@@ -144,14 +151,13 @@ class LocalBroker:
         (home / "server.properties").write_text(self.spec.server_properties())
         (home / "log4j2.properties").write_text(_LOG4J2.format(log=self.log_file, level=self.spec.log_level))
         if not (home / "data" / "meta.properties").exists():
-            self._format(java)
+            self._format(java, cluster_id or new_cluster_id())
         command = [
             java,
             f"-Xmx{self.spec.heap}",
             f"-Xms{min_heap(self.spec.heap)}",
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
-            "-XX:TieredStopAtLevel=1",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={home / 'log4j2.properties'}",
             "-cp",
@@ -164,13 +170,9 @@ class LocalBroker:
                 command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
         self.pid_file.write_text(f"{process.pid}\n")
-        self._wait_until_ready(process, timeout_s)
-        return True
+        return process
 
-    def _format(self, java: str) -> None:
-        cluster_id = "-"
-        while cluster_id.startswith("-"):  # as Kafka's own Uuid.randomUuid: an id must not look like an option
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    def _format(self, java: str, cluster_id: str) -> None:
         result = subprocess.run(
             [
                 java,
@@ -194,7 +196,7 @@ class LocalBroker:
             last = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
             raise BrokerError(f"formatting the KRaft storage in {self.spec.home / 'data'} failed: {last[0]}")
 
-    def _wait_until_ready(self, process: subprocess.Popen, timeout_s: float) -> None:
+    def wait_until_ready(self, process: subprocess.Popen, timeout_s: float) -> None:
         from orderstream.broker.probe import broker_answers
 
         deadline = time.monotonic() + timeout_s
@@ -241,6 +243,14 @@ class LocalBroker:
             os.kill(pid, signal.SIGKILL)
             while _alive(pid):
                 time.sleep(0.05)
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id, as Kafka's own Uuid.randomUuid makes them: one that does not look like an option."""
+    cluster_id = "-"
+    while cluster_id.startswith("-"):
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    return cluster_id
 
 
 def _alive(pid: int) -> bool:
