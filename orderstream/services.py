@@ -49,3 +49,30 @@ def build_service(name: str, settings: Settings) -> Service:
     except KeyError:
         raise UnknownService(f"unknown service {name!r}; choose from: all, {', '.join(SERVICES)}") from None
     return builder(settings)
+
+
+def watched_consumers(settings: Settings) -> list:
+    """Every consumer `orderstream status` reports on: the services' groups and each projection's stored positions."""
+    from orderstream.consumers.order_service import INPUT_TOPICS as ORDER_INPUTS
+    from orderstream.consumers.projector import group_id_of
+    from orderstream.ops.status import WatchedConsumer
+    from orderstream.projections.registry import SPECS
+    from orderstream.projections.store import ProjectionStore, database_exists
+
+    watched = [WatchedConsumer("order", "service", f"{settings.topic_prefix}order-service", tuple(ORDER_INPUTS))]
+    for name, spec in SPECS.items():
+        url = settings.database_url_for(name)
+
+        def stored(url=url, spec=spec):
+            if not database_exists(url):
+                return {}
+            store = ProjectionStore(url, spec)
+            try:
+                return store.next_offsets()
+            except Exception:  # noqa: BLE001 - a view whose tables do not exist yet has applied nothing
+                return {}
+            finally:
+                store.dispose()
+
+        watched.append(WatchedConsumer(name, "projection", group_id_of(name), spec.topics, stored))
+    return watched

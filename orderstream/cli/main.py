@@ -10,8 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from orderstream.cli import broker, demo, generate, orders, run, schemas, tail, topics
-from orderstream.cli import query
+from orderstream.cli import broker, demo, generate, orders, query, run, schemas, status, tail, topics
 from orderstream.cli.common import GlobalOptions
 
 app = typer.Typer(
@@ -62,6 +61,7 @@ app.command(name="place")(orders.place)
 app.command(name="cancel")(orders.cancel)
 app.command(name="generate")(generate.generate)
 app.command(name="tail")(tail.tail)
+app.command(name="status")(status.status)
 app.command(name="demo")(demo.demo)
 
 

@@ -1,0 +1,48 @@
+"""`orderstream status`: lag, last event age and state of every service and projection; broker and topic health."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from orderstream.cli.common import console, fail, print_json, settings_of
+
+
+def status(
+    ctx: typer.Context,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+    sample: Annotated[float, typer.Option(help="Seconds to watch a consumer that is behind, to tell catching-up from stuck.")] = 1.5,
+) -> None:
+    """Per service and projection and partition: lag (end offset minus position), age of the last event applied,
+    running or not, and its state: idle, catching-up, stuck or stopped."""
+    from orderstream.broker.probe import ClusterUnreachable, check_connection
+    from orderstream.clients import common_config
+    from orderstream.ops.status import collect_status
+    from orderstream.services import watched_consumers
+
+    settings = settings_of(ctx)
+    try:
+        check_connection(common_config(settings), timeout_s=5)
+    except ClusterUnreachable as exc:
+        fail(str(exc))
+    report = collect_status(settings, watched_consumers(settings), sample_s=sample)
+    if json_output:
+        print_json(report.as_json())
+        return
+    from rich.table import Table
+
+    title = f"topic prefix {settings.topic_prefix!r}" if settings.topic_prefix else None
+    table = Table("consumer", "topic", "part", "position", "end", "lag", "last event", "state", title=title)
+    colors = {"idle": "green", "catching-up": "yellow", "stuck": "bold red", "stopped": "dim"}
+    for row in report.consumers:
+        age = "-" if row.last_event_age_s is None else f"{row.last_event_age_s:.1f}s"
+        table.add_row(row.name, row.topic.removeprefix(settings.topic_prefix), str(row.partition), "-" if row.position is None else str(row.position),
+                      str(row.end), str(row.lag), age, f"[{colors[row.state]}]{row.state}[/]")
+    out = console()
+    out.print(table)
+    unhealthy = [t for t in report.topics if t["health"] != "ok"]
+    broker = report.broker
+    out.print(f"broker {broker['bootstrap']}: nodes {broker['nodes']}, controller {broker['controller']}; "
+              f"{len(report.topics) - len(unhealthy)}/{len(report.topics)} topics healthy"
+              + ("".join(f"\n  {t['topic']}: {t['health']}" for t in unhealthy)))

@@ -1,0 +1,1 @@
+"""Operations: status and lag, dead letters."""

@@ -1,0 +1,202 @@
+"""`orderstream status`: for every service and projection, its lag per partition, the age of the last event it
+applied, whether it runs, and what state that adds up to; plus the broker's and the topics' health.
+
+Positions come from where each consumer keeps them: a projection's own database (the source of truth for a view),
+a processor's committed offsets in Kafka. End offsets are read_committed (the last stable offset), so transaction
+markers and open transactions never show up as lag.
+
+States: idle (caught up), catching-up (behind, and its position moved during the sample), stuck (behind, running,
+and its position did not move during the sample), stopped (no live member in its group).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from orderstream.config import Settings
+
+Position = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class WatchedConsumer:
+    """A consumer status reports on. stored_positions None means: its committed offsets in Kafka."""
+
+    name: str
+    kind: str  # "service" or "projection"
+    group: str
+    topics: tuple[str, ...]  # logical names, without the topic prefix
+    stored_positions: Callable[[], dict[Position, int]] | None = None
+
+
+@dataclass
+class PartitionStatus:
+    name: str
+    kind: str
+    group: str
+    topic: str
+    partition: int
+    position: int | None
+    end: int
+    lag: int
+    last_event_age_s: float | None
+    running: bool
+    state: str = ""
+
+
+@dataclass
+class StatusReport:
+    consumers: list[PartitionStatus]
+    broker: dict = field(default_factory=dict)
+    topics: list[dict] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {"consumers": [asdict(c) for c in self.consumers], "broker": self.broker, "topics": self.topics}
+
+
+def collect_status(settings: Settings, watched: list[WatchedConsumer], sample_s: float = 1.5) -> StatusReport:
+    from confluent_kafka import Consumer, IsolationLevel, TopicPartition
+    from confluent_kafka.admin import AdminClient, OffsetSpec
+
+    from orderstream.clients import admin_config, consumer_config
+    from orderstream.topology import all_topics
+
+    admin = AdminClient(admin_config(settings))
+    metadata = admin.list_topics(timeout=10)
+    partitions = {
+        name: sorted(metadata.topics[settings.topic(name)].partitions)
+        for w in watched for name in w.topics if settings.topic(name) in metadata.topics
+    }
+    running = _running_groups(admin, [w.group for w in watched])
+    tps = [TopicPartition(settings.topic(t), p) for t, ps in partitions.items() for p in ps]
+    ends = _offsets(admin, tps, OffsetSpec.latest(), IsolationLevel.READ_COMMITTED) if tps else {}
+    starts = _offsets(admin, tps, OffsetSpec.earliest(), IsolationLevel.READ_COMMITTED) if tps else {}
+
+    reader = Consumer(consumer_config(settings, f"orderstream.status.{uuid.uuid4().hex[:8]}"))
+    try:
+        first = {w.name: _positions(admin, w, tps) for w in watched}
+        now_ms = time.time() * 1000
+        wanted = {(t, p, o) for positions in first.values() for (t, p), o in positions.items()}
+        applied, remaining = _scan(reader, wanted, ends)
+        rows: list[PartitionStatus] = []
+        for w in watched:
+            for topic in w.topics:
+                full = settings.topic(topic)
+                for p in partitions.get(topic, []):
+                    position = first[w.name].get((full, p))
+                    end = ends.get((full, p), 0)
+                    effective = position if position is not None else starts.get((full, p), 0)
+                    stamp = applied.get((full, p, position))
+                    rows.append(PartitionStatus(
+                        name=w.name, kind=w.kind, group=w.group, topic=full, partition=p, position=position, end=end,
+                        lag=remaining.get((full, p, position), max(0, end - effective)), running=w.group in running,
+                        last_event_age_s=None if stamp is None else round(max(0.0, now_ms - stamp) / 1000, 1),
+                    ))
+        behind = {r.name for r in rows if r.lag > 0 and r.running}
+        moved: set[tuple[str, str, int]] = set()
+        if behind and sample_s > 0:
+            time.sleep(sample_s)
+            for w in watched:
+                if w.name in behind:
+                    again = _positions(admin, w, tps)
+                    moved |= {(w.name, t, p) for (t, p), o in again.items() if o != first[w.name].get((t, p))}
+        for row in rows:
+            if not row.running:
+                row.state = "stopped"
+            elif row.lag == 0:
+                row.state = "idle"
+            else:
+                row.state = "catching-up" if (row.name, row.topic, row.partition) in moved else "stuck"
+    finally:
+        reader.close()
+
+    topic_rows = []
+    for spec in all_topics():
+        full = settings.topic(spec.name)
+        meta = metadata.topics.get(full)
+        if meta is None or meta.error is not None:
+            topic_rows.append({"topic": full, "health": "missing"})
+            continue
+        under = [p.id for p in meta.partitions.values() if len(p.isrs) < len(p.replicas)]
+        offline = [p.id for p in meta.partitions.values() if p.leader < 0]
+        health = "offline partitions" if offline else "under-replicated" if under else "ok"
+        topic_rows.append({"topic": full, "health": health, "partitions": len(meta.partitions),
+                           "under_replicated": under, "offline": offline})
+    broker = {"bootstrap": settings.effective_bootstrap, "cluster_id": metadata.cluster_id,
+              "nodes": sorted(metadata.brokers), "controller": metadata.controller_id}
+    return StatusReport(rows, broker, topic_rows)
+
+
+def _running_groups(admin, groups: list[str]) -> set[str]:
+    running = set()
+    for group, future in admin.describe_consumer_groups(list(set(groups)), request_timeout=10).items():
+        try:
+            if future.result().members:
+                running.add(group)
+        except Exception:  # noqa: BLE001 - a group that does not exist yet is simply not running
+            pass
+    return running
+
+
+def _offsets(admin, tps, spec, isolation) -> dict[Position, int]:
+    futures = admin.list_offsets({tp: spec for tp in tps}, isolation_level=isolation, request_timeout=10)
+    return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+
+
+def _positions(admin, watched: WatchedConsumer, tps) -> dict[Position, int]:
+    if watched.stored_positions is not None:
+        return watched.stored_positions()
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    wanted = [tp for tp in tps if any(tp.topic.endswith(t) for t in watched.topics)]
+    future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(watched.group, wanted)])[watched.group]
+    try:
+        result = future.result()
+    except Exception:  # noqa: BLE001 - no committed offsets yet
+        return {}
+    return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions if tp.offset >= 0}
+
+
+def _scan(reader, wanted: set[tuple[str, int, int]], ends: dict[Position, int], max_scan: int = 5_000):
+    """One read_committed pass per partition from a little before the lowest position wanted (transaction markers
+    take offsets too) towards the end offset, at most max_scan records.
+
+    Returns (applied, pending): for each (topic, partition, position), the timestamp (ms) of the last data record
+    before the position, and the exact number of data records from the position to the end when the pass reached
+    the end (markers and aborted records are not lag). Positions the pass did not reach are left out of both.
+    """
+    from confluent_kafka import TopicPartition
+
+    by_partition: dict[Position, list[int]] = {}
+    for topic, partition, position in wanted:
+        by_partition.setdefault((topic, partition), []).append(position)
+    if not by_partition:
+        return {}, {}
+    reader.assign([TopicPartition(t, p, max(0, min(ps) - 4)) for (t, p), ps in by_partition.items()])
+    seen: dict[Position, list[tuple[int, int]]] = {tp: [] for tp in by_partition}
+    complete: set[Position] = set()
+    pending = set(by_partition)
+    deadline = time.monotonic() + 5
+    while pending and time.monotonic() < deadline:
+        for message in reader.consume(1000, timeout=0.2):
+            tp = (message.topic(), message.partition())
+            if message.error() is None and tp in pending:
+                seen[tp].append((message.offset(), message.timestamp()[1]))
+                if len(seen[tp]) >= max_scan:
+                    pending.discard(tp)
+        for tp in list(pending):
+            if reader.position([TopicPartition(*tp)])[0].offset >= ends.get(tp, 0):
+                pending.discard(tp)
+                complete.add(tp)
+    applied, remaining = {}, {}
+    for tp, positions in by_partition.items():
+        for position in positions:
+            before = [ts for offset, ts in seen[tp] if offset < position]
+            if before:
+                applied[(*tp, position)] = before[-1]
+            if tp in complete:
+                remaining[(*tp, position)] = sum(1 for offset, _ in seen[tp] if offset >= position)
+    return applied, remaining
