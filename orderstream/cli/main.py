@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from orderstream.cli import broker, demo, generate, orders, query, run, schemas, status, tail, topics
+from orderstream.cli import broker, demo, dlq, generate, orders, query, run, schemas, status, tail, topics
 from orderstream.cli.common import GlobalOptions
 
 app = typer.Typer(
@@ -56,6 +56,7 @@ app.add_typer(broker.app, name="broker", help="Start, stop and inspect the local
 app.add_typer(topics.app, name="topics", help="Create and verify every topic of the pipeline.")
 app.add_typer(schemas.app, name="schemas", help="List the wire contract's Avro schemas and check their compatibility.")
 app.add_typer(query.app, name="query", help="Ask the read models: one order, order lists, sales (with --after for read-your-writes).")
+app.add_typer(dlq.app, name="dlq", help="Dead letters: list, show and retry records that failed.")
 app.command(name="run")(run.run)
 app.command(name="place")(orders.place)
 app.command(name="cancel")(orders.cancel)

@@ -1,0 +1,180 @@
+"""Dead letters: a record that cannot be decoded, validated or applied goes to <topic>.dlq, unchanged.
+
+The dead letter keeps the raw key, value, headers and timestamp of the original record, plus headers naming where it
+came from and why (never any payload data in the message):
+  dlq.topic, dlq.partition, dlq.offset   the original position
+  dlq.group                              the consumer group that failed on it
+  dlq.stage                              decode, validate, apply or parked
+  dlq.error.class, dlq.error.message     what went wrong
+A retry re-publishes the original key, value and headers to the original topic and then appends a small marker
+record to the DLQ (empty value, header dlq.retried = "<dlq partition>:<dlq offset>"), so the log says what was
+retried and when, and nothing is ever deleted.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from orderstream.config import Settings
+from orderstream.topology import TopicKind, all_topics, dlq_name
+
+STAGES = ("decode", "validate", "apply", "parked")
+H_TOPIC, H_PARTITION, H_OFFSET, H_GROUP = "dlq.topic", "dlq.partition", "dlq.offset", "dlq.group"
+H_STAGE, H_ERROR_CLASS, H_ERROR_MESSAGE, H_RETRIED = "dlq.stage", "dlq.error.class", "dlq.error.message", "dlq.retried"
+MAX_MESSAGE = 300
+
+
+def safe_error_message(error: BaseException) -> str:
+    """The error's message without payload data: quoted values are masked, and it is cut to a bounded length."""
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    text = re.sub(r"'[^']*'|\"[^\"]*\"|b'[^']*'", "'…'", text)
+    return text[:MAX_MESSAGE]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """The record to produce to the DLQ for one failed record."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    timestamp_ms: int | None
+
+
+def dead_letter(message: Any, group: str, stage: str, error: BaseException) -> DeadLetter:
+    """The dead letter of a consumed confluent_kafka Message that failed at a stage."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}")
+    timestamp_type, timestamp = message.timestamp()
+    headers = list(message.headers() or []) + [
+        (H_TOPIC, message.topic().encode()),
+        (H_PARTITION, str(message.partition()).encode()),
+        (H_OFFSET, str(message.offset()).encode()),
+        (H_GROUP, group.encode()),
+        (H_STAGE, stage.encode()),
+        (H_ERROR_CLASS, type(error).__name__.encode()),
+        (H_ERROR_MESSAGE, safe_error_message(error).encode()),
+    ]
+    return DeadLetter(dlq_name(message.topic()), message.key(), message.value(), headers,
+                      timestamp if timestamp_type else None)
+
+
+def produce_dead_letter(producer: Any, letter: DeadLetter) -> None:
+    """Produce a dead letter (inside the caller's transaction, if it has one)."""
+    kwargs = {"timestamp": letter.timestamp_ms} if letter.timestamp_ms else {}
+    producer.produce(letter.topic, key=letter.key, value=letter.value, headers=letter.headers, **kwargs)
+
+
+@dataclass(frozen=True)
+class StoredLetter:
+    dlq_topic: str
+    dlq_partition: int
+    dlq_offset: int
+    key: str | None
+    original: str  # topic:partition:offset
+    group: str
+    stage: str
+    error_class: str
+    error_message: str
+    retried: bool
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": f"{self.dlq_topic}:{self.dlq_partition}:{self.dlq_offset}", "key": self.key,
+                "original": self.original, "group": self.group, "stage": self.stage, "error_class": self.error_class,
+                "error_message": self.error_message, "retried": self.retried, "value_bytes": len(self.value or b"")}
+
+
+def read_letters(settings: Settings) -> list[StoredLetter]:
+    """Every dead letter of every DLQ topic, oldest first per partition, each marked retried or not."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    from orderstream.clients import consumer_config
+
+    consumer = Consumer(consumer_config(settings, f"orderstream.dlq-reader.{uuid.uuid4().hex[:8]}"))
+    letters: list[StoredLetter] = []
+    retried: set[tuple[str, int, int]] = set()
+    try:
+        metadata = consumer.list_topics(timeout=10).topics
+        assignment, ends = [], {}
+        for spec in all_topics():
+            if spec.kind is not TopicKind.DLQ:
+                continue
+            topic = settings.topic(spec.name)
+            if topic not in metadata:
+                continue
+            for partition in metadata[topic].partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                if high > low:
+                    ends[(topic, partition)] = high
+                    assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
+        if assignment:
+            consumer.assign(assignment)
+            pending = set(ends)
+            while pending:
+                for message in consumer.consume(500, timeout=0.5):
+                    if message.error() is not None:
+                        raise RuntimeError(f"reading {message.topic()}: {message.error().str()}")
+                    _collect(message, letters, retried)
+                for tp in list(pending):
+                    if consumer.position([TopicPartition(*tp)])[0].offset >= ends[tp]:
+                        pending.discard(tp)
+    finally:
+        consumer.close()
+    return [
+        StoredLetter(**{**letter.__dict__, "retried": (letter.dlq_topic, letter.dlq_partition, letter.dlq_offset) in retried})
+        for letter in letters
+    ]
+
+
+def _collect(message: Any, letters: list[StoredLetter], retried: set[tuple[str, int, int]]) -> None:
+    headers = {name: (value or b"").decode(errors="replace") for name, value in (message.headers() or [])}
+    if H_RETRIED in headers:
+        partition, offset = headers[H_RETRIED].split(":")
+        retried.add((message.topic(), int(partition), int(offset)))
+        return
+    key = message.key()
+    letters.append(StoredLetter(
+        dlq_topic=message.topic(), dlq_partition=message.partition(), dlq_offset=message.offset(),
+        key=key.decode(errors="replace") if key is not None else None,
+        original=f"{headers.get(H_TOPIC)}:{headers.get(H_PARTITION)}:{headers.get(H_OFFSET)}",
+        group=headers.get(H_GROUP, ""), stage=headers.get(H_STAGE, ""), error_class=headers.get(H_ERROR_CLASS, ""),
+        error_message=headers.get(H_ERROR_MESSAGE, ""), retried=False, value=message.value(),
+        headers=[(n, v) for n, v in (message.headers() or []) if not n.startswith("dlq.")],
+    ))
+
+
+def retry(settings: Settings, letters: list[StoredLetter]) -> int:
+    """Re-publish letters to their original topics (idempotent producer), then mark each retried in its DLQ."""
+    from confluent_kafka import Producer
+
+    from orderstream.clients import producer_config
+
+    producer = Producer(producer_config(settings))
+    errors: list[str] = []
+
+    def delivered(err, _msg):
+        if err is not None:
+            errors.append(err.str())
+
+    for letter in letters:
+        original_topic = letter.original.split(":")[0]
+        producer.produce(original_topic, key=letter.key.encode() if letter.key is not None else None,
+                         value=letter.value, headers=letter.headers, on_delivery=delivered)
+    producer.flush(30)
+    if errors:
+        raise RuntimeError(f"{len(errors)} letters could not be re-published: {errors[0]}")
+    for letter in letters:
+        producer.produce(letter.dlq_topic, key=letter.key.encode() if letter.key is not None else None, value=b"",
+                         headers=[(H_RETRIED, f"{letter.dlq_partition}:{letter.dlq_offset}".encode())],
+                         on_delivery=delivered)
+    producer.flush(30)
+    if errors:
+        raise RuntimeError(f"re-published, but {len(errors)} retry markers could not be written: {errors[0]}")
+    return len(letters)
