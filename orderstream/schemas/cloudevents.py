@@ -12,11 +12,14 @@ from typing import Any
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/avro"
+_UTC = timezone.utc
 
 
 def rfc3339(moment: datetime) -> str:
     """A UTC timestamp in RFC 3339, microsecond precision, with a Z: 2024-05-01T12:00:00.000000Z."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    if moment.tzinfo is not _UTC:
+        moment = moment.astimezone(_UTC)
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # a UTC isoformat always ends with +00:00
 
 
 def attributes(message: Any, ce_type: str, source: str) -> list[tuple[str, str]]:
@@ -40,6 +43,46 @@ def attributes(message: Any, ce_type: str, source: str) -> list[tuple[str, str]]
         ("content-type", CONTENT_TYPE),
         ("ce_correlationid", message.correlation_id),
         ("ce_causationid", causation),
+    ]
+
+
+_EVENT, _COMMAND, _REPLY = 0, 1, 2
+_KINDS: dict[type, int] = {}
+_SPEC_VERSION_BYTES = SPEC_VERSION.encode()
+_CONTENT_TYPE_BYTES = CONTENT_TYPE.encode()
+
+
+def _kind_of(cls: type) -> int:
+    kind = _KINDS.get(cls)
+    if kind is None:
+        from orderstream.domain.commands import Command
+        from orderstream.domain.events import Event
+
+        kind = _KINDS[cls] = _EVENT if issubclass(cls, Event) else _COMMAND if issubclass(cls, Command) else _REPLY
+    return kind
+
+
+def binary_headers(message: Any, ce_type: bytes, source: str) -> list[tuple[str, bytes]]:
+    """attributes() as Kafka record headers (UTF-8 values), built without the intermediate list: the produce hot path."""
+    kind = _kind_of(type(message))
+    if kind == _EVENT:
+        event_id, time, causation = message.event_id, message.occurred_at, message.causation_id
+    elif kind == _COMMAND:
+        event_id, time, causation = message.command_id, message.issued_at, message.command_id
+    else:
+        event_id, time, causation = f"{message.command_id}/reply", message.replied_at, message.command_id
+    if time.tzinfo is not _UTC:
+        time = time.astimezone(_UTC)
+    return [
+        ("ce_specversion", _SPEC_VERSION_BYTES),
+        ("ce_id", event_id.encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", ce_type),
+        ("ce_time", (time.isoformat(timespec="microseconds")[:-6] + "Z").encode()),
+        ("ce_subject", message.aggregate_id.encode()),
+        ("content-type", _CONTENT_TYPE_BYTES),
+        ("ce_correlationid", message.correlation_id.encode()),
+        ("ce_causationid", causation.encode()),
     ]
 
 
