@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, select
+from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 
 from orderstream.domain.events import Event
@@ -31,6 +31,7 @@ from orderstream.projections.tables import TableSet, bookkeeping, projection_met
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _IN_CHUNK = 500
+_DDL_LOCK_KEY = 0x6F7264657273  # pg_advisory_xact_lock key held while a projection creates its tables
 
 Position = tuple[str, int]  # (topic, partition)
 
@@ -127,6 +128,8 @@ class ProjectionStore:
         """Create the bookkeeping and first generation's tables if needed; check the schema version; return the live
         generation."""
         with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":  # projections sharing a database must not race their DDL
+                conn.execute(select(func.pg_advisory_xact_lock(_DDL_LOCK_KEY)))
             bookkeeping.create_all(conn)
             row = self._meta(conn)
             if row is None:
