@@ -438,7 +438,17 @@ class Processor(Generic[S]):
     def _flush(self, batch: _Batch) -> None:
         from confluent_kafka import KafkaError, KafkaException
 
-        remaining = self._producer.flush(KAFKA_TIMEOUT_S)
+        try:
+            remaining = self._producer.flush(KAFKA_TIMEOUT_S)
+        except SystemError as exc:
+            # confluent-kafka 2.x raises a fatal error (e.g. fenced) from flush() but still runs the pending delivery
+            # callbacks, so Python reports a SystemError instead (its cause is the real KafkaException, or lost).
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, KafkaException):
+                raise cause from None
+            self._producer.abort_transaction(KAFKA_TIMEOUT_S)  # raises the real (fatal) error if there is one
+            self._in_transaction = False
+            raise ProcessorError(f"{self.name}: flush failed without a Kafka error: {exc}") from exc
         if batch.delivery_errors:
             raise KafkaException(batch.delivery_errors[0])
         if remaining:

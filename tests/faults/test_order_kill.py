@@ -53,10 +53,13 @@ def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(topics, tm
                 send.send(command)
         processor = start_processor(topics, log)
         expected_ids = {c.command_id for c in commands}
-        replies = [r for _, r in read_topic(
-            topics, ORDERS_REPLIES, timeout_s=60,
-            until=lambda rs: expected_ids <= {r.command_id for r in rs},
-        )]
+        try:
+            replies = [r for _, r in read_topic(
+                topics, ORDERS_REPLIES, timeout_s=45,
+                until=lambda rs: expected_ids <= {r.command_id for r in rs},
+            )]
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; processor log:\n{log.read_text()[-4000:]}") from None
     finally:
         processor.send_signal(signal.SIGTERM)
         assert processor.wait(30) == 0, log.read_text()[-3000:]

@@ -135,3 +135,20 @@ def test_two_instances_share_the_partitions_and_hand_over_without_loss(topics):
     for order_id, events in streams.items():
         assert [(type(e), e.version) for e in events] == [(OrderPlaced, 1), (OrderCancelled, 2)], order_id
     assert a.service.processor.batches_committed > 0 and b.service.processor.batches_committed > 0
+
+
+def test_a_fenced_producer_is_replaced_and_the_batch_redone(topics):
+    from confluent_kafka import Producer
+
+    from orderstream.clients import producer_config
+
+    with running_order_service(topics) as service, sender(topics) as send:
+        assert send.send_and_wait(place_order("o-fence-1")).reply.accepted
+        # a newer producer with the processor's transactional.id bumps the epoch: the processor's next transaction
+        # fails with a fatal "fenced" error, and it recovers by recreating its producer (which fences this one back)
+        usurper = Producer(producer_config(topics, service.service.processor.spec.transactional_id))
+        usurper.init_transactions(10)
+        outcome = send.send_and_wait(place_order("o-fence-2"))
+        assert outcome.reply.accepted and outcome.reply.version == 1
+    events = [e for _, e in read_topic(topics, ORDERS_EVENTS)]
+    assert sorted(e.order_id for e in events) == ["o-fence-1", "o-fence-2"]
