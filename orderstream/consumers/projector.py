@@ -52,8 +52,9 @@ def stop_on_undecodable(message: Any, error: Exception) -> None:
     raise UndecodableRecord(message.topic(), message.partition(), message.offset(), error) from error
 
 
-def group_id_of(projection: str) -> str:
-    return f"orderstream.projection.{projection}"
+def group_id_of(projection: str, topic_prefix: str = "") -> str:
+    """The projection's consumer group; the topic prefix isolates environments (and tests) here too."""
+    return f"{topic_prefix}orderstream.projection.{projection}"
 
 
 class Projector:
@@ -77,7 +78,7 @@ class Projector:
         self.spec = spec
         self.name = spec.name
         self.database_url = database_url or settings.database_url_for(spec.name)
-        self.group_id = group_id or group_id_of(spec.name)
+        self.group_id = group_id or group_id_of(spec.name, settings.topic_prefix)
         self.on_undecodable = on_undecodable
         self.consumer_overrides = consumer_overrides or {}
         self.topics = [settings.topic(name) for name in spec.topics]

@@ -3,7 +3,7 @@
 Why one consumer (and group) per projection rather than one consumer feeding all three: each view keeps its own
 position in its own database, so each must seek on its own - one shared consumer would have to hold back the fastest
 view to the slowest and could not replay one view without the others. Separate groups also make
-kafka-consumer-groups show each view's lag by name (orderstream.projection.<name>). Threads suffice: librdkafka
+kafka-consumer-groups show each view's lag by name (<topic prefix>orderstream.projection.<name>). Threads suffice: librdkafka
 and the database drivers release the GIL while they wait, and the fold itself is small.
 """
 

@@ -16,3 +16,20 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'views'}/{{projection}}.db"
     return request.getfixturevalue("pg_database")
+
+
+def another_database(url_template: str, tmp_path) -> str:
+    """A second, empty place of the same kind as url_template (for a clean rebuild to compare against)."""
+    if url_template.startswith("sqlite"):
+        return f"sqlite:///{tmp_path / 'rebuild'}/{{projection}}.db"
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"r_{uuid.uuid4().hex[:12]}"
+    server = url_template.rsplit("/", 1)[0]
+    engine = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return f"{server}/{name}"

@@ -152,3 +152,36 @@ def public_rows(dumped: dict[str, dict[str, list[tuple]]]) -> dict[str, dict[str
             result[projection][role] = sorted(rows)
     return result
 
+
+
+def random_history(rng, order_id: str, prefix: str = "") -> list[Event]:
+    """One order's events like order_history, from a random.Random (for tests that want a fixed, larger log)."""
+
+    customer = f"{prefix}c{rng.randint(0, 9)}"
+    currency = rng.choice(["EUR", "USD"])
+    lines = tuple(
+        OrderLine(sku=f"{prefix}SKU-{rng.randint(0, 5)}", quantity=rng.randint(1, 5), unit_price_minor=rng.randint(1, 10_000))
+        for _ in range(rng.randint(1, 3))
+    )
+    at = EPOCH + timedelta(minutes=rng.randint(0, 3600))
+    kinds = [OrderPlaced, *rng.choices([OrderPaymentUpdated, OrderLineReservationUpdated], k=rng.randint(0, 2))]
+    kinds += rng.choice(TERMINAL_PATHS)
+    events: list[Event] = []
+    for version, kind in enumerate(kinds, start=1):
+        common = dict(event_id=str(uuid.uuid4()), version=version, occurred_at=at, correlation_id=order_id,
+                      causation_id=order_id, order_id=order_id)  # fmt: skip
+        if kind is OrderPlaced:
+            total = sum(line.amount_minor for line in lines)
+            events.append(OrderPlaced(**common, customer_id=customer, currency=currency, lines=lines, total_minor=total))
+        elif kind is OrderPaymentUpdated:
+            events.append(OrderPaymentUpdated(**common, payment_status=rng.choice(list(PaymentStatus))))
+        elif kind is OrderLineReservationUpdated:
+            events.append(OrderLineReservationUpdated(**common, sku=lines[0].sku, reservation_status=rng.choice(list(ReservationStatus))))
+        elif kind in (OrderRejected, OrderCancelled):
+            events.append(kind(**common, reason="because"))
+        elif kind is OrderShipped:
+            events.append(OrderShipped(**common, carrier="DHL", tracking_number="T1"))
+        else:
+            events.append(kind(**common))
+        at += timedelta(seconds=rng.randint(1, 4 * 3600))
+    return events
