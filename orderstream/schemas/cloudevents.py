@@ -48,8 +48,10 @@ def attributes(message: Any, ce_type: str, source: str) -> list[tuple[str, str]]
 
 _EVENT, _COMMAND, _REPLY = 0, 1, 2
 _KINDS: dict[type, int] = {}
-_SPEC_VERSION_BYTES = SPEC_VERSION.encode()
-_CONTENT_TYPE_BYTES = CONTENT_TYPE.encode()
+_SPEC_VERSION_HEADER = ("ce_specversion", SPEC_VERSION.encode())
+_CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
+_SOURCES: dict[str, tuple[str, bytes]] = {}  # source -> its header, made once (a process has a handful)
+_TYPES: dict[bytes, tuple[str, bytes]] = {}
 
 
 def _kind_of(cls: type) -> int:
@@ -73,14 +75,20 @@ def binary_headers(message: Any, ce_type: bytes, source: str) -> list[tuple[str,
         event_id, time, causation = f"{message.command_id}/reply", message.replied_at, message.command_id
     if time.tzinfo is not _UTC:
         time = time.astimezone(_UTC)
+    source_header = _SOURCES.get(source)
+    if source_header is None:
+        source_header = _SOURCES[source] = ("ce_source", source.encode())
+    type_header = _TYPES.get(ce_type)
+    if type_header is None:
+        type_header = _TYPES[ce_type] = ("ce_type", ce_type)
     return [
-        ("ce_specversion", _SPEC_VERSION_BYTES),
+        _SPEC_VERSION_HEADER,
         ("ce_id", event_id.encode()),
-        ("ce_source", source.encode()),
-        ("ce_type", ce_type),
+        source_header,
+        type_header,
         ("ce_time", (time.isoformat(timespec="microseconds")[:-6] + "Z").encode()),
         ("ce_subject", message.aggregate_id.encode()),
-        ("content-type", _CONTENT_TYPE_BYTES),
+        _CONTENT_TYPE_HEADER,
         ("ce_correlationid", message.correlation_id.encode()),
         ("ce_causationid", causation.encode()),
     ]

@@ -227,7 +227,7 @@ class _NotSpecialised(Exception):
     """This schema has a shape the generator does not handle."""
 
 
-def _varint(z: int) -> bytes:
+def _varint_loop(z: int) -> bytes:
     out = bytearray()
     while z > 0x7F:
         out.append((z & 0x7F) | 0x80)
@@ -236,7 +236,19 @@ def _varint(z: int) -> bytes:
     return bytes(out)
 
 
-_SMALL = tuple(_varint(z) for z in range(_SMALL_LIMIT))  # varints of the small zigzagged values, made once
+_SMALL = tuple(_varint_loop(z) for z in range(_SMALL_LIMIT))  # varints of the small zigzagged values, made once
+_LOW = tuple(bytes(((z & 0x7F) | 0x80, (z >> 7) | 0x80)) for z in range(_SMALL_LIMIT))  # 14 bits, more to follow
+
+
+def _varint(z: int) -> bytes:
+    """The varint of a non-negative z, 14 bits per table look-up (a timestamp is 4 look-ups, not 8 loop turns)."""
+    if z < 0x4000:
+        return _SMALL[z]
+    if z < 0x10000000:
+        return _LOW[z & 0x3FFF] + _SMALL[z >> 14]
+    if z < 0x40000000000:
+        return _LOW[z & 0x3FFF] + _LOW[(z >> 14) & 0x3FFF] + _SMALL[z >> 28]
+    return _LOW[z & 0x3FFF] + _LOW[(z >> 14) & 0x3FFF] + _LOW[(z >> 28) & 0x3FFF] + _varint(z >> 42)
 
 
 def _read_varint(buf: bytes, pos: int, first: int) -> tuple[int, int]:
