@@ -44,6 +44,10 @@ def _wait_for(settings, projection: str, token_text: str, timeout_s: float | Non
         token = ConsistencyToken.parse(token_text)
     except TokenError as exc:
         fail(str(exc))
+    from orderstream.projections.registry import spec_of
+
+    if token.topic not in spec_of(projection).topics:
+        fail(f"token {token} names {token.topic}; {projection} projects {', '.join(spec_of(projection).topics)}")
     timeout_s = settings.wait_timeout_s if timeout_s is None else timeout_s
     deadline = time.monotonic() + timeout_s
     url, topic = settings.database_url_for(projection), settings.topic(token.topic)

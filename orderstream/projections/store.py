@@ -108,6 +108,7 @@ class ProjectionStore:
         self.spec = spec
         self.engine = create_engine_for(url, writer=writer)
         self._tables: dict[int, TableSet] = {}
+        self._bookkeeping_exists = False
         if self.engine.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
@@ -168,8 +169,10 @@ class ProjectionStore:
 
     def _meta(self, conn: Connection):
         meta = projection_meta
-        if not self.engine.dialect.has_table(conn, meta.name):
-            return None
+        if not self._bookkeeping_exists:  # once seen, the table stays: skip the catalog query on every batch
+            if not self.engine.dialect.has_table(conn, meta.name):
+                return None
+            self._bookkeeping_exists = True
         return conn.execute(select(meta).where(meta.c.projection == self.spec.name)).one_or_none()
 
     def _check_version(self, stored: int) -> None:

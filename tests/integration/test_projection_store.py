@@ -188,5 +188,7 @@ def test_cli_queries(shop, tmp_path, monkeypatch):
     assert behind.exit_code == 1 and "behind by 5 event(s)" in behind.stderr
     ready = runner.invoke(app, [*base, "query", "order", "o1", "--after", "orders.events:0:4", "--json"])
     assert ready.exit_code == 0 and json.loads(ready.stdout)["order_id"] == "o1"
+    wrong = runner.invoke(app, [*base, "query", "order", "o1", "--after", "payments.events:0:1"])
+    assert wrong.exit_code == 1 and "order-view projects orders.events" in wrong.stderr
     bad = runner.invoke(app, [*base, "query", "orders", "--status", "LOST"])
     assert bad.exit_code == 1 and "unknown status" in bad.stderr
