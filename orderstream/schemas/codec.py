@@ -24,7 +24,7 @@ from orderstream.schemas.mapper import Mapper
 from orderstream.schemas.upcasting import PRODUCTION_UPCASTERS, UpcasterRegistry, read_plan
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Reader:
     """Everything decode needs for one writer fingerprint, worked out once."""
 
@@ -33,10 +33,11 @@ class _Reader:
     reader_schema: dict[str, Any] | None  # None: read with the writer schema alone (it is the newest)
     upcast: Callable[[dict[str, Any]], dict[str, Any]] | None
     build: Callable[[dict[str, Any]], Any]
-    fast: Callable[[bytes], Any] | None = None  # the specialised decoder (writer schema is the newest, no upcast)
+    fast: Callable[[bytes], Any] | None = None  # the specialised decoder (writer schema is the newest, no upcast),
+    # generated on first use (a process that never decodes a type never pays for it)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Writer:
     entry: SchemaEntry
     header: bytes
@@ -54,7 +55,8 @@ class Codec:
       it returns an instance of a registered class or raises DecodeError (reason says why) - never another
       exception, never a partial object. A value must be consumed exactly: trailing bytes are an error.
     - Every registered class has a newest schema with exactly its fields (checked when the codec is built).
-    - Thread-safe after construction: all schemas are parsed and all plans built in __init__.
+    - Thread-safe after construction: all schemas are parsed and all plans built in __init__ (the specialised
+      functions are generated on a type's first use; a race only generates the same function twice).
     """
 
     def __init__(
@@ -75,20 +77,20 @@ class Codec:
                 raise CatalogError(f"{type_name} is registered but has no schema")
             entry = self.catalog.newest(type_name)
             _check_fields(entry, self.mapper.field_names(cls))  # type: ignore[arg-type]
-            fast = _specialise(entry, cls)[0] if specialise else None  # type: ignore[arg-type]
-            self._writers[cls] = _Writer(entry, entry.header, entry.schema, fast, entry.ce_type.encode())  # type: ignore[index]
+            writer = self._writers[cls] = _Writer(entry, entry.header, entry.schema, None, entry.ce_type.encode())  # type: ignore[index]
+            if specialise:
+                writer.fast = _lazy(writer, "encode", entry, cls)  # type: ignore[arg-type]
         self._readers: dict[bytes, _Reader] = {}
         for entry in self.catalog.entries():
             cls = self.mapper.class_of(entry.type_name)
             if cls is None:
                 continue  # a schema without a class (a retired type): its values raise DecodeError(UNMAPPED)
             reader_schema, upcast = read_plan(upcasters, self.catalog, entry.type_name, entry.version)
-            fast = None
-            if specialise and reader_schema is None and upcast is None:
-                fast = _specialise(entry, cls)[1]
-            self._readers[entry.header] = _Reader(
-                entry, entry.schema, reader_schema, upcast, self.mapper.builder(cls), fast
+            reader = self._readers[entry.header] = _Reader(
+                entry, entry.schema, reader_schema, upcast, self.mapper.builder(cls)
             )
+            if specialise and reader_schema is None and upcast is None:
+                reader.fast = _lazy(reader, "decode", entry, cls)
 
     def writer_schema(self, message_type: type) -> SchemaEntry:
         """The schema a message of this type is written with (its newest version)."""
@@ -518,25 +520,39 @@ def _tuple_item(hint: Any) -> Any:
     return args[0]
 
 
-def _specialise(entry: SchemaEntry, cls: type) -> tuple[Callable[[Any], bytes] | None, Callable[[bytes], Any] | None]:
-    """(encode, decode) functions for values of cls written with entry's schema; None where the shape is unknown."""
-    encoder = decoder = None
+_SPECIALISED: dict[tuple[str, bytes, type], Callable[[Any], Any] | None] = {}  # shared by every Codec
+
+
+def _specialised(direction: str, entry: SchemaEntry, cls: type) -> Callable[[Any], Any] | None:
+    """The generated encode or decode function for values of cls written with entry's schema (None: not supported)."""
+    key = (direction, entry.header, cls)
+    if key in _SPECIALISED:
+        return _SPECIALISED[key]
     gen = _Generator()
     try:
-        body = ["def encode(m):", f"    out = [{entry.header!r}]", "    a = out.append"]
-        gen.encode_value(body, entry.schema, cls, "m", "    ")
-        body.append("    return b''.join(out)")
-        exec("\n".join(body), gen.ns)  # noqa: S102 - source generated above from the schema, no outside input
-        encoder = gen.ns["encode"]
+        if direction == "encode":
+            body = ["def encode(m):", f"    out = [{entry.header!r}]", "    a = out.append"]
+            gen.encode_value(body, entry.schema, cls, "m", "    ")
+            body.append("    return b''.join(out)")
+        else:
+            body = ["def decode(buf):", "    size = len(buf)", f"    p = {HEADER_SIZE}"]
+            result = gen.decode_value(body, entry.schema, cls, "    ")
+            body += ["    if p != size: raise _Fallback", f"    return {result}"]
+        exec("\n".join(body), gen.ns)  # noqa: S102 - source generated above from a packaged schema, no outside input
+        function = gen.ns[direction]
     except _NotSpecialised:
-        pass
-    gen = _Generator()
-    try:
-        body = ["def decode(buf):", "    size = len(buf)", f"    p = {HEADER_SIZE}"]
-        result = gen.decode_value(body, entry.schema, cls, "    ")
-        body += ["    if p != size: raise _Fallback", f"    return {result}"]
-        exec("\n".join(body), gen.ns)  # noqa: S102
-        decoder = gen.ns["decode"]
-    except _NotSpecialised:
-        pass
-    return encoder, decoder
+        function = None
+    _SPECIALISED[key] = function
+    return function
+
+
+def _lazy(holder: _Writer | _Reader, direction: str, entry: SchemaEntry, cls: type) -> Callable[[Any], Any]:
+    """A stand-in that generates the specialised function on first call and puts it in holder.fast."""
+
+    def first_call(value: Any) -> Any:
+        function = holder.fast = _specialised(direction, entry, cls)
+        if function is None:
+            raise _Fallback
+        return function(value)
+
+    return first_call
