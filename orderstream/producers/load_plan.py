@@ -60,14 +60,18 @@ def plan_commands(
     """The commands of orders start..stop-1 (each order's commands depend only on its index and the seed)."""
     weights = list(itertools.accumulate(1 / (rank**profile.skew) for rank in range(1, profile.skus + 1)))
     stop = profile.orders if stop is None else min(stop, profile.orders)
+    prices: dict[int, int] = {}  # sku index -> price: each is a seeded Random of its own, so worked out once
+    names: dict[int, str] = {}
     for index in range(start, stop):
         rng = random.Random(f"{profile.seed}:order:{index}")
         oid = order_id(profile.seed, index)
         line_count = rng.randint(1, profile.max_lines)
         skus = sorted({s for s in rng.choices(range(profile.skus), cum_weights=weights, k=line_count)})
+        for s in skus:
+            if s not in prices:
+                prices[s], names[s] = sku_price_minor(profile.seed, s), sku_name(s)
         lines = tuple(
-            OrderLine(sku=sku_name(s), quantity=rng.choice((1, 1, 1, 2, 2, 3, 5)), unit_price_minor=sku_price_minor(profile.seed, s))
-            for s in skus
+            OrderLine(sku=names[s], quantity=rng.choice((1, 1, 1, 2, 2, 3, 5)), unit_price_minor=prices[s]) for s in skus
         )
         place_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         yield PlaceOrder(
