@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     broker_heap: str = Field("512m", pattern=r"^\d+[kmgKMG]$")
     java_home: Path | None = None
 
+    # Payment rules (minor units of the order's currency; limits apply per currency, there is no FX conversion).
+    payment_order_limit_minor: int = Field(500_000, ge=0, description="the largest order total the payment service authorizes")
+    payment_credit_limit_minor: int = Field(
+        2_000_000, ge=0, description="the most a customer may have authorized and not yet released across open orders"
+    )
+
     # Runtimes.
     batch_size: int = Field(500, ge=1, le=100_000)
     poll_timeout_s: float = Field(0.5, gt=0)

@@ -44,6 +44,8 @@ ORDERS_EVENTS = "orders.events"
 ORDERS_REPLIES = "orders.replies"
 PAYMENTS_EVENTS = "payments.events"
 PAYMENTS_REQUESTS = "payments.requests"
+PAYMENTS_ORDERS = "payments.orders"
+PAYMENTS_LEDGER = "payments.ledger"
 INVENTORY_COMMANDS = "inventory.commands"
 INVENTORY_RESERVATIONS = "inventory.reservations"
 INVENTORY_EVENTS = "inventory.events"
@@ -59,6 +61,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(ORDERS_REPLIES, TopicKind.REPLIES, "order id", "the outcome of every order command"),
     TopicSpec(PAYMENTS_REQUESTS, TopicKind.INTERNAL, "customer id", "order payments re-keyed by customer"),
     TopicSpec(PAYMENTS_EVENTS, TopicKind.EVENTS, "order id", "authorizations, declines, voids, refunds"),
+    # changelogs of the payment service's two stages: kept forever, since their state is rebuilt from them
+    TopicSpec(PAYMENTS_ORDERS, TopicKind.EVENTS, "order id", "the payment order stage's mirror of the orders it pays"),
+    TopicSpec(PAYMENTS_LEDGER, TopicKind.EVENTS, "customer id", "each customer's payment events (the credit ledger)"),
     TopicSpec(INVENTORY_COMMANDS, TopicKind.COMMANDS, "SKU", "RestockSku from the CLI"),
     TopicSpec(INVENTORY_RESERVATIONS, TopicKind.INTERNAL, "SKU", "order lines re-keyed by SKU"),
     TopicSpec(INVENTORY_EVENTS, TopicKind.EVENTS, "SKU", "stock changes per SKU (its changelog)"),

@@ -83,6 +83,40 @@ class ReleaseStock(Command):
     quantity: int
 
 
+# --- payments.requests (key: customer id) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AuthorizePayment(Command):
+    """Internal: the payment service's order stage asks its customer stage to authorize an order's total.
+
+    Keyed by customer id (one writer per customer, so the credit limit holds). causation_id is the id of the order
+    event (OrderPlaced) that asked for it; command_id derives from it, so redoing the same input yields the same id.
+    """
+
+    aggregate_field: ClassVar[str] = "customer_id"
+
+    causation_id: str
+    order_id: str
+    customer_id: str
+    amount_minor: int
+    currency: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReleasePayment(Command):
+    """Internal: give back an order's authorization (the order was rejected or cancelled). refund is True when the
+    order had been confirmed (a refund), False before that (a void). causation_id: the order event that asked."""
+
+    aggregate_field: ClassVar[str] = "customer_id"
+
+    causation_id: str
+    order_id: str
+    customer_id: str
+    refund: bool
+    reason: str
+
+
 # --- shipping.commands (key: order id) ---------------------------------------------------------------------------
 
 
@@ -128,4 +162,5 @@ class Reply:
 ORDER_COMMANDS: tuple[type[Command], ...] = (PlaceOrder, CancelOrder)
 INVENTORY_COMMANDS: tuple[type[Command], ...] = (RestockSku, ReserveStock, ReleaseStock)
 SHIPPING_COMMANDS: tuple[type[Command], ...] = (DispatchShipment, ConfirmDelivery)
-ALL_COMMANDS: tuple[type[Command], ...] = ORDER_COMMANDS + INVENTORY_COMMANDS + SHIPPING_COMMANDS
+PAYMENT_COMMANDS: tuple[type[Command], ...] = (AuthorizePayment, ReleasePayment)
+ALL_COMMANDS: tuple[type[Command], ...] = ORDER_COMMANDS + INVENTORY_COMMANDS + SHIPPING_COMMANDS + PAYMENT_COMMANDS

@@ -214,6 +214,14 @@ class StockReleased(Event):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ShipmentPending(Event):
+    """The shipping service noted a placed order (and its customer): a shipment is created once it is confirmed."""
+
+    order_id: str
+    customer_id: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ShipmentCreated(Event):
     order_id: str
     customer_id: str
@@ -231,6 +239,14 @@ class ShipmentDelivered(Event):
     order_id: str
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ShipmentCancelled(Event):
+    """The order was rejected or cancelled before its shipment was dispatched: nothing will be sent."""
+
+    order_id: str
+    reason: str
+
+
 ORDER_EVENTS: tuple[type[Event], ...] = (
     OrderPlaced,
     OrderPaymentUpdated,
@@ -243,5 +259,7 @@ ORDER_EVENTS: tuple[type[Event], ...] = (
 )
 PAYMENT_EVENTS: tuple[type[Event], ...] = (PaymentAuthorized, PaymentDeclined, PaymentVoided, PaymentRefunded)
 INVENTORY_EVENTS: tuple[type[Event], ...] = (StockAdded, StockReserved, StockReservationRejected, StockReleased)
-SHIPPING_EVENTS: tuple[type[Event], ...] = (ShipmentCreated, ShipmentDispatched, ShipmentDelivered)
+SHIPPING_EVENTS: tuple[type[Event], ...] = (
+    ShipmentCreated, ShipmentDispatched, ShipmentDelivered, ShipmentPending, ShipmentCancelled,
+)
 ALL_EVENTS: tuple[type[Event], ...] = ORDER_EVENTS + PAYMENT_EVENTS + INVENTORY_EVENTS + SHIPPING_EVENTS

@@ -44,9 +44,11 @@ from orderstream.domain.events import (
     PaymentStatus,
     PaymentVoided,
     ReservationStatus,
+    ShipmentCancelled,
     ShipmentCreated,
     ShipmentDelivered,
     ShipmentDispatched,
+    ShipmentPending,
     StockReleased,
     StockReservationRejected,
     StockReserved,
@@ -346,7 +348,9 @@ _HANDLERS = {
     StockReserved: _reservation,
     StockReservationRejected: _reservation,
     StockReleased: _reservation,
+    ShipmentPending: _ignore,
     ShipmentCreated: _ignore,
+    ShipmentCancelled: _ignore,  # the shipping service's own compensation: the order ended already
     ShipmentDispatched: _dispatched,
     ShipmentDelivered: _delivered,
 }

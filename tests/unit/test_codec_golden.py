@@ -55,10 +55,12 @@ def test_old_version_golden_value_reencodes_with_the_newest_schema(codec: Codec)
 # Every shipped schema version's fingerprint. Add a line for a new version; never change or remove one: records
 # written with that schema are in the log forever and are found by this fingerprint.
 PINNED_FINGERPRINTS = {
+    "AuthorizePayment.v1": "84b25a087f622bcd",
     "CancelOrder.v1": "8308a609f726bbe6",
     "ConfirmDelivery.v1": "d3e43101c223e492",
     "DispatchShipment.v1": "bac820929b236df5",
     "PlaceOrder.v1": "7dea8aee8d6554c0",
+    "ReleasePayment.v1": "80fc691972e01de3",
     "ReleaseStock.v1": "a34880d0be19248b",
     "ReserveStock.v1": "e89bc1c592febe67",
     "RestockSku.v1": "6eca8c4448a5a64e",
@@ -80,9 +82,11 @@ PINNED_FINGERPRINTS = {
     "PaymentRefunded.v1": "acc5ec8378928a33",
     "PaymentVoided.v1": "7aa5725caa343503",
     "Reply.v1": "88864fea33bc4b88",
+    "ShipmentCancelled.v1": "fd9d24dc04c36653",
     "ShipmentCreated.v1": "e3af3b3c15bb2650",
     "ShipmentDelivered.v1": "d8aa841e2d7bbd4c",
     "ShipmentDispatched.v1": "43329ec9a7da0923",
+    "ShipmentPending.v1": "b7c60c8295708e6d",
 }
 
 

@@ -1,0 +1,209 @@
+"""Shipments: a pure decider, one shipment per order. No Kafka, no clock, no randomness.
+
+    decide(message, state, context) -> tuple of new events | Rejection
+    evolve(state, event) -> state
+
+Messages are order events (what the order service decided) and shipping commands (what a person asks for):
+
+    OrderPlaced    -> ShipmentPending (remembers the customer)
+    OrderConfirmed -> ShipmentCreated            PENDING -> CREATED
+    DispatchShipment -> ShipmentDispatched       CREATED -> DISPATCHED
+    ConfirmDelivery  -> ShipmentDelivered        DISPATCHED -> DELIVERED
+    OrderRejected / OrderCancelled -> ShipmentCancelled, while PENDING or CREATED (nothing was sent yet)
+
+Commands in any other state are rejected with a reason that says what state the shipment is in. Order events that do
+not apply (repeats, other types) change nothing. Event ids derive from (order id, version, causation id), so deciding
+the same input on the same state twice yields identical events.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from orderstream.domain.commands import Command, ConfirmDelivery, DispatchShipment
+from orderstream.domain.events import (
+    Event,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderPlaced,
+    OrderRejected,
+    ShipmentCancelled,
+    ShipmentCreated,
+    ShipmentDelivered,
+    ShipmentDispatched,
+    ShipmentPending,
+)
+from orderstream.domain.order import Rejection, RejectionCode
+from orderstream.domain.validation import ValidationError, check_id
+
+_NAMESPACE = uuid.UUID("b3e0f4a6-2c1d-4f7e-8a59-7d6c3e2b1a90")
+
+
+class ShipmentStatus(enum.Enum):
+    PENDING = "PENDING"  # the order is placed, not confirmed yet
+    CREATED = "CREATED"  # the order is confirmed: ready to dispatch
+    DISPATCHED = "DISPATCHED"
+    DELIVERED = "DELIVERED"
+    CANCELLED = "CANCELLED"
+
+
+class EvolveError(ValueError):
+    """An event does not fit the state (wrong order, wrong version): the stream is corrupt or misrouted."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentState:
+    """One order's shipment. version 0 and status None: the shipping service has not seen the order."""
+
+    order_id: str
+    version: int = 0
+    status: ShipmentStatus | None = None
+    customer_id: str = ""
+    carrier: str = ""
+    tracking_number: str = ""
+    cancel_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    occurred_at: datetime
+    correlation_id: str
+    causation_id: str
+
+    @classmethod
+    def of(cls, message: Command | Event, occurred_at: datetime) -> Context:
+        cause = message.command_id if isinstance(message, Command) else message.event_id
+        return cls(occurred_at=occurred_at, correlation_id=message.correlation_id, causation_id=cause)
+
+
+def initial_state(order_id: str) -> ShipmentState:
+    return ShipmentState(order_id=order_id)
+
+
+def validate_dispatch(command: DispatchShipment) -> None:
+    """Raise ValidationError naming the first broken rule (the CLI checks this before producing)."""
+    check_id("order id", command.order_id)
+    check_id("command id", command.command_id)
+    check_id("carrier", command.carrier)
+    check_id("tracking number", command.tracking_number)
+
+
+def validate_delivery(command: ConfirmDelivery) -> None:
+    check_id("order id", command.order_id)
+    check_id("command id", command.command_id)
+
+
+Decision = tuple[Event, ...] | Rejection
+
+
+def decide(message: Command | Event, state: ShipmentState, context: Context) -> Decision:
+    """The shipment events a command or an order event produces, or why it is refused. Pure."""
+    emit = _Emitter(state, context)
+    match message:
+        case DispatchShipment():
+            return _dispatch(message, state, emit)
+        case ConfirmDelivery():
+            return _deliver(message, state, emit)
+        case OrderPlaced():
+            return emit(ShipmentPending, customer_id=message.customer_id) if state.status is None else ()
+        case OrderConfirmed():
+            if state.status is ShipmentStatus.PENDING:
+                return emit(ShipmentCreated, customer_id=state.customer_id)
+            if state.status is None:
+                return Rejection(f"order {state.order_id} was confirmed but never seen placed", 0, RejectionCode.NOT_FOUND)
+            return ()
+        case OrderRejected() | OrderCancelled():
+            if state.status in (ShipmentStatus.PENDING, ShipmentStatus.CREATED):
+                what = "rejected" if isinstance(message, OrderRejected) else "cancelled"
+                return emit(ShipmentCancelled, reason=f"order {what}: {message.reason}" if message.reason else f"order {what}")
+            return ()
+        case Event():
+            return ()  # other order events do not concern the shipment
+    return Rejection(f"the shipping service does not handle {type(message).__name__}", state.version, RejectionCode.INVALID)
+
+
+def _dispatch(command: DispatchShipment, state: ShipmentState, emit: _Emitter) -> Decision:
+    try:
+        validate_dispatch(command)
+    except ValidationError as exc:
+        return Rejection(str(exc), state.version, RejectionCode.INVALID)
+    if state.status is not ShipmentStatus.CREATED:
+        return _refuse(state, "be dispatched")
+    return emit(ShipmentDispatched, carrier=command.carrier, tracking_number=command.tracking_number)
+
+
+def _deliver(command: ConfirmDelivery, state: ShipmentState, emit: _Emitter) -> Decision:
+    try:
+        validate_delivery(command)
+    except ValidationError as exc:
+        return Rejection(str(exc), state.version, RejectionCode.INVALID)
+    if state.status is not ShipmentStatus.DISPATCHED:
+        return _refuse(state, "be delivered")
+    return emit(ShipmentDelivered)
+
+
+def _refuse(state: ShipmentState, what: str) -> Rejection:
+    """Why the shipment of this order cannot do `what` in its current state."""
+    order = state.order_id
+    status = state.status
+    code = RejectionCode.ILLEGAL_TRANSITION
+    if status is None:
+        return Rejection(f"order {order} has no shipment (no such order): it cannot {what}", 0, RejectionCode.NOT_FOUND)
+    if status is ShipmentStatus.PENDING:
+        reason = f"order {order} is not confirmed yet (no shipment): it cannot {what}"
+    elif status is ShipmentStatus.CANCELLED:
+        reason = f"the shipment of order {order} was cancelled ({state.cancel_reason}): it cannot {what}"
+    elif status is ShipmentStatus.CREATED:
+        reason = f"the shipment of order {order} has not been dispatched yet: it cannot {what}"
+    elif status is ShipmentStatus.DISPATCHED:
+        reason = (f"the shipment of order {order} was already dispatched ({state.carrier} {state.tracking_number}): "
+                  f"it cannot {what}")
+    else:
+        reason = f"the shipment of order {order} was already delivered: it cannot {what}"
+    return Rejection(reason, state.version, code)
+
+
+class _Emitter:
+    def __init__(self, state: ShipmentState, context: Context) -> None:
+        self.state = state
+        self.context = context
+
+    def __call__(self, event_type: type[Event], **fields: object) -> tuple[Event, ...]:
+        version = self.state.version + 1
+        order_id = self.state.order_id
+        event_id = str(uuid.uuid5(_NAMESPACE, f"{order_id}/{version}/{self.context.causation_id}"))
+        return (
+            event_type(
+                event_id=event_id,
+                version=version,
+                occurred_at=self.context.occurred_at,
+                correlation_id=self.context.correlation_id,
+                causation_id=self.context.causation_id,
+                order_id=order_id,
+                **fields,
+            ),
+        )
+
+
+def evolve(state: ShipmentState, event: Event) -> ShipmentState:
+    """The shipment after one of its events. Checks the event continues the stream (version + 1)."""
+    if event.version != state.version + 1:
+        raise EvolveError(f"shipment {state.order_id}: {event.type_name} has version {event.version}, expected {state.version + 1}")
+    if getattr(event, "order_id", None) != state.order_id:
+        raise EvolveError(f"shipment {state.order_id}: {event.type_name} belongs to {getattr(event, 'order_id', None)}")
+    state = replace(state, version=event.version)
+    match event:
+        case ShipmentPending():
+            return replace(state, status=ShipmentStatus.PENDING, customer_id=event.customer_id)
+        case ShipmentCreated():
+            return replace(state, status=ShipmentStatus.CREATED, customer_id=event.customer_id or state.customer_id)
+        case ShipmentDispatched():
+            return replace(state, status=ShipmentStatus.DISPATCHED, carrier=event.carrier, tracking_number=event.tracking_number)
+        case ShipmentDelivered():
+            return replace(state, status=ShipmentStatus.DELIVERED)
+        case ShipmentCancelled():
+            return replace(state, status=ShipmentStatus.CANCELLED, cancel_reason=event.reason)
+    raise EvolveError(f"shipment {state.order_id}: {event.type_name} is not a shipment event")
