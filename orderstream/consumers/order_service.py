@@ -31,6 +31,8 @@ REACTION_TOPICS = (PAYMENTS_EVENTS, INVENTORY_RESULTS, SHIPPING_EVENTS)  # joine
 class OrderLogic:
     """Decides order commands and reactions on the order's current state; replies to every command."""
 
+    accepts = order.HANDLED_TYPES  # anything else on an input topic is dead-lettered at the validate stage
+
     def initial(self, key: str) -> OrderState:
         return order.initial_state(key)
 

@@ -97,13 +97,25 @@ class ProcessorLogic(Protocol[S]):
     def handle(self, message: Any, state: KeyState[S], context: HandleContext) -> Outcome: ...
 
 
-DeadLetterHook = Callable[[Any, Exception], Sequence[Output]]
+# (record, error, stage, group) -> what to produce in the batch's transaction instead of handling the record:
+# ops.dlq.DeadLetter records (raw bytes, unchanged) or Outputs. Raising stops the processor instead.
+DeadLetterHook = Callable[[Any, Exception, str, str], Sequence[Any]]
 
 
-def stop_on_undecodable(record: Any, error: Exception) -> Sequence[Output]:
-    """The default dead-letter hook: stop the loop, naming the record. (Issue 8 puts a DLQ producer here.)"""
+def to_dead_letter_topic(record: Any, error: Exception, stage: str, group: str) -> Sequence[Any]:
+    """The default hook: the record goes to <topic>.dlq, unchanged, in the same transaction as the batch (so it is
+    dead-lettered exactly once), and processing continues with the next record. See orderstream.ops.dlq."""
+    from orderstream.ops.dlq import dead_letter
+
+    log.error("%s[%d]@%d failed at %s (%s: %s): sent to the dead-letter topic", record.topic(), record.partition(),
+              record.offset(), stage, type(error).__name__, error)
+    return [dead_letter(record, group, stage, error)]
+
+
+def stop_on_undecodable(record: Any, error: Exception, stage: str, group: str) -> Sequence[Any]:
+    """A hook that stops the loop instead, naming the record (for services that must never skip anything)."""
     raise ProcessorError(
-        f"cannot decode {record.topic()}[{record.partition()}]@{record.offset()}: {error}; stopping (no DLQ configured)"
+        f"{record.topic()}[{record.partition()}]@{record.offset()} failed at {stage}: {error}; stopping (no DLQ)"
     )
 
 
@@ -119,7 +131,7 @@ class ProcessorSpec(Generic[S]):
     transactional_id: str
     state_dir: Path | None  # None: no on-disk cache
     source: str  # CloudEvents source of what it produces
-    dead_letter: DeadLetterHook = stop_on_undecodable
+    dead_letter: DeadLetterHook = to_dead_letter_topic
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
     producer_overrides: dict[str, Any] = field(default_factory=dict)
     checkpoint_interval_s: float = 30.0
@@ -392,17 +404,25 @@ class Processor(Generic[S]):
 
         partition = record.partition()
         if record.key() is None:
-            raise ProcessorError(f"{self.name}: {record.topic()}[{partition}]@{record.offset()} has no key")
+            self._dead_letter(batch, record, ValueError("the record has no key"), "validate")
+            return
         try:
             message = self.codec.decode(record.value())
         except DecodeError as exc:
-            for output in self.spec.dead_letter(record, exc):
-                self._produce(batch, output, None)
+            self._dead_letter(batch, record, exc, "decode")
+            return
+        accepts = getattr(self.spec.logic, "accepts", None)
+        if accepts is not None and not isinstance(message, accepts):
+            self._dead_letter(batch, record, TypeError(f"{type(message).__name__} is not handled by {self.name}"), "validate")
             return
         key = record.key().decode("utf-8")
         state = self._key_state(batch, partition, key)
         context = HandleContext(self.spec.clock(), self._logical[record.topic()], partition, record.offset(), key)
-        outcome = self.spec.logic.handle(message, state, context)
+        try:
+            outcome = self.spec.logic.handle(message, state, context)  # pure: nothing changed yet if it raises
+        except Exception as exc:  # noqa: BLE001 - the record is dead-lettered (or the hook stops the loop)
+            self._dead_letter(batch, record, exc, "apply")
+            return
         for event in outcome.events:
             state.value = self.spec.logic.evolve(state.value, event)
             handled = Handled(event.version, partition, None, event.occurred_at)
@@ -414,6 +434,16 @@ class Processor(Generic[S]):
             batch.outputs += 1
         if outcome.reply is not None:
             batch.replies.append(outcome.reply)
+
+    def _dead_letter(self, batch: _Batch, record: Any, error: Exception, stage: str) -> None:
+        from orderstream.ops.dlq import DeadLetter, produce_dead_letter
+
+        for item in self.spec.dead_letter(record, error, stage, self.spec.group_id):
+            if isinstance(item, DeadLetter):
+                produce_dead_letter(self._producer, item)  # a failed delivery fails commit_transaction
+            else:
+                self._produce(batch, item, None)
+            batch.outputs += 1
 
     def _produce(self, batch: _Batch, output: Output, handled: Handled | None) -> None:
         topic = self.settings.topic(output.topic)

@@ -47,9 +47,40 @@ class UndecodableRecord(RuntimeError):
         self.topic, self.partition, self.offset = topic, partition, offset
 
 
-def stop_on_undecodable(message: Any, error: Exception) -> None:
-    """The default undecodable hook: stop the loop."""
+def stop_on_undecodable(message: Any, error: Exception, stage: str = "decode") -> None:
+    """A failure hook that stops the loop instead of dead-lettering (the record is named in the error)."""
     raise UndecodableRecord(message.topic(), message.partition(), message.offset(), error) from error
+
+
+class DeadLetterSink:
+    """The default failure hook: the record goes to <topic>.dlq unchanged (see orderstream.ops.dlq) and the projector
+    moves past it. The dead letter is acknowledged by the broker BEFORE the batch's SQL commit stores the position past
+    it, so none is ever lost; a crash between the two writes it again on restart (same original position in its
+    headers, which `dlq list` shows).
+
+    Later events of the same order are applied when they can be; those that cannot (they need the failed one, e.g. a
+    version gap) fail at the apply stage and are dead-lettered too, so an order's view is parked behind its first
+    failure until the cause is fixed and the projection is replayed (`orderstream replay projection NAME`).
+    """
+
+    def __init__(self, settings: Settings, group: str) -> None:
+        self.settings = settings
+        self.group = group
+        self._producer = None
+
+    def __call__(self, message: Any, error: Exception, stage: str = "decode") -> None:
+        from confluent_kafka import KafkaException, Producer
+
+        from orderstream.clients import producer_config
+        from orderstream.ops.dlq import dead_letter, produce_dead_letter
+
+        if self._producer is None:
+            self._producer = Producer(producer_config(self.settings))
+        log.error("%s[%d]@%d failed at %s (%s: %s): sent to the dead-letter topic", message.topic(),
+                  message.partition(), message.offset(), stage, type(error).__name__, error)
+        produce_dead_letter(self._producer, dead_letter(message, self.group, stage, error))
+        if self._producer.flush(30) != 0:
+            raise KafkaException(f"dead letter of {message.topic()}[{message.partition()}]@{message.offset()} not acknowledged")
 
 
 def group_id_of(projection: str, topic_prefix: str = "") -> str:
@@ -71,7 +102,7 @@ class Projector:
         *,
         database_url: str | None = None,
         group_id: str | None = None,
-        on_undecodable: Callable[[Any, Exception], None] = stop_on_undecodable,
+        on_undecodable: Callable[[Any, Exception, str], None] | None = None,
         consumer_overrides: dict[str, Any] | None = None,
     ) -> None:
         self.settings = settings
@@ -79,7 +110,7 @@ class Projector:
         self.name = spec.name
         self.database_url = database_url or settings.database_url_for(spec.name)
         self.group_id = group_id or group_id_of(spec.name, settings.topic_prefix)
-        self.on_undecodable = on_undecodable
+        self.on_undecodable = on_undecodable or DeadLetterSink(settings, self.group_id)
         self.consumer_overrides = consumer_overrides or {}
         self.topics = [settings.topic(name) for name in spec.topics]
         self._store = None
@@ -148,6 +179,7 @@ class Projector:
     def _process(self, consumer, codec, messages) -> None:
         from confluent_kafka import KafkaException
 
+        from orderstream.projections.base import ProjectionError
         from orderstream.projections.store import GenerationChanged, Record
         from orderstream.schemas.errors import DecodeError
 
@@ -158,16 +190,37 @@ class Projector:
             try:
                 event = codec.decode(message.value())
             except DecodeError as exc:
-                self.on_undecodable(message, exc)
+                self.on_undecodable(message, exc, "decode")
                 event = None
             records.append(Record(message.topic(), message.partition(), message.offset(), event))
         try:
-            positions = self._store.apply(records, self._generation, before_commit=lambda: faults.point("mid_batch"))
+            try:
+                positions = self._store.apply(records, self._generation, before_commit=lambda: faults.point("mid_batch"))
+            except ProjectionError:
+                positions = self._apply_one_by_one(messages, records)
         except GenerationChanged as changed:
             self._switch_generation(consumer, changed.generation)
             return
         faults.point("after_sql_commit")
         self._commit_to_kafka(consumer, positions)
+
+    def _apply_one_by_one(self, messages: list, records: list) -> dict[tuple[str, int], int]:
+        """A batch failed to project: apply its records one transaction each, so only the record that cannot be
+        projected is handed to the failure hook (stage apply) and everything else is applied."""
+        from dataclasses import replace
+
+        from orderstream.projections.base import ProjectionError
+
+        positions: dict[tuple[str, int], int] = {}
+        for message, record in zip(messages, records):
+            try:
+                done = self._store.apply([record], self._generation)
+            except ProjectionError as exc:
+                self.on_undecodable(message, exc, "apply")
+                done = self._store.apply([replace(record, event=None)], self._generation)
+            for position, offset in done.items():
+                positions[position] = max(positions.get(position, 0), offset)
+        return positions
 
     def _commit_to_kafka(self, consumer, positions: dict[tuple[str, int], int]) -> None:
         from confluent_kafka import KafkaException, TopicPartition

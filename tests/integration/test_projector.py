@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from orderstream.consistency import ConsistencyToken
-from orderstream.consumers.projector import Projector, UndecodableRecord
+from orderstream.consumers.projector import Projector, UndecodableRecord, stop_on_undecodable
 from orderstream.domain.events import OrderLine, OrderPlaced
 from orderstream.projections.registry import spec_of
 from orderstream.projections.runner import build_projections
@@ -122,11 +122,11 @@ def test_read_your_writes_with_query_after_token(projected, tmp_path, monkeypatc
     producer.close()
 
 
-def test_an_undecodable_record_stops_the_projector_before_it(topics, db_url):  # noqa: F811
+def test_the_stop_hook_stops_the_projector_before_an_undecodable_record(topics, db_url):  # noqa: F811
     settings = topics.model_copy(update={"database_url": db_url})
     log = EventLog(settings)
     partition, offset = log.write_raw(b"o-bad", b"\xc3\x01not avro at all")
-    projector = Projector(settings, spec_of("order-view"))
+    projector = Projector(settings, spec_of("order-view"), on_undecodable=stop_on_undecodable)
     running = Running(projector)
     running.thread.join(30)
     with pytest.raises(UndecodableRecord, match=f"{settings.topic(ORDERS_EVENTS)}:{partition}:{offset} cannot be decoded"):

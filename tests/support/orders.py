@@ -94,8 +94,10 @@ def running_order_service(settings: Settings, **overrides: Any):
         running.stop()
 
 
-def read_topic(settings: Settings, name: str, until=None, timeout_s: float = 20.0, isolation: str = "read_committed") -> list[tuple[Any, Any]]:
-    """(record, decoded) for every record of a topic up to its current end, or until `until(decoded_list)` holds."""
+def read_topic(settings: Settings, name: str, until=None, timeout_s: float = 20.0, isolation: str = "read_committed",
+               decode: bool = True) -> list[tuple[Any, Any]]:
+    """(record, decoded) for every record of a topic up to its current end, or until `until(decoded_list)` holds.
+    With decode=False the second element is the raw value (for topics that hold anything, like dead letters)."""
     from confluent_kafka import Consumer, TopicPartition
 
     from orderstream.consumers.offsets import watermarks
@@ -110,7 +112,7 @@ def read_topic(settings: Settings, name: str, until=None, timeout_s: float = 20.
         while time.monotonic() < deadline:
             for record in consumer.consume(500, 0.2):
                 assert record.error() is None, record.error()
-                out.append((record, CODEC.decode(record.value())))
+                out.append((record, CODEC.decode(record.value()) if decode else record.value()))
             if until is not None:
                 if until([value for _, value in out]):
                     return out
