@@ -26,6 +26,12 @@ def _order(settings: Settings) -> Service:
     return build_order_service(settings)
 
 
+def _inventory(settings: Settings) -> Service:
+    from orderstream.consumers.inventory_service import build_inventory_service
+
+    return build_inventory_service(settings)
+
+
 def _projections(settings: Settings) -> Service:
     from orderstream.projections.runner import build_projections
 
@@ -35,6 +41,7 @@ def _projections(settings: Settings) -> Service:
 # name -> builder. `orderstream run all` runs every entry, each in its own process.
 SERVICES: dict[str, Callable[[Settings], Service]] = {
     "order": _order,
+    "inventory": _inventory,
     "projections": _projections,
 }
 
@@ -60,6 +67,7 @@ def watched_consumers(settings: Settings) -> list:
     from orderstream.projections.store import ProjectionStore, database_exists
 
     watched = [WatchedConsumer("order", "service", f"{settings.topic_prefix}order-service", tuple(ORDER_INPUTS))]
+    watched += _inventory_consumers(settings, WatchedConsumer)
     for name, spec in SPECS.items():
         url = settings.database_url_for(name)
 
@@ -76,3 +84,12 @@ def watched_consumers(settings: Settings) -> list:
 
         watched.append(WatchedConsumer(name, "projection", group_id_of(name), spec.topics, stored))
     return watched
+
+
+def _inventory_consumers(settings: Settings, watched_consumer) -> list:
+    from orderstream.consumers import inventory_service as inv
+
+    return [
+        watched_consumer("inventory-orders", "service", inv.order_stage_group(settings), inv.ORDER_STAGE_INPUTS),
+        watched_consumer("inventory-stock", "service", inv.sku_stage_group(settings), inv.SKU_STAGE_INPUTS),
+    ]

@@ -25,10 +25,11 @@ class TopicSpec:
     kind: TopicKind
     key: str
     description: str
+    keep_forever: bool = False  # an internal changelog that state is rebuilt from outlives the default retention
 
     @property
     def retention_ms(self) -> int:
-        if self.kind in (TopicKind.EVENTS, TopicKind.DLQ):
+        if self.keep_forever or self.kind in (TopicKind.EVENTS, TopicKind.DLQ):
             return -1
         if self.kind is TopicKind.REPLIES:
             return 24 * 3600 * 1000
@@ -51,6 +52,7 @@ INVENTORY_RESERVATIONS = "inventory.reservations"
 INVENTORY_EVENTS = "inventory.events"
 INVENTORY_RESULTS = "inventory.results"
 INVENTORY_REPLIES = "inventory.replies"
+INVENTORY_ORDERS = "inventory.orders"
 SHIPPING_COMMANDS = "shipping.commands"
 SHIPPING_EVENTS = "shipping.events"
 SHIPPING_REPLIES = "shipping.replies"
@@ -69,6 +71,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(INVENTORY_EVENTS, TopicKind.EVENTS, "SKU", "stock changes per SKU (its changelog)"),
     TopicSpec(INVENTORY_RESULTS, TopicKind.EVENTS, "order id", "reservation outcomes, answered per order"),
     TopicSpec(INVENTORY_REPLIES, TopicKind.REPLIES, "SKU", "the outcome of every inventory command"),
+    TopicSpec(INVENTORY_ORDERS, TopicKind.INTERNAL, "order id", "the order events the inventory acts on (its order "
+              "stage's changelog)", keep_forever=True),
     TopicSpec(SHIPPING_COMMANDS, TopicKind.COMMANDS, "order id", "DispatchShipment, ConfirmDelivery from the CLI"),
     TopicSpec(SHIPPING_EVENTS, TopicKind.EVENTS, "order id", "shipments created, dispatched, delivered"),
     TopicSpec(SHIPPING_REPLIES, TopicKind.REPLIES, "order id", "the outcome of every shipping command"),

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from orderstream.cli import broker, demo, dlq, generate, orders, query, run, schemas, status, tail, topics
+from orderstream.cli import stock
 from orderstream.cli.common import GlobalOptions
 
 app = typer.Typer(
@@ -57,6 +58,7 @@ app.add_typer(topics.app, name="topics", help="Create and verify every topic of 
 app.add_typer(schemas.app, name="schemas", help="List the wire contract's Avro schemas and check their compatibility.")
 app.add_typer(query.app, name="query", help="Ask the read models: one order, order lists, sales (with --after for read-your-writes).")
 app.add_typer(dlq.app, name="dlq", help="Dead letters: list, show and retry records that failed.")
+app.add_typer(stock.app, name="stock", help="Inventory commands: add units of a SKU to stock.")
 app.command(name="run")(run.run)
 app.command(name="place")(orders.place)
 app.command(name="cancel")(orders.cancel)

@@ -10,6 +10,7 @@ import re
 MAX_ID_LENGTH = 64
 MAX_LINES_PER_ORDER = 50
 MAX_QUANTITY_PER_LINE = 10_000
+MAX_RESTOCK_QUANTITY = 1_000_000  # units of one SKU added by one restock
 MAX_UNIT_PRICE_MINOR = 100_000_000  # one million in major units, for two-decimal currencies
 MAX_REASON_LENGTH = 500
 
@@ -58,6 +59,17 @@ def check_quantity(sku: str, quantity: int) -> int:
         raise ValidationError(f"quantity of {sku} must be greater than 0, got {quantity}")
     if quantity > MAX_QUANTITY_PER_LINE:
         raise ValidationError(f"quantity of {sku} is {quantity}; the limit per line is {MAX_QUANTITY_PER_LINE}")
+    return quantity
+
+
+def check_stock_quantity(sku: str, quantity: int) -> int:
+    """Accept a restock quantity: a whole number of units, 1..MAX_RESTOCK_QUANTITY."""
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise ValidationError(f"quantity of {sku} must be a whole number")
+    if quantity <= 0:
+        raise ValidationError(f"quantity of {sku} must be greater than 0, got {quantity}")
+    if quantity > MAX_RESTOCK_QUANTITY:
+        raise ValidationError(f"quantity of {sku} is {quantity}; the limit per restock is {MAX_RESTOCK_QUANTITY}")
     return quantity
 
 

@@ -1,0 +1,88 @@
+"""`orderstream stock add SKU QTY`: send a RestockSku to the inventory service, optionally wait for its outcome.
+
+Input is checked with the domain's own rules before anything is produced. Exit codes: 0 sent (or accepted with
+--wait), 1 bad input, rejected or not sent, 3 no reply within the wait timeout.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from orderstream.cli.common import fail, print_json, settings_of
+
+app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
+
+EXIT_TIMEOUT = 3
+
+
+@app.command("add", context_settings={"ignore_unknown_options": True})  # so QTY may read "-5" (refused below)
+def add(
+    ctx: typer.Context,
+    sku: Annotated[str, typer.Argument(help="The SKU to restock.", show_default=False)],
+    quantity: Annotated[str, typer.Argument(help="How many units to add (a whole number > 0).", show_default=False)],
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the outcome; print it and a read-your-writes token.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")] = False,
+) -> None:
+    """Add units of a SKU to stock. Prints the SKU once the broker has the command (or, with --wait, the outcome)."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from orderstream.domain.commands import RestockSku
+    from orderstream.domain.validation import ValidationError, check_id, check_stock_quantity
+
+    try:
+        check_id("sku", sku)
+        if not quantity.strip().lstrip("+-").isdigit():
+            raise ValidationError(f"quantity {quantity!r} of {sku} is not a whole number")
+        units = check_stock_quantity(sku, int(quantity))
+    except ValidationError as exc:
+        fail(str(exc))
+    command_id = str(uuid.uuid4())
+    command = RestockSku(command_id=command_id, issued_at=datetime.now(UTC), correlation_id=command_id, sku=sku, quantity=units)
+    _send(ctx, command, wait, as_json)
+
+
+def _send(ctx: typer.Context, command, wait: bool, as_json: bool) -> None:
+    from orderstream.producers.commands import CommandSender, ReplyTimeout, SendError
+    from orderstream.topology import INVENTORY_COMMANDS, INVENTORY_REPLIES
+
+    settings = settings_of(ctx)
+    with CommandSender(settings, INVENTORY_COMMANDS, INVENTORY_REPLIES) as sender:
+        try:
+            if not wait:
+                sent = sender.send(command)
+            else:
+                outcome = sender.send_and_wait(command)
+        except SendError as exc:
+            fail(str(exc))
+        except ReplyTimeout as exc:
+            if as_json:
+                print_json(_result(command, None, None, str(exc), None))
+            fail(str(exc), code=EXIT_TIMEOUT)
+    if not wait:
+        if as_json:
+            print_json(_result(command, None, None, None, None) | {"partition": sent.partition, "offset": sent.offset})
+        else:
+            typer.echo(command.sku)
+        return
+    reply, token = outcome.reply, outcome.token
+    if as_json:
+        print_json(_result(command, reply.accepted, reply.version, reply.reason or None, token))
+    elif reply.accepted:
+        typer.echo(f"{command.sku} +{command.quantity} accepted: version {reply.version}, token {token}")
+    if not reply.accepted:
+        fail(f"restock of {command.sku} rejected: {reply.reason}")
+
+
+def _result(command, accepted, version, reason, token) -> dict:
+    return {
+        "sku": command.sku,
+        "quantity": command.quantity,
+        "accepted": accepted,
+        "version": version,
+        "reason": reason,
+        "token": None if token is None else str(token),
+        "command_id": command.command_id,
+    }

@@ -1,0 +1,205 @@
+"""The inventory service: the two inventory deciders (domain/inventory.py) wired into two processors.
+
+Order stage (keyed by order id): input orders.events, changelog inventory.orders (the OrderPlaced / OrderRejected /
+OrderCancelled events it acted on, mirrored as they are, so its state - an order's lines and whether they were
+released - is rebuilt from it). It writes ReserveStock / ReleaseStock per line to inventory.reservations, keyed by SKU,
+in the same transaction that consumes the order event: an order line is re-keyed exactly once.
+
+SKU stage (keyed by SKU): inputs inventory.reservations and inventory.commands (RestockSku), changelog
+inventory.events. One writer per SKU (the group's owner of the SKU's partition) decides every change of a SKU on its
+latest state, so two reservations can never both take the last unit. Every StockReserved, StockReservationRejected
+and StockReleased is also written, in the same transaction, to inventory.results keyed by the order id (the partitioner
+co-locates it with the order), which the order service consumes. A RestockSku gets a Reply on inventory.replies, keyed
+by SKU, on the command's partition number; a repeated command id gets the first reply again and changes nothing.
+
+`orderstream run inventory` runs both stages in threads of one process, with one instance slot for both (so each
+stage's transactional.id, <group>-<slot>, is stable across restarts).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from orderstream.config import Settings
+from orderstream.consumers.processor import HandleContext, Outcome, Output, Processor, ProcessorSpec
+from orderstream.consumers.state import Handled, KeyState
+from orderstream.domain import inventory
+from orderstream.domain.commands import Command, Reply, RestockSku
+from orderstream.domain.events import ORDER_EVENTS
+from orderstream.domain.inventory import OrderLinesState, Rejection, StockState
+from orderstream.topology import (
+    INVENTORY_COMMANDS,
+    INVENTORY_EVENTS,
+    INVENTORY_ORDERS,
+    INVENTORY_REPLIES,
+    INVENTORY_RESERVATIONS,
+    INVENTORY_RESULTS,
+    ORDERS_EVENTS,
+)
+
+log = logging.getLogger(__name__)
+
+NAME = "inventory"
+SOURCE = "orderstream/inventory-service"
+ORDER_STAGE_INPUTS = (ORDERS_EVENTS,)
+SKU_STAGE_INPUTS = (INVENTORY_RESERVATIONS, INVENTORY_COMMANDS)
+
+
+def order_stage_group(settings: Settings) -> str:
+    return f"{settings.topic_prefix}inventory-orders"
+
+
+def sku_stage_group(settings: Settings) -> str:
+    return f"{settings.topic_prefix}inventory-stock"
+
+
+class OrderStageLogic:
+    """Re-keys placed orders' lines by SKU (ReserveStock) and gives them back (ReleaseStock) once the order is rejected
+    or cancelled. Each order event is acted on at most once (its state remembers the last mirrored version)."""
+
+    def initial(self, key: str) -> OrderLinesState:
+        return inventory.order_initial(key)
+
+    def evolve(self, state: OrderLinesState, event: Any) -> OrderLinesState:
+        return inventory.order_evolve(state, event)
+
+    def handle(self, message: Any, state: KeyState[OrderLinesState], context: HandleContext) -> Outcome:
+        if not isinstance(message, ORDER_EVENTS) or message.order_id != context.key:
+            raise ValueError(
+                f"{context.topic}[{context.partition}]@{context.offset}: {type(message).__name__} under key "
+                f"{context.key!r} is not an order event of that order"
+            )
+        reaction = inventory.react_to_order(message, state.value, context.now)
+        return Outcome(
+            events=reaction.mirror,
+            outputs=[Output(INVENTORY_RESERVATIONS, command.sku, command) for command in reaction.commands],
+        )
+
+
+class SkuStageLogic:
+    """Decides restocks, reservations and releases of one SKU on its current stock; answers orders on
+    inventory.results and restocks on inventory.replies."""
+
+    def initial(self, key: str) -> StockState:
+        return inventory.stock_initial(key)
+
+    def evolve(self, state: StockState, event: Any) -> StockState:
+        return inventory.stock_evolve(state, event)
+
+    def handle(self, message: Any, state: KeyState[StockState], context: HandleContext) -> Outcome:
+        if not isinstance(message, Command):
+            raise ValueError(f"{context.topic}[{context.partition}]@{context.offset}: {type(message).__name__} is not "
+                             "an inventory command")
+        is_restock = isinstance(message, RestockSku)
+        seen = state.handled.get(message.command_id)
+        if seen is not None:  # handled before: nothing new, the same answer
+            log.info("sku %s: %s %s was already handled (version %d)", context.key, message.type_name, message.command_id, seen.version)
+            return Outcome(reply=(lambda: _accepted(message, seen)) if is_restock else None)
+        if getattr(message, "sku", None) != context.key and not is_restock:
+            raise ValueError(f"{context.topic}[{context.partition}]@{context.offset}: {message.type_name} for sku "
+                             f"{getattr(message, 'sku', None)!r} under key {context.key!r}")
+        decision = inventory.decide(message, state.value, inventory.Context.of(message, context.now))
+        if isinstance(decision, Rejection):
+            if not is_restock:  # only a restock (or an unknown command) can be refused
+                raise ValueError(f"{context.topic}[{context.partition}]@{context.offset}: {decision.reason}")
+            return _rejected(message, decision, context)
+        outputs = [
+            Output(INVENTORY_RESULTS, order_id, event)
+            for event in decision
+            if (order_id := inventory.reservation_result_key(event)) is not None
+        ]
+        if is_restock:
+            # the processor records state.handled[command_id] for the events and fills in the offset before reply()
+            return Outcome(events=decision, outputs=outputs, reply=lambda: _accepted(message, state.handled[message.command_id]))
+        return Outcome(events=decision, outputs=outputs)
+
+
+def _rejected(command: Command, rejection: Rejection, context: HandleContext) -> Outcome:
+    reply = Reply(
+        command_id=command.command_id,
+        aggregate_id=context.key,
+        accepted=False,
+        version=rejection.current_version,
+        reason=rejection.reason,
+        replied_at=context.now,
+        correlation_id=command.correlation_id,
+    )
+    return Outcome(reply=lambda: Output(INVENTORY_REPLIES, context.key, reply, context.partition))
+
+
+def _accepted(command: Command, handled: Handled) -> Output:
+    """The reply of an accepted restock; identical every time it is asked for (it derives from the stream only)."""
+    reply = Reply(
+        command_id=command.command_id,
+        aggregate_id=command.aggregate_id,
+        accepted=True,
+        version=handled.version,
+        reason="",
+        replied_at=handled.at,
+        correlation_id=command.correlation_id,
+        events_topic=INVENTORY_EVENTS,
+        events_partition=handled.partition,
+        events_offset=handled.offset,
+    )
+    return Output(INVENTORY_REPLIES, command.aggregate_id, reply, handled.partition)
+
+
+def order_stage_spec(settings: Settings, slot: int, **overrides: Any) -> ProcessorSpec[OrderLinesState]:
+    group = order_stage_group(settings)
+    values: dict[str, Any] = {
+        "name": f"{NAME}-orders",
+        "group_id": group,
+        "input_topics": ORDER_STAGE_INPUTS,
+        "changelog_topic": INVENTORY_ORDERS,
+        "logic": OrderStageLogic(),
+        "transactional_id": f"{group}-{slot}",
+        "state_dir": settings.data_dir / "state" / NAME,
+        "source": SOURCE,
+    }
+    return ProcessorSpec(**(values | overrides))
+
+
+def sku_stage_spec(settings: Settings, slot: int, **overrides: Any) -> ProcessorSpec[StockState]:
+    group = sku_stage_group(settings)
+    values: dict[str, Any] = {
+        "name": f"{NAME}-stock",
+        "group_id": group,
+        "input_topics": SKU_STAGE_INPUTS,
+        "changelog_topic": INVENTORY_EVENTS,
+        "logic": SkuStageLogic(),
+        "transactional_id": f"{group}-{slot}",
+        "state_dir": settings.data_dir / "state" / NAME,
+        "source": SOURCE,
+    }
+    return ProcessorSpec(**(values | overrides))
+
+
+class InventoryService:
+    """`orderstream run inventory`: the order stage and the SKU stage, each a Processor in its own thread, sharing one
+    instance slot. If either stage fails, both stop and run() raises StageFailed (the first error as its cause)."""
+
+    name = NAME
+
+    def __init__(self, settings: Settings, **overrides: Any) -> None:
+        self.settings = settings
+        self.overrides = overrides  # ProcessorSpec fields applied to both stages (tests: checkpoint interval, clock)
+        self.processors: dict[str, Processor[Any]] = {}
+
+    def run(self, stop) -> None:
+        from orderstream.consumers.instances import claim_slot
+        from orderstream.consumers.stages import run_stages
+
+        slot = claim_slot(self.settings.data_dir / "state" / NAME)
+        try:
+            self.processors = {
+                "orders": Processor(self.settings, order_stage_spec(self.settings, slot.number, **self.overrides)),
+                "stock": Processor(self.settings, sku_stage_spec(self.settings, slot.number, **self.overrides)),
+            }
+            run_stages(list(self.processors.values()), stop)
+        finally:
+            slot.release()
+
+
+def build_inventory_service(settings: Settings) -> InventoryService:
+    return InventoryService(settings)
