@@ -12,6 +12,7 @@ import typer
 
 from orderstream.cli import broker, demo, dlq, generate, orders, query, run, schemas, status, tail, topics
 from orderstream.cli import stock
+from orderstream.cli import shipping
 from orderstream.cli.common import GlobalOptions
 
 app = typer.Typer(
@@ -62,6 +63,8 @@ app.add_typer(stock.app, name="stock", help="Inventory commands: add units of a 
 app.command(name="run")(run.run)
 app.command(name="place")(orders.place)
 app.command(name="cancel")(orders.cancel)
+app.command(name="ship")(shipping.ship)
+app.command(name="deliver")(shipping.deliver)
 app.command(name="generate")(generate.generate)
 app.command(name="tail")(tail.tail)
 app.command(name="status")(status.status)

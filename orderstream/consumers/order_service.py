@@ -3,8 +3,10 @@
 Input: orders.commands (PlaceOrder, CancelOrder). Changelog: orders.events. Every command gets a Reply on
 orders.replies, keyed by the order id, on the command's partition number. A repeated command id (one that already
 produced events, i.e. is the causation id of events in the order's stream) produces nothing new and gets the same
-reply as the first time. The decider also handles the other services' events (payments.events, inventory.results,
-shipping.events): REACTION_TOPICS lists them for when those services exist.
+reply as the first time. It also reacts to the other services' answers (REACTION_TOPICS: payments.events,
+inventory.results, shipping.events), all keyed by order id with the same partition count and partitioner as
+orders.commands, so with the range assignor one instance owns partition p of every input and of orders.events: one
+writer per order for commands and reactions alike. A repeated reaction changes nothing (the decider sees it is known).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ log = logging.getLogger(__name__)
 
 NAME = "order"
 SOURCE = "orderstream/order-service"
-INPUT_TOPICS = (ORDERS_COMMANDS,)
-REACTION_TOPICS = (PAYMENTS_EVENTS, INVENTORY_RESULTS, SHIPPING_EVENTS)  # joined once those services produce
+REACTION_TOPICS = (PAYMENTS_EVENTS, INVENTORY_RESULTS, SHIPPING_EVENTS)
+INPUT_TOPICS = (ORDERS_COMMANDS, *REACTION_TOPICS)
 
 
 class OrderLogic:

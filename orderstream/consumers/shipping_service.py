@@ -1,0 +1,136 @@
+"""The shipping service: the shipment decider (domain/shipping.py) wired into the processor runtime.
+
+Inputs, both keyed by order id: orders.events (placed, confirmed, rejected, cancelled orders) and shipping.commands
+(DispatchShipment, ConfirmDelivery). Changelog: shipping.events, which the order service consumes (it moves the order
+to SHIPPED / DELIVERED). Every command gets a Reply on shipping.replies, keyed by the order id, on the command's
+partition number; a repeated command id produces nothing new and gets the first reply again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from orderstream.config import Settings
+from orderstream.consumers.processor import HandleContext, Outcome, Output, Processor, ProcessorSpec
+from orderstream.consumers.state import Handled, KeyState
+from orderstream.domain import shipping
+from orderstream.domain.commands import Command, Reply
+from orderstream.domain.order import Rejection, RejectionCode
+from orderstream.domain.shipping import ShipmentState
+from orderstream.topology import ORDERS_EVENTS, SHIPPING_COMMANDS, SHIPPING_EVENTS, SHIPPING_REPLIES
+
+log = logging.getLogger(__name__)
+
+NAME = "shipping"
+SOURCE = "orderstream/shipping-service"
+INPUT_TOPICS = (ORDERS_EVENTS, SHIPPING_COMMANDS)
+
+
+def group_of(settings: Settings) -> str:
+    return f"{settings.topic_prefix}shipping-service"
+
+
+class ShippingLogic:
+    """Opens, dispatches, delivers and cancels one shipment per order; replies to every shipping command."""
+
+    def initial(self, key: str) -> ShipmentState:
+        return shipping.initial_state(key)
+
+    def evolve(self, state: ShipmentState, event: Any) -> ShipmentState:
+        return shipping.evolve(state, event)
+
+    def handle(self, message: Any, state: KeyState[ShipmentState], context: HandleContext) -> Outcome:
+        is_command = isinstance(message, Command)
+        order_id = getattr(message, "order_id", None)
+        if order_id != context.key:
+            reason = f"record key {context.key!r} is not the order id {order_id!r} of the {type(message).__name__}"
+            if not is_command:
+                raise ValueError(f"{context.topic}[{context.partition}]@{context.offset}: {reason}")
+            return _rejected(message, Rejection(reason, state.value.version, RejectionCode.INVALID), context)
+        input_id = message.command_id if is_command else message.event_id
+        seen = state.handled.get(input_id)
+        if seen is not None:  # handled before: nothing new, the same answer
+            log.info("shipment %s: %s %s was already handled (version %d)", context.key, type(message).__name__, input_id, seen.version)
+            return Outcome(reply=(lambda: _accepted(message, seen)) if is_command else None)
+
+        decision = shipping.decide(message, state.value, shipping.Context.of(message, context.now))
+        if isinstance(decision, Rejection):
+            if is_command:
+                return _rejected(message, decision, context)
+            log.warning("shipment %s: %s %s changes nothing: %s", context.key, type(message).__name__, input_id, decision.reason)
+            return Outcome()
+        if not is_command:
+            return Outcome(events=decision)
+        # the processor records state.handled[command_id] for these events and fills in the offset before reply()
+        return Outcome(events=decision, reply=lambda: _accepted(message, state.handled[input_id]))
+
+
+def _rejected(command: Command, rejection: Rejection, context: HandleContext) -> Outcome:
+    reply = Reply(
+        command_id=command.command_id,
+        aggregate_id=context.key,
+        accepted=False,
+        version=rejection.current_version,
+        reason=rejection.reason,
+        replied_at=context.now,
+        correlation_id=command.correlation_id,
+    )
+    return Outcome(reply=lambda: Output(SHIPPING_REPLIES, context.key, reply, context.partition))
+
+
+def _accepted(command: Command, handled: Handled) -> Output:
+    """The reply of an accepted command; identical every time it is asked for (it derives from the stream only)."""
+    reply = Reply(
+        command_id=command.command_id,
+        aggregate_id=command.aggregate_id,
+        accepted=True,
+        version=handled.version,
+        reason="",
+        replied_at=handled.at,
+        correlation_id=command.correlation_id,
+        events_topic=SHIPPING_EVENTS,
+        events_partition=handled.partition,
+        events_offset=handled.offset,
+    )
+    return Output(SHIPPING_REPLIES, command.aggregate_id, reply, handled.partition)
+
+
+def shipping_spec(settings: Settings, transactional_id: str, **overrides: Any) -> ProcessorSpec[ShipmentState]:
+    values: dict[str, Any] = {
+        "name": NAME,
+        "group_id": group_of(settings),
+        "input_topics": INPUT_TOPICS,
+        "changelog_topic": SHIPPING_EVENTS,
+        "logic": ShippingLogic(),
+        "transactional_id": transactional_id,
+        "state_dir": settings.data_dir / "state" / NAME,
+        "source": SOURCE,
+    }
+    return ProcessorSpec(**(values | overrides))
+
+
+class ShippingService:
+    """`orderstream run shipping`: one shipping processor with a stable instance slot (and so transactional.id)."""
+
+    name = NAME
+
+    def __init__(self, settings: Settings, **overrides: Any) -> None:
+        self.settings = settings
+        self.overrides = overrides
+        self.processor: Processor[ShipmentState] | None = None
+
+    def run(self, stop) -> None:
+        from orderstream.consumers.instances import claim_slot
+
+        slot = claim_slot(self.settings.data_dir / "state" / NAME)
+        try:
+            spec = shipping_spec(self.settings, f"{group_of(self.settings)}-{slot.number}", **self.overrides)
+            self.processor = Processor(self.settings, spec)
+            self.processor.run(stop)
+        finally:
+            slot.release()
+
+
+def build_shipping_service(settings: Settings) -> ShippingService:
+    return ShippingService(settings)
