@@ -32,6 +32,18 @@ def _inventory(settings: Settings) -> Service:
     return build_inventory_service(settings)
 
 
+def _payment(settings: Settings) -> Service:
+    from orderstream.consumers.payment_service import build_payment_service
+
+    return build_payment_service(settings)
+
+
+def _shipping(settings: Settings) -> Service:
+    from orderstream.consumers.shipping_service import build_shipping_service
+
+    return build_shipping_service(settings)
+
+
 def _projections(settings: Settings) -> Service:
     from orderstream.projections.runner import build_projections
 
@@ -41,6 +53,8 @@ def _projections(settings: Settings) -> Service:
 # name -> builder. `orderstream run all` runs every entry, each in its own process.
 SERVICES: dict[str, Callable[[Settings], Service]] = {
     "order": _order,
+    "payment": _payment,
+    "shipping": _shipping,
     "inventory": _inventory,
     "projections": _projections,
 }
@@ -68,6 +82,7 @@ def watched_consumers(settings: Settings) -> list:
 
     watched = [WatchedConsumer("order", "service", f"{settings.topic_prefix}order-service", tuple(ORDER_INPUTS))]
     watched += _inventory_consumers(settings, WatchedConsumer)
+    watched += _payment_and_shipping_consumers(settings, WatchedConsumer)
     for name, spec in SPECS.items():
         url = settings.database_url_for(name)
 
@@ -92,4 +107,15 @@ def _inventory_consumers(settings: Settings, watched_consumer) -> list:
     return [
         watched_consumer("inventory-orders", "service", inv.order_stage_group(settings), inv.ORDER_STAGE_INPUTS),
         watched_consumer("inventory-stock", "service", inv.sku_stage_group(settings), inv.SKU_STAGE_INPUTS),
+    ]
+
+
+def _payment_and_shipping_consumers(settings: Settings, watched_consumer) -> list:
+    from orderstream.consumers import payment_service as pay
+    from orderstream.consumers import shipping_service as ship
+
+    return [
+        watched_consumer("payment-orders", "service", pay.order_stage_group(settings), pay.ORDER_STAGE_INPUTS),
+        watched_consumer("payment-customers", "service", pay.customer_stage_group(settings), pay.CUSTOMER_STAGE_INPUTS),
+        watched_consumer("shipping", "service", ship.group_of(settings), ship.INPUT_TOPICS),
     ]

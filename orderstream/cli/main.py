@@ -11,8 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from orderstream.cli import broker, demo, dlq, generate, orders, query, run, schemas, status, tail, topics
-from orderstream.cli import stock
-from orderstream.cli import shipping
+from orderstream.cli import shipping, stock
 from orderstream.cli.common import GlobalOptions
 
 app = typer.Typer(

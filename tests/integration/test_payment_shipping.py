@@ -1,0 +1,198 @@
+"""The payment and shipping services against the real broker, each with only what it needs around it.
+
+Payment: the order service and the payment service; orders authorized, declined over either limit (and so rejected),
+voided when cancelled, and the released credit usable again. Shipping: order events written straight to orders.events,
+ship/deliver through the CLI and the command sender, every refusal with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+from orderstream.consumers.order_service import OrderService
+from orderstream.consumers.payment_service import PaymentService
+from orderstream.consumers.shipping_service import ShippingService
+from orderstream.domain.commands import AuthorizePayment, ConfirmDelivery, DispatchShipment, PlaceOrder, ReleasePayment
+from orderstream.domain.events import (
+    OrderCancelled,
+    OrderConfirmed,
+    OrderLine,
+    OrderPaymentUpdated,
+    OrderPlaced,
+    OrderRejected,
+    PaymentAuthorized,
+    PaymentDeclined,
+    PaymentStatus,
+    PaymentVoided,
+    ShipmentCancelled,
+    ShipmentCreated,
+    ShipmentDelivered,
+    ShipmentDispatched,
+    ShipmentPending,
+)
+from orderstream.producers.commands import CommandSender
+from orderstream.topology import (
+    ORDERS_COMMANDS,
+    ORDERS_EVENTS,
+    ORDERS_REPLIES,
+    PAYMENTS_EVENTS,
+    PAYMENTS_LEDGER,
+    PAYMENTS_REQUESTS,
+    SHIPPING_COMMANDS,
+    SHIPPING_EVENTS,
+    SHIPPING_REPLIES,
+)
+from tests.support.orders import CODEC, RunningService, cancel_order, events_by_order, read_topic
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def _place(order_id: str, customer: str, total: int) -> PlaceOrder:
+    return PlaceOrder(command_id=f"cmd-{order_id}", issued_at=datetime.now(UTC), correlation_id=order_id,
+                      order_id=order_id, customer_id=customer, currency="EUR",
+                      lines=(OrderLine(sku="SKU-1", quantity=1, unit_price_minor=total),), channel="test")
+
+
+def _order_events_until(settings, order_id: str, predicate) -> list:
+    def done(events):
+        return predicate([e for e in events if e.order_id == order_id])
+
+    return [e for _, e in read_topic(settings, ORDERS_EVENTS, until=done, timeout_s=30) if e.order_id == order_id]
+
+
+def test_payments_are_authorized_within_the_limits_declined_over_them_and_voided_on_cancel(topics):
+    settings = topics.model_copy(update={"payment_order_limit_minor": 1000, "payment_credit_limit_minor": 2500})
+    order = RunningService(OrderService(settings)).start()
+    pay = RunningService(PaymentService(settings)).start()
+
+    def payment_of(order_id):
+        events = _order_events_until(settings, order_id, lambda es: any(isinstance(e, OrderPaymentUpdated) for e in es))
+        return next(e for e in events if isinstance(e, OrderPaymentUpdated))
+
+    try:
+        with CommandSender(settings, ORDERS_COMMANDS, ORDERS_REPLIES, source="orderstream/test") as send:
+            for order_id, total in [("o-a", 800), ("o-b", 1200), ("o-c", 900), ("o-d", 900)]:
+                assert send.send_and_wait(_place(order_id, "cust-1", total)).reply.accepted
+                payment_of(order_id)  # decided before the next one is placed
+            assert send.send_and_wait(cancel_order("o-a")).reply.accepted
+            _order_events_until(settings, "o-a", lambda es: len([e for e in es if isinstance(e, OrderPaymentUpdated)]) == 2)
+            assert send.send_and_wait(_place("o-e", "cust-1", 900)).reply.accepted
+            assert payment_of("o-e").payment_status is PaymentStatus.AUTHORIZED, "the voided 800 is credit again"
+    finally:
+        pay.stop()
+        order.stop()
+
+    streams = events_by_order([e for _, e in read_topic(settings, ORDERS_EVENTS)])
+    statuses = {oid: [(type(e).__name__, getattr(e, "payment_status", None)) for e in es] for oid, es in streams.items()}
+    assert statuses["o-a"][-2:] == [("OrderCancelled", None), ("OrderPaymentUpdated", PaymentStatus.VOIDED)]
+    assert isinstance(streams["o-b"][-1], OrderRejected) and "per-order limit of 10.00 EUR" in streams["o-b"][-1].reason
+    assert isinstance(streams["o-d"][-1], OrderRejected) and "credit limit of 25.00 EUR" in streams["o-d"][-1].reason
+    assert [type(e) for e in streams["o-c"]] == [OrderPlaced, OrderPaymentUpdated], "authorized, waiting for stock"
+
+    # the customer's ledger: one stream, versions 1..n, keyed by customer; the same events by order id
+    ledger = read_topic(settings, PAYMENTS_LEDGER)
+    assert {rec.key() for rec, _ in ledger} == {b"cust-1"}
+    assert [e.version for _, e in ledger] == list(range(1, len(ledger) + 1))
+    kinds = [(type(e), e.order_id) for _, e in ledger]
+    assert kinds == [(PaymentAuthorized, "o-a"), (PaymentDeclined, "o-b"), (PaymentAuthorized, "o-c"),
+                     (PaymentDeclined, "o-d"), (PaymentVoided, "o-a"), (PaymentAuthorized, "o-e")]
+    published = read_topic(settings, PAYMENTS_EVENTS)
+    assert sorted(e.event_id for _, e in published) == sorted(e.event_id for _, e in ledger)
+    assert all(rec.key().decode() == e.order_id for rec, e in published)
+
+    # causation: OrderPlaced -> AuthorizePayment -> PaymentAuthorized; OrderCancelled -> ReleasePayment -> PaymentVoided
+    requests = {r.order_id + type(r).__name__: r for _, r in read_topic(settings, PAYMENTS_REQUESTS)}
+    assert all(isinstance(r, AuthorizePayment | ReleasePayment) for r in requests.values())
+    release = requests["o-aReleasePayment"]
+    assert release.refund is False and release.causation_id == streams["o-a"][-2].event_id
+    voided = next(e for _, e in ledger if isinstance(e, PaymentVoided))
+    assert voided.causation_id == release.command_id and voided.correlation_id == "o-a"
+    assert requests["o-aAuthorizePayment"].causation_id == streams["o-a"][0].event_id
+    assert "o-bReleasePayment" in requests and "o-dReleasePayment" in requests, "asked; nothing to release"
+
+
+def _write_order_events(settings, events) -> None:
+    from confluent_kafka import Producer
+
+    from orderstream.clients import producer_config
+
+    producer = Producer(producer_config(settings))
+    for event in events:
+        producer.produce(settings.topic(ORDERS_EVENTS), key=event.order_id.encode(), value=CODEC.encode(event),
+                         headers=CODEC.headers(event, "orderstream/test"))
+    assert producer.flush(10) == 0
+
+
+def _order_events(order_id: str, *kinds) -> list:
+    meta = dict(occurred_at=T0, correlation_id=order_id, causation_id="test")
+    events = [OrderPlaced(event_id=f"{order_id}-1", version=1, order_id=order_id, customer_id="cust-9", currency="EUR",
+                          lines=(OrderLine(sku="A", quantity=1, unit_price_minor=100),), total_minor=100, **meta)]
+    for version, kind in enumerate(kinds, start=2):
+        extra = {"reason": "test"} if kind is OrderCancelled else {}
+        events.append(kind(event_id=f"{order_id}-{version}", version=version, order_id=order_id, **extra, **meta))
+    return events
+
+
+def _cli(settings, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "orderstream.cli.main", "-b", settings.effective_bootstrap, "--topic-prefix",
+         settings.topic_prefix, "--data-dir", str(settings.data_dir), *args],
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_shipments_follow_the_order_and_refuse_what_their_state_does_not_allow(topics):
+    _write_order_events(topics, _order_events("o-placed") + _order_events("o-ship", OrderConfirmed)
+                        + _order_events("o-cancel", OrderConfirmed, OrderCancelled))
+    ship = RunningService(ShippingService(topics)).start()
+    try:
+        read_topic(topics, SHIPPING_EVENTS, until=lambda es: len(es) >= 6, timeout_s=30)
+        with CommandSender(topics, SHIPPING_COMMANDS, SHIPPING_REPLIES, source="orderstream/test") as send:
+            def dispatch(order_id, command_id):
+                return send.send_and_wait(DispatchShipment(command_id=command_id, issued_at=datetime.now(UTC),
+                                                           correlation_id=order_id, order_id=order_id, carrier="DHL",
+                                                           tracking_number="T-1")).reply
+
+            def deliver(order_id, command_id):
+                return send.send_and_wait(ConfirmDelivery(command_id=command_id, issued_at=datetime.now(UTC),
+                                                          correlation_id=order_id, order_id=order_id)).reply
+
+            early = deliver("o-ship", "d-early")
+            first = dispatch("o-ship", "s-1")
+            repeat = dispatch("o-ship", "s-1")
+            second = dispatch("o-ship", "s-2")
+            unconfirmed = dispatch("o-placed", "s-3")
+            unknown = dispatch("o-nowhere", "s-4")
+        cancelled = _cli(topics, "ship", "o-cancel", "--wait", "--json")
+        delivered = _cli(topics, "deliver", "o-ship", "--wait", "--json")
+        again = _cli(topics, "deliver", "o-ship", "--wait")
+    finally:
+        ship.stop()
+
+    assert not early.accepted and "has not been dispatched yet" in early.reason
+    assert first.accepted and first.version == 3 and first.events_topic == SHIPPING_EVENTS
+    assert repeat == first, "a repeated command id gets the first reply"
+    assert not second.accepted and "already dispatched (DHL T-1)" in second.reason
+    assert not unconfirmed.accepted and "not confirmed yet" in unconfirmed.reason
+    assert not unknown.accepted and "no such order" in unknown.reason
+
+    assert cancelled.returncode == 1, cancelled
+    body = json.loads(cancelled.stdout)
+    assert body["accepted"] is False and "was cancelled (order cancelled: test)" in body["reason"]
+    assert cancelled.stderr.strip().count("\n") == 0 and "was cancelled" in cancelled.stderr
+    assert delivered.returncode == 0, delivered.stderr
+    body = json.loads(delivered.stdout)
+    assert body["accepted"] is True and body["version"] == 4 and body["token"].startswith("shipping.events:")
+    assert again.returncode == 1 and "already delivered" in again.stderr and again.stdout == ""
+
+    streams = events_by_order([e for _, e in read_topic(topics, SHIPPING_EVENTS)])
+    assert [type(e) for e in streams["o-placed"]] == [ShipmentPending]
+    assert [type(e) for e in streams["o-ship"]] == [ShipmentPending, ShipmentCreated, ShipmentDispatched, ShipmentDelivered]
+    assert [type(e) for e in streams["o-cancel"]] == [ShipmentPending, ShipmentCreated, ShipmentCancelled]
+    assert streams["o-ship"][1].customer_id == "cust-9"
+    assert streams["o-ship"][2].causation_id == "s-1" and streams["o-ship"][1].causation_id == "o-ship-2"
+    records = read_topic(topics, SHIPPING_REPLIES)
+    assert all(rec.key().decode() == reply.aggregate_id for rec, reply in records)
