@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from bench.cli_help import bench_help
+from bench.latency import bench_latency
+from bench.memory import bench_memory
 from bench.produce import bench_produce
+from bench.query import bench_query
+from bench.rebuild import bench_rebuild
+
+
+def _events(scale: float) -> int:
+    return max(20_000, int(1_000_000 * scale))
+
 
 SUITE = {
     "help": lambda env, scale: bench_help(),
-    "produce": lambda env, scale: bench_produce(env, records=max(5_000, int(200_000 * scale))),
+    "produce": lambda env, scale: bench_produce(env, records=max(20_000, int(300_000 * scale))),
+    "rebuild": lambda env, scale: bench_rebuild(env, events=_events(scale)),
+    "memory": lambda env, scale: bench_memory(env, events=_events(scale)),
+    "latency": lambda env, scale: bench_latency(env, rate=500, seconds=max(4.0, 20 * scale)),
+    "query": lambda env, scale: bench_query(env, orders=max(20_000, int(1_000_000 * scale))),
 }

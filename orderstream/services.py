@@ -77,13 +77,13 @@ def watched_consumers(settings: Settings) -> list:
     from orderstream.consumers.order_service import INPUT_TOPICS as ORDER_INPUTS
     from orderstream.consumers.projector import group_id_of
     from orderstream.ops.status import WatchedConsumer
-    from orderstream.projections.registry import SPECS
+    from orderstream.projections.registry import ALL_SPECS
     from orderstream.projections.store import ProjectionStore, database_exists
 
     watched = [WatchedConsumer("order", "service", f"{settings.topic_prefix}order-service", tuple(ORDER_INPUTS))]
     watched += _inventory_consumers(settings, WatchedConsumer)
     watched += _payment_and_shipping_consumers(settings, WatchedConsumer)
-    for name, spec in SPECS.items():
+    for name, spec in ALL_SPECS.items():
         url = settings.database_url_for(name)
 
         def stored(url=url, spec=spec):

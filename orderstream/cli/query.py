@@ -1,4 +1,4 @@
-"""`orderstream query order|orders|sales|customer`: read the projections through their query interface.
+"""`orderstream query order|orders|sales|customer|stock`: read the projections through their query interface.
 
 --json prints only JSON on stdout (stable field names, see DESIGN.md); without it, rich tables for people.
 --after TOKEN (from `place --wait`) waits until the view has applied that event, up to --timeout seconds.
@@ -234,4 +234,35 @@ def customer(
     table = Table("currency", "orders", "lifetime value", title=f"customer {customer_id}")
     for row in rows:
         table.add_row(row["currency"], str(row["orders_count"]), _money(row["lifetime_value_minor"], row["currency"]))
+    console().print(table)
+
+
+@app.command("stock")
+def stock(
+    ctx: typer.Context,
+    sku: Annotated[Optional[str], typer.Argument(help="Only this SKU (default: every SKU).", show_default=False)] = None,
+    after: Annotated[
+        Optional[str], typer.Option("--after", help="Wait until the view has applied this token (from `stock add --wait`).")
+    ] = None,
+    timeout: TimeoutOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Units on hand, reserved for orders and available (on hand - reserved) per SKU."""
+    from orderstream.projections.queries import stock_levels
+
+    settings = settings_of(ctx)
+    if after:
+        _wait_for(settings, "stock-view", after, timeout)
+    with _open(settings, "stock-view") as model:
+        rows = stock_levels(model, sku)
+    if sku is not None and not rows:
+        fail(f"sku {sku} not found in stock-view")
+    if json_output:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table("sku", "on hand", "reserved", "available", title="stock")
+    for row in rows:
+        table.add_row(row["sku"], str(row["on_hand"]), str(row["reserved"]), str(row["available"]))
     console().print(table)

@@ -12,6 +12,9 @@ and StockReleased is also written, in the same transaction, to inventory.results
 co-locates it with the order), which the order service consumes. A RestockSku gets a Reply on inventory.replies, keyed
 by SKU, on the command's partition number; a repeated command id gets the first reply again and changes nothing.
 
+A record a stage cannot take (undecodable, of a type it does not handle, or under a key that is not its aggregate id)
+goes to <topic>.dlq in the batch's transaction (the processor's dead-letter hook) and work goes on.
+
 `orderstream run inventory` runs both stages in threads of one process, with one instance slot for both (so each
 stage's transactional.id, <group>-<slot>, is stable across restarts).
 """
@@ -25,6 +28,7 @@ from orderstream.config import Settings
 from orderstream.consumers.processor import HandleContext, Outcome, Output, Processor, ProcessorSpec
 from orderstream.consumers.state import Handled, KeyState
 from orderstream.domain import inventory
+from orderstream.domain.commands import INVENTORY_COMMANDS as INVENTORY_COMMANDS_TYPES
 from orderstream.domain.commands import Command, Reply, RestockSku
 from orderstream.domain.events import ORDER_EVENTS
 from orderstream.domain.inventory import OrderLinesState, Rejection, StockState
@@ -58,6 +62,8 @@ class OrderStageLogic:
     """Re-keys placed orders' lines by SKU (ReserveStock) and gives them back (ReleaseStock) once the order is rejected
     or cancelled. Each order event is acted on at most once (its state remembers the last mirrored version)."""
 
+    accepts = ORDER_EVENTS  # anything else on orders.events is dead-lettered at the validate stage
+
     def initial(self, key: str) -> OrderLinesState:
         return inventory.order_initial(key)
 
@@ -65,11 +71,8 @@ class OrderStageLogic:
         return inventory.order_evolve(state, event)
 
     def handle(self, message: Any, state: KeyState[OrderLinesState], context: HandleContext) -> Outcome:
-        if not isinstance(message, ORDER_EVENTS) or message.order_id != context.key:
-            raise ValueError(
-                f"{context.topic}[{context.partition}]@{context.offset}: {type(message).__name__} under key "
-                f"{context.key!r} is not an order event of that order"
-            )
+        if message.order_id != context.key:  # raising dead-letters the record (apply stage)
+            raise ValueError(f"{type(message).__name__} of order {message.order_id!r} under key {context.key!r}")
         reaction = inventory.react_to_order(message, state.value, context.now)
         return Outcome(
             events=reaction.mirror,
@@ -81,6 +84,8 @@ class SkuStageLogic:
     """Decides restocks, reservations and releases of one SKU on its current stock; answers orders on
     inventory.results and restocks on inventory.replies."""
 
+    accepts = INVENTORY_COMMANDS_TYPES  # anything else on its inputs is dead-lettered at the validate stage
+
     def initial(self, key: str) -> StockState:
         return inventory.stock_initial(key)
 
@@ -88,21 +93,17 @@ class SkuStageLogic:
         return inventory.stock_evolve(state, event)
 
     def handle(self, message: Any, state: KeyState[StockState], context: HandleContext) -> Outcome:
-        if not isinstance(message, Command):
-            raise ValueError(f"{context.topic}[{context.partition}]@{context.offset}: {type(message).__name__} is not "
-                             "an inventory command")
         is_restock = isinstance(message, RestockSku)
         seen = state.handled.get(message.command_id)
         if seen is not None:  # handled before: nothing new, the same answer
             log.info("sku %s: %s %s was already handled (version %d)", context.key, message.type_name, message.command_id, seen.version)
             return Outcome(reply=(lambda: _accepted(message, seen)) if is_restock else None)
-        if getattr(message, "sku", None) != context.key and not is_restock:
-            raise ValueError(f"{context.topic}[{context.partition}]@{context.offset}: {message.type_name} for sku "
-                             f"{getattr(message, 'sku', None)!r} under key {context.key!r}")
+        if message.sku != context.key and not is_restock:  # raising dead-letters the record (apply stage)
+            raise ValueError(f"{message.type_name} for sku {message.sku!r} under key {context.key!r}")
         decision = inventory.decide(message, state.value, inventory.Context.of(message, context.now))
         if isinstance(decision, Rejection):
-            if not is_restock:  # only a restock (or an unknown command) can be refused
-                raise ValueError(f"{context.topic}[{context.partition}]@{context.offset}: {decision.reason}")
+            if not is_restock:  # only a restock can be refused; anything else is a bug upstream: dead-letter it
+                raise ValueError(decision.reason)
             return _rejected(message, decision, context)
         outputs = [
             Output(INVENTORY_RESULTS, order_id, event)

@@ -151,3 +151,18 @@ def customer_summary(model: ReadModel, customer_id: str) -> list[dict[str, Any]]
             .order_by(customers.c.currency)
         )
         return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def stock_levels(model: ReadModel, sku: str | None = None) -> list[dict[str, Any]]:
+    """On hand, reserved and available (on hand - reserved) units per SKU, by SKU; one SKU's row when sku is given
+    (empty: the view knows no such SKU)."""
+    with model.reading() as (conn, t):
+        skus = t["skus"]
+        query = select(skus.c.sku, skus.c.on_hand, skus.c.reserved).order_by(skus.c.sku)
+        if sku is not None:
+            query = query.where(skus.c.sku == sku)
+        return [
+            {"sku": row.sku, "on_hand": int(row.on_hand), "reserved": int(row.reserved),
+             "available": int(row.on_hand) - int(row.reserved)}
+            for row in conn.execute(query)
+        ]

@@ -1,4 +1,5 @@
-"""`orderstream run projections`: order-view, customer-view and sales-view, one thread and one consumer group each.
+"""`orderstream run projections`: order-view, customer-view, sales-view and stock-view, one thread and one consumer
+group each.
 
 Why one consumer (and group) per projection rather than one consumer feeding all three: each view keeps its own
 position in its own database, so each must seek on its own - one shared consumer would have to hold back the fastest
@@ -16,7 +17,7 @@ from orderstream.config import Settings
 
 log = logging.getLogger(__name__)
 
-RUN_BY_DEFAULT = ("order-view", "customer-view", "sales-view")
+RUN_BY_DEFAULT = ("order-view", "customer-view", "sales-view", "stock-view")
 
 
 class ProjectionFailed(RuntimeError):

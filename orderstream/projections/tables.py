@@ -136,8 +136,24 @@ def sales_view_tables(generation: int) -> TableSet:
     return {"orders": orders, "daily": daily, "statuses": statuses}
 
 
+def stock_view_tables(generation: int) -> TableSet:
+    g = f"g{generation}"
+    metadata = MetaData()
+    skus = Table(
+        f"stock_view_skus_{g}",
+        metadata,
+        Column("sku", String, primary_key=True),
+        Column("on_hand", BigInteger, nullable=False),
+        Column("reserved", BigInteger, nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("updated_at", String(32), nullable=False),
+    )
+    return {"skus": skus}
+
+
 TABLES: dict[str, Callable[[int], TableSet]] = {
     "order-view": order_view_tables,
     "customer-view": customer_view_tables,
     "sales-view": sales_view_tables,
+    "stock-view": stock_view_tables,
 }

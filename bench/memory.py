@@ -1,0 +1,23 @@
+"""Peak memory (RSS) of an order-view rebuild into SQLite over one million events, measured on the rebuild's own
+process (os.wait4's ru_maxrss for that child alone). When the rebuild benchmark already ran that exact rebuild in this
+run, its measurement is reused rather than repeating a minute of work."""
+
+from __future__ import annotations
+
+from bench.env import BenchEnv
+from bench.fill import fill
+from bench.rebuild import _RUNS, run_worker, sqlite_url
+
+
+def bench_memory(env: BenchEnv, events: int) -> list[dict]:
+    result = _RUNS.get(("project", "sqlite", events))
+    reused = result is not None
+    if result is None:
+        filled = fill(env, events)
+        result = run_worker(env, filled, "project", sqlite_url(env))
+    mib = result["child_maxrss_kb"] / 1024
+    decode = _RUNS.get(("decode", None, events))
+    baseline = f"; the decode-only consumer peaked at {decode['child_maxrss_kb'] / 1024:.0f} MiB" if decode else ""
+    return [{"benchmark": f"peak RSS of a rebuild of {events:,} events (order-view, SQLite)", "value": round(mib),
+             "unit": "MiB", "goal": "<= 300", "met": mib <= 300,
+             "notes": f"one process, ru_maxrss{' (the rebuild run above)' if reused else ''}{baseline}"}]

@@ -1,0 +1,134 @@
+"""Rebuild throughput: the order-view projector over a pre-filled orders.events, into SQLite and into PostgreSQL,
+beside a Python consumer that only decodes (same client, same batch size, no database) and Kafka's own Java
+ConsumerPerformance on the same topic. Each Python run is a fresh process, consumer group and database; the rate is
+measured from the first applied batch to the last offset stored (the group join, ~0.1-3 s, is left out and shown)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from bench.env import BenchEnv
+from bench.fill import Filled, fill
+
+_RUNS: dict[tuple, dict] = {}  # (mode, backend, events) -> worker result, shared with the memory benchmark
+
+
+def run_worker(env: BenchEnv, filled: Filled, mode: str, url: str | None = None, batch_size: int = 500) -> dict:
+    """Run bench.rebuild_worker in a child process; its result plus the child's own peak RSS (wait4)."""
+    args = {"mode": mode, "bootstrap": filled.settings.effective_bootstrap, "topic_prefix": filled.settings.topic_prefix,
+            "url": url, "group": f"bench-{mode}-{uuid.uuid4().hex[:8]}", "batch_size": batch_size,
+            "highs": {str(p): o for p, o in filled.highs.items()}, "data_dir": str(env.workdir / "data")}
+    with tempfile.TemporaryFile("w+") as out:
+        child = subprocess.Popen([sys.executable, "-m", "bench.rebuild_worker", json.dumps(args)], stdout=out,
+                                 cwd=Path(__file__).parent.parent)
+        profile_dir = os.environ.get("ORDERSTREAM_BENCH_PROFILE_DIR")  # py-spy the worker (raw folded stacks)
+        spy = subprocess.Popen(["py-spy", "record", "-f", "raw", "-r", "250", "-o",
+                                f"{profile_dir}/rebuild-{mode}-{make_url_backend(url)}-{batch_size}.txt", "-p",
+                                str(child.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if profile_dir else None
+        _, status, usage = os.wait4(child.pid, 0)
+        if spy is not None:
+            spy.wait(30)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read()
+    if child.returncode != 0:
+        raise RuntimeError(f"rebuild worker ({mode}) exited with {child.returncode}: {text[-300:]}")
+    result = json.loads(text.strip().splitlines()[-1])
+    result["child_maxrss_kb"] = usage.ru_maxrss
+    result["rate"] = result["steady_events"] / result["steady_seconds"]
+    return result
+
+
+def make_url_backend(url: str | None) -> str:
+    return "none" if url is None else url.split(":", 1)[0].split("+", 1)[0]
+
+
+def sqlite_url(env: BenchEnv) -> str:
+    return f"sqlite:///{env.workdir / 'views' / uuid.uuid4().hex[:8]}/order_view.db"
+
+
+def postgres_url(env: BenchEnv) -> str:
+    import sqlalchemy as sa
+
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(env.postgres_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return env.postgres_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def java_consumer(env: BenchEnv, filled: Filled) -> tuple[float | None, str]:
+    """Kafka's ConsumerPerformance (read_committed) over the same topic: fetch-phase messages/s, or None and why."""
+    from orderstream.topology import ORDERS_EVENTS
+
+    props = env.workdir / "consumer-perf.properties"
+    props.write_text("isolation.level=read_committed\nauto.offset.reset=earliest\n")
+    base = [env.java, "-Xmx512m", "-cp", env.distribution.classpath, "org.apache.kafka.tools.ConsumerPerformance",
+            "--bootstrap-server", filled.settings.effective_bootstrap, "--topic", filled.settings.topic(ORDERS_EVENTS),
+            "--group", f"bench-java-{uuid.uuid4().hex[:8]}", "--timeout", "60000"]
+    out = None
+    for count_flag, config_flag in (("--num-records", "--command-config"), ("--messages", "--consumer.config")):
+        out = subprocess.run([*base, count_flag, str(filled.events), config_flag, str(props)],
+                             capture_output=True, text=True, timeout=600)
+        if out.returncode == 0:
+            break
+    assert out is not None
+    lines = [line for line in out.stdout.splitlines() if re.match(r"^\d{4}-\d\d-\d\d", line.strip())]
+    if out.returncode != 0 or not lines:
+        return None, f"failed: {(out.stderr or out.stdout).strip()[-200:]}"
+    header = [h.strip() for h in out.stdout.splitlines()[0].split(",")] if "," in out.stdout.splitlines()[0] else []
+    fields = [f.strip() for f in lines[-1].split(",")]
+    values = dict(zip(header, fields, strict=False))
+    rate = float(values.get("fetch.nMsg.sec") or fields[9])
+    total = float(values.get("nMsg.sec") or fields[5])
+    return rate, f"{filled.events} records; fetch phase (join excluded), {total:,.0f}/s with the join"
+
+
+def bench_rebuild(env: BenchEnv, events: int, batch_size: int = 500, tuned_batch_size: int | None = 5000) -> list[dict]:
+    """Rows for the default batch size (settings.batch_size = 500) and, as a tuning data point, a larger one."""
+    filled = fill(env, events)
+    rows = []
+    decode = run_worker(env, filled, "decode", batch_size=batch_size)
+    _RUNS[("decode", None, events)] = decode
+    base_rate = decode["rate"]
+
+    def row(label: str, result: dict, goal: float, size: int) -> dict:
+        ratio = result["rate"] / base_rate
+        setting = "default batch_size" if size == batch_size else "ORDERSTREAM_BATCH_SIZE"
+        return {"benchmark": f"rebuild order-view into {label}, {setting}={size}", "value": round(result["rate"]),
+                "unit": "events/s", "goal": f">= {goal:,} and >= 0.6x decode-only",
+                "met": result["rate"] >= goal and ratio >= 0.6,
+                "notes": f"{events:,} events ({filled.orders:,} orders); {ratio:.2f}x decode-only; "
+                         f"{result['seconds']:.1f}s wall incl. group join; peak RSS "
+                         f"{result['child_maxrss_kb'] / 1024:.0f} MiB"}
+
+    sizes = [batch_size] + ([tuned_batch_size] if tuned_batch_size else [])
+    for size in sizes:
+        sqlite = run_worker(env, filled, "project", sqlite_url(env), size)
+        if size == batch_size:
+            _RUNS[("project", "sqlite", events)] = sqlite
+        rows.append(row("SQLite", sqlite, 40_000, size))
+    for size in sizes:
+        if env.postgres_url:
+            rows.append(row("PostgreSQL", run_worker(env, filled, "project", postgres_url(env), size), 25_000, size))
+        else:
+            rows.append({"benchmark": f"rebuild order-view into PostgreSQL, batch {size}", "value": None,
+                         "unit": "events/s", "goal": ">= 25,000", "met": None,
+                         "notes": "skipped: PostgreSQL unavailable"})
+    rows.append({"benchmark": "consume + decode only (Python, no database)", "value": round(base_rate),
+                 "unit": "events/s", "goal": "reference", "met": None,
+                 "notes": f"same client settings, batch {batch_size}; {decode['seconds']:.1f}s wall incl. group join; "
+                          f"peak RSS {decode['child_maxrss_kb'] / 1024:.0f} MiB"})
+    java_rate, note = java_consumer(env, filled)
+    rows.append({"benchmark": "consume, Kafka ConsumerPerformance (Java), same topic",
+                 "value": round(java_rate) if java_rate else None, "unit": "events/s", "goal": "reference",
+                 "met": None, "notes": note})
+    return rows

@@ -1,0 +1,48 @@
+"""stock-view: on hand, reserved and available units per SKU, from inventory.events (keyed by SKU).
+
+Every stock event but a rejection carries the SKU's numbers after it (StockAdded: on_hand; StockReserved and
+StockReleased: on_hand and reserved), so the row of a SKU is the numbers of its latest event; a rejection moves only
+the version. available = on_hand - reserved is derived when queried, never stored.
+
+State row (role "skus", keyed by the event's aggregate id, the SKU): sku, on_hand, reserved, version, updated_at.
+Versions of a SKU's stream must strictly increase (a duplicate or out-of-order event stops the projection).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from orderstream.domain.events import INVENTORY_EVENTS, Event, StockAdded, StockReleased, StockReserved
+from orderstream.projections.base import ProjectionError, RowChanges, StateRows, utc_text
+from orderstream.topology import INVENTORY_EVENTS as INVENTORY_EVENTS_TOPIC
+
+NAME = "stock-view"
+SCHEMA_VERSION = 1
+STATE_ROLE = "skus"
+TOPICS = (INVENTORY_EVENTS_TOPIC,)
+
+
+def project(events: Sequence[Event], current: StateRows) -> RowChanges:
+    skus = {sku: dict(row) for sku, row in current.items()}
+    touched: dict[str, None] = {}
+    for event in events:
+        if not isinstance(event, INVENTORY_EVENTS):
+            raise ProjectionError(f"{event.type_name} {event.event_id} is not a stock event; inventory.events holds only those")
+        sku = event.sku  # type: ignore[attr-defined]
+        row = skus.get(sku) or {"sku": sku, "on_hand": 0, "reserved": 0, "version": 0}
+        if event.version <= row["version"]:
+            raise ProjectionError(
+                f"{event.type_name} v{event.version} for sku {sku} arrived after v{row['version']}: "
+                "a duplicate or out-of-order event"
+            )
+        row = {**row, "version": event.version, "updated_at": utc_text(event.occurred_at)}
+        if isinstance(event, StockAdded):
+            row["on_hand"] = event.on_hand
+        elif isinstance(event, (StockReserved, StockReleased)):
+            row["on_hand"], row["reserved"] = event.on_hand, event.reserved
+        skus[sku] = row
+        touched[sku] = None
+    changes = RowChanges()
+    for sku in touched:
+        changes.upsert(STATE_ROLE, (sku,), skus[sku])
+    return changes
