@@ -10,6 +10,9 @@ events). One writer per customer decides every authorization on the customer's l
 orders can never both squeeze under the credit limit. Every payment event is also written, in the same transaction,
 to payments.events keyed by ORDER id (the partitioner co-locates it with the order), which the order service consumes.
 
+A record that cannot be decoded, is not of a type the stage takes (`accepts`), or is refused by its handler (a key
+that is not its aggregate's id) goes to <topic>.dlq in the batch's transaction (the processor's dead-letter hook).
+
 `orderstream run payment` runs both stages in threads of one process, sharing one instance slot (so each stage's
 transactional.id, <group>-<slot>, is stable across restarts).
 """
@@ -23,7 +26,7 @@ from orderstream.config import Settings
 from orderstream.consumers.processor import HandleContext, Outcome, Output, Processor, ProcessorSpec
 from orderstream.consumers.state import KeyState
 from orderstream.domain import payment
-from orderstream.domain.commands import AuthorizePayment, ReleasePayment
+from orderstream.domain.commands import PAYMENT_COMMANDS, AuthorizePayment, ReleasePayment
 from orderstream.domain.events import ORDER_EVENTS
 from orderstream.domain.payment import CustomerLedger, PaymentLimits, PaymentOrder
 from orderstream.topology import ORDERS_EVENTS, PAYMENTS_EVENTS, PAYMENTS_LEDGER, PAYMENTS_ORDERS, PAYMENTS_REQUESTS
@@ -51,6 +54,8 @@ def limits_of(settings: Settings) -> PaymentLimits:
 class OrderStageLogic:
     """Asks the customer stage to authorize each placed order once, and to release it once when the order ends."""
 
+    accepts = ORDER_EVENTS  # anything else on orders.events is dead-lettered at the validate stage
+
     def initial(self, key: str) -> PaymentOrder:
         return PaymentOrder(key)
 
@@ -72,6 +77,8 @@ class OrderStageLogic:
 
 class CustomerStageLogic:
     """Decides each payment request on the customer's ledger; publishes every payment event by order id too."""
+
+    accepts = PAYMENT_COMMANDS  # anything else on payments.requests is dead-lettered at the validate stage
 
     def __init__(self, limits: PaymentLimits) -> None:
         self.limits = limits

@@ -3,7 +3,9 @@
 Inputs, both keyed by order id: orders.events (placed, confirmed, rejected, cancelled orders) and shipping.commands
 (DispatchShipment, ConfirmDelivery). Changelog: shipping.events, which the order service consumes (it moves the order
 to SHIPPED / DELIVERED). Every command gets a Reply on shipping.replies, keyed by the order id, on the command's
-partition number; a repeated command id produces nothing new and gets the first reply again.
+partition number; a repeated command id produces nothing new and gets the first reply again. A record that cannot be
+decoded, is not of a type it takes (`accepts`) or is an order event under another order's key goes to <topic>.dlq in
+the batch's transaction (the processor's dead-letter hook).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from orderstream.config import Settings
 from orderstream.consumers.processor import HandleContext, Outcome, Output, Processor, ProcessorSpec
 from orderstream.consumers.state import Handled, KeyState
 from orderstream.domain import shipping
+from orderstream.domain.commands import SHIPPING_COMMANDS as SHIPPING_COMMAND_TYPES
 from orderstream.domain.commands import Command, Reply
+from orderstream.domain.events import ORDER_EVENTS
 from orderstream.domain.order import Rejection, RejectionCode
 from orderstream.domain.shipping import ShipmentState
 from orderstream.topology import ORDERS_EVENTS, SHIPPING_COMMANDS, SHIPPING_EVENTS, SHIPPING_REPLIES
@@ -33,6 +37,8 @@ def group_of(settings: Settings) -> str:
 
 class ShippingLogic:
     """Opens, dispatches, delivers and cancels one shipment per order; replies to every shipping command."""
+
+    accepts = ORDER_EVENTS + SHIPPING_COMMAND_TYPES  # anything else on its inputs is dead-lettered at the validate stage
 
     def initial(self, key: str) -> ShipmentState:
         return shipping.initial_state(key)
