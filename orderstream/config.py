@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     poll_timeout_s: float = Field(0.5, gt=0)
     wait_timeout_s: float = Field(30.0, gt=0, description="how long --wait and --after wait for an answer")
     log_level: str = "INFO"
+    session_timeout_ms: int = Field(10_000, ge=1_000, description="consumer session timeout: how fast a dead member is noticed")
+    max_poll_interval_ms: int = Field(300_000, ge=1_000, description="longest a consumer may go between polls")
 
     @field_validator("bootstrap_servers")
     @classmethod

@@ -16,6 +16,9 @@ def watermarks(consumer: Any, topic: str, partition: int, timeout_s: float = 30.
         KafkaError.LEADER_NOT_AVAILABLE,
         KafkaError.UNKNOWN_TOPIC_OR_PART,
         KafkaError._TRANSPORT,
+        KafkaError._UNKNOWN_PARTITION,  # the client's metadata does not know the partition yet
+        KafkaError._TIMED_OUT,
+        KafkaError._ALL_BROKERS_DOWN,
         KafkaError.REQUEST_TIMED_OUT,
     }
     deadline = time.monotonic() + timeout_s
