@@ -12,6 +12,7 @@ import typer
 
 from orderstream.cli import broker, demo, dlq, generate, orders, query, run, schemas, status, tail, topics
 from orderstream.cli import shipping, stock
+from orderstream.cli import replay  # issue 6
 from orderstream.cli.common import GlobalOptions
 
 app = typer.Typer(
@@ -57,6 +58,7 @@ app.add_typer(broker.app, name="broker", help="Start, stop and inspect the local
 app.add_typer(topics.app, name="topics", help="Create and verify every topic of the pipeline.")
 app.add_typer(schemas.app, name="schemas", help="List the wire contract's Avro schemas and check their compatibility.")
 app.add_typer(query.app, name="query", help="Ask the read models: one order, order lists, sales (with --after for read-your-writes).")
+app.add_typer(replay.app, name="replay", help="Rebuild a projection next to the live one and swap it in; copy a topic's events.")
 app.add_typer(dlq.app, name="dlq", help="Dead letters: list, show and retry records that failed.")
 app.add_typer(stock.app, name="stock", help="Inventory commands: add units of a SKU to stock.")
 app.command(name="run")(run.run)

@@ -93,18 +93,23 @@ def order(
         Optional[str], typer.Option("--after", help="Wait until the view has applied this token (from `place --wait`).")
     ] = None,
     timeout: TimeoutOption = None,
+    as_of: Annotated[
+        Optional[str], typer.Option("--as-of", help="Show the order as it was at this ISO time (UTC if no zone).")
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """One order: its summary, lines and the timeline of its events."""
+    """One order: its summary, lines and the timeline of its events (--as-of: folded from its timeline up to TIME)."""
     from orderstream.projections.queries import order_detail
+    from orderstream.projections.time_travel import order_as_of  # --as-of (issue 6)
 
     settings = settings_of(ctx)
+    moment = _parse_time(as_of, "--as-of") if as_of else None  # --as-of (issue 6)
     if after:
         _wait_for(settings, "order-view", after, timeout)
     with _open(settings, "order-view") as model:
-        detail = order_detail(model, order_id)
+        detail = order_detail(model, order_id) if moment is None else order_as_of(model, order_id, moment)
     if detail is None:
-        fail(f"order {order_id} not found in order-view")
+        fail(f"order {order_id} not found in order-view" + (f" as of {as_of}" if moment else ""))
     if json_output:
         print_json(detail)
         return
@@ -131,11 +136,11 @@ def order(
     out.print(timeline)
 
 
-def _parse_time(text: str) -> datetime:
+def _parse_time(text: str, option: str = "--since") -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        fail(f"--since {text!r} is not an ISO 8601 time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)")
+        fail(f"{option} {text!r} is not an ISO 8601 time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)")
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 

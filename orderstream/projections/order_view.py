@@ -3,8 +3,12 @@
 State row (table role "orders"): order_id, customer_id, status, currency, total_minor, version, payment_status,
 placed_at, updated_at. Status follows the status-changing events (base.STATUS_AFTER); OrderPaymentUpdated sets
 payment_status (None until the first one); OrderLineReservationUpdated only adds a timeline entry. Every event,
-whatever its type, appends one timeline row (order_id, version, type, occurred_at, event_id) and bumps version and
-updated_at.
+whatever its type, appends one timeline row (order_id, version, type, occurred_at, event_id, payment_status) and
+bumps version and updated_at. The timeline row carries the payment status an OrderPaymentUpdated set (None for other
+events), so the timeline alone holds everything the summary's fold needs: `query order --as-of` (time_travel.py)
+folds it up to a moment.
+
+Schema versions: 1 = timeline without payment_status; 2 = with it (rebuild with `replay projection order-view`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from orderstream.domain.events import Event, OrderPaymentUpdated, OrderPlaced
 from orderstream.projections.base import STATUS_AFTER, RowChanges, StateRows, check_next, utc_text
 
 NAME = "order-view"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATE_ROLE = "orders"
 
 
@@ -72,6 +76,7 @@ def project(events: Sequence[Event], current: StateRows) -> RowChanges:
                 "type": event.type_name,
                 "occurred_at": at,
                 "event_id": event.event_id,
+                "payment_status": event.payment_status.value if isinstance(event, OrderPaymentUpdated) else None,
             },
         )
     for order_id in touched:

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select
+from sqlalchemy import Connection, Engine, Table, create_engine, event, func, inspect, select
 from sqlalchemy.engine import make_url
 
 from orderstream.domain.events import Event
@@ -179,8 +180,9 @@ class ProjectionStore:
         if stored != self.spec.schema_version:
             raise SchemaMismatch(
                 f"{self.spec.name} in {self._where()} was built with schema version {stored}, this release projects "
-                f"version {self.spec.schema_version}: rebuild it (`orderstream replay projection {self.spec.name}`) "
-                "or run the release that built it"
+                f"version {self.spec.schema_version}: rebuild it next to the old one with "
+                f"`orderstream replay projection {self.spec.name} --from-beginning` (queries keep answering from the "
+                "old copy until it swaps in), or run the release that built it"
             )
 
     def _create_generation(self, conn: Connection, generation: int) -> None:
@@ -214,14 +216,24 @@ class ProjectionStore:
     # --- the write path ------------------------------------------------------------------------------------------
 
     def apply(
-        self, records: Sequence[Record], generation: int, *, before_commit: Callable[[], None] | None = None
+        self,
+        records: Sequence[Record],
+        generation: int,
+        *,
+        before_commit: Callable[[], None] | None = None,
+        shadow: bool = False,
     ) -> dict[Position, int]:
         """Project a batch and store the next offsets, in one transaction. Returns the next offset per partition of
-        the batch (what the caller then commits to Kafka). Raises GenerationChanged when the pointer moved."""
+        the batch (what the caller then commits to Kafka). Raises GenerationChanged when the pointer moved.
+        shadow=True writes a generation a replay is building instead: it must NOT be the live one (StoreError), and
+        the schema version is not checked (a replay builds this release's version next to an older live one)."""
         with self.engine.begin() as conn:
-            live = self.active_generation(conn)
-            if live != generation:
-                raise GenerationChanged(self.spec.name, live)
+            if shadow:
+                self._check_shadow(conn, generation)
+            else:
+                live = self.active_generation(conn)
+                if live != generation:
+                    raise GenerationChanged(self.spec.name, live)
             positions = {(r.topic, r.partition) for r in records}
             stored = self._offsets(conn, generation, positions, lock=True)
             fresh = [r for r in records if r.offset >= stored.get((r.topic, r.partition), 0)]
@@ -277,6 +289,93 @@ class ProjectionStore:
         ]
         update = {c: table.c[c] + statement.excluded[c] for c in counters}
         conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=update), rows)
+
+    # --- generations (used by replay) ------------------------------------------------------------------------
+
+    def pointer(self) -> tuple[int, int] | None:
+        """(schema_version, active_generation) as stored, WITHOUT the version check; None before the first start."""
+        with self.engine.begin() as conn:
+            row = self._meta(conn)
+            return None if row is None else (row.schema_version, row.active_generation)
+
+    def generations(self) -> set[int]:
+        """Every generation that has tables or offset rows in the database (live, replaced or half-built)."""
+        probe = 987654321  # a generation number no database holds: where it appears in a name, the number goes
+        patterns = [re.compile(re.escape(t.name).replace(str(probe), r"(\d+)") + "$") for t in self.tables(probe).values()]
+        found: set[int] = set()
+        with self.engine.begin() as conn:
+            for name in inspect(conn).get_table_names():
+                for pattern in patterns:
+                    match = pattern.match(name)
+                    if match:
+                        found.add(int(match.group(1)))
+            if self.engine.dialect.has_table(conn, projection_offsets.name):
+                o = projection_offsets
+                query = select(o.c.generation).where(o.c.projection == self.spec.name).distinct()
+                found.update(row.generation for row in conn.execute(query))
+        return found
+
+    def drop_generation(self, generation: int) -> None:
+        """Drop a generation's tables and offset rows. Refuses the live generation."""
+        with self.engine.begin() as conn:
+            row = self._meta(conn)
+            if row is not None and row.active_generation == generation:
+                raise StoreError(f"{self.spec.name}: generation {generation} is live; it cannot be dropped")
+            next(iter(self.tables(generation).values())).metadata.drop_all(conn, checkfirst=True)
+            conn.execute(
+                projection_offsets.delete().where(
+                    projection_offsets.c.projection == self.spec.name, projection_offsets.c.generation == generation
+                )
+            )
+
+    def write(self, generation: int, changes: RowChanges) -> None:
+        """Write row changes into a shadow generation (a replay's copied rows and their aggregates); never the live."""
+        with self.engine.begin() as conn:
+            self._check_shadow(conn, generation)
+            self._write(conn, self.tables(generation), changes)
+
+    def swap_in(
+        self, generation: int, replaced: int, positions: dict[Position, int]
+    ) -> dict[Position, tuple[int, int]]:
+        """Make `generation` live, with the positions its rows were built up to, in ONE transaction: the new
+        generation's offset rows and the pointer flip commit together, so the live projector re-seeks exactly there.
+
+        Swaps only if the new generation is at or past the live one on every partition (a reader never sees the view
+        go back in time); otherwise changes nothing and returns {position: (shadow, live)} for every partition where
+        the shadow is behind. Raises StoreError if the pointer no longer names `replaced`."""
+        with self.engine.begin() as conn:
+            meta = select(projection_meta).where(projection_meta.c.projection == self.spec.name)
+            if self.engine.dialect.name == "postgresql":
+                meta = meta.with_for_update()
+            row = conn.execute(meta).one_or_none()
+            if row is None or row.active_generation != replaced:
+                raise StoreError(
+                    f"{self.spec.name}: the live generation changed under the replay (expected {replaced}, found "
+                    f"{None if row is None else row.active_generation}); nothing was swapped"
+                )
+            live = self._offsets(conn, replaced, None, lock=True)
+            behind = {p: (positions.get(p, 0), o) for p, o in live.items() if positions.get(p, 0) < o}
+            if behind:
+                return behind
+            stored = self._offsets(conn, generation, None)
+            rows = [
+                {"projection": self.spec.name, "generation": generation, "topic": t, "partition": p,
+                 "next_offset": max(o, stored.get((t, p), 0))}
+                for (t, p), o in positions.items()
+            ]  # fmt: skip
+            if rows:
+                self._upsert(conn, projection_offsets, rows)
+            conn.execute(
+                projection_meta.update()
+                .where(projection_meta.c.projection == self.spec.name)
+                .values(active_generation=generation, schema_version=self.spec.schema_version)
+            )
+            return {}
+
+    def _check_shadow(self, conn: Connection, generation: int) -> None:
+        row = self._meta(conn)
+        if row is not None and row.active_generation == generation:
+            raise StoreError(f"{self.spec.name}: generation {generation} is live; a replay never writes into it")
 
     # --- verification --------------------------------------------------------------------------------------------
 

@@ -77,6 +77,7 @@ def order_view_tables(generation: int) -> TableSet:
         Column("type", String(64), nullable=False),
         Column("occurred_at", String(32), nullable=False),
         Column("event_id", String, nullable=False),
+        Column("payment_status", String(16)),  # OrderPaymentUpdated's value (schema v2: what `query --as-of` folds)
     )
     return {"orders": orders, "lines": lines, "timeline": timeline}
 

@@ -116,7 +116,11 @@ def reference(histories: Iterable[Sequence[Event]]) -> dict[str, dict[str, list[
              payments[-1] if payments else None, utc_text(placed.occurred_at), utc_text(last.occurred_at))
         )  # fmt: skip
         lines += [(placed.order_id, n, l.sku, l.quantity, l.unit_price_minor) for n, l in enumerate(placed.lines)]
-        timeline += [(e.order_id, e.version, e.type_name, utc_text(e.occurred_at), e.event_id) for e in history]
+        timeline += [
+            (e.order_id, e.version, e.type_name, utc_text(e.occurred_at), e.event_id,
+             e.payment_status.value if isinstance(e, OrderPaymentUpdated) else None)
+            for e in history
+        ]  # fmt: skip
         entry = customers[(placed.customer_id, placed.currency)]
         entry[0] += 1
         entry[1] += 0 if status in CLOSED_STATUSES else placed.total_minor

@@ -1,0 +1,141 @@
+"""`replay topic SRC --to DST`: exactly the matching records are copied - checked record by record (partition, key,
+value, headers, timestamp) - into a topic the tool creates like SRC, or re-partitioned into one with more
+partitions; a re-run copies nothing twice."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from typer.testing import CliRunner
+
+from orderstream.clients import admin_config, consumer_config, producer_config
+from orderstream.producers.topic_copy import SOURCE_HEADER, CopyFilter, TopicCopy
+from orderstream.schemas.codec import Codec
+from tests.support.histories import random_history
+
+BASE_MS = 1_700_000_000_000  # the records' timestamps: BASE_MS + n seconds
+
+
+def create(settings, name: str, partitions: int) -> str:
+    topic = settings.topic(name)
+    admin = AdminClient(admin_config(settings))
+    admin.create_topics([NewTopic(topic, partitions, 1)], request_timeout=30)[topic].result()
+    return topic
+
+
+def fill(settings, topic: str, count_orders: int, seed: int = 3) -> None:
+    """Order events with their codec values and CloudEvents headers, keyed by order id, timestamps 1 s apart, in
+    transactions (so the topic also holds commit markers)."""
+    codec, rng = Codec(), random.Random(seed)
+    events = [e for n in range(count_orders) for e in random_history(rng, f"o{n}")]
+    rng.shuffle(events)  # keys interleave; each order's own order does not matter to a copy
+    producer = Producer(producer_config(settings, transactional_id=f"fill-{uuid.uuid4().hex[:6]}"))
+    producer.init_transactions(30)
+    for start in range(0, len(events), 100):
+        producer.begin_transaction()
+        for n, event in enumerate(events[start : start + 100], start=start):
+            producer.produce(topic, key=event.aggregate_id.encode(), value=codec.encode(event),
+                             headers=codec.headers(event, "tests"), timestamp=BASE_MS + n * 1000)  # fmt: skip
+        producer.commit_transaction(30)
+
+
+def read_all(settings, topic: str) -> list[tuple]:
+    """(partition, offset, key, value, headers, timestamp) of every committed record, by partition and offset."""
+    consumer = Consumer(consumer_config(settings, f"read-{uuid.uuid4().hex[:6]}"))
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        out = []
+        for p in sorted(metadata.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high <= low:
+                continue
+            consumer.assign([TopicPartition(topic, p, low)])
+            while True:
+                batch = consumer.consume(500, timeout=0.2)
+                out += [(m.partition(), m.offset(), m.key(), m.value(), m.headers() or [], m.timestamp()[1]) for m in batch]
+                if consumer.position([TopicPartition(topic, p)])[0].offset >= high:
+                    break
+            consumer.unassign()
+        return out
+    finally:
+        consumer.close()
+
+
+def expected_copy(source_records, source_topic, copy_filter: CopyFilter) -> list[tuple]:
+    return [
+        (p, key, value, headers + [(SOURCE_HEADER, f"{source_topic}:{p}:{o}".encode())], ts)
+        for p, o, key, value, headers, ts in source_records
+        if copy_filter.matches(ts, headers)
+    ]
+
+
+def without_offsets(records) -> list[tuple]:
+    return [(p, key, value, headers, ts) for p, _, key, value, headers, ts in records]
+
+
+@pytest.fixture
+def source(settings):
+    topic = create(settings, "src.events", 3)
+    fill(settings, topic, 150)
+    return settings, topic, read_all(settings, topic)
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        dict(),
+        dict(from_s=100),
+        dict(from_s=100, until_s=300, event_type="OrderPlaced"),
+        dict(until_s=250, event_type="orderstream.orders.OrderConfirmed.v1"),
+    ],
+)
+def test_copies_exactly_the_matching_records_into_a_topic_created_like_the_source(source, window):
+    settings, topic, records = source
+    from datetime import datetime, timezone
+
+    at = lambda s: None if s is None else datetime.fromtimestamp((BASE_MS + s * 1000) / 1000, timezone.utc)  # noqa: E731
+    copy_filter = CopyFilter.of(at(window.get("from_s")), at(window.get("until_s")), window.get("event_type"))
+    name = f"dst.{uuid.uuid4().hex[:6]}"
+    result = TopicCopy(settings, "src.events", name, copy_filter).run()
+    expected = expected_copy(records, topic, copy_filter)
+    assert 0 < len(expected) <= len(records)
+    assert result.created and result.same_partitioning and result.copied == len(expected)
+    assert without_offsets(read_all(settings, settings.topic(name))) == expected  # record by record, in order
+
+    again = TopicCopy(settings, "src.events", name, copy_filter).run()  # a re-run: nothing twice
+    assert again.copied == 0 and again.resumed
+    assert without_offsets(read_all(settings, settings.topic(name))) == expected
+
+
+def test_into_more_partitions_keys_are_repartitioned_and_the_tool_says_so(source):
+    settings, topic, records = source
+    create(settings, "wide.events", 5)
+    runner = CliRunner()
+    from orderstream.cli.main import app
+
+    base = ["--bootstrap-servers", settings.effective_bootstrap, "--topic-prefix", settings.topic_prefix]
+    result = runner.invoke(app, [*base, "replay", "topic", "src.events", "--to", "wide.events", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["copied"] == len(records) and not summary["same_partitioning"]
+    assert any("re-partitioned by the default partitioner" in n for n in summary["notices"])
+    copied = read_all(settings, settings.topic("wide.events"))
+    assert sorted((k, v, ts) for _, _, k, v, _, ts in copied) == sorted((k, v, ts) for _, _, k, v, _, ts in records)
+    partition_of_key: dict[bytes, set[int]] = {}
+    for p, _, key, *_ in copied:
+        partition_of_key.setdefault(key, set()).add(p)
+    assert all(len(ps) == 1 for ps in partition_of_key.values())  # one key, one partition
+    assert {p for p, *_ in copied} == set(range(5))
+    by_key_src = {}  # per key, the source order is kept
+    for p, o, key, *_ in records:
+        by_key_src.setdefault(key, []).append((p, o))
+    by_key_dst = {}
+    for _, _, key, _, headers, _ in copied:
+        source_position = dict(headers)[SOURCE_HEADER].decode().rsplit(":", 2)
+        by_key_dst.setdefault(key, []).append((int(source_position[1]), int(source_position[2])))
+    assert by_key_dst == by_key_src
