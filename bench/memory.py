@@ -1,6 +1,6 @@
 """Peak memory (RSS) of an order-view rebuild into SQLite over one million events, measured on the rebuild's own
-process (os.wait4's ru_maxrss for that child alone). When the rebuild benchmark already ran that exact rebuild in this
-run, its measurement is reused rather than repeating a minute of work."""
+process: its VmHWM, read by the child itself (ru_maxrss would include the parent's size, inherited at fork). When the
+rebuild benchmark already ran that exact rebuild in this run, its measurement is reused rather than repeating it."""
 
 from __future__ import annotations
 
@@ -20,4 +20,4 @@ def bench_memory(env: BenchEnv, events: int) -> list[dict]:
     baseline = f"; the decode-only consumer peaked at {decode['child_maxrss_kb'] / 1024:.0f} MiB" if decode else ""
     return [{"benchmark": f"peak RSS of a rebuild of {events:,} events (order-view, SQLite)", "value": round(mib),
              "unit": "MiB", "goal": "<= 300", "met": mib <= 300,
-             "notes": f"one process, ru_maxrss{' (the rebuild run above)' if reused else ''}{baseline}"}]
+             "notes": f"one process, VmHWM{' (the rebuild run above)' if reused else ''}{baseline}"}]

@@ -41,7 +41,8 @@ def run_worker(env: BenchEnv, filled: Filled, mode: str, url: str | None = None,
     if child.returncode != 0:
         raise RuntimeError(f"rebuild worker ({mode}) exited with {child.returncode}: {text[-300:]}")
     result = json.loads(text.strip().splitlines()[-1])
-    result["child_maxrss_kb"] = usage.ru_maxrss
+    # the child's own high-water mark; wait4's ru_maxrss would include the RSS this (parent) process had at fork
+    result["child_maxrss_kb"] = result["maxrss_kb"] if result.get("maxrss_kb") else usage.ru_maxrss
     result["rate"] = result["steady_events"] / result["steady_seconds"]
     return result
 

@@ -1,6 +1,6 @@
 """One rebuild (or decode-only read) of a pre-filled orders.events topic, in its own process so that its peak RSS is
 its own. Prints one JSON line: events, seconds (start to done, group join included), steady_seconds and
-steady_events (from the first applied batch to done), maxrss_kb.
+steady_events (from the first applied batch to done), maxrss_kb (VmHWM: this process's own peak RSS).
 
 python -m bench.rebuild_worker '{"mode": "project"|"decode", "bootstrap": ..., "topic_prefix": ..., "url": ...,
                                  "group": ..., "batch_size": N, "highs": {"0": offset, ...}, "data_dir": ...}'
@@ -97,6 +97,19 @@ def decode(args: dict, settings) -> dict:
     return {"events": decoded, "seconds": ended - began, "steady_seconds": ended - first, "steady_events": decoded}
 
 
+def peak_rss_kb() -> int:
+    """This process's peak RSS: VmHWM, the high-water mark of its own address space. Not ru_maxrss: on Linux a child
+    inherits its parent's ru_maxrss at fork and keeps it across exec, so it would report the bench's own size."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def main() -> None:
     args = json.loads(sys.argv[1])
     from orderstream.config import load_settings
@@ -104,7 +117,7 @@ def main() -> None:
     settings = load_settings(bootstrap_servers=args["bootstrap"], topic_prefix=args["topic_prefix"],
                              data_dir=args["data_dir"], batch_size=args["batch_size"])
     result = (project if args["mode"] == "project" else decode)(args, settings)
-    result["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result["maxrss_kb"] = peak_rss_kb()
     print(json.dumps(result), flush=True)
 
 
