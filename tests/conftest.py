@@ -46,15 +46,27 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
+def settings(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Settings]:
     """Settings for one test: the session broker, its own topic prefix (so tests never share topics) and data dir.
 
-    Topics are NOT created here: call orderstream.broker.topics.ensure_topics(settings) (or use `topics`).
+    Topics are NOT created here: call orderstream.broker.topics.ensure_topics(settings) (or use `topics`). Whatever
+    topics the test made under its prefix are deleted afterwards, so the session broker stays small.
     """
     prefix = f"t{uuid.uuid4().hex[:10]}."
-    return load_settings(
+    yield load_settings(
         bootstrap_servers=kafka_bootstrap, topic_prefix=prefix, data_dir=tmp_path / "data", partitions=3
     )
+    _delete_topics(kafka_bootstrap, prefix)
+
+
+def _delete_topics(bootstrap: str, prefix: str) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
+    if names:
+        for future in admin.delete_topics(names, request_timeout=30).values():
+            future.result()
 
 
 @pytest.fixture

@@ -186,7 +186,12 @@ class Projector:
         records = []
         for message in messages:
             if message.error():
-                raise KafkaException(message.error())
+                if message.error().fatal():
+                    raise KafkaException(message.error())
+                # e.g. max.poll.interval exceeded after a pause: librdkafka has left the group and rejoins on the
+                # next poll; the positions in the database keep whatever it does next exactly-once
+                log.warning("%s: consumer error (librdkafka recovers): %s", self.name, message.error())
+                continue
             try:
                 event = codec.decode(message.value())
             except DecodeError as exc:
@@ -229,9 +234,13 @@ class Projector:
         try:
             consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            if exc.args[0].name() not in _STALE_COMMIT_CODES:
+            # Only a mirror for lag tools: the database holds the position. This member's generation may be over
+            # (a rebalance, or a pause past max.poll.interval that made it leave the group) - the next batch's commit
+            # mirrors the position again. Only a fatal client error stops the projector.
+            if exc.args[0].fatal():
                 raise
-            log.info("%s: Kafka commit skipped (%s); the database holds the position", self.name, exc.args[0].name())
+            level = logging.INFO if exc.args[0].name() in _STALE_COMMIT_CODES else logging.WARNING
+            log.log(level, "%s: Kafka commit skipped (%s); the database holds the position", self.name, exc.args[0].name())
 
     def _switch_generation(self, consumer, generation: int) -> None:
         """A rebuild swapped generations: continue from the new generation's stored offsets."""

@@ -30,9 +30,12 @@ class ServiceProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "orderstream.cli.main", "-b", self.settings.effective_bootstrap, "--topic-prefix",
              self.settings.topic_prefix, "--data-dir", str(self.settings.data_dir), "run", self.name],
-            stdout=subprocess.DEVNULL, stderr=self.log.open("a"), env=os.environ | self.env,
+            stdout=subprocess.DEVNULL, stderr=self.log.open("a"), env=os.environ | self._settings_env() | self.env,
         )
         return self
+
+    def _settings_env(self) -> dict[str, str]:
+        return {"ORDERSTREAM_DATABASE_URL": self.settings.database_url} if self.settings.database_url else {}
 
     def signal(self, signum: int) -> None:
         assert self.process is not None

@@ -10,7 +10,7 @@ from orderstream.broker.local import BrokerSpec, LocalBroker, free_port
 from orderstream.config import load_settings
 
 
-def start_test_broker(home: Path, heap: str = "768m", extra: tuple[tuple[str, str], ...] = ()) -> LocalBroker:
+def start_test_broker(home: Path, heap: str = "1g", extra: tuple[tuple[str, str], ...] = ()) -> LocalBroker:
     """Start a single-node KRaft broker on free ports; the caller stops it."""
     settings = load_settings()
     spec = BrokerSpec(
