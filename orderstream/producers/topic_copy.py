@@ -135,9 +135,11 @@ class TopicCopy:
         consumer = Consumer(consumer_config(self.settings, self.job, **{"client.id": f"{self.settings.client_id}.topic-copy"}))
         producer = None
         try:
-            starts, ends = self._plan(consumer, result)
             producer = Producer(producer_config(self.settings, transactional_id=self.job))
-            producer.init_transactions(30)  # fences a killed run with this id and aborts its open transaction
+            # first: fence a killed run with this id and abort its open transaction, so the committed positions read
+            # next are stable (read_committed consumers wait on offsets a pending transaction holds)
+            producer.init_transactions(30)
+            starts, ends = self._plan(consumer, result)
             self._copy(consumer, producer, starts, ends, result)
         finally:
             consumer.close()

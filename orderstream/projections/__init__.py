@@ -7,4 +7,6 @@
 - store.py: the one place that writes a projection's database (rows and offsets in one transaction)
 - queries.py: the read side used by the CLI
 - runner.py: `orderstream run projections`
+- replay.py, replay_scope.py: `orderstream replay projection` (a shadow generation, swapped in atomically)
+- time_travel.py: `query order --as-of`, folded from the order view's timeline
 """

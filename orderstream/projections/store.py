@@ -9,6 +9,8 @@ ProjectionStore guarantees:
 - Tables are created on first start; a database built with another schema version is refused (SchemaMismatch).
 - Writes go through the pointer (projection_meta.active_generation): when a rebuild swaps generations, the next
   apply() raises GenerationChanged and the caller re-seeks to the new generation's offsets.
+- A replay (replay.py) writes a shadow generation with apply(shadow=True) and swaps it in with swap_in(): the new
+  generation's offset rows and the pointer flip in ONE transaction, only if it is at or past the live one everywhere.
 SQLite runs in WAL mode with synchronous=NORMAL and a busy timeout, so queries read while the projector writes.
 """
 
