@@ -232,7 +232,8 @@ class TopicCopy:
                 result.resumed[tp.partition] = tp.offset
                 starts[tp.partition] = max(starts[tp.partition], tp.offset)
         if result.resumed:
-            self._notice(result, f"resuming a previous run of this copy from {sum(result.resumed.values())} committed position(s)")
+            done = sum(max(0, min(o, ends[p]) - lows[p]) for p, o in result.resumed.items())
+            self._notice(result, f"resuming a previous run of this copy: {done} source offsets were already covered")
         return starts, ends
 
     def _copy(self, consumer, producer, starts, ends, result: CopyResult) -> None:
