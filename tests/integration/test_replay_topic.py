@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import uuid
 
 import pytest
@@ -48,7 +49,11 @@ def read_all(settings, topic: str) -> list[tuple]:
     """(partition, offset, key, value, headers, timestamp) of every committed record, by partition and offset."""
     consumer = Consumer(consumer_config(settings, f"read-{uuid.uuid4().hex[:6]}"))
     try:
+        deadline = time.monotonic() + 10
         metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        while (metadata.error is not None or not metadata.partitions) and time.monotonic() < deadline:
+            time.sleep(0.1)  # a topic created a moment ago may not be in this new client's metadata yet
+            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
         out = []
         for p in sorted(metadata.partitions):
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
