@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None,
         description="SQLAlchemy URL for the projections; {projection} is replaced by the projection name. "
-        "Unset = one SQLite file per projection in data_dir/views/",
+        "Unset = one SQLite file per projection in data_dir/views/ (named with the topic prefix)",
     )
 
     # The local broker (orderstream broker start).
@@ -99,7 +99,8 @@ class Settings(BaseSettings):
     def database_url_for(self, projection: str) -> str:
         if self.database_url:
             return self.database_url.replace("{projection}", projection.replace("-", "_"))
-        return f"sqlite:///{(self.data_dir / 'views' / f'{projection}.db').resolve()}"
+        # the topic prefix is part of the file name: views built from different topics never share a database
+        return f"sqlite:///{(self.data_dir / 'views' / f'{self.topic_prefix}{projection}.db').resolve()}"
 
     @classmethod
     def settings_customise_sources(

@@ -49,9 +49,9 @@ def run(
 
 def _supervise(ctx: typer.Context, names: list[str]) -> None:
     """One child process per service; a signal to the supervisor is passed to every child; a child that dies is reported."""
-    root_args = _root_args(ctx)
+    args = root_args(ctx)
     children = {
-        name: subprocess.Popen([sys.executable, "-m", "orderstream.cli.main", *root_args, "run", name])
+        name: subprocess.Popen([sys.executable, "-m", "orderstream.cli.main", *args, "run", name])
         for name in names
     }
     stopping = threading.Event()
@@ -76,7 +76,8 @@ def _supervise(ctx: typer.Context, names: list[str]) -> None:
         raise typer.Exit(code=1)
 
 
-def _root_args(ctx: typer.Context) -> list[str]:
+def root_args(ctx: typer.Context) -> list[str]:
+    """The root options this command was given, to pass on to child processes."""
     options = ctx.find_root().obj
     args = []
     if options.config_file:

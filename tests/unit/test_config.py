@@ -88,6 +88,6 @@ def test_client_defaults():
 def test_topic_prefix_and_database_urls(tmp_path):
     settings = load_settings(topic_prefix="dev.", data_dir=tmp_path)
     assert settings.topic("orders.events") == "dev.orders.events"
-    assert settings.database_url_for("order-view") == f"sqlite:///{tmp_path.resolve()}/views/order-view.db"
+    assert settings.database_url_for("order-view") == f"sqlite:///{tmp_path.resolve()}/views/dev.order-view.db"
     pg = load_settings(database_url="postgresql+psycopg://u@127.0.0.1/db_{projection}")
     assert pg.database_url_for("sales-view") == "postgresql+psycopg://u@127.0.0.1/db_sales_view"
