@@ -10,9 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from orderstream.cli import broker, demo, dlq, generate, orders, query, run, schemas, status, tail, topics
-from orderstream.cli import shipping, stock
-from orderstream.cli import replay  # issue 6
+from orderstream.cli import (broker, demo, dlq, generate, orders, query, replay, run, schemas, shipping, status, stock,
+                             tail, topics)
 from orderstream.cli.common import GlobalOptions
 
 app = typer.Typer(
@@ -54,23 +53,31 @@ def root(
     )
 
 
-app.add_typer(broker.app, name="broker", help="Start, stop and inspect the local Apache Kafka broker (KRaft).")
-app.add_typer(topics.app, name="topics", help="Create and verify every topic of the pipeline.")
-app.add_typer(schemas.app, name="schemas", help="List the wire contract's Avro schemas and check their compatibility.")
-app.add_typer(query.app, name="query", help="Ask the read models: one order, order lists, sales (with --after for read-your-writes).")
-app.add_typer(replay.app, name="replay", help="Rebuild a projection next to the live one and swap it in; copy a topic's events.")
-app.add_typer(dlq.app, name="dlq", help="Dead letters: list, show and retry records that failed.")
-app.add_typer(stock.app, name="stock", help="Inventory commands: add units of a SKU to stock.")
-app.command(name="run")(run.run)
-app.command(name="place")(orders.place)
-app.command(name="cancel")(orders.cancel)
-app.command(name="ship")(shipping.ship)
-app.command(name="deliver")(shipping.deliver)
-app.command(name="generate")(generate.generate)
-app.command(name="tail")(tail.tail)
-app.command(name="status")(status.status)
-app.command(name="demo")(demo.demo)
+SETUP, WRITE, READ, OPERATE = "Set up", "Write (commands)", "Read (projections)", "Operate"
 
+app.command(name="demo", rich_help_panel=SETUP)(demo.demo)
+app.add_typer(broker.app, name="broker", rich_help_panel=SETUP,
+              help="Start, stop and inspect the local Apache Kafka broker (KRaft).")
+app.add_typer(topics.app, name="topics", rich_help_panel=SETUP, help="Create and verify every topic of the pipeline.")
+app.command(name="run", rich_help_panel=SETUP)(run.run)
+
+app.command(name="place", rich_help_panel=WRITE)(orders.place)
+app.command(name="cancel", rich_help_panel=WRITE)(orders.cancel)
+app.add_typer(stock.app, name="stock", rich_help_panel=WRITE, help="Inventory commands: add units of a SKU to stock.")
+app.command(name="ship", rich_help_panel=WRITE)(shipping.ship)
+app.command(name="deliver", rich_help_panel=WRITE)(shipping.deliver)
+app.command(name="generate", rich_help_panel=WRITE)(generate.generate)
+
+app.add_typer(query.app, name="query", rich_help_panel=READ,
+              help="Ask the read models: orders, sales, stock, customers (--after for read-your-writes, --as-of for the past).")
+app.add_typer(replay.app, name="replay", rich_help_panel=READ,
+              help="Rebuild a projection next to the live one and swap it in; copy a topic's events.")
+app.command(name="tail", rich_help_panel=READ)(tail.tail)
+
+app.command(name="status", rich_help_panel=OPERATE)(status.status)
+app.add_typer(dlq.app, name="dlq", rich_help_panel=OPERATE, help="Dead letters: list, show and retry records that failed.")
+app.add_typer(schemas.app, name="schemas", rich_help_panel=OPERATE,
+              help="List the wire contract's Avro schemas and check their compatibility.")
 
 def main() -> None:
     app()
