@@ -63,7 +63,10 @@ class Settings(BaseSettings):
     )
 
     # Runtimes.
-    batch_size: int = Field(500, ge=1, le=100_000)
+    batch_size: int = Field(500, ge=1, le=100_000, description="records per processor transaction, at most")
+    projection_batch_size: int = Field(
+        5_000, ge=1, le=100_000, description="records per projector SQL transaction, at most (a view catching up "
+        "writes fewer, bigger transactions; a live one takes whatever arrived, so latency does not grow)")
     poll_timeout_s: float = Field(0.5, gt=0)
     wait_timeout_s: float = Field(30.0, gt=0, description="how long --wait and --after wait for an answer")
     log_level: str = "INFO"

@@ -45,9 +45,40 @@ DEFAULT_CONSUMER_OVERRIDES = {
     "heartbeat.interval.ms": 1000,
     "max.poll.interval.ms": 120_000,
 }
-DEFAULT_PRODUCER_OVERRIDES = {"transaction.timeout.ms": 30_000}
+# linger 1 ms: every batch ends in a flush inside its transaction, which would otherwise wait out the default linger
+DEFAULT_PRODUCER_OVERRIDES = {"transaction.timeout.ms": 30_000, "linger.ms": 1}
 KAFKA_TIMEOUT_S = 30.0
 MAX_FATAL_RECOVERIES = 3
+
+
+def _with_deadline(what: str, call: Callable[[], Any], deadline_s: float) -> Any:
+    """Run a blocking client call with a hard deadline.
+
+    librdkafka's send_offsets_to_transaction can block past its own timeout, forever, when the group coordinator goes
+    away mid-call (a broker restart): librdkafka issues #5456 and #5511, open at confluent-kafka 2.16. Past the deadline
+    this raises a fatal _TIMED_OUT error, so the processor abandons that producer (its thread stays blocked) and makes
+    a new one with the same transactional.id, whose init_transactions fences the old one and aborts its transaction.
+    """
+    from confluent_kafka import KafkaError, KafkaException
+
+    outcome: list[Any] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread below
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name=what, daemon=True)
+    worker.start()
+    worker.join(deadline_s)
+    if worker.is_alive():
+        log.error("%s blocked for more than %.0fs (librdkafka #5456); replacing the producer", what, deadline_s)
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{what} blocked past {deadline_s:.0f}s", fatal=True))
+    if failure:
+        raise failure[0]
+    return outcome[0] if outcome else None
 
 
 class ProcessorError(RuntimeError):
@@ -379,8 +410,12 @@ class Processor(Generic[S]):
             self._flush(batch)
             for reply in batch.replies:
                 self._produce(batch, reply(), None)
-            self._producer.send_offsets_to_transaction(
-                self._positions(batch), self._consumer.consumer_group_metadata(), KAFKA_TIMEOUT_S
+            positions, group = self._positions(batch), self._consumer.consumer_group_metadata()
+            producer = self._producer
+            _with_deadline(  # see _with_deadline: this call can block past its own timeout
+                "send_offsets_to_transaction",
+                lambda: producer.send_offsets_to_transaction(positions, group, KAFKA_TIMEOUT_S),
+                KAFKA_TIMEOUT_S + 5,
             )
             self._producer.commit_transaction(KAFKA_TIMEOUT_S)  # flushes the replies; fails if any was not delivered
             self._in_transaction = False

@@ -1,7 +1,7 @@
 """The projector runtime: Kafka -> decode -> pure fold -> one SQL transaction with the rows and the offsets.
 
 The loop, with its commit order spelled out:
-1. consume a batch (read_committed, at most settings.batch_size records, without waiting for a full one);
+1. consume a batch (read_committed, at most settings.projection_batch_size records, without waiting for a full one);
 2. decode every record; one that cannot be decoded goes to the undecodable hook, which by default stops the loop
    with UndecodableRecord (issue 8 plugs a dead-letter producer in there; a hook that returns counts the record as
    handled and moves past it);
@@ -151,10 +151,10 @@ class Projector:
             log.info("%s: stopped", self.name)
 
     def _next_batch(self, consumer) -> list:
-        """Up to batch_size records: all that are buffered at once, else wait (poll_timeout_s at most) for the next one
+        """Up to projection_batch_size records: all that are buffered at once, else wait (poll_timeout_s at most) for the next one
         and take whatever arrived with it. consume(n, timeout) alone would wait the whole timeout for n records,
         which puts that timeout on every read-your-writes when traffic is low."""
-        size = self.settings.batch_size
+        size = self.settings.projection_batch_size
         messages = consumer.consume(num_messages=size, timeout=0)
         if messages:
             return messages
@@ -232,7 +232,7 @@ class Projector:
 
         offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in positions.items()]
         try:
-            consumer.commit(offsets=offsets, asynchronous=False)
+            consumer.commit(offsets=offsets, asynchronous=True)  # a mirror: nothing waits for it
         except KafkaException as exc:
             # Only a mirror for lag tools: the database holds the position. This member's generation may be over
             # (a rebalance, or a pause past max.poll.interval that made it leave the group) - the next batch's commit

@@ -249,7 +249,7 @@ class ProjectionReplay:
         if not pending:
             return reached
         consumer.assign([TopicPartition(t, p, starts[(t, p)]) for t, p in sorted(pending)])
-        batch_size = self.settings.batch_size
+        batch_size = self.settings.projection_batch_size
         try:
             while pending:
                 if self.stop.is_set():
