@@ -26,10 +26,11 @@ from typing import Any
 
 from orderstream.config import Settings
 from orderstream.consumers.processor import HandleContext, Outcome, Output, Processor, ProcessorSpec
-from orderstream.consumers.state import Handled, KeyState
+from orderstream.consumers.replies import Replies
+from orderstream.consumers.state import KeyState
 from orderstream.domain import inventory
 from orderstream.domain.commands import INVENTORY_COMMANDS as INVENTORY_COMMANDS_TYPES
-from orderstream.domain.commands import Command, Reply, RestockSku
+from orderstream.domain.commands import RestockSku
 from orderstream.domain.events import ORDER_EVENTS
 from orderstream.domain.inventory import OrderLinesState, Rejection, StockState
 from orderstream.topology import (
@@ -48,6 +49,7 @@ NAME = "inventory"
 SOURCE = "orderstream/inventory-service"
 ORDER_STAGE_INPUTS = (ORDERS_EVENTS,)
 SKU_STAGE_INPUTS = (INVENTORY_RESERVATIONS, INVENTORY_COMMANDS)
+REPLIES = Replies(INVENTORY_REPLIES, INVENTORY_EVENTS)  # restocks only
 
 
 def order_stage_group(settings: Settings) -> str:
@@ -97,14 +99,14 @@ class SkuStageLogic:
         seen = state.handled.get(message.command_id)
         if seen is not None:  # handled before: nothing new, the same answer
             log.info("sku %s: %s %s was already handled (version %d)", context.key, message.type_name, message.command_id, seen.version)
-            return Outcome(reply=(lambda: _accepted(message, seen)) if is_restock else None)
+            return Outcome(reply=(lambda: REPLIES.accepted(message, seen)) if is_restock else None)
         if message.sku != context.key and not is_restock:  # raising dead-letters the record (apply stage)
             raise ValueError(f"{message.type_name} for sku {message.sku!r} under key {context.key!r}")
         decision = inventory.decide(message, state.value, inventory.Context.of(message, context.now))
         if isinstance(decision, Rejection):
             if not is_restock:  # only a restock can be refused; anything else is a bug upstream: dead-letter it
                 raise ValueError(decision.reason)
-            return _rejected(message, decision, context)
+            return REPLIES.rejected(message, decision, context)
         outputs = [
             Output(INVENTORY_RESULTS, order_id, event)
             for event in decision
@@ -112,38 +114,8 @@ class SkuStageLogic:
         ]
         if is_restock:
             # the processor records state.handled[command_id] for the events and fills in the offset before reply()
-            return Outcome(events=decision, outputs=outputs, reply=lambda: _accepted(message, state.handled[message.command_id]))
+            return Outcome(events=decision, outputs=outputs, reply=lambda: REPLIES.accepted(message, state.handled[message.command_id]))
         return Outcome(events=decision, outputs=outputs)
-
-
-def _rejected(command: Command, rejection: Rejection, context: HandleContext) -> Outcome:
-    reply = Reply(
-        command_id=command.command_id,
-        aggregate_id=context.key,
-        accepted=False,
-        version=rejection.current_version,
-        reason=rejection.reason,
-        replied_at=context.now,
-        correlation_id=command.correlation_id,
-    )
-    return Outcome(reply=lambda: Output(INVENTORY_REPLIES, context.key, reply, context.partition))
-
-
-def _accepted(command: Command, handled: Handled) -> Output:
-    """The reply of an accepted restock; identical every time it is asked for (it derives from the stream only)."""
-    reply = Reply(
-        command_id=command.command_id,
-        aggregate_id=command.aggregate_id,
-        accepted=True,
-        version=handled.version,
-        reason="",
-        replied_at=handled.at,
-        correlation_id=command.correlation_id,
-        events_topic=INVENTORY_EVENTS,
-        events_partition=handled.partition,
-        events_offset=handled.offset,
-    )
-    return Output(INVENTORY_REPLIES, command.aggregate_id, reply, handled.partition)
 
 
 def order_stage_spec(settings: Settings, slot: int, **overrides: Any) -> ProcessorSpec[OrderLinesState]:

@@ -15,10 +15,11 @@ import logging
 from typing import Any
 
 from orderstream.config import Settings
-from orderstream.consumers.processor import HandleContext, Outcome, Output, Processor, ProcessorSpec
-from orderstream.consumers.state import Handled, KeyState
+from orderstream.consumers.processor import HandleContext, Outcome, Processor, ProcessorSpec
+from orderstream.consumers.replies import Replies
+from orderstream.consumers.state import KeyState
 from orderstream.domain import order
-from orderstream.domain.commands import Command, Reply
+from orderstream.domain.commands import Command
 from orderstream.domain.order import OrderState, Rejection
 from orderstream.topology import INVENTORY_RESULTS, ORDERS_COMMANDS, ORDERS_EVENTS, ORDERS_REPLIES, PAYMENTS_EVENTS, SHIPPING_EVENTS
 
@@ -28,6 +29,7 @@ NAME = "order"
 SOURCE = "orderstream/order-service"
 REACTION_TOPICS = (PAYMENTS_EVENTS, INVENTORY_RESULTS, SHIPPING_EVENTS)
 INPUT_TOPICS = (ORDERS_COMMANDS, *REACTION_TOPICS)
+REPLIES = Replies(ORDERS_REPLIES, ORDERS_EVENTS)
 
 
 class OrderLogic:
@@ -49,53 +51,23 @@ class OrderLogic:
             reason = f"record key {context.key!r} is not the order id {order_id!r} of the {type(message).__name__}"
             if not is_command:
                 raise ValueError(f"{context.topic}[{context.partition}]@{context.offset}: {reason}")
-            return self._rejected(message, Rejection(reason, state.value.version, order.RejectionCode.INVALID), context)
+            return REPLIES.rejected(message, Rejection(reason, state.value.version, order.RejectionCode.INVALID), context)
 
         seen = state.handled.get(input_id)
         if seen is not None:  # handled before: nothing new, the same answer
             log.info("order %s: %s %s was already handled (version %d)", context.key, type(message).__name__, input_id, seen.version)
-            return Outcome(reply=(lambda: _accepted(message, seen)) if is_command else None)
+            return Outcome(reply=(lambda: REPLIES.accepted(message, seen)) if is_command else None)
 
         decision = order.decide(message, state.value, order.Context.of(message, context.now))
         if isinstance(decision, Rejection):
             if is_command:
-                return self._rejected(message, decision, context)
+                return REPLIES.rejected(message, decision, context)
             log.info("order %s: %s %s changes nothing: %s", context.key, type(message).__name__, input_id, decision.reason)
             return Outcome()
         if not is_command:
             return Outcome(events=decision)
         # the processor records state.handled[input_id] for these events and fills in the offset before reply()
-        return Outcome(events=decision, reply=lambda: _accepted(message, state.handled[input_id]))
-
-    def _rejected(self, command: Command, rejection: Rejection, context: HandleContext) -> Outcome:
-        reply = Reply(
-            command_id=command.command_id,
-            aggregate_id=context.key,
-            accepted=False,
-            version=rejection.current_version,
-            reason=rejection.reason,
-            replied_at=context.now,
-            correlation_id=command.correlation_id,
-        )
-        return Outcome(reply=lambda: Output(ORDERS_REPLIES, context.key, reply, context.partition))
-
-
-def _accepted(command: Command, handled: Handled) -> Output:
-    """The reply of an accepted command; identical every time it is asked for (it derives from the stream only)."""
-    reply = Reply(
-        command_id=command.command_id,
-        aggregate_id=command.aggregate_id,
-        accepted=True,
-        version=handled.version,
-        reason="",
-        replied_at=handled.at,
-        correlation_id=command.correlation_id,
-        events_topic=ORDERS_EVENTS,
-        events_partition=handled.partition,
-        events_offset=handled.offset,
-    )
-    return Output(ORDERS_REPLIES, command.aggregate_id, reply, handled.partition)
-
+        return Outcome(events=decision, reply=lambda: REPLIES.accepted(message, state.handled[input_id]))
 
 def order_spec(settings: Settings, transactional_id: str, **overrides: Any) -> ProcessorSpec[OrderState]:
     group = f"{settings.topic_prefix}order-service"

@@ -14,11 +14,12 @@ import logging
 from typing import Any
 
 from orderstream.config import Settings
-from orderstream.consumers.processor import HandleContext, Outcome, Output, Processor, ProcessorSpec
-from orderstream.consumers.state import Handled, KeyState
+from orderstream.consumers.processor import HandleContext, Outcome, Processor, ProcessorSpec
+from orderstream.consumers.replies import Replies
+from orderstream.consumers.state import KeyState
 from orderstream.domain import shipping
 from orderstream.domain.commands import SHIPPING_COMMANDS as SHIPPING_COMMAND_TYPES
-from orderstream.domain.commands import Command, Reply
+from orderstream.domain.commands import Command
 from orderstream.domain.events import ORDER_EVENTS
 from orderstream.domain.order import Rejection, RejectionCode
 from orderstream.domain.shipping import ShipmentState
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 NAME = "shipping"
 SOURCE = "orderstream/shipping-service"
 INPUT_TOPICS = (ORDERS_EVENTS, SHIPPING_COMMANDS)
+REPLIES = Replies(SHIPPING_REPLIES, SHIPPING_EVENTS)
 
 
 def group_of(settings: Settings) -> str:
@@ -53,53 +55,23 @@ class ShippingLogic:
             reason = f"record key {context.key!r} is not the order id {order_id!r} of the {type(message).__name__}"
             if not is_command:
                 raise ValueError(f"{context.topic}[{context.partition}]@{context.offset}: {reason}")
-            return _rejected(message, Rejection(reason, state.value.version, RejectionCode.INVALID), context)
+            return REPLIES.rejected(message, Rejection(reason, state.value.version, RejectionCode.INVALID), context)
         input_id = message.command_id if is_command else message.event_id
         seen = state.handled.get(input_id)
         if seen is not None:  # handled before: nothing new, the same answer
             log.info("shipment %s: %s %s was already handled (version %d)", context.key, type(message).__name__, input_id, seen.version)
-            return Outcome(reply=(lambda: _accepted(message, seen)) if is_command else None)
+            return Outcome(reply=(lambda: REPLIES.accepted(message, seen)) if is_command else None)
 
         decision = shipping.decide(message, state.value, shipping.Context.of(message, context.now))
         if isinstance(decision, Rejection):
             if is_command:
-                return _rejected(message, decision, context)
+                return REPLIES.rejected(message, decision, context)
             log.warning("shipment %s: %s %s changes nothing: %s", context.key, type(message).__name__, input_id, decision.reason)
             return Outcome()
         if not is_command:
             return Outcome(events=decision)
         # the processor records state.handled[command_id] for these events and fills in the offset before reply()
-        return Outcome(events=decision, reply=lambda: _accepted(message, state.handled[input_id]))
-
-
-def _rejected(command: Command, rejection: Rejection, context: HandleContext) -> Outcome:
-    reply = Reply(
-        command_id=command.command_id,
-        aggregate_id=context.key,
-        accepted=False,
-        version=rejection.current_version,
-        reason=rejection.reason,
-        replied_at=context.now,
-        correlation_id=command.correlation_id,
-    )
-    return Outcome(reply=lambda: Output(SHIPPING_REPLIES, context.key, reply, context.partition))
-
-
-def _accepted(command: Command, handled: Handled) -> Output:
-    """The reply of an accepted command; identical every time it is asked for (it derives from the stream only)."""
-    reply = Reply(
-        command_id=command.command_id,
-        aggregate_id=command.aggregate_id,
-        accepted=True,
-        version=handled.version,
-        reason="",
-        replied_at=handled.at,
-        correlation_id=command.correlation_id,
-        events_topic=SHIPPING_EVENTS,
-        events_partition=handled.partition,
-        events_offset=handled.offset,
-    )
-    return Output(SHIPPING_REPLIES, command.aggregate_id, reply, handled.partition)
+        return Outcome(events=decision, reply=lambda: REPLIES.accepted(message, state.handled[input_id]))
 
 
 def shipping_spec(settings: Settings, transactional_id: str, **overrides: Any) -> ProcessorSpec[ShipmentState]:
