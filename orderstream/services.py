@@ -75,12 +75,13 @@ def build_service(name: str, settings: Settings) -> Service:
 def watched_consumers(settings: Settings) -> list:
     """Every consumer `orderstream status` reports on: the services' groups and each projection's stored positions."""
     from orderstream.consumers.order_service import INPUT_TOPICS as ORDER_INPUTS
+    from orderstream.consumers.order_service import group_of as order_group
     from orderstream.consumers.projector import group_id_of
     from orderstream.ops.status import WatchedConsumer
     from orderstream.projections.registry import ALL_SPECS
     from orderstream.projections.store import ProjectionStore, database_exists
 
-    watched = [WatchedConsumer("order", "service", f"{settings.topic_prefix}order-service", tuple(ORDER_INPUTS))]
+    watched = [WatchedConsumer("order", "service", order_group(settings), tuple(ORDER_INPUTS))]
     watched += _inventory_consumers(settings, WatchedConsumer)
     watched += _payment_and_shipping_consumers(settings, WatchedConsumer)
     for name, spec in ALL_SPECS.items():

@@ -25,8 +25,9 @@ import logging
 from typing import Any
 
 from orderstream.config import Settings
-from orderstream.consumers.processor import HandleContext, Outcome, Output, Processor, ProcessorSpec
+from orderstream.consumers.processor import HandleContext, Outcome, Output, ProcessorSpec
 from orderstream.consumers.replies import Replies
+from orderstream.consumers.slotted import SlottedService, Stage
 from orderstream.consumers.state import KeyState
 from orderstream.domain import inventory
 from orderstream.domain.commands import INVENTORY_COMMANDS as INVENTORY_COMMANDS_TYPES
@@ -118,60 +119,40 @@ class SkuStageLogic:
         return Outcome(events=decision, outputs=outputs)
 
 
+ORDER_STAGE: Stage[OrderLinesState] = Stage(
+    service=NAME,
+    source=SOURCE,
+    name=f"{NAME}-orders",
+    group=order_stage_group,
+    input_topics=ORDER_STAGE_INPUTS,
+    changelog_topic=INVENTORY_ORDERS,
+    logic=lambda settings: OrderStageLogic(),
+)
+SKU_STAGE: Stage[StockState] = Stage(
+    service=NAME,
+    source=SOURCE,
+    name=f"{NAME}-stock",
+    group=sku_stage_group,
+    input_topics=SKU_STAGE_INPUTS,
+    changelog_topic=INVENTORY_EVENTS,
+    logic=lambda settings: SkuStageLogic(),
+)
+
+
 def order_stage_spec(settings: Settings, slot: int, **overrides: Any) -> ProcessorSpec[OrderLinesState]:
-    group = order_stage_group(settings)
-    values: dict[str, Any] = {
-        "name": f"{NAME}-orders",
-        "group_id": group,
-        "input_topics": ORDER_STAGE_INPUTS,
-        "changelog_topic": INVENTORY_ORDERS,
-        "logic": OrderStageLogic(),
-        "transactional_id": f"{group}-{slot}",
-        "state_dir": settings.data_dir / "state" / NAME,
-        "source": SOURCE,
-    }
-    return ProcessorSpec(**(values | overrides))
+    return ORDER_STAGE.slot_spec(settings, slot, **overrides)
 
 
 def sku_stage_spec(settings: Settings, slot: int, **overrides: Any) -> ProcessorSpec[StockState]:
-    group = sku_stage_group(settings)
-    values: dict[str, Any] = {
-        "name": f"{NAME}-stock",
-        "group_id": group,
-        "input_topics": SKU_STAGE_INPUTS,
-        "changelog_topic": INVENTORY_EVENTS,
-        "logic": SkuStageLogic(),
-        "transactional_id": f"{group}-{slot}",
-        "state_dir": settings.data_dir / "state" / NAME,
-        "source": SOURCE,
-    }
-    return ProcessorSpec(**(values | overrides))
+    return SKU_STAGE.slot_spec(settings, slot, **overrides)
 
 
-class InventoryService:
+class InventoryService(SlottedService):
     """`orderstream run inventory`: the order stage and the SKU stage, each a Processor in its own thread, sharing one
     instance slot. If either stage fails, both stop and run() raises StageFailed (the first error as its cause)."""
 
     name = NAME
-
-    def __init__(self, settings: Settings, **overrides: Any) -> None:
-        self.settings = settings
-        self.overrides = overrides  # ProcessorSpec fields applied to both stages (tests: checkpoint interval, clock)
-        self.processors: dict[str, Processor[Any]] = {}
-
-    def run(self, stop) -> None:
-        from orderstream.consumers.instances import claim_slot
-        from orderstream.consumers.stages import run_stages
-
-        slot = claim_slot(self.settings.data_dir / "state" / NAME)
-        try:
-            self.processors = {
-                "orders": Processor(self.settings, order_stage_spec(self.settings, slot.number, **self.overrides)),
-                "stock": Processor(self.settings, sku_stage_spec(self.settings, slot.number, **self.overrides)),
-            }
-            run_stages(list(self.processors.values()), stop)
-        finally:
-            slot.release()
+    stages = {"orders": ORDER_STAGE, "stock": SKU_STAGE}
 
 
 def build_inventory_service(settings: Settings) -> InventoryService:

@@ -15,8 +15,9 @@ import logging
 from typing import Any
 
 from orderstream.config import Settings
-from orderstream.consumers.processor import HandleContext, Outcome, Processor, ProcessorSpec
+from orderstream.consumers.processor import HandleContext, Outcome, ProcessorSpec
 from orderstream.consumers.replies import Replies
+from orderstream.consumers.slotted import SlottedService, Stage
 from orderstream.consumers.state import KeyState
 from orderstream.domain import order
 from orderstream.domain.commands import Command
@@ -30,6 +31,10 @@ SOURCE = "orderstream/order-service"
 REACTION_TOPICS = (PAYMENTS_EVENTS, INVENTORY_RESULTS, SHIPPING_EVENTS)
 INPUT_TOPICS = (ORDERS_COMMANDS, *REACTION_TOPICS)
 REPLIES = Replies(ORDERS_REPLIES, ORDERS_EVENTS)
+
+
+def group_of(settings: Settings) -> str:
+    return f"{settings.topic_prefix}order-service"
 
 
 class OrderLogic:
@@ -69,42 +74,26 @@ class OrderLogic:
         # the processor records state.handled[input_id] for these events and fills in the offset before reply()
         return Outcome(events=decision, reply=lambda: REPLIES.accepted(message, state.handled[input_id]))
 
+STAGE: Stage[OrderState] = Stage(
+    service=NAME,
+    source=SOURCE,
+    name=NAME,
+    group=group_of,
+    input_topics=INPUT_TOPICS,
+    changelog_topic=ORDERS_EVENTS,
+    logic=lambda settings: OrderLogic(),
+)
+
+
 def order_spec(settings: Settings, transactional_id: str, **overrides: Any) -> ProcessorSpec[OrderState]:
-    group = f"{settings.topic_prefix}order-service"
-    values: dict[str, Any] = {
-        "name": NAME,
-        "group_id": group,
-        "input_topics": INPUT_TOPICS,
-        "changelog_topic": ORDERS_EVENTS,
-        "logic": OrderLogic(),
-        "transactional_id": transactional_id,
-        "state_dir": settings.data_dir / "state" / NAME,
-        "source": SOURCE,
-    }
-    return ProcessorSpec(**(values | overrides))
+    return STAGE.spec(settings, transactional_id, **overrides)
 
 
-class OrderService:
+class OrderService(SlottedService):
     """`orderstream run order`: one order processor with a stable instance slot (and so a stable transactional.id)."""
 
     name = NAME
-
-    def __init__(self, settings: Settings, **overrides: Any) -> None:
-        self.settings = settings
-        self.overrides = overrides
-        self.processor: Processor[OrderState] | None = None
-
-    def run(self, stop) -> None:
-        from orderstream.consumers.instances import claim_slot
-
-        slot = claim_slot(self.settings.data_dir / "state" / NAME)
-        try:
-            group = f"{self.settings.topic_prefix}order-service"
-            spec = order_spec(self.settings, f"{group}-{slot.number}", **self.overrides)
-            self.processor = Processor(self.settings, spec)
-            self.processor.run(stop)
-        finally:
-            slot.release()
+    stages = {NAME: STAGE}
 
 
 def build_order_service(settings: Settings) -> OrderService:

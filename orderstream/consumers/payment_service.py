@@ -23,7 +23,8 @@ import logging
 from typing import Any
 
 from orderstream.config import Settings
-from orderstream.consumers.processor import HandleContext, Outcome, Output, Processor, ProcessorSpec
+from orderstream.consumers.processor import HandleContext, Outcome, Output, ProcessorSpec
+from orderstream.consumers.slotted import SlottedService, Stage
 from orderstream.consumers.state import KeyState
 from orderstream.domain import payment
 from orderstream.domain.commands import PAYMENT_COMMANDS, AuthorizePayment, ReleasePayment
@@ -106,60 +107,40 @@ class CustomerStageLogic:
         return Outcome(events=events, outputs=[Output(PAYMENTS_EVENTS, event.order_id, event) for event in events])
 
 
+ORDER_STAGE: Stage[PaymentOrder] = Stage(
+    service=NAME,
+    source=SOURCE,
+    name=f"{NAME}-orders",
+    group=order_stage_group,
+    input_topics=ORDER_STAGE_INPUTS,
+    changelog_topic=PAYMENTS_ORDERS,
+    logic=lambda settings: OrderStageLogic(),
+)
+CUSTOMER_STAGE: Stage[CustomerLedger] = Stage(
+    service=NAME,
+    source=SOURCE,
+    name=f"{NAME}-customers",
+    group=customer_stage_group,
+    input_topics=CUSTOMER_STAGE_INPUTS,
+    changelog_topic=PAYMENTS_LEDGER,
+    logic=lambda settings: CustomerStageLogic(limits_of(settings)),
+)
+
+
 def order_stage_spec(settings: Settings, slot: int, **overrides: Any) -> ProcessorSpec[PaymentOrder]:
-    group = order_stage_group(settings)
-    values: dict[str, Any] = {
-        "name": f"{NAME}-orders",
-        "group_id": group,
-        "input_topics": ORDER_STAGE_INPUTS,
-        "changelog_topic": PAYMENTS_ORDERS,
-        "logic": OrderStageLogic(),
-        "transactional_id": f"{group}-{slot}",
-        "state_dir": settings.data_dir / "state" / NAME,
-        "source": SOURCE,
-    }
-    return ProcessorSpec(**(values | overrides))
+    return ORDER_STAGE.slot_spec(settings, slot, **overrides)
 
 
 def customer_stage_spec(settings: Settings, slot: int, **overrides: Any) -> ProcessorSpec[CustomerLedger]:
-    group = customer_stage_group(settings)
-    values: dict[str, Any] = {
-        "name": f"{NAME}-customers",
-        "group_id": group,
-        "input_topics": CUSTOMER_STAGE_INPUTS,
-        "changelog_topic": PAYMENTS_LEDGER,
-        "logic": CustomerStageLogic(limits_of(settings)),
-        "transactional_id": f"{group}-{slot}",
-        "state_dir": settings.data_dir / "state" / NAME,
-        "source": SOURCE,
-    }
-    return ProcessorSpec(**(values | overrides))
+    return CUSTOMER_STAGE.slot_spec(settings, slot, **overrides)
 
 
-class PaymentService:
+class PaymentService(SlottedService):
     """`orderstream run payment`: the order stage and the customer stage, each a Processor in its own thread, sharing
     one instance slot. If either stage fails, both stop and run() raises StageFailed (the first error as its cause)."""
 
     name = NAME
-
-    def __init__(self, settings: Settings, **overrides: Any) -> None:
-        self.settings = settings
-        self.overrides = overrides  # ProcessorSpec fields applied to both stages (tests: checkpoint interval, clock)
-        self.processors: dict[str, Processor[Any]] = {}
-
-    def run(self, stop) -> None:
-        from orderstream.consumers.instances import claim_slot
-        from orderstream.consumers.stages import run_stages
-
-        slot = claim_slot(self.settings.data_dir / "state" / NAME)
-        try:
-            self.processors = {
-                "orders": Processor(self.settings, order_stage_spec(self.settings, slot.number, **self.overrides)),
-                "customers": Processor(self.settings, customer_stage_spec(self.settings, slot.number, **self.overrides)),
-            }
-            run_stages(list(self.processors.values()), stop)
-        finally:
-            slot.release()
+    stages = {"orders": ORDER_STAGE, "customers": CUSTOMER_STAGE}
 
 
 def build_payment_service(settings: Settings) -> PaymentService:

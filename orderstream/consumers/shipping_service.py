@@ -14,8 +14,9 @@ import logging
 from typing import Any
 
 from orderstream.config import Settings
-from orderstream.consumers.processor import HandleContext, Outcome, Processor, ProcessorSpec
+from orderstream.consumers.processor import HandleContext, Outcome, ProcessorSpec
 from orderstream.consumers.replies import Replies
+from orderstream.consumers.slotted import SlottedService, Stage
 from orderstream.consumers.state import KeyState
 from orderstream.domain import shipping
 from orderstream.domain.commands import SHIPPING_COMMANDS as SHIPPING_COMMAND_TYPES
@@ -74,40 +75,26 @@ class ShippingLogic:
         return Outcome(events=decision, reply=lambda: REPLIES.accepted(message, state.handled[input_id]))
 
 
+STAGE: Stage[ShipmentState] = Stage(
+    service=NAME,
+    source=SOURCE,
+    name=NAME,
+    group=group_of,
+    input_topics=INPUT_TOPICS,
+    changelog_topic=SHIPPING_EVENTS,
+    logic=lambda settings: ShippingLogic(),
+)
+
+
 def shipping_spec(settings: Settings, transactional_id: str, **overrides: Any) -> ProcessorSpec[ShipmentState]:
-    values: dict[str, Any] = {
-        "name": NAME,
-        "group_id": group_of(settings),
-        "input_topics": INPUT_TOPICS,
-        "changelog_topic": SHIPPING_EVENTS,
-        "logic": ShippingLogic(),
-        "transactional_id": transactional_id,
-        "state_dir": settings.data_dir / "state" / NAME,
-        "source": SOURCE,
-    }
-    return ProcessorSpec(**(values | overrides))
+    return STAGE.spec(settings, transactional_id, **overrides)
 
 
-class ShippingService:
+class ShippingService(SlottedService):
     """`orderstream run shipping`: one shipping processor with a stable instance slot (and so transactional.id)."""
 
     name = NAME
-
-    def __init__(self, settings: Settings, **overrides: Any) -> None:
-        self.settings = settings
-        self.overrides = overrides
-        self.processor: Processor[ShipmentState] | None = None
-
-    def run(self, stop) -> None:
-        from orderstream.consumers.instances import claim_slot
-
-        slot = claim_slot(self.settings.data_dir / "state" / NAME)
-        try:
-            spec = shipping_spec(self.settings, f"{group_of(self.settings)}-{slot.number}", **self.overrides)
-            self.processor = Processor(self.settings, spec)
-            self.processor.run(stop)
-        finally:
-            slot.release()
+    stages = {NAME: STAGE}
 
 
 def build_shipping_service(settings: Settings) -> ShippingService:
