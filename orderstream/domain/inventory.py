@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from orderstream.domain import context as domain_context
 from orderstream.domain.commands import Command, ReleaseStock, ReserveStock, RestockSku
 from orderstream.domain.events import (
     Event,
@@ -152,17 +153,11 @@ class Rejection:
     current_version: int
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
-    """When, on behalf of which workflow and cause (the command id)."""
+class Context(domain_context.Context):
+    """When, on behalf of which workflow and cause (the command id); stock event ids are in the inventory namespace."""
 
-    occurred_at: datetime
-    correlation_id: str
-    causation_id: str
-
-    @classmethod
-    def of(cls, command: Command, occurred_at: datetime) -> Context:
-        return cls(occurred_at=occurred_at, correlation_id=command.correlation_id, causation_id=command.command_id)
+    __slots__ = ()
+    namespace = _NAMESPACE
 
 
 Decision = tuple[Event, ...] | Rejection
@@ -231,7 +226,7 @@ def _rejected(command: ReserveStock, state: StockState, context: Context, reason
 def _event(kind, state: StockState, context: Context, **fields):
     version = state.version + 1
     return kind(
-        event_id=str(uuid.uuid5(_NAMESPACE, f"{state.sku}/{version}/{context.causation_id}")),
+        event_id=context.event_id(state.sku, version),
         version=version,
         occurred_at=context.occurred_at,
         correlation_id=context.correlation_id,

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from orderstream.domain import context as domain_context
 from orderstream.domain.commands import CancelOrder, Command, PlaceOrder
 from orderstream.domain.events import (
     Event,
@@ -96,22 +97,11 @@ class Rejection:
     code: RejectionCode
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
-    """What the caller knows and the decider must not make up: when, and on behalf of which workflow and cause."""
+class Context(domain_context.Context):
+    """When, and on behalf of which workflow and cause; order event ids are in the order namespace."""
 
-    occurred_at: datetime
-    correlation_id: str
-    causation_id: str
-
-    @classmethod
-    def of(cls, message: Command | Event, occurred_at: datetime) -> Context:
-        """The context of handling a command (caused by its command id) or an event (caused by its event id)."""
-        cause = message.command_id if isinstance(message, Command) else message.event_id
-        return cls(occurred_at=occurred_at, correlation_id=message.correlation_id, causation_id=cause)
-
-    def event_id(self, order_id: str, version: int) -> str:
-        return str(uuid.uuid5(_EVENT_ID_NAMESPACE, f"{order_id}/{version}/{self.causation_id}"))
+    __slots__ = ()
+    namespace = _EVENT_ID_NAMESPACE
 
 
 @dataclass(frozen=True, slots=True)

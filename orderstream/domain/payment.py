@@ -24,6 +24,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from orderstream.domain import context as domain_context
 from orderstream.domain.commands import AuthorizePayment, ReleasePayment
 from orderstream.domain.events import (
     Event,
@@ -193,17 +194,12 @@ class CustomerLedger:
         return self.outstanding.get(currency, 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
-    """When, and on behalf of which workflow and cause (the command being decided)."""
+class Context(domain_context.Context):
+    """When, and on behalf of which workflow and cause (the command being decided); ledger event ids are in the payment
+    namespace."""
 
-    occurred_at: datetime
-    correlation_id: str
-    causation_id: str
-
-    @classmethod
-    def of(cls, command: AuthorizePayment | ReleasePayment, occurred_at: datetime) -> Context:
-        return cls(occurred_at=occurred_at, correlation_id=command.correlation_id, causation_id=command.command_id)
+    __slots__ = ()
+    namespace = _NAMESPACE
 
 
 def decide_customer(
@@ -214,7 +210,7 @@ def decide_customer(
         raise ValueError(f"{command.type_name} for customer {command.customer_id} routed to customer {ledger.customer_id}")
     entry = ledger.entries.get(command.order_id)
     fields = dict(
-        event_id=str(uuid.uuid5(_NAMESPACE, f"{ledger.customer_id}/{ledger.version + 1}/{context.causation_id}")),
+        event_id=context.event_id(ledger.customer_id, ledger.version + 1),
         version=ledger.version + 1,
         occurred_at=context.occurred_at,
         correlation_id=context.correlation_id,

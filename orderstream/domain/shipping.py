@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from orderstream.domain import context as domain_context
 from orderstream.domain.commands import Command, ConfirmDelivery, DispatchShipment
 from orderstream.domain.events import (
     Event,
@@ -67,16 +68,11 @@ class ShipmentState:
     cancel_reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
-    occurred_at: datetime
-    correlation_id: str
-    causation_id: str
+class Context(domain_context.Context):
+    """When, and on behalf of which workflow and cause; shipment event ids are in the shipping namespace."""
 
-    @classmethod
-    def of(cls, message: Command | Event, occurred_at: datetime) -> Context:
-        cause = message.command_id if isinstance(message, Command) else message.event_id
-        return cls(occurred_at=occurred_at, correlation_id=message.correlation_id, causation_id=cause)
+    __slots__ = ()
+    namespace = _NAMESPACE
 
 
 def initial_state(order_id: str) -> ShipmentState:
@@ -174,10 +170,9 @@ class _Emitter:
     def __call__(self, event_type: type[Event], **fields: object) -> tuple[Event, ...]:
         version = self.state.version + 1
         order_id = self.state.order_id
-        event_id = str(uuid.uuid5(_NAMESPACE, f"{order_id}/{version}/{self.context.causation_id}"))
         return (
             event_type(
-                event_id=event_id,
+                event_id=self.context.event_id(order_id, version),
                 version=version,
                 occurred_at=self.context.occurred_at,
                 correlation_id=self.context.correlation_id,
