@@ -15,13 +15,12 @@ import logging
 from typing import Any
 
 from orderstream.config import Settings
-from orderstream.consumers.processor import HandleContext, Outcome, ProcessorSpec
+from orderstream.consumers.order_keyed import OrderKeyedLogic
+from orderstream.consumers.processor import HandleContext, ProcessorSpec
 from orderstream.consumers.replies import Replies
 from orderstream.consumers.slotted import SlottedService, Stage
-from orderstream.consumers.state import KeyState
 from orderstream.domain import order
-from orderstream.domain.commands import Command
-from orderstream.domain.order import OrderState, Rejection
+from orderstream.domain.order import OrderState
 from orderstream.topology import INVENTORY_RESULTS, ORDERS_COMMANDS, ORDERS_EVENTS, ORDERS_REPLIES, PAYMENTS_EVENTS, SHIPPING_EVENTS
 
 log = logging.getLogger(__name__)
@@ -37,9 +36,12 @@ def group_of(settings: Settings) -> str:
     return f"{settings.topic_prefix}order-service"
 
 
-class OrderLogic:
+class OrderLogic(OrderKeyedLogic):
     """Decides order commands and reactions on the order's current state; replies to every command."""
 
+    aggregate = "order"
+    replies = REPLIES
+    logger = log
     accepts = order.HANDLED_TYPES  # anything else on an input topic is dead-lettered at the validate stage
 
     def initial(self, key: str) -> OrderState:
@@ -48,31 +50,9 @@ class OrderLogic:
     def evolve(self, state: OrderState, event: Any) -> OrderState:
         return order.evolve(state, event)
 
-    def handle(self, message: Any, state: KeyState[OrderState], context: HandleContext) -> Outcome:
-        is_command = isinstance(message, Command)
-        input_id = message.command_id if is_command else message.event_id
-        order_id = getattr(message, "order_id", None)
-        if order_id != context.key:
-            reason = f"record key {context.key!r} is not the order id {order_id!r} of the {type(message).__name__}"
-            if not is_command:
-                raise ValueError(f"{context.topic}[{context.partition}]@{context.offset}: {reason}")
-            return REPLIES.rejected(message, Rejection(reason, state.value.version, order.RejectionCode.INVALID), context)
+    def decide(self, message: Any, state: OrderState, context: HandleContext) -> order.Decision:
+        return order.decide(message, state, order.Context.of(message, context.now))
 
-        seen = state.handled.get(input_id)
-        if seen is not None:  # handled before: nothing new, the same answer
-            log.info("order %s: %s %s was already handled (version %d)", context.key, type(message).__name__, input_id, seen.version)
-            return Outcome(reply=(lambda: REPLIES.accepted(message, seen)) if is_command else None)
-
-        decision = order.decide(message, state.value, order.Context.of(message, context.now))
-        if isinstance(decision, Rejection):
-            if is_command:
-                return REPLIES.rejected(message, decision, context)
-            log.info("order %s: %s %s changes nothing: %s", context.key, type(message).__name__, input_id, decision.reason)
-            return Outcome()
-        if not is_command:
-            return Outcome(events=decision)
-        # the processor records state.handled[input_id] for these events and fills in the offset before reply()
-        return Outcome(events=decision, reply=lambda: REPLIES.accepted(message, state.handled[input_id]))
 
 STAGE: Stage[OrderState] = Stage(
     service=NAME,

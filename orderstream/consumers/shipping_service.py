@@ -14,15 +14,13 @@ import logging
 from typing import Any
 
 from orderstream.config import Settings
-from orderstream.consumers.processor import HandleContext, Outcome, ProcessorSpec
+from orderstream.consumers.order_keyed import OrderKeyedLogic
+from orderstream.consumers.processor import HandleContext, ProcessorSpec
 from orderstream.consumers.replies import Replies
 from orderstream.consumers.slotted import SlottedService, Stage
-from orderstream.consumers.state import KeyState
 from orderstream.domain import shipping
 from orderstream.domain.commands import SHIPPING_COMMANDS as SHIPPING_COMMAND_TYPES
-from orderstream.domain.commands import Command
 from orderstream.domain.events import ORDER_EVENTS
-from orderstream.domain.order import Rejection, RejectionCode
 from orderstream.domain.shipping import ShipmentState
 from orderstream.topology import ORDERS_EVENTS, SHIPPING_COMMANDS, SHIPPING_EVENTS, SHIPPING_REPLIES
 
@@ -38,9 +36,13 @@ def group_of(settings: Settings) -> str:
     return f"{settings.topic_prefix}shipping-service"
 
 
-class ShippingLogic:
+class ShippingLogic(OrderKeyedLogic):
     """Opens, dispatches, delivers and cancels one shipment per order; replies to every shipping command."""
 
+    aggregate = "shipment"
+    replies = REPLIES
+    logger = log
+    unchanged_level = logging.WARNING
     accepts = ORDER_EVENTS + SHIPPING_COMMAND_TYPES  # anything else on its inputs is dead-lettered at the validate stage
 
     def initial(self, key: str) -> ShipmentState:
@@ -49,30 +51,8 @@ class ShippingLogic:
     def evolve(self, state: ShipmentState, event: Any) -> ShipmentState:
         return shipping.evolve(state, event)
 
-    def handle(self, message: Any, state: KeyState[ShipmentState], context: HandleContext) -> Outcome:
-        is_command = isinstance(message, Command)
-        order_id = getattr(message, "order_id", None)
-        if order_id != context.key:
-            reason = f"record key {context.key!r} is not the order id {order_id!r} of the {type(message).__name__}"
-            if not is_command:
-                raise ValueError(f"{context.topic}[{context.partition}]@{context.offset}: {reason}")
-            return REPLIES.rejected(message, Rejection(reason, state.value.version, RejectionCode.INVALID), context)
-        input_id = message.command_id if is_command else message.event_id
-        seen = state.handled.get(input_id)
-        if seen is not None:  # handled before: nothing new, the same answer
-            log.info("shipment %s: %s %s was already handled (version %d)", context.key, type(message).__name__, input_id, seen.version)
-            return Outcome(reply=(lambda: REPLIES.accepted(message, seen)) if is_command else None)
-
-        decision = shipping.decide(message, state.value, shipping.Context.of(message, context.now))
-        if isinstance(decision, Rejection):
-            if is_command:
-                return REPLIES.rejected(message, decision, context)
-            log.warning("shipment %s: %s %s changes nothing: %s", context.key, type(message).__name__, input_id, decision.reason)
-            return Outcome()
-        if not is_command:
-            return Outcome(events=decision)
-        # the processor records state.handled[command_id] for these events and fills in the offset before reply()
-        return Outcome(events=decision, reply=lambda: REPLIES.accepted(message, state.handled[input_id]))
+    def decide(self, message: Any, state: ShipmentState, context: HandleContext) -> shipping.Decision:
+        return shipping.decide(message, state, shipping.Context.of(message, context.now))
 
 
 STAGE: Stage[ShipmentState] = Stage(
