@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from orderstream.cli.common import fail, print_json, settings_of
+from orderstream.cli.commands import send_command
+from orderstream.cli.common import fail
 
 if TYPE_CHECKING:
     from orderstream.domain.commands import Command
-
-EXIT_TIMEOUT = 3
 
 
 def place(
@@ -108,44 +107,9 @@ def _parse_item(text: str, currency: str, to_minor, line_type):
 
 
 def _send(ctx: typer.Context, command: Command, wait: bool, as_json: bool) -> None:
-    from orderstream.producers.commands import CommandSender, ReplyTimeout, SendError
     from orderstream.topology import ORDERS_COMMANDS, ORDERS_REPLIES
 
-    settings = settings_of(ctx)
     order_id = command.aggregate_id
-    with CommandSender(settings, ORDERS_COMMANDS, ORDERS_REPLIES) as sender:
-        try:
-            if not wait:
-                sent = sender.send(command)
-            else:
-                outcome = sender.send_and_wait(command)
-        except SendError as exc:
-            fail(str(exc))
-        except ReplyTimeout as exc:
-            if as_json:
-                print_json(_result(order_id, command.command_id, None, None, str(exc), None))
-            fail(str(exc), code=EXIT_TIMEOUT)
-    if not wait:
-        if as_json:
-            print_json(_result(order_id, command.command_id, None, None, None, None) | {"partition": sent.partition, "offset": sent.offset})
-        else:
-            typer.echo(order_id)
-        return
-    reply, token = outcome.reply, outcome.token
-    if as_json:
-        print_json(_result(order_id, command.command_id, reply.accepted, reply.version, reply.reason or None, token))
-    elif reply.accepted:
-        typer.echo(f"{order_id} accepted: version {reply.version}, token {token}")
-    if not reply.accepted:
-        fail(f"{command.type_name} {order_id} rejected: {reply.reason}")
-
-
-def _result(order_id, command_id, accepted, version, reason, token) -> dict:
-    return {
-        "order_id": order_id,
-        "accepted": accepted,
-        "version": version,
-        "reason": reason,
-        "token": None if token is None else str(token),
-        "command_id": command_id,
-    }
+    send_command(ctx, command, wait, as_json, commands_topic=ORDERS_COMMANDS, replies_topic=ORDERS_REPLIES,
+                 name=order_id, fields={"order_id": order_id}, accepted_as=order_id,
+                 rejected_as=f"{command.type_name} {order_id}")

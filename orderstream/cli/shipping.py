@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from orderstream.cli.common import fail, print_json, settings_of
+from orderstream.cli.commands import send_command
+from orderstream.cli.common import fail
 
 if TYPE_CHECKING:
     from orderstream.domain.commands import Command
 
-EXIT_TIMEOUT = 3
 DEFAULT_CARRIER = "standard"
 
 _WAIT_HELP = "Wait for the outcome; print it and a read-your-writes token."
@@ -79,47 +79,10 @@ def deliver(
 
 
 def _send(ctx: typer.Context, command: Command, wait: bool, as_json: bool) -> None:
-    from orderstream.producers.commands import CommandSender, ReplyTimeout, SendError
     from orderstream.topology import SHIPPING_COMMANDS, SHIPPING_REPLIES
 
-    settings = settings_of(ctx)
     order_id = command.aggregate_id
-    with CommandSender(settings, SHIPPING_COMMANDS, SHIPPING_REPLIES) as sender:
-        try:
-            if not wait:
-                sent = sender.send(command)
-            else:
-                outcome = sender.send_and_wait(command)
-        except SendError as exc:
-            fail(str(exc))
-        except ReplyTimeout as exc:
-            if as_json:
-                print_json(_result(command, None, None, str(exc), None))
-            fail(str(exc), code=EXIT_TIMEOUT)
-    if not wait:
-        if as_json:
-            print_json(_result(command, None, None, None, None) | {"partition": sent.partition, "offset": sent.offset})
-        else:
-            typer.echo(order_id)
-        return
-    reply, token = outcome.reply, outcome.token
-    if as_json:
-        print_json(_result(command, reply.accepted, reply.version, reply.reason or None, token))
-    elif reply.accepted:
-        typer.echo(f"{order_id} accepted: shipment version {reply.version}, token {token}")
-    if not reply.accepted:
-        fail(f"{command.type_name} {order_id} rejected: {reply.reason}")
-
-
-def _result(command: Command, accepted, version, reason, token) -> dict:
-    result = {
-        "order_id": command.aggregate_id,
-        "accepted": accepted,
-        "version": version,
-        "reason": reason,
-        "token": None if token is None else str(token),
-        "command_id": command.command_id,
-    }
-    if hasattr(command, "carrier"):
-        result |= {"carrier": command.carrier, "tracking_number": command.tracking_number}
-    return result
+    extra = {"carrier": command.carrier, "tracking_number": command.tracking_number} if hasattr(command, "carrier") else {}
+    send_command(ctx, command, wait, as_json, commands_topic=SHIPPING_COMMANDS, replies_topic=SHIPPING_REPLIES,
+                 name=order_id, fields={"order_id": order_id}, extra=extra, accepted_as=order_id,
+                 version_label="shipment version", rejected_as=f"{command.type_name} {order_id}")

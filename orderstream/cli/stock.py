@@ -10,11 +10,10 @@ from typing import Annotated
 
 import typer
 
-from orderstream.cli.common import fail, print_json, settings_of
+from orderstream.cli.commands import send_command
+from orderstream.cli.common import fail
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
-
-EXIT_TIMEOUT = 3
 
 
 @app.command("add", context_settings={"ignore_unknown_options": True})  # so QTY may read "-5" (refused below)
@@ -45,44 +44,8 @@ def add(
 
 
 def _send(ctx: typer.Context, command, wait: bool, as_json: bool) -> None:
-    from orderstream.producers.commands import CommandSender, ReplyTimeout, SendError
     from orderstream.topology import INVENTORY_COMMANDS, INVENTORY_REPLIES
 
-    settings = settings_of(ctx)
-    with CommandSender(settings, INVENTORY_COMMANDS, INVENTORY_REPLIES) as sender:
-        try:
-            if not wait:
-                sent = sender.send(command)
-            else:
-                outcome = sender.send_and_wait(command)
-        except SendError as exc:
-            fail(str(exc))
-        except ReplyTimeout as exc:
-            if as_json:
-                print_json(_result(command, None, None, str(exc), None))
-            fail(str(exc), code=EXIT_TIMEOUT)
-    if not wait:
-        if as_json:
-            print_json(_result(command, None, None, None, None) | {"partition": sent.partition, "offset": sent.offset})
-        else:
-            typer.echo(command.sku)
-        return
-    reply, token = outcome.reply, outcome.token
-    if as_json:
-        print_json(_result(command, reply.accepted, reply.version, reply.reason or None, token))
-    elif reply.accepted:
-        typer.echo(f"{command.sku} +{command.quantity} accepted: version {reply.version}, token {token}")
-    if not reply.accepted:
-        fail(f"restock of {command.sku} rejected: {reply.reason}")
-
-
-def _result(command, accepted, version, reason, token) -> dict:
-    return {
-        "sku": command.sku,
-        "quantity": command.quantity,
-        "accepted": accepted,
-        "version": version,
-        "reason": reason,
-        "token": None if token is None else str(token),
-        "command_id": command.command_id,
-    }
+    send_command(ctx, command, wait, as_json, commands_topic=INVENTORY_COMMANDS, replies_topic=INVENTORY_REPLIES,
+                 name=command.sku, fields={"sku": command.sku, "quantity": command.quantity},
+                 accepted_as=f"{command.sku} +{command.quantity}", rejected_as=f"restock of {command.sku}")

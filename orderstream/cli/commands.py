@@ -1,0 +1,77 @@
+"""Sending one command from the CLI (place, cancel, ship, deliver, stock add) and printing its outcome.
+
+Without --wait: the command is sent once the broker has it; print what it names (or, with --json, the result with
+the command's partition and offset). With --wait: print the outcome (accepted with version and read-your-writes
+token, or rejected with the reason). Exit codes: 0 sent or accepted, 1 not sent or rejected, 3 no reply in time.
+Kept free of heavy imports (the producer is imported when a command is sent) so `orderstream --help` stays instant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from orderstream.cli.common import fail, print_json, settings_of
+
+EXIT_TIMEOUT = 3
+
+
+def send_command(
+    ctx: typer.Context,
+    command: Any,
+    wait: bool,
+    as_json: bool,
+    *,
+    commands_topic: str,
+    replies_topic: str,
+    name: str,
+    fields: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+    accepted_as: str,
+    version_label: str = "version",
+    rejected_as: str,
+) -> None:
+    """Send `command` to commands_topic (and with wait, read its reply from replies_topic), print, exit.
+
+    name: printed alone once sent; fields / extra: the JSON result's first / last keys (around accepted, version,
+    reason, token, command_id); accepted_as, version_label: "<accepted_as> accepted: <version_label> N, token T";
+    rejected_as: "<rejected_as> rejected: <reason>"."""
+    from orderstream.producers.commands import CommandSender, ReplyTimeout, SendError
+
+    def result(accepted, version, reason, token) -> dict[str, Any]:
+        outcome = {
+            "accepted": accepted,
+            "version": version,
+            "reason": reason,
+            "token": None if token is None else str(token),
+            "command_id": command.command_id,
+        }
+        return fields | outcome | (extra or {})
+
+    settings = settings_of(ctx)
+    with CommandSender(settings, commands_topic, replies_topic) as sender:
+        try:
+            if not wait:
+                sent = sender.send(command)
+            else:
+                outcome = sender.send_and_wait(command)
+        except SendError as exc:
+            fail(str(exc))
+        except ReplyTimeout as exc:
+            if as_json:
+                print_json(result(None, None, str(exc), None))
+            fail(str(exc), code=EXIT_TIMEOUT)
+    if not wait:
+        if as_json:
+            print_json(result(None, None, None, None) | {"partition": sent.partition, "offset": sent.offset})
+        else:
+            typer.echo(name)
+        return
+    reply, token = outcome.reply, outcome.token
+    if as_json:
+        print_json(result(reply.accepted, reply.version, reply.reason or None, token))
+    elif reply.accepted:
+        typer.echo(f"{accepted_as} accepted: {version_label} {reply.version}, token {token}")
+    if not reply.accepted:
+        fail(f"{rejected_as} rejected: {reply.reason}")
