@@ -76,7 +76,7 @@ class ProjectorProcess:
 
     def __init__(self, settings, db_url, tmp_path, instance: str, fault: str | None = None) -> None:
         env = {key: value for key, value in os.environ.items() if key != faults.ENV}
-        env |= {"ORDERSTREAM_DATABASE_URL": db_url, "ORDERSTREAM_BATCH_SIZE": "40", "ORDERSTREAM_INSTANCE_ID": instance}
+        env |= {"ORDERSTREAM_DATABASE_URL": db_url, "ORDERSTREAM_PROJECTION_BATCH_SIZE": "40", "ORDERSTREAM_INSTANCE_ID": instance}
         if fault:
             env[faults.ENV] = fault
         self.log_path = tmp_path / f"projector-{uuid.uuid4().hex[:6]}.log"
@@ -147,7 +147,7 @@ def test_crashes_at_every_commit_boundary_leave_views_equal_to_a_clean_rebuild(t
 
     # 5. a clean rebuild of the same log in a fresh database, by fresh consumer groups
     rebuild_url = another_database(db_url, tmp_path)
-    rebuild_settings = settings.model_copy(update={"database_url": rebuild_url, "batch_size": 500})
+    rebuild_settings = settings.model_copy(update={"database_url": rebuild_url, "projection_batch_size": 500})
     rebuild = Running(
         ProjectionsService(
             Projector(rebuild_settings, spec, group_id=f"rebuild-{uuid.uuid4().hex[:6]}.{name}")

@@ -55,7 +55,7 @@ def snapshot(url: str, name: str):
 
 
 def test_a_killed_projection_replay_leaves_the_live_projection_untouched_and_the_next_one_succeeds(settings, db_url, tmp_path):  # noqa: F811
-    settings = order_events_topic(settings).model_copy(update={"database_url": db_url, "batch_size": 200})
+    settings = order_events_topic(settings).model_copy(update={"database_url": db_url, "projection_batch_size": 200})
     rng = random.Random(12)
     histories = [random_history(rng, f"k{n}", prefix="k") for n in range(800)]
     log = EventLog(settings)
@@ -65,7 +65,7 @@ def test_a_killed_projection_replay_leaves_the_live_projection_untouched_and_the
     running.stop()
     name, url = "order-view", url_of(db_url, "order-view")
     live = snapshot(url, name)
-    env = {"ORDERSTREAM_DATABASE_URL": db_url, "ORDERSTREAM_BATCH_SIZE": "100"}
+    env = {"ORDERSTREAM_DATABASE_URL": db_url, "ORDERSTREAM_PROJECTION_BATCH_SIZE": "100"}
 
     # 1. a crash inside the replay (after its 5th batch was written to the shadow generation)
     path = tmp_path / "crash.log"

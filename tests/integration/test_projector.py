@@ -56,7 +56,7 @@ class Running:
 @pytest.fixture
 def projected(topics, db_url):  # noqa: F811
     """Settings for views in db_url, with the three projections running; yields (settings, event log)."""
-    settings = topics.model_copy(update={"database_url": db_url, "batch_size": 50})
+    settings = topics.model_copy(update={"database_url": db_url, "projection_batch_size": 50})
     log = EventLog(settings)
     running = Running(build_projections(settings))
     yield settings, log, running

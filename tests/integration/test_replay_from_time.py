@@ -23,7 +23,7 @@ from tests.support.histories import public_rows, random_history, reference
 
 
 def test_from_time_rebuilds_orders_placed_from_then_and_copies_the_rest(settings, db_url):  # noqa: F811
-    settings = order_events_topic(settings).model_copy(update={"database_url": db_url, "batch_size": 200})
+    settings = order_events_topic(settings).model_copy(update={"database_url": db_url, "projection_batch_size": 200})
     rng = random.Random(9)
     old = [random_history(rng, f"a{n}", prefix="a") for n in range(400)]
     new = [random_history(rng, f"b{n}", prefix="b") for n in range(300)]

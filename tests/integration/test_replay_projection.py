@@ -108,7 +108,7 @@ def order_events_topic(settings):
 
 @pytest.fixture
 def live(settings, db_url):  # noqa: F811
-    settings = order_events_topic(settings).model_copy(update={"database_url": db_url, "batch_size": 200})
+    settings = order_events_topic(settings).model_copy(update={"database_url": db_url, "projection_batch_size": 200})
     log = EventLog(settings)
     running = Running(build_projections(settings, tuple(SPECS)))
     yield settings, log, running
