@@ -197,7 +197,7 @@ def test_stock_view_shows_on_hand_reserved_and_available(topics):
             results(topics, until=lambda rs: len(rs) >= 3)
         last = max((rec.offset(), rec.partition()) for rec, e in read_topic(topics, INVENTORY_EVENTS) if e.sku == "SKU-V")
         token = f"{INVENTORY_EVENTS}:{last[1]}:{last[0]}"
-        one = runner.invoke(app, [*base(topics), "query", "stock", "SKU-V", "--after", token, "--timeout", "30", "--json"])
+        one = runner.invoke(app, [*base(topics), "query", "stock", "SKU-V", "--after", token, "--timeout", "90", "--json"])
         assert one.exit_code == 0, one.stderr
         assert json.loads(one.stdout) == [{"sku": "SKU-V", "on_hand": 10, "reserved": 3, "available": 7}]
         every = runner.invoke(app, [*base(topics), "query", "stock", "--json"])
