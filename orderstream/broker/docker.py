@@ -20,9 +20,12 @@ def docker_available() -> bool:
 def start_docker_kafka(image: str = "apache/kafka:4.1.1") -> str:
     """Start a Kafka container (left running) and return its bootstrap address."""
     try:
-        from testcontainers.kafka import KafkaContainer
+        from testcontainers.community.kafka import KafkaContainer  # testcontainers >= 4.14
     except ImportError:
-        raise BrokerError("testcontainers is not installed: pip install 'orderstream[docker]'") from None
+        try:
+            from testcontainers.kafka import KafkaContainer
+        except ImportError:
+            raise BrokerError("testcontainers is not installed: pip install 'orderstream[docker]'") from None
     if not docker_available():
         raise BrokerError("no Docker engine is reachable (is dockerd running, DOCKER_HOST set?); "
                           "use `orderstream broker start` without --docker for a local broker from Kafka's jars")

@@ -68,3 +68,11 @@ def test_server_properties_are_kraft_single_node(tmp_path):
 @pytest.mark.parametrize(("heap", "expected"), [("512m", "128m"), ("2g", "512m"), ("128m", "64m")])
 def test_min_heap(heap, expected):
     assert min_heap(heap) == expected
+
+
+def test_docker_path_says_clearly_when_no_engine_is_reachable(monkeypatch):
+    from orderstream.broker.docker import start_docker_kafka
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    with pytest.raises(BrokerError, match="no Docker engine is reachable"):
+        start_docker_kafka()
