@@ -115,6 +115,7 @@ class Projector:
         self.topics = [settings.topic(name) for name in spec.topics]
         self._store = None
         self._generation = 0
+        self._mirrored: dict[tuple[str, int], int] = {}  # the positions last mirrored to Kafka
 
     def _consumer_config(self) -> dict[str, Any]:
         from orderstream.clients import consumer_config
@@ -144,6 +145,7 @@ class Projector:
                 messages = self._next_batch(consumer)
                 if messages:
                     self._process(consumer, codec, messages)
+            self._commit_to_kafka(consumer, self._mirrored, wait=True)  # a clean stop leaves Kafka's mirror exact
         finally:
             if consumer is not None:
                 consumer.close()
@@ -227,12 +229,15 @@ class Projector:
                 positions[position] = max(positions.get(position, 0), offset)
         return positions
 
-    def _commit_to_kafka(self, consumer, positions: dict[tuple[str, int], int]) -> None:
+    def _commit_to_kafka(self, consumer, positions: dict[tuple[str, int], int], wait: bool = False) -> None:
         from confluent_kafka import KafkaException, TopicPartition
 
+        self._mirrored.update(positions)
         offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in positions.items()]
+        if not offsets:
+            return
         try:
-            consumer.commit(offsets=offsets, asynchronous=True)  # a mirror: nothing waits for it
+            consumer.commit(offsets=offsets, asynchronous=not wait)  # a mirror: nothing waits for it while running
         except KafkaException as exc:
             # Only a mirror for lag tools: the database holds the position. This member's generation may be over
             # (a rebalance, or a pause past max.poll.interval that made it leave the group) - the next batch's commit
