@@ -83,9 +83,10 @@ def create_engine_for(url: str, *, writer: bool = False) -> Engine:
     def _on_connect(dbapi_connection, _record):  # the SQLAlchemy recipe for real SQLite transactions
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        if writer:  # WAL is a property of the file: the writer sets it once, readers find it set
+            _enable_wal(cursor)
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -93,6 +94,22 @@ def create_engine_for(url: str, *, writer: bool = False) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
     return engine
+
+
+def _enable_wal(cursor, attempts: int = 200) -> None:
+    """Switch a SQLite file to WAL. The switch needs the file to itself and SQLite answers "database is locked" at
+    once, without waiting, while a reader of a brand-new file holds it; so retry for a while (10 s)."""
+    import sqlite3
+    import time
+
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
 
 
 def database_exists(url: str) -> bool:
