@@ -115,7 +115,8 @@ def main() -> None:
     from orderstream.config import load_settings
 
     settings = load_settings(bootstrap_servers=args["bootstrap"], topic_prefix=args["topic_prefix"],
-                             data_dir=args["data_dir"], batch_size=args["batch_size"])
+                             data_dir=args["data_dir"], batch_size=args["batch_size"],
+                             projection_batch_size=args["batch_size"])
     result = (project if args["mode"] == "project" else decode)(args, settings)
     result["maxrss_kb"] = peak_rss_kb()
     print(json.dumps(result), flush=True)
