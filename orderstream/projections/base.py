@@ -8,7 +8,7 @@ writes each row once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -106,3 +106,25 @@ def check_next(event: Event, state: Mapping[str, Any] | None) -> None:
             f"{event.type_name} v{event.version} for order {order_id} arrived after v{state['version']}: "
             "a duplicate or out-of-order event"
         )
+
+
+def fold_order_states(
+    events: Sequence[Event], current: StateRows, placed_row: Callable[[OrderPlaced], Row]
+) -> Iterator[tuple[str, Mapping[str, Any] | None, Row]]:
+    """The state-row fold an aggregate view needs: each touched order's (id, row before the batch, row after it), in
+    the order first touched. OrderPlaced makes the row (placed_row gives its fields; status PLACED and the version are
+    added); any later event moves the version and, for a status change, the status."""
+    orders = {order_id: dict(row) for order_id, row in current.items()}
+    touched: dict[str, None] = {}
+    for event in events:
+        order_id = event.order_id  # type: ignore[attr-defined]
+        row = orders.get(order_id)
+        check_next(event, row)
+        if isinstance(event, OrderPlaced):
+            row = {"order_id": order_id, **placed_row(event), "status": "PLACED", "version": event.version}
+        else:
+            row = {**row, "version": event.version, "status": STATUS_AFTER.get(type(event), row["status"])}  # type: ignore[dict-item]
+        orders[order_id] = row
+        touched[order_id] = None
+    for order_id in touched:
+        yield order_id, current.get(order_id), orders[order_id]

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orderstream.domain.events import Event, OrderPlaced
-from orderstream.projections.base import CLOSED_STATUSES, STATUS_AFTER, RowChanges, StateRows, check_next
+from orderstream.projections.base import CLOSED_STATUSES, RowChanges, StateRows, fold_order_states
 
 NAME = "customer-view"
 SCHEMA_VERSION = 1
@@ -33,27 +33,7 @@ def contribution(state: Mapping[str, Any] | None) -> tuple[int, int]:
 
 def project(events: Sequence[Event], current: StateRows) -> RowChanges:
     changes = RowChanges()
-    orders = {order_id: dict(row) for order_id, row in current.items()}
-    touched: dict[str, None] = {}
-    for event in events:
-        order_id = event.order_id  # type: ignore[attr-defined]
-        row = orders.get(order_id)
-        check_next(event, row)
-        if isinstance(event, OrderPlaced):
-            row = {
-                "order_id": order_id,
-                "customer_id": event.customer_id,
-                "currency": event.currency,
-                "total_minor": event.total_minor,
-                "status": "PLACED",
-                "version": event.version,
-            }
-        else:
-            row = {**row, "version": event.version, "status": STATUS_AFTER.get(type(event), row["status"])}  # type: ignore[dict-item]
-        orders[order_id] = row
-        touched[order_id] = None
-    for order_id in touched:
-        before, after = current.get(order_id), orders[order_id]
+    for order_id, before, after in fold_order_states(events, current, _placed):
         changes.upsert("orders", (order_id,), after)
         (count_before, value_before), (count_after, value_after) = contribution(before), contribution(after)
         changes.increment(
@@ -62,3 +42,7 @@ def project(events: Sequence[Event], current: StateRows) -> RowChanges:
             {"orders_count": count_after - count_before, "lifetime_value_minor": value_after - value_before},
         )
     return changes.without_zero_increments()
+
+
+def _placed(event: OrderPlaced) -> dict[str, Any]:
+    return {"customer_id": event.customer_id, "currency": event.currency, "total_minor": event.total_minor}

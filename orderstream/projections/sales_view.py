@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orderstream.domain.events import Event, OrderPlaced
-from orderstream.projections.base import STATUS_AFTER, Key, RowChanges, StateRows, check_next, utc_day
+from orderstream.projections.base import Key, RowChanges, StateRows, fold_order_states, utc_day
 
 NAME = "sales-view"
 SCHEMA_VERSION = 1
@@ -44,27 +44,7 @@ def booked(state: Mapping[str, Any] | None) -> dict[Key, tuple[int, int]]:
 
 def project(events: Sequence[Event], current: StateRows) -> RowChanges:
     changes = RowChanges()
-    orders = {order_id: dict(row) for order_id, row in current.items()}
-    touched: dict[str, None] = {}
-    for event in events:
-        order_id = event.order_id  # type: ignore[attr-defined]
-        row = orders.get(order_id)
-        check_next(event, row)
-        if isinstance(event, OrderPlaced):
-            row = {
-                "order_id": order_id,
-                "day": utc_day(event.occurred_at),
-                "currency": event.currency,
-                "status": "PLACED",
-                "version": event.version,
-                "lines": json.dumps([[line.sku, line.quantity, line.unit_price_minor] for line in event.lines]),
-            }
-        else:
-            row = {**row, "version": event.version, "status": STATUS_AFTER.get(type(event), row["status"])}  # type: ignore[dict-item]
-        orders[order_id] = row
-        touched[order_id] = None
-    for order_id in touched:
-        before, after = current.get(order_id), orders[order_id]
+    for order_id, before, after in fold_order_states(events, current, _placed):
         changes.upsert("orders", (order_id,), after)
         if before is not None:
             changes.increment("statuses", (before["status"],), {"orders": -1})
@@ -75,3 +55,11 @@ def project(events: Sequence[Event], current: StateRows) -> RowChanges:
             units_new, revenue_new = new.get(key, (0, 0))
             changes.increment("daily", key, {"units": units_new - units_old, "revenue_minor": revenue_new - revenue_old})
     return changes.without_zero_increments()
+
+
+def _placed(event: OrderPlaced) -> dict[str, Any]:
+    return {
+        "day": utc_day(event.occurred_at),
+        "currency": event.currency,
+        "lines": json.dumps([[line.sku, line.quantity, line.unit_price_minor] for line in event.lines]),
+    }
