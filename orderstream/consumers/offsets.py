@@ -7,11 +7,12 @@ import time
 from typing import Any
 
 
-def watermarks(consumer: Any, topic: str, partition: int, timeout_s: float = 30.0) -> tuple[int, int]:
-    """(low, high) of a partition. For a read_committed consumer, high is the last stable offset (LSO)."""
-    from confluent_kafka import KafkaError, KafkaException, TopicPartition
+def is_transient(error: Any) -> bool:
+    """A KafkaError that only means "the cluster cannot say yet" (no leader yet, a leader moving, a broker
+    restarting, metadata not arrived): worth retrying until a deadline."""
+    from confluent_kafka import KafkaError
 
-    retriable = {
+    return error.retriable() or error.code() in {
         KafkaError.NOT_LEADER_FOR_PARTITION,
         KafkaError.LEADER_NOT_AVAILABLE,
         KafkaError.UNKNOWN_TOPIC_OR_PART,
@@ -21,6 +22,12 @@ def watermarks(consumer: Any, topic: str, partition: int, timeout_s: float = 30.
         KafkaError._ALL_BROKERS_DOWN,
         KafkaError.REQUEST_TIMED_OUT,
     }
+
+
+def watermarks(consumer: Any, topic: str, partition: int, timeout_s: float = 30.0) -> tuple[int, int]:
+    """(low, high) of a partition. For a read_committed consumer, high is the last stable offset (LSO)."""
+    from confluent_kafka import KafkaException, TopicPartition
+
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -28,7 +35,6 @@ def watermarks(consumer: Any, topic: str, partition: int, timeout_s: float = 30.
                 TopicPartition(topic, partition), max(0.1, deadline - time.monotonic()), cached=False
             )
         except KafkaException as exc:
-            error = exc.args[0]
-            if (error.code() not in retriable and not error.retriable()) or time.monotonic() > deadline:
+            if not is_transient(exc.args[0]) or time.monotonic() > deadline:
                 raise
             time.sleep(0.1)

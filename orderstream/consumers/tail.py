@@ -54,9 +54,10 @@ def tail(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[TailedRecord]:
     """Records of the given (unprefixed) topics, decoded. Without follow, stops at the end offsets seen at start."""
-    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+    from confluent_kafka import Consumer
 
     from orderstream.clients import consumer_config
+    from orderstream.consumers.reading import read_records
     from orderstream.schemas.cloudevents import read_headers
     from orderstream.schemas.codec import Codec
     from orderstream.schemas.errors import DecodeError
@@ -64,47 +65,25 @@ def tail(
     codec = Codec()
     consumer = Consumer(consumer_config(settings, f"orderstream.tail.{uuid.uuid4().hex[:12]}"))
     try:
-        assignment, ends = [], {}
-        for name in topics:
-            topic = settings.topic(name)
-            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-            if metadata.error is not None:
+        full = [settings.topic(name) for name in topics]
+        for topic in full:
+            if consumer.list_topics(topic, timeout=10).topics[topic].error is not None:
                 raise LookupError(f"topic {topic} does not exist (run `orderstream topics init`)")
-            for partition in metadata.partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                ends[(topic, partition)] = high
-                if follow or (from_beginning and high > low):
-                    assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING if from_beginning else OFFSET_END))
-        if not assignment:
-            return
-        consumer.assign(assignment)
-        remaining = {(tp.topic, tp.partition) for tp in assignment}
-        while (follow or remaining) and not should_stop():
-            for message in consumer.consume(500, timeout=0.5):
-                if message.error() is not None:
-                    raise RuntimeError(f"reading {message.topic()}: {message.error().str()}")
-                position = (message.topic(), message.partition())
-                if not follow and message.offset() + 1 >= ends[position]:
-                    remaining.discard(position)
-                headers = read_headers(message.headers())
-                if correlation_id is not None and headers.get("ce_correlationid") != correlation_id:
-                    continue
-                try:
-                    decoded = codec.decode(message.value())
-                    kind, body, error = type(decoded).__name__, jsonable(decoded), None
-                except DecodeError as exc:
-                    kind, body, error = "undecodable", None, str(exc)
-                key = message.key()
-                yield TailedRecord(
-                    topic=message.topic(), partition=message.partition(), offset=message.offset(),
-                    timestamp_ms=message.timestamp()[1], key=key.decode(errors="replace") if key is not None else None,
-                    headers=headers, type=kind, body=body, error=error,
-                )
-            if not follow:
-                # a partition that ends in transaction markers or aborted records never delivers its last offset
-                for topic, partition in list(remaining):
-                    position = consumer.position([TopicPartition(topic, partition)])[0].offset
-                    if position >= ends[(topic, partition)]:
-                        remaining.discard((topic, partition))
+        for message in read_records(consumer, full, from_beginning=from_beginning, follow=follow,
+                                    should_stop=should_stop):
+            headers = read_headers(message.headers())
+            if correlation_id is not None and headers.get("ce_correlationid") != correlation_id:
+                continue
+            try:
+                decoded = codec.decode(message.value())
+                kind, body, error = type(decoded).__name__, jsonable(decoded), None
+            except DecodeError as exc:
+                kind, body, error = "undecodable", None, str(exc)
+            key = message.key()
+            yield TailedRecord(
+                topic=message.topic(), partition=message.partition(), offset=message.offset(),
+                timestamp_ms=message.timestamp()[1], key=key.decode(errors="replace") if key is not None else None,
+                headers=headers, type=kind, body=body, error=error,
+            )
     finally:
         consumer.close()

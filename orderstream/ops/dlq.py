@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,38 +92,19 @@ class StoredLetter:
 
 def read_letters(settings: Settings) -> list[StoredLetter]:
     """Every dead letter of every DLQ topic, oldest first per partition, each marked retried or not."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    from confluent_kafka import Consumer
 
     from orderstream.clients import consumer_config
+    from orderstream.consumers.reading import read_records
 
     consumer = Consumer(consumer_config(settings, f"orderstream.dlq-reader.{uuid.uuid4().hex[:8]}"))
     letters: list[StoredLetter] = []
     retried: set[tuple[str, int, int]] = set()
     try:
-        metadata = consumer.list_topics(timeout=10).topics
-        assignment, ends = [], {}
-        for spec in all_topics():
-            if spec.kind is not TopicKind.DLQ:
-                continue
-            topic = settings.topic(spec.name)
-            if topic not in metadata:
-                continue
-            for partition in metadata[topic].partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                if high > low:
-                    ends[(topic, partition)] = high
-                    assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
-        if assignment:
-            consumer.assign(assignment)
-            pending = set(ends)
-            while pending:
-                for message in consumer.consume(500, timeout=0.5):
-                    if message.error() is not None:
-                        raise RuntimeError(f"reading {message.topic()}: {message.error().str()}")
-                    _collect(message, letters, retried)
-                for tp in list(pending):
-                    if consumer.position([TopicPartition(*tp)])[0].offset >= ends[tp]:
-                        pending.discard(tp)
+        existing = consumer.list_topics(timeout=10).topics
+        dlqs = [settings.topic(s.name) for s in all_topics() if s.kind is TopicKind.DLQ and settings.topic(s.name) in existing]
+        for message in read_records(consumer, dlqs, from_beginning=True, follow=False):
+            _collect(message, letters, retried)
     finally:
         consumer.close()
     return [

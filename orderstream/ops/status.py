@@ -144,18 +144,17 @@ def _running_groups(admin, groups: list[str]) -> set[str]:
 def _offsets(admin, tps, spec, isolation, timeout_s: float = 15.0) -> dict[Position, int]:
     """Offsets per partition, retrying while a partition's leader is not known yet (a topic just created, a leader
     moving)."""
-    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka import KafkaException
 
-    transient = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
-                 KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT}
+    from orderstream.consumers.offsets import is_transient
+
     deadline = time.monotonic() + timeout_s
     while True:
         futures = admin.list_offsets({tp: spec for tp in tps}, isolation_level=isolation, request_timeout=10)
         try:
             return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
         except KafkaException as exc:
-            error = exc.args[0]
-            if (error.code() not in transient and not error.retriable()) or time.monotonic() > deadline:
+            if not is_transient(exc.args[0]) or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
 

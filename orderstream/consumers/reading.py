@@ -1,0 +1,42 @@
+"""Reading whole topics outside any consumer group: every record from the start (or from now on), for tools that
+look at the log (tail, the dead-letter listing) and must never disturb a service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+
+def read_records(
+    consumer: Any,
+    topics: list[str],
+    *,
+    from_beginning: bool,
+    follow: bool,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Iterator[Any]:
+    """The records of the given (full, existing) topics, by manual assignment. Without follow it stops at the end
+    offsets seen at the start; it goes by the consumer's position, since a partition that ends in transaction markers
+    or aborted records never delivers its last offset. A record carrying an error is raised, never skipped."""
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
+
+    assignment, ends = [], {}
+    for topic in topics:
+        for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            ends[(topic, partition)] = high
+            if follow or (from_beginning and high > low):
+                assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING if from_beginning else OFFSET_END))
+    if not assignment:
+        return
+    consumer.assign(assignment)
+    remaining = {(tp.topic, tp.partition) for tp in assignment}
+    while (follow or remaining) and not should_stop():
+        for message in consumer.consume(500, timeout=0.5):
+            if message.error() is not None:
+                raise RuntimeError(f"reading {message.topic()}: {message.error().str()}")
+            yield message
+        if not follow:
+            for topic, partition in list(remaining):
+                if consumer.position([TopicPartition(topic, partition)])[0].offset >= ends[(topic, partition)]:
+                    remaining.discard((topic, partition))
