@@ -29,11 +29,11 @@ from sqlalchemy.engine import make_url
 
 from orderstream.domain.events import Event
 from orderstream.projections.base import RowChanges
+from orderstream.projections.bulk import BulkRows
 from orderstream.projections.registry import ProjectionSpec
 from orderstream.projections.tables import TableSet, bookkeeping, projection_meta, projection_offsets
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-_IN_CHUNK = 500
 _DDL_LOCK_KEY = 0x6F7264657273  # pg_advisory_xact_lock key held while a projection creates its tables
 
 Position = tuple[str, int]  # (topic, partition)
@@ -129,11 +129,7 @@ class ProjectionStore:
         self.engine = create_engine_for(url, writer=writer)
         self._tables: dict[int, TableSet] = {}
         self._bookkeeping_exists = False
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        self._insert = insert
+        self._bulk = BulkRows(self.engine.dialect)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -259,7 +255,7 @@ class ProjectionStore:
             events = [r.event for r in fresh if r.event is not None]
             if events:
                 tables = self.tables(generation)
-                current = self._load_state(conn, tables[self.spec.state_role], {e.aggregate_id for e in events})
+                current = self._bulk.load(conn, tables[self.spec.state_role], {e.aggregate_id for e in events})
                 self._write(conn, tables, self.spec.project(events, current))
             after = {p: stored[p] for p in positions if p in stored}
             for r in fresh:
@@ -275,39 +271,23 @@ class ProjectionStore:
                 before_commit()
         return after
 
-    def _load_state(self, conn: Connection, table: Table, ids: set[str]) -> dict[str, dict[str, Any]]:
-        (key,) = table.primary_key.columns
-        ordered, state = sorted(ids), {}
-        for start in range(0, len(ordered), _IN_CHUNK):
-            query = select(table).where(key.in_(ordered[start : start + _IN_CHUNK]))
-            for row in conn.execute(query):
-                state[row._mapping[key.name]] = dict(row._mapping)
-        return state
-
     def _write(self, conn: Connection, tables: TableSet, changes: RowChanges) -> None:
         for role, rows in changes.upserts.items():
             if rows:
-                self._upsert(conn, tables[role], list(rows.values()))
-        for role, rows in changes.increments.items():
-            if rows:
-                self._add(conn, tables[role], rows)
+                self._bulk.upsert(conn, tables[role], list(rows.values()))
+        for role, increments in changes.increments.items():
+            if increments:
+                table = tables[role]
+                keys = [column.name for column in table.primary_key.columns]
+                counters = [c.name for c in table.columns if not c.primary_key]
+                rows = [
+                    dict(zip(keys, key, strict=True)) | {c: deltas.get(c, 0) for c in counters}
+                    for key, deltas in increments.items()
+                ]
+                self._bulk.add(conn, table, rows)
 
     def _upsert(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-        statement = self._insert(table)
-        keys = [column.name for column in table.primary_key.columns]
-        update = {c.name: statement.excluded[c.name] for c in table.columns if not c.primary_key}
-        conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=update), rows)
-
-    def _add(self, conn: Connection, table: Table, increments: dict[tuple, dict[str, int]]) -> None:
-        statement = self._insert(table)
-        keys = [column.name for column in table.primary_key.columns]
-        counters = [c.name for c in table.columns if not c.primary_key]
-        rows = [
-            dict(zip(keys, key, strict=True)) | {c: deltas.get(c, 0) for c in counters}
-            for key, deltas in increments.items()
-        ]
-        update = {c: table.c[c] + statement.excluded[c] for c in counters}
-        conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=update), rows)
+        self._bulk.upsert(conn, table, rows)
 
     # --- generations (used by replay) ------------------------------------------------------------------------
 
