@@ -11,6 +11,13 @@ The loop, with its commit order spelled out:
 On assignment the consumer seeks to the offsets stored in the projection's own database (OFFSET_BEGINNING when none),
 so a crash anywhere - before, inside or after the SQL commit - neither loses nor repeats an event.
 
+Step 3 runs in a writer thread, one batch at a time, while this thread consumes and decodes the next batch: the
+database's own work (sqlite3 and psycopg release the GIL while they wait on it) overlaps the Python work of the next
+batch. Batches are still applied strictly in order, one transaction each, and a batch is only handed over once the
+previous one has committed. A batch already read when a write reports that the generation changed is dropped: the
+consumer seeks to the new generation's positions and reads it again. Overlap with a rebalance is what it always was
+with two instances: the store drops records below its stored positions, so nothing applies twice.
+
 Static membership: with ORDERSTREAM_INSTANCE_ID set (a stable name per process, e.g. a pod name), the consumer joins
 with group.instance.id=<id>.<projection>, so a restarted instance takes its partitions back at once instead of waiting
 for the broker to expire the dead member's session.
@@ -22,6 +29,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from orderstream.config import Settings
@@ -67,6 +75,7 @@ class DeadLetterSink:
         self.settings = settings
         self.group = group
         self._producer = None
+        self._lock = threading.Lock()  # the projector's reading thread and its writer thread both hand records here
 
     def __call__(self, message: Any, error: Exception, stage: str = "decode") -> None:
         from confluent_kafka import KafkaException, Producer
@@ -74,8 +83,9 @@ class DeadLetterSink:
         from orderstream.clients import producer_config
         from orderstream.ops.dlq import dead_letter, produce_dead_letter
 
-        if self._producer is None:
-            self._producer = Producer(producer_config(self.settings))
+        with self._lock:
+            if self._producer is None:
+                self._producer = Producer(producer_config(self.settings))
         log.error("%s[%d]@%d failed at %s (%s: %s): sent to the dead-letter topic", message.topic(),
                   message.partition(), message.offset(), stage, type(error).__name__, error)
         produce_dead_letter(self._producer, dead_letter(message, self.group, stage, error))
@@ -136,6 +146,8 @@ class Projector:
         codec = Codec(default_catalog())
         self._store = store = ProjectionStore(self.database_url, self.spec, writer=True)
         consumer = None
+        writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-writer")
+        written: Future | None = None  # the batch the writer thread is applying
         try:
             self._generation = store.ensure()
             consumer = Consumer(self._consumer_config())
@@ -143,10 +155,20 @@ class Projector:
             log.info("%s: projecting %s (generation %d)", self.name, ", ".join(self.topics), self._generation)
             while not stop.is_set():
                 messages = self._next_batch(consumer)
-                if messages:
-                    self._process(consumer, codec, messages)
+                messages, records = self._decode(codec, messages)
+                if written is not None:
+                    current = self._settle(consumer, written)
+                    written = None
+                    if not current:
+                        continue  # the generation changed: `records` were read before the re-seek; read them again
+                if records:
+                    written = writer.submit(self._apply, messages, records)
+            if written is not None:
+                self._settle(consumer, written)
+                written = None
             self._commit_to_kafka(consumer, self._mirrored, wait=True)  # a clean stop leaves Kafka's mirror exact
         finally:
+            writer.shutdown(wait=True)  # a failure above lets the batch in hand finish (or fail) before closing
             if consumer is not None:
                 consumer.close()
             store.dispose()
@@ -171,6 +193,8 @@ class Projector:
         stored = self._store.next_offsets(self._generation)
         for tp in partitions:
             tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
+            if (tp.topic, tp.partition) in stored:  # mirrored again at the next commit even if nothing new arrives
+                self._mirrored[(tp.topic, tp.partition)] = tp.offset
         log.info("%s: assigned %s", self.name, ", ".join(f"{tp.topic}:{tp.partition}@{tp.offset}" for tp in partitions))
         consumer.assign(partitions)
 
@@ -178,14 +202,15 @@ class Projector:
         log.info("%s: revoked %s", self.name, ", ".join(f"{tp.topic}:{tp.partition}" for tp in partitions))
         consumer.unassign()
 
-    def _process(self, consumer, codec, messages) -> None:
+    def _decode(self, codec, messages: list) -> tuple[list, list]:
+        """The batch's data messages and their records, decoded, index for index; an undecodable one goes to the
+        failure hook (event None). Error messages carry no record and are left out of both."""
         from confluent_kafka import KafkaException
 
-        from orderstream.projections.base import ProjectionError
-        from orderstream.projections.store import GenerationChanged, Record
+        from orderstream.projections.store import Record
         from orderstream.schemas.errors import DecodeError
 
-        records = []
+        kept, records = [], []
         for message in messages:
             if message.error():
                 if message.error().fatal():
@@ -199,17 +224,32 @@ class Projector:
             except DecodeError as exc:
                 self.on_undecodable(message, exc, "decode")
                 event = None
+            kept.append(message)
             records.append(Record(message.topic(), message.partition(), message.offset(), event))
+        return kept, records
+
+    def _apply(self, messages: list, records: list) -> dict[tuple[str, int], int]:
+        """The writer thread's work: one batch into the database (see ProjectionStore.apply)."""
+        from orderstream.projections.base import ProjectionError
+
         try:
-            try:
-                positions = self._store.apply(records, self._generation, before_commit=lambda: faults.point("mid_batch"))
-            except ProjectionError:
-                positions = self._apply_one_by_one(messages, records)
+            return self._store.apply(records, self._generation, before_commit=lambda: faults.point("mid_batch"))
+        except ProjectionError:
+            return self._apply_one_by_one(messages, records)
+
+    def _settle(self, consumer, written: Future) -> bool:
+        """Wait for the writer's batch and mirror its positions to Kafka. False when the write found another
+        generation live (the consumer is re-seeked there); any other failure propagates."""
+        from orderstream.projections.store import GenerationChanged
+
+        try:
+            positions = written.result()
         except GenerationChanged as changed:
             self._switch_generation(consumer, changed.generation)
-            return
+            return False
         faults.point("after_sql_commit")
         self._commit_to_kafka(consumer, positions)
+        return True
 
     def _apply_one_by_one(self, messages: list, records: list) -> dict[tuple[str, int], int]:
         """A batch failed to project: apply its records one transaction each, so only the record that cannot be

@@ -51,8 +51,10 @@ def read_all(settings, topic: str) -> list[tuple]:
     try:
         deadline = time.monotonic() + 10
         metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-        while (metadata.error is not None or not metadata.partitions) and time.monotonic() < deadline:
-            time.sleep(0.1)  # a topic created a moment ago may not be in this new client's metadata yet
+        while (
+            metadata.error is not None or not metadata.partitions or any(m.leader < 0 for m in metadata.partitions.values())
+        ) and time.monotonic() < deadline:
+            time.sleep(0.1)  # a topic created a moment ago may not be in this new client's metadata (or led) yet
             metadata = consumer.list_topics(topic, timeout=10).topics[topic]
         out = []
         for p in sorted(metadata.partitions):
