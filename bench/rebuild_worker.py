@@ -117,6 +117,9 @@ def main() -> None:
     settings = load_settings(bootstrap_servers=args["bootstrap"], topic_prefix=args["topic_prefix"],
                              data_dir=args["data_dir"], batch_size=args["batch_size"],
                              projection_batch_size=args["batch_size"])
+    from orderstream.process_tuning import tune_collector
+
+    tune_collector()  # as the CLI does for every command (`orderstream run`, `replay projection`)
     result = (project if args["mode"] == "project" else decode)(args, settings)
     result["maxrss_kb"] = peak_rss_kb()
     print(json.dumps(result), flush=True)

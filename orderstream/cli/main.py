@@ -44,6 +44,9 @@ def root(
     """Settings come from these options, then ORDERSTREAM_* variables, then the TOML file, then defaults."""
     import logging
 
+    from orderstream.process_tuning import tune_collector
+
+    tune_collector()
     # The client retries transient conditions (coordinator loading, a broker restarting) by itself, and the commands
     # report what is fatal in one line of their own; its log lines are noise on a command line unless asked for.
     logging.getLogger("librdkafka").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
