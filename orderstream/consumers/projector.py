@@ -254,8 +254,6 @@ class Projector:
     def _apply_one_by_one(self, messages: list, records: list) -> dict[tuple[str, int], int]:
         """A batch failed to project: apply its records one transaction each, so only the record that cannot be
         projected is handed to the failure hook (stage apply) and everything else is applied."""
-        from dataclasses import replace
-
         from orderstream.projections.base import ProjectionError
 
         positions: dict[tuple[str, int], int] = {}
@@ -264,7 +262,7 @@ class Projector:
                 done = self._store.apply([record], self._generation)
             except ProjectionError as exc:
                 self.on_undecodable(message, exc, "apply")
-                done = self._store.apply([replace(record, event=None)], self._generation)
+                done = self._store.apply([record._replace(event=None)], self._generation)
             for position, offset in done.items():
                 positions[position] = max(positions.get(position, 0), offset)
         return positions

@@ -78,9 +78,12 @@ class RowChanges:
 
 def utc_text(moment: datetime) -> str:
     """A timestamp as the views store it: RFC 3339 UTC with microseconds (sorts as text, same on every database)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    if moment.tzinfo is not timezone.utc:
+        moment = (moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment).astimezone(timezone.utc)
+    # what isoformat(timespec="microseconds") writes, in half its time (a view formats one per event)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond,
+    )
 
 
 def utc_day(moment: datetime) -> str:

@@ -24,61 +24,58 @@ STATE_ROLE = "orders"
 
 
 def project(events: Sequence[Event], current: StateRows) -> RowChanges:
-    """Fold a batch into row changes: each touched order's final row, its lines when placed, one timeline row per event."""
+    """Fold a batch into row changes: each touched order's final row, its lines when placed, one timeline row per event.
+
+    Runs once per event of every rebuild, so it works on private copies of the state rows (made once per batch)
+    and updates them in place."""
     changes = RowChanges()
+    lines = changes.upserts.setdefault("lines", {})
+    timeline = changes.upserts.setdefault("timeline", {})
     orders = {order_id: dict(row) for order_id, row in current.items()}
-    touched: dict[str, None] = {}
+    touched: dict[str, dict] = {}
     for event in events:
         order_id = event.order_id  # type: ignore[attr-defined]
         row = orders.get(order_id)
         check_next(event, row)
         at = utc_text(event.occurred_at)
-        if isinstance(event, OrderPlaced):
-            row = {
+        version = event.version
+        payment_status = None
+        if event.__class__ is OrderPlaced:
+            row = orders[order_id] = {
                 "order_id": order_id,
                 "customer_id": event.customer_id,
                 "status": "PLACED",
                 "currency": event.currency,
                 "total_minor": event.total_minor,
-                "version": event.version,
+                "version": version,
                 "payment_status": None,
                 "placed_at": at,
                 "updated_at": at,
             }
             for line_no, line in enumerate(event.lines):
-                changes.upsert(
-                    "lines",
-                    (order_id, line_no),
-                    {
-                        "order_id": order_id,
-                        "line_no": line_no,
-                        "sku": line.sku,
-                        "quantity": line.quantity,
-                        "unit_price_minor": line.unit_price_minor,
-                    },
-                )
+                lines[(order_id, line_no)] = {
+                    "order_id": order_id,
+                    "line_no": line_no,
+                    "sku": line.sku,
+                    "quantity": line.quantity,
+                    "unit_price_minor": line.unit_price_minor,
+                }
         else:
-            assert row is not None  # check_next guarantees it
-            row = {**row, "version": event.version, "updated_at": at}
-            status = STATUS_AFTER.get(type(event))
+            row["version"] = version  # type: ignore[index]  # check_next guarantees the row
+            row["updated_at"] = at  # type: ignore[index]
+            status = STATUS_AFTER.get(event.__class__)
             if status is not None:
-                row["status"] = status
-            if isinstance(event, OrderPaymentUpdated):
-                row["payment_status"] = event.payment_status.value
-        orders[order_id] = row
-        touched[order_id] = None
-        changes.upsert(
-            "timeline",
-            (order_id, event.version),
-            {
-                "order_id": order_id,
-                "version": event.version,
-                "type": event.type_name,
-                "occurred_at": at,
-                "event_id": event.event_id,
-                "payment_status": event.payment_status.value if isinstance(event, OrderPaymentUpdated) else None,
-            },
-        )
-    for order_id in touched:
-        changes.upsert("orders", (order_id,), orders[order_id])
+                row["status"] = status  # type: ignore[index]
+            if event.__class__ is OrderPaymentUpdated:
+                payment_status = row["payment_status"] = event.payment_status.value  # type: ignore[index]
+        touched[order_id] = row  # type: ignore[assignment]
+        timeline[(order_id, version)] = {
+            "order_id": order_id,
+            "version": version,
+            "type": event.type_name,
+            "occurred_at": at,
+            "event_id": event.event_id,
+            "payment_status": payment_status,
+        }
+    changes.upserts["orders"] = {(order_id,): row for order_id, row in touched.items()}
     return changes
