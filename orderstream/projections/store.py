@@ -21,9 +21,9 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, func, inspect, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select
 from sqlalchemy.engine import make_url
 
 from orderstream.domain.events import Event
@@ -61,7 +61,7 @@ class GenerationChanged(StoreError):
 class Record(NamedTuple):
     """One consumed record: where it sits and its decoded event (None: handed to the dead-letter hook, not projected).
     A NamedTuple: a projector makes one per event, and a frozen dataclass would set each field through
-    object.__setattr__, three times slower."""
+    object.__setattr__, twice as slow."""
 
     topic: str
     partition: int
@@ -266,7 +266,7 @@ class ProjectionStore:
                 if stored.get((t, p)) != o
             ]
             if changed:
-                self._upsert(conn, projection_offsets, changed)
+                self._bulk.upsert(conn, projection_offsets, changed)
             if before_commit is not None:
                 before_commit()
         return after
@@ -285,9 +285,6 @@ class ProjectionStore:
                     for key, deltas in increments.items()
                 ]
                 self._bulk.add(conn, table, rows)
-
-    def _upsert(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-        self._bulk.upsert(conn, table, rows)
 
     # --- generations (used by replay) ------------------------------------------------------------------------
 
@@ -363,7 +360,7 @@ class ProjectionStore:
                 for (t, p), o in positions.items()
             ]  # fmt: skip
             if rows:
-                self._upsert(conn, projection_offsets, rows)
+                self._bulk.upsert(conn, projection_offsets, rows)
             conn.execute(
                 projection_meta.update()
                 .where(projection_meta.c.projection == self.spec.name)
