@@ -24,17 +24,27 @@ def is_transient(error: Any) -> bool:
     }
 
 
+ATTEMPT_S = 5.0  # one ask, at most: a leader that died keeps librdkafka waiting on it until its metadata is refreshed
+
+
 def watermarks(consumer: Any, topic: str, partition: int, timeout_s: float = 30.0) -> tuple[int, int]:
-    """(low, high) of a partition. For a read_committed consumer, high is the last stable offset (LSO)."""
+    """(low, high) of a partition. For a read_committed consumer, high is the last stable offset (LSO).
+
+    Each ask gets ATTEMPT_S at most; after a transient failure the topic's metadata is fetched again, so when the
+    partition's leader was a broker that has just died, the next ask goes to the new leader (KRaft moves leadership
+    about 10 s after the loss) instead of spending the whole timeout on the dead one."""
     from confluent_kafka import KafkaException, TopicPartition
 
     deadline = time.monotonic() + timeout_s
     while True:
+        attempt = max(0.1, min(ATTEMPT_S, deadline - time.monotonic()))
         try:
-            return consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), max(0.1, deadline - time.monotonic()), cached=False
-            )
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition), attempt, cached=False)
         except KafkaException as exc:
             if not is_transient(exc.args[0]) or time.monotonic() > deadline:
                 raise
-            time.sleep(0.1)
+        try:
+            consumer.list_topics(topic, timeout=max(0.1, min(ATTEMPT_S, deadline - time.monotonic())))
+        except KafkaException:
+            pass  # the next ask says whether the cluster can answer yet
+        time.sleep(0.1)
