@@ -141,10 +141,10 @@ def bench_rebuild(env: BenchEnv, events: int, batch_size: int = 5000, tuned_batc
             rows.append({"benchmark": f"rebuild order-view into PostgreSQL, batch {size}", "value": None,
                          "unit": "events/s", "goal": ">= 25,000", "met": None,
                          "notes": "skipped: PostgreSQL unavailable"})
-    for label, make_url, goal in (("SQLite", sqlite_url, 40_000), ("PostgreSQL", postgres_url, 25_000)):
+    for label, new_database, goal in (("SQLite", sqlite_url, 40_000), ("PostgreSQL", postgres_url, 25_000)):
         if label == "PostgreSQL" and not env.postgres_url:
             continue
-        replay = run_replay(env, filled, make_url(env))
+        replay = run_replay(env, filled, new_database(env))
         rows.append({"benchmark": f"rebuild order-view into {label} with `orderstream replay projection order-view "
                                   "--from-beginning`", "value": round(replay["rate"]), "unit": "events/s",
                      "goal": f">= {goal:,}", "met": replay["rate"] >= goal,

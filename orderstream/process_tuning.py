@@ -15,7 +15,7 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def tune_collector() -> None:
-    """Collect cyclic garbage less often (see the module docstring); objects made so far (modules, schemas, table
-    metadata) are frozen out of every later pass."""
+    """Collect cyclic garbage less often (see the module docstring); the objects made so far (the modules imported
+    before any command runs) are frozen out of every later pass."""
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
