@@ -15,6 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from typer.testing import CliRunner
 
 from orderstream.clients import admin_config, consumer_config, producer_config
+from orderstream.consumers.reading import read_records
 from orderstream.producers.topic_copy import SOURCE_HEADER, CopyFilter, TopicCopy
 from orderstream.schemas.codec import Codec
 from tests.support.histories import random_history
@@ -46,8 +47,13 @@ def fill(settings, topic: str, count_orders: int, seed: int = 3) -> None:
 
 
 def read_all(settings, topic: str) -> list[tuple]:
-    """(partition, offset, key, value, headers, timestamp) of every committed record, by partition and offset."""
+    """(partition, offset, key, value, headers, timestamp) of every committed record, by partition and offset.
+
+    Reads once the topic's transactions have settled: commit_transaction returns when the commit is decided, and the
+    markers reach the partitions a moment later; until then a read_committed reader's end (the last stable offset)
+    is still before the transaction, so a partition could look empty."""
     consumer = Consumer(consumer_config(settings, f"read-{uuid.uuid4().hex[:6]}"))
+    uncommitted = Consumer(consumer_config(settings, f"read-{uuid.uuid4().hex[:6]}", **{"isolation.level": "read_uncommitted"}))
     try:
         deadline = time.monotonic() + 10
         metadata = consumer.list_topics(topic, timeout=10).topics[topic]
@@ -56,20 +62,16 @@ def read_all(settings, topic: str) -> list[tuple]:
         ) and time.monotonic() < deadline:
             time.sleep(0.1)  # a topic created a moment ago may not be in this new client's metadata (or led) yet
             metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-        out = []
-        for p in sorted(metadata.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(topic, p, low)])
-            while True:
-                batch = consumer.consume(500, timeout=0.2)
-                out += [(m.partition(), m.offset(), m.key(), m.value(), m.headers() or [], m.timestamp()[1]) for m in batch]
-                if consumer.position([TopicPartition(topic, p)])[0].offset >= high:
-                    break
-            consumer.unassign()
-        return out
+        for p in metadata.partitions:
+            where = TopicPartition(topic, p)
+            while (consumer.get_watermark_offsets(where, timeout=10, cached=False)[1]
+                   < uncommitted.get_watermark_offsets(where, timeout=10, cached=False)[1]) and time.monotonic() < deadline:
+                time.sleep(0.05)  # fmt: skip
+        records = [(m.partition(), m.offset(), m.key(), m.value(), m.headers() or [], m.timestamp()[1])
+                   for m in read_records(consumer, [topic], from_beginning=True, follow=False)]  # fmt: skip
+        return sorted(records, key=lambda record: record[:2])
     finally:
+        uncommitted.close()
         consumer.close()
 
 
