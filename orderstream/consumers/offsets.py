@@ -20,6 +20,7 @@ def is_transient(error: Any) -> bool:
         KafkaError._UNKNOWN_PARTITION,  # the client's metadata does not know the partition yet
         KafkaError._TIMED_OUT,
         KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._DESTROY_BROKER,  # the asked broker left the cluster's metadata (it died) while the ask was out
         KafkaError.REQUEST_TIMED_OUT,
     }
 

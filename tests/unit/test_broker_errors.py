@@ -76,3 +76,16 @@ def test_docker_path_says_clearly_when_no_engine_is_reachable(monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     with pytest.raises(BrokerError, match="no Docker engine is reachable"):
         start_docker_kafka()
+
+
+@pytest.mark.parametrize(
+    "code, transient",
+    [("_TIMED_OUT", True), ("_DESTROY_BROKER", True), ("NOT_LEADER_FOR_PARTITION", True), ("_TRANSPORT", True),
+     ("TOPIC_AUTHORIZATION_FAILED", False), ("_INVALID_ARG", False)],
+)
+def test_only_errors_that_mean_not_yet_are_retried_until_the_deadline(code, transient):
+    from confluent_kafka import KafkaError
+
+    from orderstream.consumers.offsets import is_transient
+
+    assert is_transient(KafkaError(getattr(KafkaError, code))) is transient
