@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select, tuple_
 from sqlalchemy.engine import make_url
 
 from orderstream.domain.events import Event
@@ -71,7 +71,8 @@ class Record(NamedTuple):
 
 def create_engine_for(url: str, *, writer: bool = False) -> Engine:
     """An engine for a projection URL. SQLite: WAL, synchronous=NORMAL, busy_timeout, explicit BEGIN (IMMEDIATE for
-    the writer, so its read of the offsets and its writes are one serialized transaction)."""
+    the writer, so its read of the offsets and its writes are one serialized transaction; a plain BEGIN for the
+    writer's connections opened with execution_options(snapshot_read=True))."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True)
@@ -91,7 +92,8 @@ def create_engine_for(url: str, *, writer: bool = False) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+        immediate = writer and not connection.get_execution_options().get("snapshot_read", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
@@ -221,9 +223,8 @@ class ProjectionStore:
         query = select(o.c.topic, o.c.partition, o.c.next_offset).where(
             o.c.projection == self.spec.name, o.c.generation == generation
         )
-        if positions is not None:
-            topics = {topic for topic, _ in positions}
-            query = query.where(o.c.topic.in_(topics))
+        if positions is not None:  # these rows only: FOR UPDATE must not lock other writers' partitions
+            query = query.where(tuple_(o.c.topic, o.c.partition).in_(sorted(positions)))
         if lock and self.engine.dialect.name == "postgresql":
             query = query.with_for_update()
         return {(row.topic, row.partition): row.next_offset for row in conn.execute(query)}
@@ -241,22 +242,27 @@ class ProjectionStore:
         """Project a batch and store the next offsets, in one transaction. Returns the next offset per partition of
         the batch (what the caller then commits to Kafka). Raises GenerationChanged when the pointer moved.
         shadow=True writes a generation a replay is building instead: it must NOT be the live one (StoreError), and
-        the schema version is not checked (a replay builds this release's version next to an older live one)."""
+        the schema version is not checked (a replay builds this release's version next to an older live one).
+
+        The fold runs BEFORE the write transaction, on a snapshot read of the batch's positions and state rows, so
+        that on SQLite (one writer per file) several processes projecting different partitions fold in parallel and
+        only take turns to write. The write transaction reads the positions again under its lock: when they are what
+        the snapshot saw, nothing touched these partitions' aggregates in between (every upsert a projection makes
+        is a row of an aggregate of the batch, and an aggregate's events all sit on one partition; rows shared
+        across aggregates are written as increments, which commute) and the folded rows are written as they are;
+        when they moved (another instance applied these partitions meanwhile), the batch is folded again under the
+        lock."""
+        positions = {(r.topic, r.partition) for r in records}
+        ahead = self._fold_ahead(records, generation, positions, shadow)
         with self.engine.begin() as conn:
-            if shadow:
-                self._check_shadow(conn, generation)
-            else:
-                live = self.active_generation(conn)
-                if live != generation:
-                    raise GenerationChanged(self.spec.name, live)
-            positions = {(r.topic, r.partition) for r in records}
+            self._check_generation(conn, generation, shadow)
             stored = self._offsets(conn, generation, positions, lock=True)
-            fresh = [r for r in records if r.offset >= stored.get((r.topic, r.partition), 0)]
-            events = [r.event for r in fresh if r.event is not None]
-            if events:
-                tables = self.tables(generation)
-                current = self._bulk.load(conn, tables[self.spec.state_role], {e.aggregate_id for e in events})
-                self._write(conn, tables, self.spec.project(events, current))
+            if ahead is not None and ahead[0] == {p: stored.get(p) for p in positions}:
+                fresh, changes = ahead[1], ahead[2]
+            else:
+                fresh, changes = self._fold(conn, records, generation, stored)
+            if changes is not None:
+                self._write(conn, self.tables(generation), changes)
             after = {p: stored[p] for p in positions if p in stored}
             for r in fresh:
                 after[(r.topic, r.partition)] = max(after.get((r.topic, r.partition), 0), r.offset + 1)
@@ -270,6 +276,31 @@ class ProjectionStore:
             if before_commit is not None:
                 before_commit()
         return after
+
+    def _fold_ahead(self, records, generation, positions, shadow):
+        """(positions as read, fresh records, row changes) from a read-only snapshot, without the write lock."""
+        with self.engine.connect().execution_options(snapshot_read=True) as conn, conn.begin():
+            self._check_generation(conn, generation, shadow)
+            stored = self._offsets(conn, generation, positions)
+            fresh, changes = self._fold(conn, records, generation, stored)
+        return {p: stored.get(p) for p in positions}, fresh, changes
+
+    def _fold(self, conn: Connection, records, generation: int, stored) -> tuple[list[Record], RowChanges | None]:
+        """The records at or past the stored positions, and the rows they change (None: no event among them)."""
+        fresh = [r for r in records if r.offset >= stored.get((r.topic, r.partition), 0)]
+        events = [r.event for r in fresh if r.event is not None]
+        if not events:
+            return fresh, None
+        current = self._bulk.load(conn, self.tables(generation)[self.spec.state_role], {e.aggregate_id for e in events})
+        return fresh, self.spec.project(events, current)
+
+    def _check_generation(self, conn: Connection, generation: int, shadow: bool) -> None:
+        if shadow:
+            self._check_shadow(conn, generation)
+            return
+        live = self.active_generation(conn)
+        if live != generation:
+            raise GenerationChanged(self.spec.name, live)
 
     def _write(self, conn: Connection, tables: TableSet, changes: RowChanges) -> None:
         for role, rows in changes.upserts.items():
