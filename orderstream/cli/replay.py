@@ -79,6 +79,16 @@ def projection(
     chase_timeout: Annotated[
         float, typer.Option("--chase-timeout", help="Seconds to catch up with the live projector before the swap.", min=1)
     ] = 60.0,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            help="Worker processes for the rebuild, each folding its share of the partitions (one process uses about "
+            "one core; more processes than cores or partitions do not help).",
+            min=1,
+            max=64,
+        ),
+    ] = 1,
     json_output: JsonOption = False,
 ) -> None:
     """Rebuild a projection into a new generation next to the live one, then swap it in atomically."""
@@ -96,7 +106,9 @@ def projection(
     settings = settings_of(ctx)
     with _progress(json_output, "applied") as progress:
         bar = _Bar(progress, name, "events")
-        replay = ProjectionReplay(settings, spec, from_time=moment, progress=bar, chase_timeout_s=chase_timeout)
+        replay = ProjectionReplay(
+            settings, spec, from_time=moment, progress=bar, chase_timeout_s=chase_timeout, processes=processes
+        )
         try:
             result = replay.run()
         except KeyboardInterrupt:
@@ -109,7 +121,7 @@ def projection(
         "projection": result.projection, "generation": result.generation, "replaced": result.replaced,
         "schema_version": result.schema_version, "events_applied": result.events_applied,
         "events_skipped": result.events_skipped, "rebuilt_aggregates": result.rebuilt_aggregates,
-        "seconds": round(result.seconds, 3),
+        "processes": processes, "seconds": round(result.seconds, 3),
     }  # fmt: skip
     if json_output:
         print_json(summary)

@@ -92,6 +92,7 @@ class ProjectionReplay:
 
     from_time None = from the beginning of every partition; otherwise only what replay_scope.py defines is rebuilt.
     stop: set it to interrupt (ReplayInterrupted). The replay never produces to Kafka and never commits offsets.
+    processes > 1 splits the build phase by partition across that many worker processes (replay_workers.py).
     """
 
     def __init__(
@@ -104,6 +105,7 @@ class ProjectionReplay:
         progress: ReplayProgress | None = None,
         stop: threading.Event | None = None,
         chase_timeout_s: float = 60.0,
+        processes: int = 1,
     ) -> None:
         self.settings = settings
         self.spec = spec
@@ -112,9 +114,25 @@ class ProjectionReplay:
         self.progress = progress or _Silent()
         self.stop = stop or threading.Event()
         self.chase_timeout_s = chase_timeout_s
+        self.processes = processes
         self.topics = [settings.topic(name) for name in spec.topics]
         self._applied = 0
         self._skipped = 0
+
+    @property
+    def applied(self) -> int:
+        """Events applied to the shadow generation so far."""
+        return self._applied
+
+    @property
+    def skipped(self) -> int:
+        """Events skipped so far because the copied rows hold them (--from-time)."""
+        return self._skipped
+
+    def count(self, applied: int, skipped: int) -> None:
+        """Add what a worker process applied and skipped (replay_workers.py)."""
+        self._applied += applied
+        self._skipped += skipped
 
     # --- the whole run -------------------------------------------------------------------------------------------
 
@@ -130,10 +148,6 @@ class ProjectionReplay:
         return result
 
     def _run(self, store: ProjectionStore) -> ReplayResult:
-        from confluent_kafka import Consumer
-
-        from orderstream.clients import consumer_config
-
         if store.pointer() is None:
             store.ensure()  # never started: an empty live generation 1 to swap against
         stored_version, live = store.pointer()  # type: ignore[misc]
@@ -157,26 +171,25 @@ class ProjectionReplay:
         store.create_generation(target)
         log.info("%s: building generation %d next to live generation %d", self.spec.name, target, live)
 
-        group = f"{self.settings.topic_prefix}orderstream.replay.{self.spec.name}"  # never joined, never committed
-        consumer = Consumer(
-            consumer_config(self.settings, group, **{"client.id": f"{self.settings.client_id}.replay.{self.spec.name}"})
-        )
+        consumer = self.new_consumer()
         try:
             partitions, ends = self._partitions(consumer)
             starts = {p: 0 for p in partitions}
-            skip: Callable[[Position, int, str], bool] | None = None
             rebuilt: set[str] | None = None
+            copied_up_to: dict[Position, int] = {}
             if scope is not None:
                 starts = self._time_starts(consumer, store, live, partitions, ends)
                 rebuilt = self._scan_births(consumer, starts, ends)
                 self.progress.phase("copy", 0)
                 copied_up_to = _copy(store, live, target, scope, rebuilt)
                 log.info("%s: copied the live rows of all but %d aggregates", self.spec.name, len(rebuilt))
+            skip = copied_skip(rebuilt, copied_up_to)
+            if self.processes > 1:
+                from orderstream.projections.replay_workers import build_in_parallel
 
-                def skip(position: Position, offset: int, aggregate_id: str) -> bool:
-                    return aggregate_id not in rebuilt and offset < copied_up_to.get(position, 0)
-
-            reached = self._consume(consumer, store, target, starts, ends, skip, "replay")
+                reached = build_in_parallel(self, target, starts, ends, rebuilt, copied_up_to)
+            else:
+                reached = self.consume_into(consumer, store, target, starts, ends, skip, "replay")
             reached = self._swap(consumer, store, target, live, reached, skip)
         finally:
             consumer.close()
@@ -187,6 +200,17 @@ class ProjectionReplay:
         )  # fmt: skip
 
     # --- Kafka ---------------------------------------------------------------------------------------------------
+
+    def new_consumer(self):
+        """The replay's consumer: it assigns partitions itself, so its group is never joined and never committed."""
+        from confluent_kafka import Consumer
+
+        from orderstream.clients import consumer_config
+
+        group = f"{self.settings.topic_prefix}orderstream.replay.{self.spec.name}"
+        return Consumer(
+            consumer_config(self.settings, group, **{"client.id": f"{self.settings.client_id}.replay.{self.spec.name}"})
+        )
 
     def _partitions(self, consumer) -> tuple[list[Position], dict[Position, int]]:
         from confluent_kafka import TopicPartition
@@ -282,7 +306,7 @@ class ProjectionReplay:
             consumer.unassign()
         return reached
 
-    def _consume(self, consumer, store, target, starts, ends, skip, phase) -> dict[Position, int]:
+    def consume_into(self, consumer, store, target, starts, ends, skip, phase) -> dict[Position, int]:
         def apply(messages, events) -> None:
             records = []
             for message, event in zip(messages, events, strict=True):
@@ -315,7 +339,19 @@ class ProjectionReplay:
                     f"(behind on {len(behind)} partition(s)); nothing was swapped, run the replay again"
                 )
             goals = {p: live_offset for p, (_, live_offset) in behind.items()}
-            reached |= self._consume(consumer, store, target, {p: reached.get(p, 0) for p in goals}, goals, skip, "catch up")
+            reached |= self.consume_into(consumer, store, target, {p: reached.get(p, 0) for p in goals}, goals, skip, "catch up")
+
+
+def copied_skip(rebuilt: set[str] | None, copied_up_to: dict[Position, int]) -> Callable[[Position, int, str], bool] | None:
+    """--from-time: an event is skipped when its aggregate is not rebuilt and it sits below the position the copied
+    rows were built up to (they hold it already). None (skip nothing) for --from-beginning."""
+    if rebuilt is None:
+        return None
+
+    def skip(position: Position, offset: int, aggregate_id: str) -> bool:
+        return aggregate_id not in rebuilt and offset < copied_up_to.get(position, 0)
+
+    return skip
 
 
 def _copy(store, live, target, scope, rebuilt) -> dict[Position, int]:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 from orderstream.consumers import faults
 from orderstream.producers.topic_copy import SOURCE_HEADER, CopyFilter
@@ -44,6 +45,22 @@ def finish(process: subprocess.Popen, log_path, timeout: float = 90) -> int:
     except subprocess.TimeoutExpired:
         process.kill()
         raise AssertionError(f"the replay did not finish:\n{log_path.read_text()[-3000:]}") from None
+
+
+def children_of(pid: int) -> list[int]:
+    """The live child processes of pid (Linux /proc), e.g. a replay's worker processes (and its resource tracker)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def snapshot(url: str, name: str):
@@ -75,9 +92,17 @@ def test_a_killed_projection_replay_leaves_the_live_projection_untouched_and_the
     store = ProjectionStore(url, spec_of(name))
     assert store.generations() == {live[0][1], live[0][1] + 1}  # the half-built one is there ...
 
-    # 2. SIGKILL from outside while the replay works
+    # 1b. a crash inside one worker of a replay split across processes: the replay fails, naming it
+    path = tmp_path / "worker-crash.log"
+    crashed = cli(settings, "replay", "projection", name, "--from-beginning", "--processes", "2",
+                  env=env | {faults.ENV: "replay_batch@3"}, log_path=path)  # fmt: skip
+    assert finish(crashed, path) == 1, path.read_text()[-2000:]
+    assert "replay worker" in path.read_text() and "nothing was swapped" in path.read_text()
+    assert snapshot(url, name) == live
+
+    # 2. SIGKILL from outside while a replay split across two worker processes works: the workers die with it
     path = tmp_path / "kill.log"
-    working = cli(settings, "replay", "projection", name, "--from-beginning", env=env, log_path=path)
+    working = cli(settings, "replay", "projection", name, "--from-beginning", "--processes", "2", env=env, log_path=path)
     deadline, left_behind, dropped = time.monotonic() + 60, sum(store.next_offsets(live[0][1] + 1).values()), False
     while True:  # until it has dropped the half-built N+1 and rebuilt some of it again
         done_so_far = sum(store.next_offsets(live[0][1] + 1).values())
@@ -87,13 +112,19 @@ def test_a_killed_projection_replay_leaves_the_live_projection_untouched_and_the
         assert working.poll() is None, path.read_text()[-2000:]
         assert time.monotonic() < deadline, "the replay made no progress"
         time.sleep(0.01)
+    workers = children_of(working.pid)
+    assert len(workers) >= 2, "the replay runs without its worker processes"
     working.send_signal(signal.SIGKILL)
     assert working.wait(30) == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in workers), "a replay worker outlived the killed replay"
     assert snapshot(url, name) == live
 
     # 3. the next replay starts cleanly and swaps in a copy equal to the live one
     path = tmp_path / "done.log"
-    done = cli(settings, "replay", "projection", name, "--from-beginning", "--json", env=env, log_path=path)
+    done = cli(settings, "replay", "projection", name, "--from-beginning", "--processes", "2", "--json", env=env, log_path=path)
     assert finish(done, path) == 0, path.read_text()[-2000:]
     pointer, _, digests = snapshot(url, name)
     assert pointer == (spec_of(name).schema_version, live[0][1] + 1)

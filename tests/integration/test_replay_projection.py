@@ -144,6 +144,22 @@ def test_replay_of_each_projection_swaps_in_an_equal_copy_while_queries_keep_ans
     assert public_rows(dump_all(settings.database_url)) == reference(histories + more)
 
 
+def test_a_replay_split_across_worker_processes_swaps_in_an_equal_copy(live):
+    """--processes: the partitions are folded by several processes at once into one database (SQLite takes their
+    writes in turns); sales-view's shared counters are increments from every worker."""
+    settings, log, running = live
+    rng = random.Random(11)
+    histories = [random_history(rng, f"w{n}", prefix="w") for n in range(500)]
+    write_orders(log, histories)
+    wait_applied(settings.database_url, log, timeout_s=60, check=running.check)
+    before = digests_all(settings.database_url)
+    for name in ("order-view", "sales-view"):
+        result = ProjectionReplay(settings, spec_of(name), processes=3).run()
+        assert result.events_applied == sum(map(len, histories)), name
+        assert result.generation == result.replaced + 1, name
+    assert digests_all(settings.database_url) == before
+
+
 def test_a_replay_chases_a_growing_log_and_never_shows_the_view_going_back(live):
     settings, log, running = live
     rng = random.Random(7)
