@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -122,6 +123,58 @@ def database_exists(url: str) -> bool:
     return Path(parsed.database).is_file()
 
 
+class WritersQueue:
+    """Writers of one SQLite file queue for it on a kernel file lock (<file>.writers) before BEGIN IMMEDIATE.
+
+    SQLite itself lets a writer that finds the file locked sleep and retry (1, 2, 5 ... 100 ms), so with several
+    processes writing (replay --processes, projectors sharing a group) the lock sat free while they slept and one
+    worker finished a second after the other. A blocked flock wakes the next writer the moment the lock is released.
+    Nothing depends on it for correctness: a writer that does not queue still gets BEGIN IMMEDIATE's busy timeout.
+    A no-op for PostgreSQL and in-memory databases (row locks there)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._file = None
+        self._thread_lock = threading.Lock()  # flock does not exclude threads sharing one open file
+
+    @classmethod
+    def for_url(cls, url: str) -> WritersQueue:
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+            return cls(None)
+        return cls(Path(f"{parsed.database}.writers"))
+
+    def __enter__(self) -> None:
+        if self._path is None:
+            return
+        import fcntl
+
+        self._thread_lock.acquire()
+        try:
+            if self._file is None:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self._path, "a")  # noqa: SIM115 - kept open for the store's life, closed on dispose
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def __exit__(self, *exc_info) -> None:
+        if self._path is None:
+            return
+        import fcntl
+
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 class ProjectionStore:
     """One projection's database: its pointer, its generations' tables and their offsets. See the module docstring."""
 
@@ -132,9 +185,11 @@ class ProjectionStore:
         self._tables: dict[int, TableSet] = {}
         self._bookkeeping_exists = False
         self._bulk = BulkRows(self.engine.dialect)
+        self._writers_queue = WritersQueue.for_url(url)
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self._writers_queue.close()
 
     def tables(self, generation: int) -> TableSet:
         if generation not in self._tables:
@@ -254,7 +309,7 @@ class ProjectionStore:
         lock."""
         positions = {(r.topic, r.partition) for r in records}
         ahead = self._fold_ahead(records, generation, positions, shadow)
-        with self.engine.begin() as conn:
+        with self._writers_queue, self.engine.begin() as conn:
             self._check_generation(conn, generation, shadow)
             stored = self._offsets(conn, generation, positions, lock=True)
             if ahead is not None and ahead[0] == {p: stored.get(p) for p in positions}:
