@@ -1,10 +1,13 @@
 """Rebuild throughput: the order-view projector over a pre-filled orders.events, into SQLite and into PostgreSQL,
 beside a Python consumer that only decodes (same client, same batch size, no database) and Kafka's own Java
 ConsumerPerformance on the same topic. Each Python run is a fresh process, consumer group and database; the rate is
-measured from the first applied batch to the last offset stored (the group join, ~0.1-3 s, is left out and shown)."""
+measured from the first applied batch to the last offset stored (the group join, ~0.1-3 s, is left out and shown).
+One process uses about one core (the GIL), so each database also gets a run of two projector processes in one group
+(they share the partitions) and `replay projection --processes 2`, beside the single-process ones."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,29 +23,39 @@ from bench.fill import Filled, fill
 _RUNS: dict[tuple, dict] = {}  # (mode, backend, events) -> worker result, shared with the memory benchmark
 
 
-def run_worker(env: BenchEnv, filled: Filled, mode: str, url: str | None = None, batch_size: int = 500) -> dict:
-    """Run bench.rebuild_worker in a child process; its result plus the child's own peak RSS (wait4)."""
+def run_worker(env: BenchEnv, filled: Filled, mode: str, url: str | None = None, batch_size: int = 500,
+               processes: int = 1) -> dict:
+    """Run bench.rebuild_worker in `processes` child processes (one consumer group: they share the partitions, as
+    `orderstream run projections` started that many times does); the result of the one that applied the first
+    batch (its steady window covers everyone's), with the peak RSS of the largest child (wait4)."""
     args = {"mode": mode, "bootstrap": filled.settings.effective_bootstrap, "topic_prefix": filled.settings.topic_prefix,
             "url": url, "group": f"bench-{mode}-{uuid.uuid4().hex[:8]}", "batch_size": batch_size,
             "highs": {str(p): o for p, o in filled.highs.items()}, "data_dir": str(env.workdir / "data")}
-    with tempfile.TemporaryFile("w+") as out:
-        child = subprocess.Popen([sys.executable, "-m", "bench.rebuild_worker", json.dumps(args)], stdout=out,
-                                 cwd=Path(__file__).parent.parent)
+    results = []
+    with contextlib.ExitStack() as stack:
+        outs = [stack.enter_context(tempfile.TemporaryFile("w+")) for _ in range(processes)]
+        children = [subprocess.Popen([sys.executable, "-m", "bench.rebuild_worker", json.dumps(args)], stdout=out,
+                                     cwd=Path(__file__).parent.parent) for out in outs]
         profile_dir = os.environ.get("ORDERSTREAM_BENCH_PROFILE_DIR")  # py-spy the worker (raw folded stacks)
         spy = subprocess.Popen(["py-spy", "record", "-f", "raw", "-r", "250", "-o",
                                 f"{profile_dir}/rebuild-{mode}-{make_url_backend(url)}-{batch_size}.txt", "-p",
-                                str(child.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if profile_dir else None
-        _, status, usage = os.wait4(child.pid, 0)
+                                str(children[0].pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if profile_dir else None
+        for child, out in zip(children, outs, strict=True):
+            _, status, usage = os.wait4(child.pid, 0)
+            child.returncode = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            text = out.read()
+            if child.returncode != 0:
+                raise RuntimeError(f"rebuild worker ({mode}) exited with {child.returncode}: {text[-300:]}")
+            result = json.loads(text.strip().splitlines()[-1])
+            # the child's own high-water mark; wait4's ru_maxrss would include the RSS this process had at fork
+            result["child_maxrss_kb"] = result["maxrss_kb"] if result.get("maxrss_kb") else usage.ru_maxrss
+            results.append(result)
         if spy is not None:
             spy.wait(30)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        text = out.read()
-    if child.returncode != 0:
-        raise RuntimeError(f"rebuild worker ({mode}) exited with {child.returncode}: {text[-300:]}")
-    result = json.loads(text.strip().splitlines()[-1])
-    # the child's own high-water mark; wait4's ru_maxrss would include the RSS this (parent) process had at fork
-    result["child_maxrss_kb"] = result["maxrss_kb"] if result.get("maxrss_kb") else usage.ru_maxrss
+    result = max(results, key=lambda r: r["steady_seconds"])
+    result["child_maxrss_kb"] = max(r["child_maxrss_kb"] for r in results)
+    result["seconds"] = max(r["seconds"] for r in results)
     result["rate"] = result["steady_events"] / result["steady_seconds"]
     return result
 
@@ -93,14 +106,14 @@ def java_consumer(env: BenchEnv, filled: Filled) -> tuple[float | None, str]:
     return rate, f"{filled.events} records; fetch phase (join excluded), {total:,.0f}/s with the join"
 
 
-def run_replay(env: BenchEnv, filled: Filled, url: str) -> dict:
-    """`orderstream replay projection order-view --from-beginning --json` as users run it (its own process, the
-    database named by ORDERSTREAM_DATABASE_URL); its summary, with rate = events applied / its own seconds (from
-    the start of the build to the swap, both included)."""
+def run_replay(env: BenchEnv, filled: Filled, url: str, processes: int = 1) -> dict:
+    """`orderstream replay projection order-view --from-beginning --processes N --json` as users run it (its own
+    process, the database named by ORDERSTREAM_DATABASE_URL); its summary, with rate = events applied / its own
+    seconds (from the start of the build to the swap, both included: the workers' start too)."""
     data_dir = env.workdir / f"replay-{uuid.uuid4().hex[:8]}"
     command = [sys.executable, "-m", "orderstream.cli.main", "-b", filled.settings.effective_bootstrap,
                "--topic-prefix", filled.settings.topic_prefix, "--data-dir", str(data_dir),
-               "replay", "projection", "order-view", "--from-beginning", "--json"]
+               "replay", "projection", "order-view", "--from-beginning", "--processes", str(processes), "--json"]
     out = subprocess.run(command, capture_output=True, text=True, timeout=1800, cwd=Path(__file__).parent.parent,
                          env={**os.environ, "ORDERSTREAM_DATABASE_URL": url})
     if out.returncode != 0:
@@ -118,38 +131,40 @@ def bench_rebuild(env: BenchEnv, events: int, batch_size: int = 5000, tuned_batc
     _RUNS[("decode", None, events)] = decode
     base_rate = decode["rate"]
 
-    def row(label: str, result: dict, goal: float, size: int) -> dict:
+    def row(label: str, result: dict, goal: float, size: int, processes: int = 1) -> dict:
         ratio = result["rate"] / base_rate
         setting = "default projection_batch_size" if size == batch_size else "ORDERSTREAM_PROJECTION_BATCH_SIZE"
-        return {"benchmark": f"rebuild order-view into {label}, {setting}={size}", "value": round(result["rate"]),
+        how = "" if processes == 1 else f"{processes} projector processes in one group, "
+        return {"benchmark": f"rebuild order-view into {label}, {how}{setting}={size}", "value": round(result["rate"]),
                 "unit": "events/s", "goal": f">= {goal:,} and >= 0.6x decode-only",
                 "met": result["rate"] >= goal and ratio >= 0.6,
                 "notes": f"{events:,} events ({filled.orders:,} orders); {ratio:.2f}x decode-only; "
                          f"{result['seconds']:.1f}s wall incl. group join; peak RSS "
-                         f"{result['child_maxrss_kb'] / 1024:.0f} MiB"}
+                         f"{result['child_maxrss_kb'] / 1024:.0f} MiB" + (" (largest process)" if processes > 1 else "")}
 
     sizes = [batch_size] + ([tuned_batch_size] if tuned_batch_size else [])
-    for size in sizes:
-        sqlite = run_worker(env, filled, "project", sqlite_url(env), size)
-        if size == batch_size:
-            _RUNS[("project", "sqlite", events)] = sqlite
-        rows.append(row("SQLite", sqlite, 40_000, size))
-    for size in sizes:
-        if env.postgres_url:
-            rows.append(row("PostgreSQL", run_worker(env, filled, "project", postgres_url(env), size), 25_000, size))
-        else:
-            rows.append({"benchmark": f"rebuild order-view into PostgreSQL, batch {size}", "value": None,
-                         "unit": "events/s", "goal": ">= 25,000", "met": None,
-                         "notes": "skipped: PostgreSQL unavailable"})
-    for label, new_database, goal in (("SQLite", sqlite_url, 40_000), ("PostgreSQL", postgres_url, 25_000)):
-        if label == "PostgreSQL" and not env.postgres_url:
-            continue
-        replay = run_replay(env, filled, new_database(env))
-        rows.append({"benchmark": f"rebuild order-view into {label} with `orderstream replay projection order-view "
-                                  "--from-beginning`", "value": round(replay["rate"]), "unit": "events/s",
-                     "goal": f">= {goal:,}", "met": replay["rate"] >= goal,
-                     "notes": f"{replay['events_applied']:,} events in {replay['seconds']:.1f}s as the command reports "
-                              "them (build, catch-up and swap; a fresh database, so no live generation to copy)"})
+    backends = [("SQLite", sqlite_url, 40_000)] + ([("PostgreSQL", postgres_url, 25_000)] if env.postgres_url else [])
+    for label, new_database, goal in backends:
+        for size in sizes:
+            result = run_worker(env, filled, "project", new_database(env), size)
+            if (label, size) == ("SQLite", batch_size):
+                _RUNS[("project", "sqlite", events)] = result
+            rows.append(row(label, result, goal, size))
+        rows.append(row(label, run_worker(env, filled, "project", new_database(env), batch_size, processes=2), goal,
+                        batch_size, processes=2))
+    if not env.postgres_url:
+        rows.append({"benchmark": "rebuild order-view into PostgreSQL", "value": None, "unit": "events/s",
+                     "goal": ">= 25,000", "met": None, "notes": "skipped: PostgreSQL unavailable"})
+    for label, new_database, goal in backends:
+        for processes in (1, 2):
+            replay = run_replay(env, filled, new_database(env), processes)
+            option = "" if processes == 1 else f" --processes {processes}"
+            rows.append({"benchmark": f"rebuild order-view into {label} with `orderstream replay projection "
+                                      f"order-view --from-beginning{option}`", "value": round(replay["rate"]),
+                         "unit": "events/s", "goal": f">= {goal:,}", "met": replay["rate"] >= goal,
+                         "notes": f"{replay['events_applied']:,} events in {replay['seconds']:.1f}s as the command "
+                                  "reports them (build, catch-up and swap; a fresh database, so no live generation to "
+                                  "copy)" + ("" if processes == 1 else "; workers' start included")})
     rows.append({"benchmark": "consume + decode only (Python, no database)", "value": round(base_rate),
                  "unit": "events/s", "goal": "reference", "met": None,
                  "notes": f"same client settings, batch {batch_size}; {decode['seconds']:.1f}s wall incl. group join; "
