@@ -325,7 +325,7 @@ class ProjectionStore:
         with self._writers_queue, self.engine.begin() as conn:
             self._check_generation(conn, generation, shadow)
             stored = self._offsets(conn, generation, positions, lock=True)
-            if ahead is not None and ahead[0] == {p: stored.get(p) for p in positions}:
+            if ahead[0] == {p: stored.get(p) for p in positions}:
                 fresh, changes = ahead[1], ahead[2]
             else:
                 fresh, changes = self._fold(conn, records, generation, stored)
@@ -345,7 +345,7 @@ class ProjectionStore:
                 before_commit()
         return after
 
-    def _fold_ahead(self, records, generation, positions, shadow):
+    def _fold_ahead(self, records, generation, positions, shadow) -> tuple[dict, list[Record], RowChanges | None]:
         """(positions as read, fresh records, row changes) from a read-only snapshot, without the write lock."""
         with self.engine.connect().execution_options(snapshot_read=True) as conn, conn.begin():
             self._check_generation(conn, generation, shadow)
