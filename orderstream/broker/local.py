@@ -226,12 +226,12 @@ class LocalBroker:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            if not pid_alive(pid):
                 break
             time.sleep(0.2)
         else:
             os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
+            while pid_alive(pid):
                 time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
         return True
@@ -241,7 +241,7 @@ class LocalBroker:
         pid = self.pid()
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
+            while pid_alive(pid):
                 time.sleep(0.05)
 
 
@@ -253,7 +253,8 @@ def new_cluster_id() -> str:
     return cluster_id
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process pid runs (a zombie does not; one that is our child is reaped)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from orderstream.broker.local import pid_alive
 from orderstream.consumers import faults
 from orderstream.producers.topic_copy import SOURCE_HEADER, CopyFilter
 from orderstream.projections.registry import SPECS, spec_of
@@ -53,14 +54,6 @@ def children_of(pid: int) -> list[int]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         found += [int(child) for child in (task / "children").read_text().split()]
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def snapshot(url: str, name: str):
@@ -117,9 +110,9 @@ def test_a_killed_projection_replay_leaves_the_live_projection_untouched_and_the
     working.send_signal(signal.SIGKILL)
     assert working.wait(30) == -signal.SIGKILL
     deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+    while any(pid_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(alive(pid) for pid in workers), "a replay worker outlived the killed replay"
+    assert not any(pid_alive(pid) for pid in workers), "a replay worker outlived the killed replay"
     assert snapshot(url, name) == live
 
     # 3. the next replay starts cleanly and swaps in a copy equal to the live one
