@@ -21,14 +21,12 @@ from __future__ import annotations
 import os
 import queue as queues
 import sys
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from orderstream.config import Settings
-from orderstream.projections.store import Position
-
-if TYPE_CHECKING:
-    from orderstream.projections.replay import ProjectionReplay
+from orderstream.projections.replay import ProjectionReplay, ReplayError, ReplayInterrupted, copied_skip
+from orderstream.projections.store import Position, ProjectionStore
 
 _POLL_S = 0.2
 _GRACE_S = 1.0
@@ -72,8 +70,6 @@ def build_in_parallel(
     """Run the "replay" phase in replay.processes workers; returns the positions reached (as consume_into does) and
     adds the workers' applied and skipped counts to the replay's."""
     import multiprocessing
-
-    from orderstream.projections.replay import ReplayError, ReplayInterrupted
 
     sizes = {p: max(0, ends.get(p, 0) - starts[p]) for p in starts}
     groups = split_partitions(sizes, replay.processes)
@@ -127,10 +123,6 @@ def build_in_parallel(
 def _check_alive(name, workers, groups, finished, dead_since: dict[int, float]) -> None:
     """Fail the replay when a worker exited without reporting: killed, or crashed without a word. A worker's last
     messages are still in the queue for a moment after it exits, so it is only declared dead a second later."""
-    import time
-
-    from orderstream.projections.replay import ReplayError
-
     for n, worker in enumerate(workers):
         if n in finished or worker.exitcode is None:
             continue
@@ -184,8 +176,6 @@ def _work(order: WorkOrder, messages) -> None:
     _die_with_parent(order.parent)
     from orderstream.process_tuning import tune_collector
     from orderstream.projections.registry import spec_of
-    from orderstream.projections.replay import ProjectionReplay, ReplayInterrupted, copied_skip
-    from orderstream.projections.store import ProjectionStore
 
     tune_collector()  # as the CLI does: fewer collections of the many short-lived objects a fold makes
     number = order.index
