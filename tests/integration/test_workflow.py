@@ -26,7 +26,14 @@ from typer.testing import CliRunner
 from orderstream.cli.main import app
 from orderstream.config import Settings, load_settings
 from orderstream.domain.commands import PlaceOrder
-from orderstream.domain.events import OrderConfirmed, OrderLine, OrderRejected, ShipmentCancelled, StockReserved
+from orderstream.domain.events import (
+    OrderConfirmed,
+    OrderLine,
+    OrderRejected,
+    ShipmentCancelled,
+    ShipmentCreated,
+    StockReserved,
+)
 from orderstream.producers.commands import CommandSender
 from orderstream.topology import INVENTORY_EVENTS, ORDERS_COMMANDS, ORDERS_EVENTS, ORDERS_REPLIES, SHIPPING_EVENTS
 from tests.support.orders import read_topic
@@ -84,6 +91,12 @@ class Pipeline:
             what=f"order {order_id} {status} {fields}",
         )
 
+    def shipment_created(self, order_id: str) -> None:
+        """Until the shipping service has opened the order's shipment: only then can it be shipped. The order view
+        showing CONFIRMED says nothing about it - the view and the shipping service read orders.events apart."""
+        read_topic(self.settings, SHIPPING_EVENTS, timeout_s=60,
+                   until=lambda events: any(isinstance(e, ShipmentCreated) and e.order_id == order_id for e in events))
+
     def stock(self, sku: str) -> dict | None:
         result = self.cli("query", "stock", sku, "--json", expect=None)
         return json.loads(result.stdout)[0] if result.exit_code == 0 else None
@@ -139,6 +152,7 @@ def test_happy_path_from_restock_to_delivery_and_every_view_agrees(pipeline: Pip
 
     order_id = pipeline.place("c-happy", "WF-H1:2:10.00", "WF-H2:1:5.00")
     confirmed = pipeline.order_reaches(order_id, "CONFIRMED", payment_status="AUTHORIZED")
+    pipeline.shipment_created(order_id)
     shipped = pipeline.json("ship", order_id, "--carrier", "DHL", "--tracking", "T-HAPPY", "--wait")
     pipeline.order_reaches(order_id, "SHIPPED")
     delivered = pipeline.json("deliver", order_id, "--wait")
@@ -223,6 +237,7 @@ def test_cancel_after_confirmation_compensates_and_cancel_after_shipping_is_refu
 
     shipped = pipeline.place("c-cancel", "WF-X1:1:2.00")
     pipeline.order_reaches(shipped, "CONFIRMED")
+    pipeline.shipment_created(shipped)
     pipeline.cli("ship", shipped, "--wait")
     pipeline.order_reaches(shipped, "SHIPPED")
     refused = pipeline.cli("cancel", shipped, "--wait", "--json", expect=1)
