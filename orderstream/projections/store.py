@@ -48,6 +48,7 @@ _OFFSETS = _ALL_OFFSETS.where(
     projection_offsets.c.topic.in_(bindparam("topics", expanding=True)),
     projection_offsets.c.partition.in_(bindparam("partitions", expanding=True)),
 )
+_ALL_OFFSETS_FOR_UPDATE = _ALL_OFFSETS.with_for_update()  # swap_in: the live generation's rows, held for its check
 _OFFSETS_FOR_UPDATE = _OFFSETS.with_for_update()
 
 
@@ -286,13 +287,15 @@ class ProjectionStore:
             return self._offsets(conn, generation, None)
 
     def _offsets(self, conn: Connection, generation: int, positions: Iterable[Position] | None, lock=False):
-        """Stored next offsets of a generation: every partition's, or those of `positions` only (and on PostgreSQL
-        with lock=True, those rows locked FOR UPDATE: not other writers' partitions)."""
+        """Stored next offsets of a generation: every partition's, or those of `positions` only. On PostgreSQL,
+        lock=True locks the rows read FOR UPDATE (with positions: only theirs, not other writers' partitions)."""
         params = {"projection": self.spec.name, "generation": generation}
+        for_update = lock and self.engine.dialect.name == "postgresql"
         if positions is None:
-            return {(row.topic, row.partition): row.next_offset for row in conn.execute(_ALL_OFFSETS, params)}
+            query = _ALL_OFFSETS_FOR_UPDATE if for_update else _ALL_OFFSETS
+            return {(row.topic, row.partition): row.next_offset for row in conn.execute(query, params)}
         positions = set(positions)
-        query = _OFFSETS_FOR_UPDATE if lock and self.engine.dialect.name == "postgresql" else _OFFSETS
+        query = _OFFSETS_FOR_UPDATE if for_update else _OFFSETS
         params |= {"topics": sorted({t for t, _ in positions}), "partitions": sorted({p for _, p in positions})}
         rows = conn.execute(query, params)
         return {(row.topic, row.partition): row.next_offset for row in rows if (row.topic, row.partition) in positions}
