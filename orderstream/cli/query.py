@@ -1,6 +1,7 @@
 """`orderstream query order|orders|sales|customer|stock`: read the projections through their query interface.
 
---json prints only JSON on stdout (stable field names, see DESIGN.md); without it, rich tables for people.
+--json prints only JSON on stdout: what the query functions of projections/queries.py return, with stable field
+names (docs/ARCHITECTURE.md describes the views); without it, rich tables for people.
 --after TOKEN (from `place --wait`) waits until the view has applied that event, up to --timeout seconds.
 """
 

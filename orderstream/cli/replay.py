@@ -147,7 +147,8 @@ def topic(
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Copy events into another topic exactly once: same keys, headers and timestamps, same partitioning."""
+    """Copy events into another topic exactly once: same keys, headers and timestamps; same partition numbers if DST
+    has SRC's partition count, else re-partitioned by key (per-key order kept)."""
     from confluent_kafka import KafkaException
 
     from orderstream.producers.topic_copy import CopyError, CopyFilter, CopyInterrupted, TopicCopy

@@ -1,8 +1,8 @@
 """The processor runtime (the write side): consume -> decide -> produce, exactly once, inside Kafka transactions.
 
-Any service plugs in a ProcessorLogic: its input topics, its changelog (its own output topic, co-partitioned with the
-inputs) and a handler that gets (decoded input, the current KeyState of the record's key) and returns an Outcome:
-changelog events, other records, and an optional reply built after the events' offsets are known.
+Any service plugs in a ProcessorSpec: its input topics, its changelog (its own output topic, co-partitioned with the
+inputs) and a ProcessorLogic whose handler gets (decoded input, the current KeyState of the record's key) and returns
+an Outcome: changelog events, other records, and an optional reply built after the events' offsets are known.
 
 One batch = one transaction, in this order (see _process):
   1. begin; for each record: decode, handle, produce its changelog events (to the input's partition number)
@@ -12,7 +12,9 @@ One batch = one transaction, in this order (see _process):
   5. commit; only now does the in-memory state take the batch's changes.
 An abortable error aborts, rewinds the consumer to the batch's first offsets and drops the batch's state changes; a
 fatal producer error recreates the producer (init_transactions fences the old epoch) and does the same. A record that
-cannot be decoded goes to the dead-letter hook, which by default stops the loop with a ProcessorError.
+has no key, cannot be decoded, is of a type the logic does not accept, or makes the handler raise goes to the spec's
+dead-letter hook. The default (to_dead_letter_topic) sends it to <topic>.dlq within the batch's transaction and carries
+on with the next record; stop_on_undecodable stops the loop with a ProcessorError instead.
 
 State: on partition assignment, the committed offsets are fetched first (read_committed => KIP-447 "require stable":
 pending transactions on them are resolved), then the changelog partition with the same number is replayed from the
@@ -83,8 +85,10 @@ def _with_deadline(what: str, call: Callable[[], Any], deadline_s: float) -> Any
 
 
 class ProcessorError(RuntimeError):
-    """The processor cannot go on (an undecodable record, a corrupt changelog, a handler error, repeated fatal
-    Kafka errors). The open transaction was aborted: nothing of the failing batch is visible or committed."""
+    """The processor cannot go on: a fatal consumer error, a changelog record it cannot decode, a state rebuild over
+    300 s, a transaction it cannot flush or abort, repeated fatal producer errors, or a failed input record when the
+    dead-letter hook is stop_on_undecodable (the default hook dead-letters it and carries on). The open transaction
+    was aborted: nothing of the failing batch is visible or committed."""
 
 
 @dataclass(frozen=True, slots=True)

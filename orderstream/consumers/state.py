@@ -82,10 +82,10 @@ class StateCache:
     25-50 us here, 15k orders 350-760 ms: rewriting every key every 30 s grows with every order ever placed).
 
     A file is rewritten whole (temp file + rename) on the first checkpoint of a new or rebuilt state, after a
-    failed or torn append, and once it holds more than twice as many entries as there are keys (compaction). A file
-    that cannot be read, or that was written for another topic, format or partition, is ignored (with a warning)
-    and the partition is rebuilt from the changelog; a torn last record (a crash mid-append) is dropped, leaving the
-    state of the record before it. The cache is never trusted over the log.
+    failed or torn append, and once it holds more than twice as many entries as there are keys plus 1,000
+    (compaction). A file that cannot be read, or that was written for another topic, format or partition, is ignored
+    (with a warning) and the partition is rebuilt from the changelog; a torn last record (a crash mid-append) is
+    dropped, leaving the state of the record before it. The cache is never trusted over the log.
     """
 
     def __init__(self, directory: Path, topic: str) -> None:

@@ -1,5 +1,5 @@
-"""Sending a command, and optionally waiting for its reply: what `place`, `cancel` (and later `stock add`, `ship`,
-`deliver`) share.
+"""Sending a command, and optionally waiting for its reply: what `place`, `cancel`, `stock add`, `ship` and `deliver`
+share (and the demo, which restocks, ships, delivers and cancels through it).
 
 Waiting without missing the reply: before sending, note the end offset of every partition of the replies topic; send
 (idempotent producer, acks=all); the delivery report names the command's partition; the service replies on the same

@@ -44,7 +44,9 @@ CLOSED_STATUSES = frozenset({"REJECTED", "CANCELLED"})
 class ProjectionError(Exception):
     """An event cannot be folded into the view (wrong type, never-placed order, version out of order).
 
-    The projector stops on it: the view never silently diverges from the log.
+    The projector does not apply it: it applies the batch again one record per transaction and hands the failing
+    record to its failure hook (stage apply), which by default dead-letters it to <topic>.dlq, so the view never
+    silently diverges from the log. A replay stops on it and swaps nothing.
     """
 
 

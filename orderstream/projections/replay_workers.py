@@ -1,6 +1,6 @@
 """`replay projection NAME --processes N`: the build phase of a replay split across N worker processes.
 
-One Python process folds ~40,000 events/s into SQLite and uses about one core (the GIL); more cores only help with
+One Python process folds ~35-40k events/s into SQLite and uses about one core (the GIL); more cores only help with
 more processes. The replay's partitions are split into N groups of about equal size; each worker assigns its group
 with its own consumer and folds it into the shadow generation through its own ProjectionStore, exactly as a
 single-process replay does (rows and that partition's next offset in one transaction per batch). The parent keeps

@@ -1,7 +1,7 @@
-"""`orderstream run projections`: order-view, customer-view, sales-view and stock-view, one thread and one consumer
-group each.
+"""`orderstream run projections`: order-view, customer-view, sales-view and stock-view, one projector and one consumer
+group each. Each projector runs in two threads: one reads and decodes, the other (its writer) applies to the database.
 
-Why one consumer (and group) per projection rather than one consumer feeding all three: each view keeps its own
+Why one consumer (and group) per projection rather than one consumer feeding all four: each view keeps its own
 position in its own database, so each must seek on its own - one shared consumer would have to hold back the fastest
 view to the slowest and could not replay one view without the others. Separate groups also make
 kafka-consumer-groups show each view's lag by name (<topic prefix>orderstream.projection.<name>). Threads suffice: librdkafka

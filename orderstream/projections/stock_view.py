@@ -5,7 +5,8 @@ StockReleased: on_hand and reserved), so the row of a SKU is the numbers of its 
 the version. available = on_hand - reserved is derived when queried, never stored.
 
 State row (role "skus", keyed by the event's aggregate id, the SKU): sku, on_hand, reserved, version, updated_at.
-Versions of a SKU's stream must strictly increase (a duplicate or out-of-order event stops the projection).
+Versions of a SKU's stream must strictly increase: a duplicate or out-of-order event raises ProjectionError, which
+the projector's default failure hook dead-letters (stage apply) before it goes on; a replay stops on it.
 """
 
 from __future__ import annotations
