@@ -2,22 +2,24 @@
 
 The loop, with its commit order spelled out:
 1. consume a batch (read_committed, at most settings.projection_batch_size records, without waiting for a full one);
-2. decode every record; one that cannot be decoded goes to the undecodable hook, which by default stops the loop
-   with UndecodableRecord (issue 8 plugs a dead-letter producer in there; a hook that returns counts the record as
-   handled and moves past it);
+2. decode every record; one that cannot be decoded goes to the failure hook. The default, DeadLetterSink, sends it
+   to <topic>.dlq and the projector moves past it (a hook that returns counts the record as handled);
+   stop_on_undecodable stops the loop with UndecodableRecord instead;
 3. ProjectionStore.apply: fold the batch per order in memory, write the rows and the next offset of every partition
-   in ONE SQL transaction, commit;
+   in ONE SQL transaction, commit. A batch that raises ProjectionError is applied again one record per transaction,
+   and the record that fails goes to the failure hook (stage apply);
 4. only then commit the same offsets to Kafka - a mirror for kafka-consumer-groups and lag monitoring, never read back.
 On assignment the consumer seeks to the offsets stored in the projection's own database (OFFSET_BEGINNING when none),
 so a crash anywhere - before, inside or after the SQL commit - neither loses nor repeats an event.
 
 Step 3 runs in a writer thread, one batch at a time, while this thread consumes and decodes the next batch: the
 database's own work (psycopg and sqlite3 release the GIL while they wait on it) overlaps the Python work of the next
-batch. Measured on 1M events: PostgreSQL 21k -> 25-32k events/s; SQLite gains little, as its executemany takes the
-GIL back after every row. Batches are still applied strictly in order, one transaction each, and a batch is only
-handed over once the previous one has committed. A batch already read when a write reports that the generation changed is dropped: the
-consumer seeks to the new generation's positions and reads it again. Overlap with a rebalance is what it always was
-with two instances: the store drops records below its stored positions, so nothing applies twice.
+batch. Measured on 1M events when the writer thread came in: PostgreSQL 21k -> 25-32k events/s; SQLite gained little, as
+its executemany takes the GIL back after every row (bench/results/latest.md has the current numbers). Batches are still
+applied strictly in order, one transaction each, and a batch is only handed over once the previous one has committed. A
+batch already read when a write reports that the generation changed is dropped: the consumer seeks to the new
+generation's positions and reads it again. Overlap with a rebalance is what it always was with two instances: the store
+drops records below its stored positions, so nothing applies twice.
 
 Static membership: with ORDERSTREAM_INSTANCE_ID set (a stable name per process, e.g. a pod name), the consumer joins
 with group.instance.id=<id>.<projection>, so a restarted instance takes its partitions back at once instead of waiting
@@ -46,19 +48,21 @@ _STALE_COMMIT_CODES = ("REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION", "UNKNOWN_M
 
 
 class UndecodableRecord(RuntimeError):
-    """A record on a projected topic is not a readable event. The projector stops rather than skip it."""
+    """A record on a projected topic cannot be decoded or projected, and the failure hook is stop_on_undecodable: the
+    projector stops rather than skip it. The default hook (DeadLetterSink) dead-letters the record instead."""
 
-    def __init__(self, topic: str, partition: int, offset: int, cause: Exception) -> None:
+    def __init__(self, topic: str, partition: int, offset: int, cause: Exception, stage: str = "decode") -> None:
+        what = "cannot be decoded" if stage == "decode" else "cannot be projected"
         super().__init__(
-            f"record {topic}:{partition}:{offset} cannot be decoded ({cause}); the projector stops here so nothing is "
+            f"record {topic}:{partition}:{offset} {what} ({cause}); the projector stops here so nothing is "
             "skipped silently - inspect it with `orderstream tail`, fix the producer or the schema, then restart"
         )
-        self.topic, self.partition, self.offset = topic, partition, offset
+        self.topic, self.partition, self.offset, self.stage = topic, partition, offset, stage
 
 
 def stop_on_undecodable(message: Any, error: Exception, stage: str = "decode") -> None:
     """A failure hook that stops the loop instead of dead-lettering (the record is named in the error)."""
-    raise UndecodableRecord(message.topic(), message.partition(), message.offset(), error) from error
+    raise UndecodableRecord(message.topic(), message.partition(), message.offset(), error, stage) from error
 
 
 class DeadLetterSink:
@@ -102,8 +106,10 @@ def group_id_of(projection: str, topic_prefix: str = "") -> str:
 class Projector:
     """Runs one projection from its topics into its database, exactly once per event (see the module docstring).
 
-    run(stop) returns after stop is set (finishing the batch in hand) and closes the consumer and the engine; any
-    other failure - Kafka error, undecodable record, projection error, database error - propagates out of run().
+    run(stop) returns after stop is set (finishing the batch in hand) and closes the consumer and the engine. A
+    ProjectionError does not propagate: the batch is applied again record by record and the failing record goes to
+    the failure hook (stage apply; dead-lettered by default). Any other failure - a fatal Kafka error, a failure hook
+    that raises (stop_on_undecodable, a dead letter not acknowledged), a database error - propagates out of run().
     """
 
     def __init__(

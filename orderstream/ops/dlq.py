@@ -4,7 +4,7 @@ The dead letter keeps the raw key, value, headers and timestamp of the original 
 came from and why (never any payload data in the message):
   dlq.topic, dlq.partition, dlq.offset   the original position
   dlq.group                              the consumer group that failed on it
-  dlq.stage                              decode, validate, apply or parked
+  dlq.stage                              decode, validate or apply
   dlq.error.class, dlq.error.message     what went wrong
 A retry re-publishes the original key, value and headers to the original topic and then appends a small marker
 record to the DLQ (empty value, header dlq.retried = "<dlq partition>:<dlq offset>"), so the log says what was
@@ -21,7 +21,7 @@ from typing import Any
 from orderstream.config import Settings
 from orderstream.topology import TopicKind, all_topics, dlq_name
 
-STAGES = ("decode", "validate", "apply", "parked")
+STAGES = ("decode", "validate", "apply")
 H_TOPIC, H_PARTITION, H_OFFSET, H_GROUP = "dlq.topic", "dlq.partition", "dlq.offset", "dlq.group"
 H_STAGE, H_ERROR_CLASS, H_ERROR_MESSAGE, H_RETRIED = "dlq.stage", "dlq.error.class", "dlq.error.message", "dlq.retried"
 MAX_MESSAGE = 300
