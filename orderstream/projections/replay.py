@@ -38,6 +38,7 @@ from sqlalchemy.engine import make_url
 
 from orderstream.config import Settings
 from orderstream.consumers import faults
+from orderstream.projections.base import ProjectionError
 from orderstream.projections.registry import ProjectionSpec
 from orderstream.projections.store import Position, ProjectionStore, Record
 
@@ -318,7 +319,15 @@ class ProjectionReplay:
                     self._applied += 1
                 records.append(Record(message.topic(), message.partition(), message.offset(), event))
             if records:
-                store.apply(records, target, shadow=True)
+                try:
+                    store.apply(records, target, shadow=True)
+                except ProjectionError as exc:
+                    first = records[0]
+                    raise ReplayError(
+                        f"{self.spec.name}: a batch from {first.topic}:{first.partition}:{first.offset} cannot be "
+                        f"projected ({exc}); the replay stops here, nothing is swapped and the live projection is "
+                        "untouched - the live projector dead-letters such a record: see `orderstream dlq list`"
+                    ) from exc
                 self.progress.advance(0, sum(1 for r in records if r.event is not None))
                 faults.point("replay_batch")
 

@@ -1,13 +1,17 @@
 """The projector dead-letters what it cannot decode or apply and projects everything else (SQLite and PostgreSQL).
 
 An order whose first event was dead-lettered is parked: its later events cannot apply either and follow it into the
-DLQ, while other orders are projected as usual."""
+DLQ, while other orders are projected as usual. A replay of such a log does not dead-letter: it stops with one line
+naming the record and swaps nothing."""
 
 from __future__ import annotations
 
 import random
 import threading
 
+from typer.testing import CliRunner
+
+from orderstream.cli.main import app
 from orderstream.consumers.projector import Projector
 from orderstream.projections.registry import spec_of
 from orderstream.projections.store import ProjectionStore
@@ -26,7 +30,6 @@ def test_bad_records_are_dead_lettered_and_the_rest_projected(topics, db_url):  
         parked = random_history(rng, "parked-1")
     log = EventLog(settings)
     log.write([e for history in good for e in history])
-    log.write_raw(b"garbage-1", b"\x00 not avro")
     log.write(parked[1:])  # its OrderPlaced never arrives: every later event of it cannot apply
 
     stop = threading.Event()
@@ -37,6 +40,9 @@ def test_bad_records_are_dead_lettered_and_the_rest_projected(topics, db_url):  
         def alive() -> None:
             assert thread.is_alive(), "the projector stopped instead of dead-lettering"
 
+        wait_applied(db_url, log, names=("order-view",), check=alive)
+        replay_stops_on_the_parked_order(settings, db_url)
+        log.write_raw(b"garbage-1", b"\x00 not avro")
         wait_applied(db_url, log, names=("order-view",), check=alive)
     finally:
         stop.set()
@@ -52,3 +58,20 @@ def test_bad_records_are_dead_lettered_and_the_rest_projected(topics, db_url):  
     assert stages == ["apply"] * (len(parked) - 1) + ["decode"]
     keys = sorted(m.key() for m, _ in letters)
     assert keys == sorted([b"garbage-1"] + [b"parked-1"] * (len(parked) - 1))
+
+
+def replay_stops_on_the_parked_order(settings, db_url) -> None:  # noqa: F811
+    """`replay projection` over a log holding events that cannot be projected: exit 1, one line, nothing swapped."""
+    store = ProjectionStore(settings.database_url_for("order-view"), spec_of("order-view"))
+    live = store.pointer()
+    store.dispose()
+    cli = ["-b", settings.effective_bootstrap, "--topic-prefix", settings.topic_prefix, "--data-dir",
+           str(settings.data_dir), "replay", "projection", "order-view", "--from-beginning", "--json"]
+    result = CliRunner().invoke(app, cli, env={"ORDERSTREAM_DATABASE_URL": db_url})
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    error = result.stderr.strip().splitlines()
+    assert len(error) == 1 and "cannot be projected" in error[0] and "order parked-1" in error[0], error
+    store = ProjectionStore(settings.database_url_for("order-view"), spec_of("order-view"))
+    assert store.pointer() == live
+    store.dispose()
