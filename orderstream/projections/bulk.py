@@ -13,7 +13,9 @@ rebuild on SQLite), and psycopg then sends one INSERT per row (~65% of a rebuild
 server). Here a batch's rows become tuples once (operator.itemgetter, in C).
 
 A batch never holds two rows with the same key (RowChanges is keyed by primary key), which PostgreSQL's
-ON CONFLICT DO UPDATE requires of one statement. Two kinds of write: upsert (the row replaces the stored one) and add
+ON CONFLICT DO UPDATE requires of one statement. PostgreSQL merges the rows in primary-key order: two writers of
+different partitions (two instances, replay workers) add to shared counter rows, and rows locked in one order by both
+cannot deadlock. Two kinds of write: upsert (the row replaces the stored one) and add
 (the row's counters are added to the stored ones, the row inserted when there is none).
 """
 
@@ -120,7 +122,8 @@ class BulkRows:
         stage = quote(f"stage_{table.name}"[:63])  # a temporary table: this session's own, emptied at every commit
         return _Statements(
             names,
-            merge=f"INSERT INTO {target} ({column_list}) SELECT {column_list} FROM {stage} {conflict}",
+            # in key order: writers of other partitions lock shared rows (counters) in the same order, never a cycle
+            merge=f"INSERT INTO {target} ({column_list}) SELECT {column_list} FROM {stage} ORDER BY {keys} {conflict}",
             prepare=f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} (LIKE {target}) ON COMMIT DELETE ROWS",
             load=f"COPY {stage} ({column_list}) FROM STDIN",
         )

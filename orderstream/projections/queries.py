@@ -40,8 +40,13 @@ class ReadModel:
 
     @contextmanager
     def reading(self) -> Iterator[tuple[Connection, TableSet]]:
-        """One read transaction on the live generation's tables."""
-        with self.store.engine.begin() as conn:
+        """One read transaction on the live generation's tables: the pointer and every row it reads come from one
+        snapshot (SQLite: a WAL read transaction; PostgreSQL: REPEATABLE READ, as READ COMMITTED would let an order's
+        summary and its timeline come from different batches, or the pointer from before a swap)."""
+        conn = self.store.engine.connect()
+        if self.store.engine.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn, conn.begin():
             yield conn, self.store.tables(self.store.active_generation(conn))
 
     def next_offset(self, topic: str, partition: int) -> int | None:

@@ -5,7 +5,10 @@ ProjectionStore guarantees:
   the rows always match the stored positions, whatever crashes.
 - Records at or past the stored position are applied; records below it were applied already (two instances
   overlapping during a rebalance) and are dropped, so an event never counts twice. Offset rows are locked for
-  the transaction (SELECT ... FOR UPDATE on PostgreSQL, BEGIN IMMEDIATE on SQLite).
+  the transaction (SELECT ... FOR UPDATE on PostgreSQL, BEGIN IMMEDIATE on SQLite); on PostgreSQL a partition's
+  first batch inserts its offset row first, so there is a row to lock, and the pointer row is read FOR SHARE, so a
+  batch never commits into a generation a swap has just replaced. Shared counter rows are merged in key order and a
+  deadlock or serialization failure retries the transaction.
 - Tables are created on first start; a database built with another schema version is refused (SchemaMismatch).
 - Writes go through the pointer (projection_meta.active_generation): when a rebuild swaps generations, the next
   apply() raises GenerationChanged and the caller re-seeks to the new generation's offsets.
@@ -18,20 +21,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, inspect, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from orderstream.domain.events import Event
 from orderstream.projections.base import RowChanges
 from orderstream.projections.bulk import BulkRows
 from orderstream.projections.registry import ProjectionSpec
 from orderstream.projections.tables import TableSet, bookkeeping, projection_meta, projection_offsets
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _DDL_LOCK_KEY = 0x6F7264657273  # pg_advisory_xact_lock key held while a projection creates its tables
@@ -41,6 +50,7 @@ Position = tuple[str, int]  # (topic, partition)
 # Built once: a statement built per batch leaves ~40 SQLAlchemy objects in reference cycles, and a live projector
 # applying hundreds of small batches a second made a 100 ms garbage-collector pause every few seconds.
 _META_QUERY = select(projection_meta).where(projection_meta.c.projection == bindparam("projection"))
+_META_QUERY_FOR_SHARE = _META_QUERY.with_for_update(read=True)  # PostgreSQL: a swap (FOR UPDATE) waits for the batch
 _ALL_OFFSETS = select(projection_offsets.c.topic, projection_offsets.c.partition, projection_offsets.c.next_offset).where(
     projection_offsets.c.projection == bindparam("projection"), projection_offsets.c.generation == bindparam("generation")
 )
@@ -48,8 +58,13 @@ _OFFSETS = _ALL_OFFSETS.where(
     projection_offsets.c.topic.in_(bindparam("topics", expanding=True)),
     projection_offsets.c.partition.in_(bindparam("partitions", expanding=True)),
 )
-_ALL_OFFSETS_FOR_UPDATE = _ALL_OFFSETS.with_for_update()  # swap_in: the live generation's rows, held for its check
-_OFFSETS_FOR_UPDATE = _OFFSETS.with_for_update()
+# Locked in key order, so two writers never wait on each other's rows in a cycle.
+_KEY_ORDER = (projection_offsets.c.topic, projection_offsets.c.partition)
+_ALL_OFFSETS_FOR_UPDATE = _ALL_OFFSETS.order_by(*_KEY_ORDER).with_for_update()  # swap_in: the live generation's rows
+_OFFSETS_FOR_UPDATE = _OFFSETS.order_by(*_KEY_ORDER).with_for_update()
+# PostgreSQL errors after which the whole transaction can simply run again (deadlock, serialization failure).
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+_RETRIES = 5
 
 
 class StoreError(RuntimeError):
@@ -199,10 +214,18 @@ class ProjectionStore:
         self._bookkeeping_exists = False
         self._bulk = BulkRows(self.engine.dialect)
         self._writers_queue = WritersQueue.for_url(url)
+        self._postgres = self.engine.dialect.name == "postgresql"
 
     def dispose(self) -> None:
         self.engine.dispose()
         self._writers_queue.close()
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A read-only transaction. On a writer's SQLite engine a plain BEGIN (a snapshot), not BEGIN IMMEDIATE: a
+        read must not queue behind, or time out on, other processes' writes (a rebalance callback reads positions)."""
+        with self.engine.connect().execution_options(snapshot_read=True) as conn, conn.begin():
+            yield conn
 
     def tables(self, generation: int) -> TableSet:
         if generation not in self._tables:
@@ -231,9 +254,10 @@ class ProjectionStore:
             self._create_generation(conn, row.active_generation)
             return row.active_generation
 
-    def active_generation(self, conn: Connection) -> int:
-        """The live generation, after checking the database was built by this schema version."""
-        row = self._meta(conn)
+    def active_generation(self, conn: Connection, *, lock: bool = False) -> int:
+        """The live generation, after checking the database was built by this schema version. lock=True (a write
+        transaction) holds the pointer row FOR SHARE on PostgreSQL until the commit, so a swap waits for it."""
+        row = self._meta(conn, lock=lock)
         if row is None:
             raise NotInitialized(f"{self.spec.name} has not started yet: run `orderstream run projections`")
         self._check_version(row.schema_version)
@@ -253,13 +277,14 @@ class ProjectionStore:
                 .values(active_generation=generation, schema_version=schema_version)
             )
 
-    def _meta(self, conn: Connection):
+    def _meta(self, conn: Connection, *, lock: bool = False):
         meta = projection_meta
         if not self._bookkeeping_exists:  # once seen, the table stays: skip the catalog query on every batch
             if not self.engine.dialect.has_table(conn, meta.name):
                 return None
             self._bookkeeping_exists = True
-        return conn.execute(_META_QUERY, {"projection": self.spec.name}).one_or_none()
+        query = _META_QUERY_FOR_SHARE if lock and self._postgres else _META_QUERY
+        return conn.execute(query, {"projection": self.spec.name}).one_or_none()
 
     def _check_version(self, stored: int) -> None:
         if stored != self.spec.schema_version:
@@ -281,7 +306,7 @@ class ProjectionStore:
 
     def next_offsets(self, generation: int | None = None) -> dict[Position, int]:
         """The stored next offset of every (topic, partition) of a generation (default: the live one)."""
-        with self.engine.begin() as conn:
+        with self._reading() as conn:
             if generation is None:
                 generation = self.active_generation(conn)
             return self._offsets(conn, generation, None)
@@ -290,7 +315,7 @@ class ProjectionStore:
         """Stored next offsets of a generation: every partition's, or those of `positions` only. On PostgreSQL,
         lock=True locks the rows read FOR UPDATE (with positions: only theirs, not other writers' partitions)."""
         params = {"projection": self.spec.name, "generation": generation}
-        for_update = lock and self.engine.dialect.name == "postgresql"
+        for_update = lock and self._postgres
         if positions is None:
             query = _ALL_OFFSETS_FOR_UPDATE if for_update else _ALL_OFFSETS
             return {(row.topic, row.partition): row.next_offset for row in conn.execute(query, params)}
@@ -324,11 +349,23 @@ class ProjectionStore:
         when they moved (another instance applied these partitions meanwhile), the batch is folded again under the
         lock."""
         positions = {(r.topic, r.partition) for r in records}
+        for attempt in range(1, _RETRIES + 1):
+            try:
+                return self._apply_once(records, generation, positions, before_commit, shadow)
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) not in _RETRYABLE_SQLSTATES or attempt == _RETRIES:
+                    raise
+                log.info("%s: batch transaction rolled back (%s), running it again", self.spec.name, exc.orig.sqlstate)
+        raise AssertionError("unreachable")
+
+    def _apply_once(self, records, generation, positions, before_commit, shadow) -> dict[Position, int]:
         ahead = self._fold_ahead(records, generation, positions, shadow)
         with self._writers_queue, self.engine.begin() as conn:
-            self._check_generation(conn, generation, shadow)
+            self._check_generation(conn, generation, shadow, lock=True)
+            if self._postgres:
+                self._claim_positions(conn, generation, [p for p, o in ahead[0].items() if o is None])
             stored = self._offsets(conn, generation, positions, lock=True)
-            if ahead[0] == {p: stored.get(p) for p in positions}:
+            if all((ahead[0][p] or 0) == stored.get(p, 0) for p in positions):  # a claimed row's 0: nothing applied
                 fresh, changes = ahead[1], ahead[2]
             else:
                 fresh, changes = self._fold(conn, records, generation, stored)
@@ -348,9 +385,23 @@ class ProjectionStore:
                 before_commit()
         return after
 
+    def _claim_positions(self, conn: Connection, generation: int, unseen: list[Position]) -> None:
+        """PostgreSQL: give partitions that had no offset row at the snapshot one (next offset 0, "nothing applied")
+        before locking the rows FOR UPDATE. A missing row locks nothing, so two instances overlapping on a
+        partition's first batch (a rebalance) would both write it and add its counters twice; the insert waits for
+        the other's uncommitted one instead, and the lock then reads its position. A claimed row is set to the
+        batch's position in the same transaction (every record of a batch is at or past offset 0)."""
+        if not unseen:
+            return
+        rows = [
+            {"projection": self.spec.name, "generation": generation, "topic": t, "partition": p, "next_offset": 0}
+            for t, p in sorted(unseen)
+        ]
+        conn.execute(postgresql_insert(projection_offsets).values(rows).on_conflict_do_nothing())
+
     def _fold_ahead(self, records, generation, positions, shadow) -> tuple[dict, list[Record], RowChanges | None]:
         """(positions as read, fresh records, row changes) from a read-only snapshot, without the write lock."""
-        with self.engine.connect().execution_options(snapshot_read=True) as conn, conn.begin():
+        with self._reading() as conn:
             self._check_generation(conn, generation, shadow)
             stored = self._offsets(conn, generation, positions)
             fresh, changes = self._fold(conn, records, generation, stored)
@@ -365,11 +416,11 @@ class ProjectionStore:
         current = self._bulk.load(conn, self.tables(generation)[self.spec.state_role], {e.aggregate_id for e in events})
         return fresh, self.spec.project(events, current)
 
-    def _check_generation(self, conn: Connection, generation: int, shadow: bool) -> None:
+    def _check_generation(self, conn: Connection, generation: int, shadow: bool, *, lock: bool = False) -> None:
         if shadow:
-            self._check_shadow(conn, generation)
+            self._check_shadow(conn, generation, lock=lock)
             return
-        live = self.active_generation(conn)
+        live = self.active_generation(conn, lock=lock)
         if live != generation:
             raise GenerationChanged(self.spec.name, live)
 
@@ -392,7 +443,7 @@ class ProjectionStore:
 
     def pointer(self) -> tuple[int, int] | None:
         """(schema_version, active_generation) as stored, WITHOUT the version check; None before the first start."""
-        with self.engine.begin() as conn:
+        with self._reading() as conn:
             row = self._meta(conn)
             return None if row is None else (row.schema_version, row.active_generation)
 
@@ -401,7 +452,7 @@ class ProjectionStore:
         probe = 987654321  # a generation number no database holds: where it appears in a name, the number goes
         patterns = [re.compile(re.escape(t.name).replace(str(probe), r"(\d+)") + "$") for t in self.tables(probe).values()]
         found: set[int] = set()
-        with self.engine.begin() as conn:
+        with self._reading() as conn:
             for name in inspect(conn).get_table_names():
                 for pattern in patterns:
                     match = pattern.match(name)
@@ -443,7 +494,7 @@ class ProjectionStore:
         the shadow is behind. Raises StoreError if the pointer no longer names `replaced`."""
         with self.engine.begin() as conn:
             meta = select(projection_meta).where(projection_meta.c.projection == self.spec.name)
-            if self.engine.dialect.name == "postgresql":
+            if self._postgres:
                 meta = meta.with_for_update()
             row = conn.execute(meta).one_or_none()
             if row is None or row.active_generation != replaced:
@@ -470,8 +521,8 @@ class ProjectionStore:
             )
             return {}
 
-    def _check_shadow(self, conn: Connection, generation: int) -> None:
-        row = self._meta(conn)
+    def _check_shadow(self, conn: Connection, generation: int, *, lock: bool = False) -> None:
+        row = self._meta(conn, lock=lock)
         if row is not None and row.active_generation == generation:
             raise StoreError(f"{self.spec.name}: generation {generation} is live; a replay never writes into it")
 
@@ -479,7 +530,7 @@ class ProjectionStore:
 
     def dump(self, generation: int | None = None) -> dict[str, list[tuple]]:
         """Every row of every table of a generation (default: the live one), by role, in primary-key order."""
-        with self.engine.begin() as conn:
+        with self._reading() as conn:
             if generation is None:
                 generation = self.active_generation(conn)
             result = {}
@@ -494,3 +545,4 @@ class ProjectionStore:
             role: hashlib.sha256(json.dumps(rows, default=str).encode()).hexdigest()
             for role, rows in self.dump(generation).items()
         }
+

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -94,6 +96,120 @@ def test_queries_and_the_writer_follow_the_generation_pointer(db_url):  # noqa: 
     model.close()
     for s in stores.values():
         s.dispose()
+
+
+# --- two writers at once: rebalance overlaps, a swap racing the live projector, shared counters ------------------
+
+
+def _customer_totals(store, generation):
+    from sqlalchemy import select
+
+    table = store.tables(generation)["customers"]
+    with store.engine.begin() as conn:
+        return sorted(tuple(r) for r in conn.execute(select(table.c.customer_id, table.c.orders_count,
+                                                            table.c.lifetime_value_minor)))
+
+
+def test_two_instances_applying_a_partitions_first_batch_count_it_once(db_url):  # noqa: F811
+    """A rebalance overlap on a partition nothing was applied from yet: instance A is between its writes and its
+    commit when B applies the same records. B must wait for A and then drop them (on PostgreSQL there is no offset
+    row to lock until A's commits), not add the customer's counters a second time."""
+    url = url_for(db_url, "customer-view")
+    a, b = (ProjectionStore(url, spec_of("customer-view"), writer=True) for _ in range(2))
+    generation = a.ensure()
+    b.ensure()
+    at = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    batch = records_of([_placed("o1", "alice", at, [("A", 1, 100)]), _placed("o2", "alice", at, [("A", 1, 100)])])
+    inside, failures = threading.Event(), []
+
+    def slow_commit() -> None:
+        inside.set()
+        time.sleep(0.5)
+
+    def first() -> None:
+        try:
+            a.apply(batch, generation, before_commit=slow_commit)
+        except Exception as exc:  # noqa: BLE001 - asserted on below
+            failures.append(exc)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert inside.wait(10)
+    assert b.apply(batch, generation) == {(TOPIC, 0): 2}
+    thread.join(30)
+    assert not failures, failures
+    assert _customer_totals(a, generation) == [("alice", 2, 200)]
+    assert a.next_offsets() == {(TOPIC, 0): 2}
+    a.dispose()
+    b.dispose()
+
+
+def test_a_batch_racing_a_swap_is_refused_not_committed_into_the_replaced_generation(db_url):  # noqa: F811
+    """The live projector's batch arrives while a replay's swap holds its locks: once the swap commits, the batch
+    must fail with GenerationChanged (the projector re-seeks to the new generation), never land in the old one."""
+    url = url_for(db_url, "customer-view")
+    live, replay = (ProjectionStore(url, spec_of("customer-view"), writer=True) for _ in range(2))
+    old = live.ensure()
+    at = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    first = records_of([_placed("o1", "alice", at, [("A", 1, 100)])])
+    live.apply(first, old)
+    replay.create_generation(old + 1)
+    replay.apply(first, old + 1, shadow=True)
+    inside, swapped = threading.Event(), {}
+    write_offsets = replay._bulk.upsert
+
+    def slow_upsert(*args, **kwargs):  # the swap holds its locks and has not committed yet
+        inside.set()
+        time.sleep(0.5)
+        return write_offsets(*args, **kwargs)
+
+    replay._bulk.upsert = slow_upsert
+    thread = threading.Thread(target=lambda: swapped.update(behind=replay.swap_in(old + 1, old, {(TOPIC, 0): 1})))
+    thread.start()
+    assert inside.wait(10)
+    with pytest.raises(GenerationChanged):
+        live.apply(records_of([_placed("o2", "alice", at, [("A", 1, 100)])], start=1), old)
+    thread.join(30)
+    assert swapped == {"behind": {}}
+    assert live.next_offsets(old) == {(TOPIC, 0): 1}  # nothing more went into the replaced generation
+    live.dispose()
+    replay.dispose()
+
+
+def test_writers_of_different_partitions_share_counter_rows_without_deadlock(db_url):  # noqa: F811
+    """Two instances (or replay workers) on different partitions add to the same customers' counters, each batch
+    touching them in another order; on PostgreSQL that deadlocked unless rows are locked in one order."""
+    import random
+
+    url = url_for(db_url, "customer-view")
+    stores = [ProjectionStore(url, spec_of("customer-view"), writer=True) for _ in range(2)]
+    generation = stores[0].ensure()
+    stores[1].ensure()
+    at = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    failures = []
+
+    def writer(partition: int) -> None:
+        rng = random.Random(partition)
+        offset = 0
+        try:
+            for _ in range(8):
+                customers = [f"c{n:03d}" for n in range(150)]
+                rng.shuffle(customers)
+                events = [_placed(f"o{partition}-{offset + n}", c, at, [("A", 1, 100)]) for n, c in enumerate(customers)]
+                stores[partition].apply(records_of(events, partition=partition, start=offset), generation)
+                offset += len(events)
+        except Exception as exc:  # noqa: BLE001 - asserted on below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(p,)) for p in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not failures, failures
+    assert _customer_totals(stores[0], generation) == [(f"c{n:03d}", 16, 1600) for n in range(150)]
+    for store in stores:
+        store.dispose()
 
 
 def _placed(order_id, customer, at, lines, currency="EUR"):
