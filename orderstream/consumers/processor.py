@@ -91,6 +91,10 @@ class ProcessorError(RuntimeError):
     was aborted: nothing of the failing batch is visible or committed."""
 
 
+class EvolveFailed(RuntimeError):
+    """A changelog record does not apply to the state restored so far (raised while restoring only)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Output:
     """A record to produce. topic is the logical name (the runtime adds the topic prefix); partition None lets the
@@ -329,6 +333,7 @@ class Processor(Generic[S]):
         try:
             ends: dict[int, int] = {}
             starts = []
+            kept: set[int] = set()  # partitions replayed on top of a cached (or in-memory) state, not from scratch
             for number in partitions:
                 state = self._states.get(number)
                 if state is None and self._cache is not None:
@@ -340,6 +345,8 @@ class Processor(Generic[S]):
                                     "rebuilding", self.name, number, state.next_offset, low, end)
                     state = PartitionState(number, next_offset=0)
                 self._states[number] = state
+                if state.keys:
+                    kept.add(number)
                 if state.next_offset < end:
                     ends[number] = end
                     start = state.next_offset if state.next_offset > 0 else OFFSET_BEGINNING
@@ -351,12 +358,23 @@ class Processor(Generic[S]):
             while ends:
                 if time.monotonic() > deadline:
                     raise ProcessorError(f"{self.name}: rebuilding state from {self.changelog} took over 300s")
+                restarted: set[int] = set()
                 for record in reader.consume(1000, 0.5):
                     if record.error():
                         if record.error().fatal():
                             raise ProcessorError(f"{self.name}: fatal error reading {self.changelog}: {record.error()}")
                         continue
-                    self._replay(record)
+                    if record.partition() in restarted:
+                        continue  # read before the seek back to the start
+                    try:
+                        self._replay(record)
+                    except EvolveFailed as failed:
+                        if record.partition() not in kept:
+                            raise ProcessorError(str(failed)) from failed.__cause__
+                        self._rebuild_from_start(reader, record.partition(), failed)
+                        kept.discard(record.partition())
+                        restarted.add(record.partition())
+                        continue
                     replayed += 1
                 for tp in reader.position([TopicPartition(self.changelog, n) for n in list(ends)]):
                     if tp.offset >= ends[tp.partition]:
@@ -364,6 +382,16 @@ class Processor(Generic[S]):
             return replayed
         finally:
             reader.close()
+
+    def _rebuild_from_start(self, reader: Any, number: int, failed: Exception) -> None:
+        """The changelog does not continue the cached state of a partition (the cache is not what its offset says):
+        the log is the truth, so forget the cache and fold the partition again from its first record."""
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+        log.warning("%s: %s - the cached state of partition %d does not match the changelog; rebuilding it from the "
+                    "start", self.name, failed, number)
+        self._states[number] = PartitionState(number, next_offset=0)
+        reader.seek(TopicPartition(self.changelog, number, OFFSET_BEGINNING))
 
     def _replay(self, record: Any) -> None:
         from orderstream.schemas.errors import DecodeError
@@ -380,7 +408,13 @@ class Processor(Generic[S]):
         current = state.keys.get(key)
         if current is None:
             current = state.keys[key] = KeyState(self.spec.logic.initial(key))
-        current.value = self.spec.logic.evolve(current.value, event)
+        try:
+            current.value = self.spec.logic.evolve(current.value, event)
+        except Exception as exc:
+            raise EvolveFailed(
+                f"{self.name}: changelog record {record.topic()}[{record.partition()}]@{record.offset()} does not "
+                f"follow the state of key {key}: {type(exc).__name__}: {exc}"
+            ) from exc
         current.handled[event.causation_id] = Handled(event.version, record.partition(), record.offset(), event.occurred_at)
         state.next_offset = record.offset() + 1
         state.changed.add(key)

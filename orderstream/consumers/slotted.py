@@ -23,7 +23,7 @@ S = TypeVar("S")
 class Stage(Generic[S]):
     """One processor of a service: what it reads, the changelog it writes, and the logic deciding in between."""
 
-    service: str  # the service it belongs to; its state cache lives in <data_dir>/state/<service>
+    service: str  # the service it belongs to; its state cache lives in <data_dir>/state/<service>/slot-<n>
     source: str  # CloudEvents source of what it produces
     name: str  # the processor's name
     group: Callable[[Settings], str]  # its consumer group (with the topic prefix)
@@ -46,8 +46,13 @@ class Stage(Generic[S]):
         return ProcessorSpec(**(values | overrides))
 
     def slot_spec(self, settings: Settings, slot: int, **overrides: Any) -> ProcessorSpec[S]:
-        """The spec of the stage run by instance slot `slot`: its transactional.id is "<group>-<slot>"."""
-        return self.spec(settings, f"{self.group(settings)}-{slot}", **overrides)
+        """The spec of the stage run by instance slot `slot`: its transactional.id is "<group>-<slot>" and its state
+        cache is the slot's own (<data_dir>/state/<service>/slot-<slot>). Instances on one host share the data
+        directory; had they shared cache files too, an instance that lost a partition (a long pause) could append
+        its older state on top of the new owner's, and the merged file would claim an offset its keys do not match.
+        The slot is held for the process's life, so each cache file has one writer at a time."""
+        state_dir = settings.data_dir / "state" / self.service / f"slot-{slot}"
+        return self.spec(settings, f"{self.group(settings)}-{slot}", **({"state_dir": state_dir} | overrides))
 
 
 class SlottedService:

@@ -10,6 +10,7 @@ import sys
 import time
 
 from orderstream.consumers.order_service import OrderService
+from orderstream.consumers.state import Checkpoint, StateCache
 from orderstream.domain.commands import Reply
 from orderstream.domain.events import OrderCancelled, OrderPlaced
 from orderstream.producers.commands import CommandSender
@@ -85,7 +86,7 @@ def test_deleting_the_state_cache_changes_nothing_but_start_up_time(topics):
         original = send.send_and_wait(place_order("o-cache-1", command_id="cache-cmd"))
         send.send_and_wait(place_order("o-cache-2"))
         assert send.send_and_wait(cancel_order("o-cache-2", expected_version=1)).reply.accepted
-    assert any(state_dir.glob("*.pickle")), "stopping wrote the cache"
+    assert any(state_dir.glob("slot-0/*.pickle")), "stopping wrote the cache, in the instance slot's own directory"
 
     def snapshot(service: RunningService):
         states = service.service.processor._states
@@ -103,6 +104,17 @@ def test_deleting_the_state_cache_changes_nothing_but_start_up_time(topics):
     assert repeat.reply == original.reply, "the idempotency memory (offsets included) came back from the changelog"
     assert first.service.processor.batches_committed == 3
 
+    # a cache whose offset does not match its keys (here: every key's final state, claimed to be at offset 0) is
+    # found out by the first changelog record that does not follow it, and the partition is folded from the start
+    cache = StateCache(state_dir / "slot-0", topics.topic(ORDERS_EVENTS))
+    for number in range(3):
+        state = cache.load(number)
+        if state is not None and state.keys:
+            cache.save(Checkpoint(number, 0, state.keys, whole=True))
+    with running_order_service(topics) as healed:
+        healed.wait_owned(lambda owned: owned == {0, 1, 2})
+        assert snapshot(healed) == with_cache
+
 
 def test_two_instances_share_the_partitions_and_hand_over_without_loss(topics):
     orders = [f"o-pair-{i}" for i in range(24)]
@@ -115,6 +127,7 @@ def test_two_instances_share_the_partitions_and_hand_over_without_loss(topics):
             time.sleep(0.05)
         assert a.owned.isdisjoint(b.owned)
         assert a.service.processor.spec.transactional_id != b.service.processor.spec.transactional_id
+        assert a.service.processor.spec.state_dir != b.service.processor.spec.state_dir  # no cache file has two writers
         with sender(topics) as send:
             for order_id in orders:
                 send.send(place_order(order_id))
