@@ -51,6 +51,7 @@ DEFAULT_CONSUMER_OVERRIDES = {
 # linger 1 ms: every batch ends in a flush inside its transaction, which would otherwise wait out the default linger
 DEFAULT_PRODUCER_OVERRIDES = {"transaction.timeout.ms": 30_000, "linger.ms": 1}
 KAFKA_TIMEOUT_S = 30.0
+COMMIT_ATTEMPTS = 4  # a commit that times out is resumed (see Processor._commit_transaction)
 MAX_FATAL_RECOVERIES = 3
 
 
@@ -500,7 +501,7 @@ class Processor(Generic[S]):
                 lambda: producer.send_offsets_to_transaction(positions, group, KAFKA_TIMEOUT_S),
                 KAFKA_TIMEOUT_S + 5,
             )
-            self._producer.commit_transaction(KAFKA_TIMEOUT_S)  # flushes the replies; fails if any was not delivered
+            self._commit_transaction()
             self._in_transaction = False
         except KafkaException as exc:
             self._recover(exc.args[0], batch)
@@ -516,6 +517,22 @@ class Processor(Generic[S]):
             self.name, len(records), sorted({p for _, p in batch.next_offsets}), batch.events, batch.outputs,
             len(batch.replies), (time.monotonic() - began) * 1000,
         )
+
+    def _commit_transaction(self) -> None:
+        """commit_transaction, flushing the replies (it fails if any was not delivered). A commit that times out goes
+        on in the background and librdkafka says to call it again (aborting then would conflict with it and stop the
+        service): so a retriable error that does not require an abort is retried, COMMIT_ATTEMPTS times in all."""
+        from confluent_kafka import KafkaException
+
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                self._producer.commit_transaction(KAFKA_TIMEOUT_S)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if attempt == COMMIT_ATTEMPTS or not error.retriable() or error.txn_requires_abort() or error.fatal():
+                    raise
+                log.warning("%s: commit not finished (%s); calling it again (attempt %d)", self.name, error, attempt + 1)
 
     def _handle(self, batch: _Batch, record: Any) -> None:
         from orderstream.schemas.errors import DecodeError

@@ -207,6 +207,8 @@ class Projector:
 
     def _on_revoke(self, consumer, partitions) -> None:
         log.info("%s: revoked %s", self.name, ", ".join(f"{tp.topic}:{tp.partition}" for tp in partitions))
+        for tp in partitions:  # their next owner mirrors them now: a later commit of ours would move the group back
+            self._mirrored.pop((tp.topic, tp.partition), None)
         consumer.unassign()
 
     def _decode(self, codec, messages: list) -> tuple[list, list]:
