@@ -145,6 +145,11 @@ def topic(
     event_type: Annotated[
         Optional[str], typer.Option("--type", help="Only this event type (e.g. OrderPlaced, or a whole ce_type).")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Allow one of the pipeline's own topics as DST (a restore): its services will "
+                     "consume the copies."),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Copy events into another topic exactly once: same keys, headers and timestamps; same partition numbers if DST
@@ -164,6 +169,7 @@ def topic(
             copy = TopicCopy(
                 settings, source, destination, CopyFilter.of(start, end, event_type), progress=bar,
                 on_notice=lambda text: None if json_output else notices.print(f"note: {text}", highlight=False),
+                allow_pipeline_destination=force,
             )  # fmt: skip
             result = copy.run()
         except KeyboardInterrupt:

@@ -19,6 +19,10 @@ TopicCopy guarantees:
 - DST is created when missing, with SRC's partition count, retention.ms and cleanup.policy and CreateTime
   timestamps; an existing DST is used as it is (it must keep CreateTime timestamps, else the copy refuses).
 - Nothing else is written: the copy has no other side effect.
+- DST may not be one of the pipeline's own topics (orders.commands, payments.events, ... and their .dlq) unless
+  allow_pipeline_destination is set (`--force`, for a restore): services consume those, and a copy would feed them
+  records they did not ask for (a copy of orders.events into orders.commands was dead-lettered whole). A --type that
+  names no type of the wire contract is refused, as it could only ever copy nothing.
 """
 
 from __future__ import annotations
@@ -99,6 +103,24 @@ class CopyResult:
     seconds: float = 0.0
 
 
+def _check_destination(destination: str) -> None:
+    from orderstream.topology import all_topics
+
+    if destination in {spec.name for spec in all_topics()}:
+        raise CopyError(
+            f"{destination} is one of the pipeline's own topics, and services consume it: copy into a new topic "
+            f"(e.g. {destination}.copy), or pass --force to restore into it on purpose"
+        )
+
+
+def _check_event_type(event_type: str) -> None:
+    from orderstream.schemas.catalog import default_catalog
+
+    catalog = default_catalog()
+    if event_type not in catalog and event_type not in {entry.ce_type for entry in catalog.entries()}:
+        raise CopyError(f"--type {event_type}: no such type in the wire contract; `orderstream schemas list` names them")
+
+
 class TopicCopy:
     """Copies SRC into DST exactly once (see the module docstring). Topic names are given without the prefix."""
 
@@ -113,11 +135,16 @@ class TopicCopy:
         stop: threading.Event | None = None,
         batch_size: int | None = None,
         on_notice: Callable[[str], None] | None = None,
+        allow_pipeline_destination: bool = False,
     ) -> None:
         self.settings = settings
         self.source, self.destination = settings.topic(source), settings.topic(destination)
         if self.source == self.destination:
             raise CopyError("the source and destination topic are the same")
+        if not allow_pipeline_destination:
+            _check_destination(destination)
+        if copy_filter.event_type is not None:
+            _check_event_type(copy_filter.event_type)
         self.filter = copy_filter
         self.progress = progress or CopyProgress()
         self.stop = stop or threading.Event()
