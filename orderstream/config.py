@@ -19,7 +19,7 @@ PROJECTIONS = ("order-view", "customer-view", "sales-view", "stock-view")
 
 
 class Settings(BaseSettings):
-    """Every knob of orderstream. Frozen: build a new one (settings.model_copy(update=...)) to change it."""
+    """Every knob of orderstream. Frozen: build a new one (with_overrides(settings, ...)) to change it."""
 
     model_config = SettingsConfigDict(env_prefix="ORDERSTREAM_", frozen=True, extra="forbid")
 
@@ -126,11 +126,21 @@ class Settings(BaseSettings):
 
 
 class ConfigError(ValueError):
-    """The configuration cannot be used; the message says which setting and why."""
+    """The configuration cannot be used; the message says which setting and why.
+
+    setting/reason: for an invalid value, its setting's name and what is wrong with it (so a command can name the
+    option it came from); None for a file that cannot be read at all.
+    """
+
+    def __init__(self, message: str, setting: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.setting, self.reason = setting, reason
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Build the settings: overrides (CLI options; None values are ignored) > env > TOML file > defaults."""
+    import tomllib
+
     from pydantic import ValidationError
 
     overrides = {key: value for key, value in overrides.items() if value is not None}
@@ -142,12 +152,48 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
+        raise _invalid(exc) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise _unreadable(exc) from None
     finally:
         if config_file is not None:
             if previous is None:
                 os.environ.pop("ORDERSTREAM_CONFIG", None)
             else:
                 os.environ["ORDERSTREAM_CONFIG"] = previous
+
+
+def with_overrides(settings: Settings, **overrides: Any) -> Settings:
+    """settings with some values replaced (None values are ignored), validated like every other source.
+
+    settings.model_copy(update=...) skips validation: a `--partitions 0` from the command line went through it
+    unchecked (and -3 reached the AdminClient, which raised). model_validate runs the sources again (BaseSettings
+    has its own __init__), but every field is passed, so none of their values can win over these."""
+    import tomllib
+
+    from pydantic import ValidationError
+
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    if not overrides:
+        return settings
+    try:
+        return Settings.model_validate(settings.model_dump() | overrides)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise _unreadable(exc) from None
+
+
+def _invalid(exc: Any) -> ConfigError:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "settings"
+    return ConfigError(f"invalid setting {where}: {first['msg']}", setting=where, reason=first["msg"])
+
+
+def _unreadable(exc: Exception) -> ConfigError:
+    """The TOML source parses the file inside Settings(): its errors give the position, never the file's name."""
+    where = os.environ.get("ORDERSTREAM_CONFIG") or DEFAULT_CONFIG_FILE
+    if isinstance(exc, OSError):
+        return ConfigError(f"cannot read config file {where}: {exc.strerror or exc}")
+    kind = "UTF-8" if isinstance(exc, UnicodeDecodeError) else "TOML"
+    return ConfigError(f"config file {where} is not valid {kind}: {exc}; fix it or pass another one with -c")

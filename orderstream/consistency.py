@@ -7,7 +7,12 @@ its stored next offset for that topic and partition is past the token's offset. 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# ASCII digits only (str.isdigit() also takes '²', which int() refuses); at most what Kafka's int32 partition and
+# int64 offset can hold in digits, so int() never sees thousands of them.
+_TOKEN = re.compile(r"(?P<topic>.+):(?P<partition>[0-9]{1,10}):(?P<offset>[0-9]{1,19})")
 
 
 class TokenError(ValueError):
@@ -25,11 +30,24 @@ class ConsistencyToken:
 
     @classmethod
     def parse(cls, text: str) -> ConsistencyToken:
-        parts = text.strip().rsplit(":", 2)
-        if len(parts) != 3 or not parts[0] or not parts[1].isdigit() or not parts[2].isdigit():
-            raise TokenError(f"token {text!r} is not <topic>:<partition>:<offset> (as printed by `place --wait`)")
-        return cls(parts[0], int(parts[1]), int(parts[2]))
+        match = _TOKEN.fullmatch(text.strip())
+        if match is None:
+            raise TokenError(
+                f"token {text!r} is not <topic>:<partition>:<offset> with digits 0-9 (as printed by `place --wait`)"
+            )
+        return cls(match["topic"], int(match["partition"]), int(match["offset"]))
 
     def is_applied(self, next_offset: int | None) -> bool:
         """True when a consumer whose next offset on this partition is next_offset has applied this token."""
         return next_offset is not None and next_offset > self.offset
+
+    def impossibility(self, partitions: int, end_offset: int | None) -> str | None:
+        """Why no event can ever sit at this token in a topic of `partitions` partitions whose token partition ends
+        at end_offset (its high watermark); None when one can. Such a token would otherwise be waited for until the
+        timeout, and the wait would end blaming the projections for an event that was never written."""
+        if self.partition >= partitions:
+            return f"{self.topic} has {partitions} partition(s), numbered 0 to {partitions - 1}"
+        if end_offset is not None and self.offset >= end_offset:
+            last = f"its last event is at offset {end_offset - 1}" if end_offset else "it holds no events"
+            return f"{self.topic} partition {self.partition} ends before offset {self.offset} ({last})"
+        return None

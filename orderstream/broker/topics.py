@@ -1,7 +1,7 @@
 """Creating and verifying the pipeline's topics with confluent-kafka's AdminClient. Idempotent.
 
-An existing topic is checked, never silently accepted: a wrong partition count or a wrong retention on an event
-topic is reported as a mismatch (and `ensure_topics` raises after reporting every topic).
+An existing topic is checked, never silently accepted: a wrong partition count, a wrong replication factor or a
+wrong retention on an event topic is reported as a mismatch (and `ensure_topics` raises after reporting every topic).
 """
 
 from __future__ import annotations
@@ -65,6 +65,9 @@ def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] | None = None
         problems = []
         if partitions != settings.partitions:
             problems.append(f"has {partitions} partitions, expected {settings.partitions}")
+        replicas = _replication_factor(existing[name])
+        if replicas is not None and replicas != settings.replication_factor:
+            problems.append(f"has replication factor {replicas}, expected {settings.replication_factor}")
         if spec.retention_ms == -1 and retention.get(name) != "-1":
             problems.append(f"retention.ms is {retention.get(name)}, expected -1 (events are kept forever)")
         statuses[name] = TopicStatus(name, "mismatch" if problems else "ok", partitions, ", ".join(problems))
@@ -73,6 +76,13 @@ def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] | None = None
     if any(s.state == "mismatch" for s in ordered):
         raise TopicsError(ordered)
     return ordered
+
+
+def _replication_factor(topic) -> int | None:
+    """A topic's replication factor: the fewest replicas any of its partitions has. Read from the metadata
+    list_topics already returned, so checking it costs no request."""
+    counts = [len(partition.replicas) for partition in topic.partitions.values()]
+    return min(counts) if counts else None
 
 
 def _retentions(admin, names: list[str], timeout_s: float, ConfigResource) -> dict[str, str]:

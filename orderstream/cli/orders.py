@@ -36,14 +36,13 @@ def place(
 
     from orderstream.domain.commands import PlaceOrder
     from orderstream.domain.events import OrderLine
-    from orderstream.domain.money import to_minor
     from orderstream.domain.order import validate_place_order
     from orderstream.domain.validation import ValidationError
 
     currency = currency.upper()
-    order_id = order_id or f"o-{uuid.uuid4().hex[:16]}"
+    order_id = f"o-{uuid.uuid4().hex[:16]}" if order_id is None else order_id  # --order-id '' is refused, not replaced
     try:
-        lines = tuple(_parse_item(item, currency, to_minor, OrderLine) for item in items)
+        lines = tuple(_parse_item(item, currency, OrderLine) for item in items)
         command = PlaceOrder(
             command_id=str(uuid.uuid4()),
             issued_at=datetime.now(UTC),
@@ -77,9 +76,11 @@ def cancel(
 
     from orderstream.domain.commands import CancelOrder
     from orderstream.domain.order import validate_cancel_order
-    from orderstream.domain.validation import ValidationError
+    from orderstream.domain.validation import ValidationError, check_version
 
     try:
+        if expected_version is not None:  # before the command exists: a number past a long cannot be encoded
+            check_version("expected version", expected_version)
         command = CancelOrder(
             command_id=str(uuid.uuid4()),
             issued_at=datetime.now(UTC),
@@ -94,16 +95,21 @@ def cancel(
     _send(ctx, command, wait, as_json)
 
 
-def _parse_item(text: str, currency: str, to_minor, line_type):
-    from orderstream.domain.validation import ValidationError
+def _parse_item(text: str, currency: str, line_type):
+    """SKU:QTY:PRICE -> an order line. The price limit is checked here, in the currency typed: the domain's own
+    check (validate_place_order) only knows minor units."""
+    from orderstream.domain.money import to_minor
+    from orderstream.domain.validation import MAX_UNIT_PRICE_MINOR, ValidationError, parse_whole_number
 
     parts = text.rsplit(":", 2)
     if len(parts) != 3 or not all(part.strip() for part in parts):
         raise ValidationError(f"item {text!r} is not SKU:QTY:PRICE (e.g. BOOK-1:2:12.50)")
     sku, quantity, price = (part.strip() for part in parts)
-    if not quantity.lstrip("-").isdigit():
-        raise ValidationError(f"quantity {quantity!r} of {sku} is not a whole number")
-    return line_type(sku=sku, quantity=int(quantity), unit_price_minor=to_minor(price, currency))
+    return line_type(
+        sku=sku,
+        quantity=parse_whole_number(f"quantity of {sku}", quantity),
+        unit_price_minor=to_minor(price, currency, what=f"price of {sku}", limit_minor=MAX_UNIT_PRICE_MINOR),
+    )
 
 
 def _send(ctx: typer.Context, command: Command, wait: bool, as_json: bool) -> None:

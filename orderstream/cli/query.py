@@ -21,6 +21,7 @@ TimeoutOption = Annotated[
     Optional[float],
     typer.Option("--timeout", help="Seconds --after waits for the view (default: the wait_timeout_s setting).", min=0),
 ]
+TOKEN_CHECK_TIMEOUT_S = 5.0  # the most asking the broker whether an --after token can exist takes
 
 
 def _open(settings, projection: str):
@@ -34,25 +35,24 @@ def _open(settings, projection: str):
 
 
 def _wait_for(settings, projection: str, token_text: str, timeout_s: float | None) -> None:
-    """Block until the projection's stored next offset on the token's partition is past the token's offset."""
+    """Block until the projection's stored next offset on the token's partition is past the token's offset.
+
+    A token not applied yet is first checked against the broker (_check_token): one naming a partition or an offset
+    its topic does not have would otherwise be waited for until the timeout, which then blamed the projections.
+    """
+    import math
     import time
 
-    from orderstream.consistency import ConsistencyToken, TokenError
     from orderstream.projections.queries import ReadModel
     from orderstream.projections.store import NotInitialized, StoreError
 
-    try:
-        token = ConsistencyToken.parse(token_text)
-    except TokenError as exc:
-        fail(str(exc))
-    from orderstream.projections.registry import spec_of
-
-    if token.topic not in spec_of(projection).topics:
-        fail(f"token {token} names {token.topic}; {projection} projects {', '.join(spec_of(projection).topics)}")
+    token = _token_for(projection, token_text)
     timeout_s = settings.wait_timeout_s if timeout_s is None else timeout_s
+    if not math.isfinite(timeout_s):
+        fail(f"--timeout must be a finite number of seconds, got {timeout_s:g}")
     deadline = time.monotonic() + timeout_s
     url, topic = settings.database_url_for(projection), settings.topic(token.topic)
-    model, next_offset = None, None
+    model, next_offset, checked = None, None, False
     try:
         while True:
             try:
@@ -62,6 +62,9 @@ def _wait_for(settings, projection: str, token_text: str, timeout_s: float | Non
                 next_offset = None
             if token.is_applied(next_offset):
                 return
+            if not checked:
+                _check_token(settings, token, min(TOKEN_CHECK_TIMEOUT_S, max(1.0, deadline - time.monotonic())))
+                checked = True
             if time.monotonic() >= deadline:
                 behind = token.offset + 1 - (next_offset or 0)
                 fail(
@@ -75,6 +78,59 @@ def _wait_for(settings, projection: str, token_text: str, timeout_s: float | Non
     finally:
         if model is not None:
             model.close()
+
+
+def _token_for(projection: str, token_text: str):
+    """The parsed token, which must name a topic the projection reads."""
+    from orderstream.consistency import ConsistencyToken, TokenError
+    from orderstream.projections.registry import spec_of
+
+    try:
+        token = ConsistencyToken.parse(token_text)
+    except TokenError as exc:
+        fail(str(exc))
+    if token.topic not in spec_of(projection).topics:
+        fail(f"token {token} names {token.topic}; {projection} projects {', '.join(spec_of(projection).topics)}")
+    return token
+
+
+def _check_token(settings, token, timeout_s: float) -> None:
+    """Fail at once when the token's partition or offset does not exist in its topic (or the topic does not).
+
+    One metadata and one watermark request, timeout_s each at most: a broker that does not answer proves nothing
+    about the token, so then the wait goes on as it always did (it reads only the view's database).
+    The high watermark is read_uncommitted: an event of a transaction still open counts, the view will apply it.
+    """
+    import uuid
+
+    from confluent_kafka import Consumer, KafkaError, KafkaException
+
+    from orderstream.clients import KafkaAuthenticationError, consumer_config
+    from orderstream.consumers.offsets import watermarks
+
+    topic = settings.topic(token.topic)
+    group = f"orderstream.query.{uuid.uuid4().hex[:8]}"  # never joined: no subscribe, no commit
+    consumer = Consumer(consumer_config(settings, group, **{"isolation.level": "read_uncommitted"}))
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        if metadata is not None and metadata.error is not None:
+            if metadata.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                return  # e.g. no leader yet: cannot say
+            metadata = None
+        if metadata is None:
+            fail(f"topic {topic} does not exist at {settings.effective_bootstrap}, so token {token} cannot be "
+                 "reached: create the topics with `orderstream topics init` (with the same --topic-prefix)")
+        partitions, end = len(metadata.partitions), None
+        if token.partition < partitions:
+            end = watermarks(consumer, topic, token.partition, timeout_s=timeout_s)[1]
+    except (KafkaException, KafkaAuthenticationError):
+        return
+    finally:
+        consumer.close()
+    reason = token.impossibility(partitions, end)
+    if reason is not None:
+        fail(f"token {token} cannot be reached: {reason}; use a token printed by `place --wait` or "
+             "`stock add --wait` against this cluster and --topic-prefix")
 
 
 def _money(amount_minor: int, currency: str) -> str:
@@ -104,8 +160,8 @@ def order(
     from orderstream.projections.time_travel import order_as_of  # --as-of (issue 6)
 
     settings = settings_of(ctx)
-    moment = _parse_time(as_of, "--as-of") if as_of else None  # --as-of (issue 6)
-    if after:
+    moment = _parse_time(as_of, "--as-of") if as_of is not None else None  # --as-of (issue 6)
+    if after is not None:  # --after '' is refused by the token's parser, not ignored
         _wait_for(settings, "order-view", after, timeout)
     with _open(settings, "order-view") as model:
         detail = order_detail(model, order_id) if moment is None else order_as_of(model, order_id, moment)
@@ -138,8 +194,13 @@ def order(
 
 
 def _parse_time(text: str, option: str = "--since") -> datetime:
+    """An ISO 8601 time, UTC if it has no zone. A trailing z means UTC as Z does (RFC 3339 allows either case);
+    fromisoformat only knows the capital one."""
+    stripped = text.strip()
+    if stripped[-1:] in ("Z", "z"):
+        stripped = stripped[:-1] + "+00:00"
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(stripped)
     except ValueError:
         fail(f"{option} {text!r} is not an ISO 8601 time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)")
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
@@ -163,7 +224,7 @@ def orders(
     if status is not None and status.upper() not in STATUSES:
         fail(f"unknown status {status!r}; choose from: {', '.join(STATUSES)}")
     settings = settings_of(ctx)
-    moment = _parse_time(since) if since else None
+    moment = _parse_time(since) if since is not None else None
     with _open(settings, "order-view") as model:
         try:
             rows = list_orders(
@@ -257,7 +318,7 @@ def stock(
     from orderstream.projections.queries import stock_levels
 
     settings = settings_of(ctx)
-    if after:
+    if after is not None:
         _wait_for(settings, "stock-view", after, timeout)
     with _open(settings, "stock-view") as model:
         rows = stock_levels(model, sku)

@@ -66,6 +66,9 @@ def check_schemas(
     if directory is not None and not directory.is_dir():
         fail(f"{directory} is not a directory")
     report = check(directory)
+    if report.ok and not report.schemas:  # nothing found is not "all compatible": most likely the wrong folder
+        fail(f"no schemas in {report.root}: expected files laid out as <group>/<Type>.v<N>.avsc "
+             "(e.g. orders/OrderPlaced.v1.avsc)")
     if as_json:
         print_json(report.to_json())
     elif report.ok:

@@ -46,7 +46,8 @@ def ship(
             correlation_id=order_id,
             order_id=order_id,
             carrier=carrier,
-            tracking_number=tracking or f"TRK-{uuid.uuid4().hex[:12].upper()}",
+            # None only: an empty --tracking '' is refused by validate_dispatch like any other empty value
+            tracking_number=f"TRK-{uuid.uuid4().hex[:12].upper()}" if tracking is None else tracking,
         )
         validate_dispatch(command)
     except ValidationError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import typer
@@ -12,21 +13,25 @@ from orderstream.cli.common import console, fail, print_json, settings_of
 def status(
     ctx: typer.Context,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
-    sample: Annotated[float, typer.Option(help="Seconds to watch a consumer that is behind, to tell catching-up from stuck.")] = 1.5,
+    sample: Annotated[
+        float, typer.Option(help="Seconds (> 0) to watch a consumer that is behind, to tell catching-up from stuck.")
+    ] = 1.5,
 ) -> None:
     """Per service and projection and partition: lag (end offset minus position), age of the last event applied,
     running or not, and its state: idle, catching-up, stuck or stopped."""
     from orderstream.broker.probe import ClusterUnreachable, check_connection
     from orderstream.clients import common_config
-    from orderstream.ops.status import collect_status
+    from orderstream.ops.status import NoTopics, collect_status
     from orderstream.services import watched_consumers
 
+    if not math.isfinite(sample) or sample <= 0:  # 0 would skip the sample, so every consumer behind reads "stuck"
+        fail(f"--sample must be a number of seconds greater than 0 (e.g. 1.5), got {sample:g}")
     settings = settings_of(ctx)
     try:
         check_connection(common_config(settings), timeout_s=5)
-    except ClusterUnreachable as exc:
+        report = collect_status(settings, watched_consumers(settings), sample_s=sample)
+    except (ClusterUnreachable, NoTopics) as exc:
         fail(str(exc))
-    report = collect_status(settings, watched_consumers(settings), sample_s=sample)
     if json_output:
         print_json(report.as_json())
         return

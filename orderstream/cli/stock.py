@@ -29,13 +29,11 @@ def add(
     from datetime import UTC, datetime
 
     from orderstream.domain.commands import RestockSku
-    from orderstream.domain.validation import ValidationError, check_id, check_stock_quantity
+    from orderstream.domain.validation import ValidationError, check_id, check_stock_quantity, parse_whole_number
 
     try:
         check_id("sku", sku)
-        if not quantity.strip().lstrip("+-").isdigit():
-            raise ValidationError(f"quantity {quantity!r} of {sku} is not a whole number")
-        units = check_stock_quantity(sku, int(quantity))
+        units = check_stock_quantity(sku, parse_whole_number(f"quantity of {sku}", quantity))
     except ValidationError as exc:
         fail(str(exc))
     command_id = str(uuid.uuid4())

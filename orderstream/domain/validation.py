@@ -13,8 +13,11 @@ MAX_QUANTITY_PER_LINE = 10_000
 MAX_RESTOCK_QUANTITY = 1_000_000  # units of one SKU added by one restock
 MAX_UNIT_PRICE_MINOR = 100_000_000  # one million in major units, for two-decimal currencies
 MAX_REASON_LENGTH = 500
+MAX_VERSION = 2**63 - 1  # an Avro long: expected_version travels as one
+MAX_NUMBER_DIGITS = 30  # longer is past every limit here (and int() refuses strings of over 4300 digits)
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")  # ASCII digits only: str.isdigit() and int() also take '²' or '٣'
 
 # Active ISO 4217 alphabetic codes (funds and precious-metal codes left out on purpose: orders are not paid in gold).
 ISO_4217_CURRENCIES = frozenset(
@@ -44,6 +47,35 @@ def check_id(kind: str, value: str) -> str:
             f"{kind} {value!r} has characters outside letters, digits and . _ : - (or does not start with one)"
         )
     return value
+
+
+def parse_whole_number(what: str, text: str) -> int:
+    """Read a whole number as typed: an optional sign, then the digits 0-9 and nothing else.
+
+    str.isdigit() accepts '²' (which int() then refuses with a traceback) and int() accepts '٣' (Arabic-Indic 3) or
+    ' 1_000': what a person typed must be what the system reads, so both are refused here, with one message.
+    """
+    cleaned = text.strip()
+    if not _WHOLE_NUMBER.fullmatch(cleaned):
+        raise ValidationError(f"{what} is not a whole number: {text!r} (write it with the digits 0-9, e.g. 3)")
+    digits = len(cleaned.lstrip("+-").lstrip("0"))
+    if digits > MAX_NUMBER_DIGITS:  # not echoed: it may be thousands of characters long
+        raise ValidationError(f"{what} is far too large: a number of {digits} digits")
+    return int(cleaned)
+
+
+def check_version(what: str, version: int) -> int:
+    """Accept an aggregate version as a command names it: 0..MAX_VERSION (it travels as an Avro long)."""
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValidationError(f"{what} must be a whole number")
+    if version < 0:
+        raise ValidationError(f"{what} must be 0 or more, got {version}")
+    if version > MAX_VERSION:
+        raise ValidationError(
+            f"{what} {version} is too large: no version is above {MAX_VERSION} "
+            "(`orderstream query order ID` shows an order's current version)"
+        )
+    return version
 
 
 def check_currency(code: str) -> str:

@@ -57,6 +57,10 @@ class StatusReport:
         return {"consumers": [asdict(c) for c in self.consumers], "broker": self.broker, "topics": self.topics}
 
 
+class NoTopics(RuntimeError):
+    """None of the pipeline's topics exist under the settings' prefix: there is nothing to report on."""
+
+
 def collect_status(settings: Settings, watched: list[WatchedConsumer], sample_s: float = 1.5) -> StatusReport:
     from confluent_kafka import Consumer, IsolationLevel, TopicPartition
     from confluent_kafka.admin import AdminClient, OffsetSpec
@@ -66,6 +70,7 @@ def collect_status(settings: Settings, watched: list[WatchedConsumer], sample_s:
 
     admin = AdminClient(admin_config(settings))
     metadata = admin.list_topics(timeout=10)
+    _require_topics(settings, metadata.topics, [spec.name for spec in all_topics()])
     partitions = {
         name: sorted(metadata.topics[settings.topic(name)].partitions)
         for w in watched for name in w.topics if settings.topic(name) in metadata.topics
@@ -130,6 +135,18 @@ def collect_status(settings: Settings, watched: list[WatchedConsumer], sample_s:
     return StatusReport(rows, broker, topic_rows)
 
 
+def _require_topics(settings: Settings, existing, names: list[str]) -> None:
+    """Raise NoTopics when not one of the pipeline's topics exists (a prefix never initialised, a wrong prefix or
+    cluster): there are then no partitions to ask offsets for, and the AdminClient refuses an empty list."""
+    if any(settings.topic(name) in existing for name in names):
+        return
+    prefix = f" with prefix {settings.topic_prefix!r}" if settings.topic_prefix else ""
+    raise NoTopics(
+        f"no orderstream topics{prefix} exist at {settings.effective_bootstrap}: create them with "
+        "`orderstream topics init` (with the same --topic-prefix), or check the prefix and the cluster"
+    )
+
+
 def _running_groups(admin, groups: list[str]) -> set[str]:
     running = set()
     for group, future in admin.describe_consumer_groups(list(set(groups)), request_timeout=10).items():
@@ -165,6 +182,8 @@ def _positions(admin, watched: WatchedConsumer, tps) -> dict[Position, int]:
     from confluent_kafka import ConsumerGroupTopicPartitions
 
     wanted = [tp for tp in tps if any(tp.topic.endswith(t) for t in watched.topics)]
+    if not wanted:  # none of its topics exist: no offsets, and the AdminClient refuses an empty list
+        return {}
     future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(watched.group, wanted)])[watched.group]
     try:
         result = future.result()

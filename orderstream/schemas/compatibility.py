@@ -84,7 +84,11 @@ def check(root: Traversable | Path | str | None = None) -> CompatibilityReport:
     from orderstream.schemas.errors import CatalogError
     from orderstream.schemas.sources import discover, package_root
 
-    found = discover(root)
+    try:
+        found = discover(root)
+    except OSError as exc:  # a folder under root that cannot be listed or read: a finding, not a traceback
+        problem = Problem(str(exc.filename or root), LAYOUT, f"cannot be read ({exc.strerror or exc})")
+        return CompatibilityReport(str(package_root() if root is None else root), 0, 0, 0, (problem,))
     problems: list[Problem] = [Problem(_type_of(line), LAYOUT, line) for line in found.problems]
     parsed: dict[str, list[tuple[int, Any]]] = defaultdict(list)
     for source in found.sources:
