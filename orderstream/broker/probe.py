@@ -105,5 +105,6 @@ def check_connection(client_config: dict[str, Any], timeout_s: float = 5.0) -> N
     except KafkaAuthenticationError as exc:
         raise ClusterUnreachable(f"{bootstrap}: {exc}") from None
     raise ClusterUnreachable(
-        f"no broker answers at {bootstrap}: start one with `orderstream broker start` or set ORDERSTREAM_BOOTSTRAP_SERVERS"
+        f"no broker answers at {bootstrap}: start one with `orderstream broker start`, or pass -b HOST:PORT "
+        "(or set ORDERSTREAM_BOOTSTRAP_SERVERS)"
     )

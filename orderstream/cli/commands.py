@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from orderstream.cli.common import fail, print_json, settings_of
+from orderstream.cli.common import fail, print_json, require_broker, settings_of
 
 EXIT_TIMEOUT = 3
 
@@ -50,6 +50,7 @@ def send_command(
         return fields | outcome | (extra or {})
 
     settings = settings_of(ctx)
+    require_broker(settings)  # seconds, not the sender's 10 s wait, when no broker answers
     with CommandSender(settings, commands_topic, replies_topic) as sender:
         try:
             if not wait:

@@ -23,6 +23,7 @@ class GlobalOptions:
 
     config_file: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    verbose: bool = False  # --verbose: also the Kafka client's log lines, and the traceback of an unexpected error
     _settings: Settings | None = None
 
     def settings(self) -> Settings:
@@ -33,6 +34,16 @@ class GlobalOptions:
                 self._settings = load_settings(self.config_file, **self.overrides)
             except ConfigError as exc:
                 fail(str(exc))
+        return self._settings
+
+    def bootstrap(self) -> str | None:
+        """The brokers a command talked to, to name them in an error; None when no command built the settings."""
+        if self._settings is not None:
+            return self._settings.effective_bootstrap
+        return self.overrides.get("bootstrap_servers")
+
+    def built_settings(self) -> Settings | None:
+        """The settings if a command built them (an error report must not build them: that can fail on its own)."""
         return self._settings
 
 
@@ -46,6 +57,23 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print one line on stderr and exit non-zero. Nothing after this runs."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=code)
+
+
+BROKER_CHECK_S = 5.0  # as long as `status` waits: a broker that is up answers in milliseconds
+
+
+def require_broker(settings: Settings) -> None:
+    """Fail in seconds, naming the brokers and what to do, when none answers.
+
+    Without it a command that talks to Kafka waits out its clients' own timeouts (10-120 s) before it can say
+    anything. Called after the input is checked, so bad input is reported even without a broker."""
+    from orderstream.broker.probe import ClusterUnreachable, check_connection
+    from orderstream.clients import common_config
+
+    try:
+        check_connection(common_config(settings), timeout_s=BROKER_CHECK_S)
+    except ClusterUnreachable as exc:
+        fail(str(exc))
 
 
 def print_json(value: Any) -> None:

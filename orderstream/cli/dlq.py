@@ -6,15 +6,21 @@ from typing import Annotated
 
 import typer
 
-from orderstream.cli.common import console, fail, print_json, settings_of
+from orderstream.cli.common import console, fail, print_json, require_broker, settings_of
 
 app = typer.Typer(no_args_is_help=True)
 
 
 def _letters(ctx):
+    """Every dead letter; first a quick check that a broker answers (list, show and retry all start here)."""
     from orderstream.ops.dlq import read_letters
 
-    return read_letters(settings_of(ctx))
+    settings = settings_of(ctx)
+    require_broker(settings)
+    try:
+        return read_letters(settings)
+    except RuntimeError as exc:  # a record the broker reports an error for
+        fail(str(exc))
 
 
 @app.command("list")

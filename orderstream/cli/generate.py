@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orderstream.cli.common import err_console, fail, print_json, settings_of
+from orderstream.cli.common import err_console, fail, print_json, require_broker, settings_of
 
 
 def generate(
@@ -29,6 +29,7 @@ def generate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from orderstream.domain.validation import ValidationError, check_currency
+    from orderstream.producers.generator import GeneratorError, expected_records
     from orderstream.producers.generator import generate as run
     from orderstream.producers.load_plan import LoadProfile
 
@@ -37,23 +38,34 @@ def generate(
     except ValidationError as exc:
         fail(str(exc))
     settings = settings_of(ctx)
+    require_broker(settings)  # seconds, not the generator's 120 s wait for acknowledgements, when no broker answers
     seed = seed if seed is not None else random.randrange(1_000_000)
     profile = LoadProfile(orders=orders, seed=seed, customers=customers, skus=skus, cancel_ratio=cancel_ratio, currency=currency)
-    expected = orders + round(orders * cancel_ratio)
     with Progress(
         TextColumn("[bold]generate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(), console=err_console(), transient=json_output, disable=json_output,
     ) as progress:
-        task = progress.add_task("send", total=expected, rate="")
-        state = {"done": 0}
+        # The bar counts acknowledged records only; its total is refined as the plan unfolds (exact at the end).
+        task = progress.add_task("send", total=expected_records(orders, cancel_ratio), rate="")
 
         def advance(n: int) -> None:
-            state["done"] += n
             speed = progress.tasks[0].speed
             progress.update(task, advance=n, rate=f"{speed:,.0f} rec/s" if speed else "")
 
-        result = run(settings, profile, rate=rate, processes=processes, on_progress=advance)
-        progress.update(task, total=result.records, completed=result.records)
+        def retotal(total: int) -> None:
+            # Set, not progress.update(total=): rich restarts a task's speed (so its rate and time left) whenever
+            # update() changes the total, and this one is refined every tick.
+            progress.tasks[0].total = total
+
+        try:
+            result = run(settings, profile, rate=rate, processes=processes, on_progress=advance, on_total=retotal)
+        except GeneratorError as exc:
+            result, error = None, str(exc)
+            _take_away(progress)
+        else:
+            progress.update(task, total=result.records, completed=result.acknowledged)
+    if result is None:
+        fail(error)  # after the bar is closed, so the error is the last line
     if result.failed:
         fail(f"{result.failed} of {result.records} records were not acknowledged: {result.first_error}")
     summary = {"orders": result.orders, "records": result.records, "seconds": round(result.seconds, 3),
@@ -63,3 +75,11 @@ def generate(
     else:
         typer.echo(f"sent {result.records} commands for {result.orders} orders in {result.seconds:.2f}s "
                    f"({result.rate:,.0f} records/s), all acknowledged; seed {seed}")
+
+
+def _take_away(progress) -> None:
+    """Nothing could be sent: remove the bar, so the error is the only line (a terminal erases it; elsewhere rich
+    would still end it with a blank line, so its console is silenced)."""
+    progress.live.transient = True
+    if not progress.console.is_terminal:
+        progress.console.quiet = True

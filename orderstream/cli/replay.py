@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from orderstream.cli.common import err_console, fail, print_json, settings_of
+from orderstream.cli.common import err_console, fail, print_json, require_broker, settings_of
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
 
@@ -104,6 +104,7 @@ def projection(
     except KeyError as exc:
         fail(str(exc.args[0]))
     settings = settings_of(ctx)
+    require_broker(settings)  # seconds, not the consumer's own timeouts, when no broker answers
     with _progress(json_output, "applied") as progress:
         bar = _Bar(progress, name, "events")
         replay = ProjectionReplay(
@@ -154,20 +155,24 @@ def topic(
 ) -> None:
     """Copy events into another topic exactly once: same keys, headers and timestamps; same partition numbers if DST
     has SRC's partition count, else re-partitioned by key (per-key order kept)."""
-    from confluent_kafka import KafkaException
-
-    from orderstream.producers.topic_copy import CopyError, CopyFilter, CopyInterrupted, TopicCopy
+    from orderstream.producers.topic_copy import CopyError, CopyFilter, CopyInterrupted, TopicCopy, check_request
 
     start, end = _time(from_time, "--from-time"), _time(until, "--until")
     if start is not None and end is not None and end <= start:
         fail("--until must be after --from-time")
+    copy_filter = CopyFilter.of(start, end, event_type)
+    try:
+        check_request(destination, copy_filter, force)
+    except CopyError as exc:
+        fail(str(exc))
     settings = settings_of(ctx)
+    require_broker(settings)  # seconds, not the clients' own timeouts, when no broker answers
     notices = err_console()
     with _progress(json_output, "copied") as progress:
         bar = _Bar(progress, f"{source} -> {destination}", "records")
         try:
             copy = TopicCopy(
-                settings, source, destination, CopyFilter.of(start, end, event_type), progress=bar,
+                settings, source, destination, copy_filter, progress=bar,
                 on_notice=lambda text: None if json_output else notices.print(f"note: {text}", highlight=False),
                 allow_pipeline_destination=force,
             )  # fmt: skip
@@ -176,8 +181,8 @@ def topic(
             fail("copy interrupted; what was committed stays, a re-run resumes from there", 130)
         except CopyInterrupted as exc:
             fail(str(exc), 130)
-        except (CopyError, KafkaException) as exc:
-            fail(str(exc))
+        except CopyError as exc:
+            fail(str(exc))  # a Kafka error goes to the CLI's root, which names the broker and what to do
     summary = {
         "source": result.source, "destination": result.destination, "created": result.created,
         "same_partitioning": result.same_partitioning, "copied": result.copied, "examined": result.examined,

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from orderstream.cli.common import fail, settings_of
+from orderstream.cli.common import fail, require_broker, settings_of
 
 
 def run(
@@ -31,6 +31,7 @@ def run(
     unknown = [n for n in selected if n not in SERVICES]
     if unknown:
         fail(f"unknown service {unknown[0]!r}; choose from: all, {', '.join(SERVICES)}")
+    require_broker(settings)  # seconds, not a 30 s transaction set-up that times out, when no broker answers
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("librdkafka").setLevel(logging.WARNING)  # a long-running service logs the client's warnings
     if len(selected) == 1:
@@ -84,4 +85,6 @@ def root_args(ctx: typer.Context) -> list[str]:
     for key, value in options.overrides.items():
         if value is not None:
             args += [f"--{key.replace('_', '-')}", str(value)]
+    if options.verbose:  # the children log the Kafka client's lines and report an error's traceback too
+        args.append("--verbose")
     return args

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from orderstream.cli.common import console, fail, print_json, settings_of
+from orderstream.cli.common import console, fail, print_json, require_broker, settings_of
 
 
 def tail(
@@ -24,6 +24,7 @@ def tail(
     from orderstream.topology import TOPICS, TopicKind
 
     settings = settings_of(ctx)
+    require_broker(settings)  # seconds, not a 10 s metadata wait and a traceback, when no broker answers
     names = [t.name for t in TOPICS if t.kind is not TopicKind.DLQ] if topic == "all" else [topic]
     stopped = {"now": False}
     signal.signal(signal.SIGINT, lambda *_: stopped.update(now=True))
@@ -43,5 +44,5 @@ def tail(
                 out.print("   " + json.dumps(record.body, default=str), highlight=False, soft_wrap=True)
             else:
                 out.print(f"   [red]{record.error}[/]", highlight=False)
-    except LookupError as exc:
+    except (LookupError, RuntimeError) as exc:  # a missing topic; a record the broker reports an error for
         fail(str(exc))

@@ -53,7 +53,10 @@ def tail(
     correlation_id: str | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[TailedRecord]:
-    """Records of the given (unprefixed) topics, decoded. Without follow, stops at the end offsets seen at start."""
+    """Records of the given (unprefixed) topics, decoded. Without follow, stops at the end offsets seen at start.
+
+    Raises LookupError for a missing topic, RuntimeError for a record the broker reports an error for, and
+    KafkaException when the broker does not answer (`orderstream tail` checks that first, to fail in seconds)."""
     from confluent_kafka import Consumer
 
     from orderstream.clients import consumer_config

@@ -91,7 +91,9 @@ class StoredLetter:
 
 
 def read_letters(settings: Settings) -> list[StoredLetter]:
-    """Every dead letter of every DLQ topic, oldest first per partition, each marked retried or not."""
+    """Every dead letter of every DLQ topic, oldest first per partition, each marked retried or not.
+
+    Raises KafkaException when the broker does not answer (the CLI checks it first: `orderstream dlq` fails fast)."""
     from confluent_kafka import Consumer
 
     from orderstream.clients import consumer_config
@@ -130,8 +132,14 @@ def _collect(message: Any, letters: list[StoredLetter], retried: set[tuple[str, 
     ))
 
 
+FLUSH_TIMEOUT_S = 30.0
+
+
 def retry(settings: Settings, letters: list[StoredLetter]) -> int:
-    """Re-publish letters to their original topics (idempotent producer), then mark each retried in its DLQ."""
+    """Re-publish letters to their original topics (idempotent producer), then mark each retried in its DLQ.
+
+    Raises RuntimeError when a record is refused or not acknowledged within FLUSH_TIMEOUT_S: a letter is marked
+    retried only once its re-publication is acknowledged."""
     from confluent_kafka import Producer
 
     from orderstream.clients import producer_config
@@ -147,14 +155,17 @@ def retry(settings: Settings, letters: list[StoredLetter]) -> int:
         original_topic = letter.original.split(":")[0]
         producer.produce(original_topic, key=letter.key.encode() if letter.key is not None else None,
                          value=letter.value, headers=letter.headers, on_delivery=delivered)
-    producer.flush(30)
+    if unacknowledged := producer.flush(FLUSH_TIMEOUT_S):  # flush() returns how many are left
+        errors += [f"not acknowledged within {FLUSH_TIMEOUT_S:.0f}s"] * unacknowledged
     if errors:
-        raise RuntimeError(f"{len(errors)} letters could not be re-published: {errors[0]}")
+        raise RuntimeError(f"{len(errors)} letters could not be re-published: {errors[0]} (none is marked "
+                           "retried: `orderstream dlq list` still shows them)")
     for letter in letters:
         producer.produce(letter.dlq_topic, key=letter.key.encode() if letter.key is not None else None, value=b"",
                          headers=[(H_RETRIED, f"{letter.dlq_partition}:{letter.dlq_offset}".encode())],
                          on_delivery=delivered)
-    producer.flush(30)
+    if unacknowledged := producer.flush(FLUSH_TIMEOUT_S):  # flush() returns how many are left
+        errors += [f"not acknowledged within {FLUSH_TIMEOUT_S:.0f}s"] * unacknowledged
     if errors:
         raise RuntimeError(f"re-published, but {len(errors)} retry markers could not be written: {errors[0]}")
     return len(letters)

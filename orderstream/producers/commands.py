@@ -23,8 +23,8 @@ KAFKA_TIMEOUT_S = 10.0
 
 
 class SendError(RuntimeError):
-    """The broker did not acknowledge the command: it may or may not have been written (resending the same command
-    id is safe: the service handles a command id once)."""
+    """The command could not be sent, or the broker did not acknowledge it: then it may or may not have been written
+    (resending the same command id is safe: the service handles a command id once)."""
 
 
 class ReplyTimeout(TimeoutError):
@@ -55,8 +55,9 @@ class Outcome:
 class CommandSender:
     """Writes commands to one command topic, keyed by their aggregate id; reads replies from its replies topic.
 
-    Guarantees: send() returns only once the broker acknowledged the record (acks=all, idempotent); send_and_wait()
-    returns the reply to exactly this command id, or raises ReplyTimeout. Use as a context manager.
+    Guarantees: send() returns only once the broker acknowledged the record (acks=all, idempotent), and waits for
+    that KAFKA_TIMEOUT_S at most, closing included; send_and_wait() returns the reply to exactly this command id, or
+    raises ReplyTimeout. Use as a context manager.
     """
 
     def __init__(self, settings: Settings, commands_topic: str, replies_topic: str, source: str = SOURCE) -> None:
@@ -80,10 +81,15 @@ class CommandSender:
         self.close()
 
     def close(self) -> None:
+        """Close the reply reader, and drop a record send() gave up on instead of waiting for it a second time.
+
+        send() flushes, so only a record it already reported (SendError: may or may not be written) can be left."""
         if self._reader is not None:
             self._reader.close()
             self._reader = None
-        self._producer.flush(KAFKA_TIMEOUT_S)
+        if len(self._producer):
+            self._producer.purge()
+            self._producer.flush(0)  # serves the purged records' reports; waits for nothing
 
     def send(self, command: Command, timeout_s: float = KAFKA_TIMEOUT_S) -> Sent:
         results: list[Any] = []
@@ -98,12 +104,25 @@ class CommandSender:
         if not results:
             raise SendError(
                 f"the broker at {self.settings.effective_bootstrap} did not acknowledge command {command.command_id} "
-                f"within {timeout_s:.0f}s"
+                f"within {timeout_s:.0f}s{self._topic_problem()}"
             )
         error, record = results[0]
         if error is not None:
             raise SendError(f"command {command.command_id} was not written to {self.commands_topic}: {error.str()}")
         return Sent(record.topic(), record.partition(), record.offset())
+
+    def _topic_problem(self) -> str:
+        """Why a record may sit unacknowledged although the broker answers: its topic is missing (the producer
+        waits for it to appear). Asked only after a timeout, so a healthy send pays nothing for it."""
+        from confluent_kafka import KafkaException
+
+        try:
+            metadata = self._producer.list_topics(self.commands_topic, timeout=2).topics.get(self.commands_topic)
+        except KafkaException:
+            return " (the broker does not answer: is it running? `orderstream status` checks)"
+        if metadata is None or metadata.error is not None:
+            return f": topic {self.commands_topic} does not exist (run `orderstream topics init`)"
+        return ""
 
     def send_and_wait(self, command: Command, timeout_s: float | None = None) -> Outcome:
         timeout_s = self.settings.wait_timeout_s if timeout_s is None else timeout_s
@@ -126,17 +145,25 @@ class CommandSender:
 
     def _reply_ends(self) -> dict[int, int]:
         """The (last stable) end offset of every replies partition, taken before sending."""
+        from confluent_kafka import KafkaException
+
         from orderstream.consumers.offsets import watermarks
 
         reader = self._reader_consumer()
-        metadata = reader.list_topics(self.replies_topic, timeout=KAFKA_TIMEOUT_S).topics.get(self.replies_topic)
-        if metadata is None or metadata.error is not None or not metadata.partitions:
-            problem = metadata.error if metadata is not None and metadata.error else "it does not exist"
-            raise SendError(f"cannot read {self.replies_topic}: {problem} (run `orderstream topics init`)")
-        return {
-            number: watermarks(reader, self.replies_topic, number, KAFKA_TIMEOUT_S)[1]
-            for number in metadata.partitions
-        }
+        try:
+            metadata = reader.list_topics(self.replies_topic, timeout=KAFKA_TIMEOUT_S).topics.get(self.replies_topic)
+            if metadata is None or metadata.error is not None or not metadata.partitions:
+                problem = metadata.error.str() if metadata is not None and metadata.error else "it does not exist"
+                raise SendError(f"cannot read {self.replies_topic}: {problem} (run `orderstream topics init`)")
+            return {
+                number: watermarks(reader, self.replies_topic, number, KAFKA_TIMEOUT_S)[1]
+                for number in metadata.partitions
+            }
+        except KafkaException as exc:  # nothing was sent yet: say so, and where the broker should have been
+            raise SendError(
+                f"nothing sent: cannot read {self.replies_topic} from the broker at "
+                f"{self.settings.effective_bootstrap} ({exc.args[0].str()}); is it running? `orderstream status` checks"
+            ) from None
 
     def _await_reply(self, command_id: str, partition: int, start: int, deadline: float) -> Reply | None:
         from confluent_kafka import TopicPartition

@@ -103,6 +103,14 @@ class CopyResult:
     seconds: float = 0.0
 
 
+def check_request(destination: str, copy_filter: CopyFilter, allow_pipeline_destination: bool = False) -> None:
+    """Refuse a copy that is wrong whatever the broker holds (see the module docstring); CopyError says why."""
+    if not allow_pipeline_destination:
+        _check_destination(destination)
+    if copy_filter.event_type is not None:
+        _check_event_type(copy_filter.event_type)
+
+
 def _check_destination(destination: str) -> None:
     from orderstream.topology import all_topics
 
@@ -141,10 +149,7 @@ class TopicCopy:
         self.source, self.destination = settings.topic(source), settings.topic(destination)
         if self.source == self.destination:
             raise CopyError("the source and destination topic are the same")
-        if not allow_pipeline_destination:
-            _check_destination(destination)
-        if copy_filter.event_type is not None:
-            _check_event_type(copy_filter.event_type)
+        check_request(destination, copy_filter, allow_pipeline_destination)
         self.filter = copy_filter
         self.progress = progress or CopyProgress()
         self.stop = stop or threading.Event()
