@@ -76,16 +76,30 @@ def require_broker(settings: Settings) -> None:
         fail(str(exc))
 
 
+def id_column(header: str):
+    """A rich table column for identifiers the user copies into the next command: folded onto a second line when the
+    terminal is too narrow, never cut short with "…"."""
+    from rich.table import Column
+
+    return Column(header, overflow="fold")
+
+
 def print_json(value: Any) -> None:
     """Machine-readable output: JSON on stdout and nothing else there."""
     sys.stdout.write(json.dumps(value, default=str, sort_keys=False) + "\n")
     sys.stdout.flush()
 
 
+PIPED_WIDTH = 400  # columns of a table written to a pipe or file: as wide as its content, not rich's default 80
+
+
 def console():
+    """stdout for people. Piped (`| grep`, `> file`), tables keep their whole content on one line each: rich would
+    otherwise lay them out for 80 columns and cut identifiers short."""
     from rich.console import Console
 
-    return Console()
+    out = Console()
+    return out if out.is_terminal else Console(width=PIPED_WIDTH)
 
 
 def err_console():

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from orderstream.cli.common import console, fail, print_json, require_broker, settings_of
+from orderstream.cli.common import console, fail, id_column, print_json, require_broker, settings_of
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -36,9 +36,10 @@ def list_letters(
         return
     from rich.table import Table
 
-    table = Table("id", "key", "original", "stage", "error", "retried")
-    for letter in letters:
-        table.add_row(f"{letter.dlq_topic}:{letter.dlq_partition}:{letter.dlq_offset}", letter.key or "-",
+    ids = [f"{letter.dlq_topic}:{letter.dlq_partition}:{letter.dlq_offset}" for letter in letters]
+    table = Table(id_column("id"), "key", "original", "stage", "error", "retried")
+    for letter_id, letter in zip(ids, letters):
+        table.add_row(letter_id, letter.key or "-",
                       letter.original, letter.stage, f"{letter.error_class}: {letter.error_message}",
                       "yes" if letter.retried else "")
     console().print(table if letters else "no dead letters")

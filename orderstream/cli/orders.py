@@ -70,7 +70,8 @@ def cancel(
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the outcome; print it and a read-your-writes token.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")] = False,
 ) -> None:
-    """Cancel an order (possible until it ships). Prints the order id once the broker has the command."""
+    """Cancel an order (possible until it ships). Prints the order id once the broker has the command (or, with
+    --wait, the outcome: an unknown order id is only found out with --wait)."""
     import uuid
     from datetime import UTC, datetime
 

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from orderstream.cli.common import console, fail, print_json, settings_of
+from orderstream.cli.common import console, fail, id_column, print_json, settings_of
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
 
@@ -237,7 +237,7 @@ def orders(
         return
     from rich.table import Table
 
-    table = Table("order", "customer", "status", "v", "total", "payment", "placed at")
+    table = Table(id_column("order"), id_column("customer"), "status", "v", "total", "payment", "placed at")
     for row in rows:
         table.add_row(
             row["order_id"], row["customer_id"], row["status"], str(row["version"]),

@@ -27,6 +27,8 @@ def run(
     from orderstream.services import SERVICES, UnknownService, build_service
 
     settings = settings_of(ctx)
+    if "all" in names and names != ["all"]:
+        fail("`all` runs every service: give it alone, or name the services")
     selected = list(SERVICES) if names == ["all"] else names
     unknown = [n for n in selected if n not in SERVICES]
     if unknown:

@@ -16,7 +16,7 @@ app = typer.Typer(no_args_is_help=True)
 def list_schemas(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")] = False,
 ) -> None:
-    """Every message type and schema version, with its CloudEvents type and wire fingerprint."""
+    """Every message type and schema version, with its wire fingerprint (--json adds its CloudEvents type)."""
     from orderstream.schemas.catalog import SchemaCatalog
     from orderstream.schemas.errors import CatalogError
 

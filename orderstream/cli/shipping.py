@@ -31,7 +31,8 @@ def ship(
     wait: Annotated[bool, typer.Option("--wait", help=_WAIT_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")] = False,
 ) -> None:
-    """Dispatch a confirmed order's shipment. Prints the order id once the broker has the command."""
+    """Dispatch a confirmed order's shipment. Prints the order id once the broker has the command (or, with --wait,
+    the outcome)."""
     import uuid
     from datetime import UTC, datetime
 
@@ -61,7 +62,8 @@ def deliver(
     wait: Annotated[bool, typer.Option("--wait", help=_WAIT_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")] = False,
 ) -> None:
-    """Confirm a dispatched order's delivery. Prints the order id once the broker has the command."""
+    """Confirm a dispatched order's delivery. Prints the order id once the broker has the command (or, with --wait,
+    the outcome)."""
     import uuid
     from datetime import UTC, datetime
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orderstream.cli.common import console, fail, print_json, settings_of
+from orderstream.cli.common import console, fail, id_column, print_json, settings_of
 
 
 def status(
@@ -17,8 +17,9 @@ def status(
         float, typer.Option(help="Seconds (> 0) to watch a consumer that is behind, to tell catching-up from stuck.")
     ] = 1.5,
 ) -> None:
-    """Per service and projection and partition: lag (end offset minus position), age of the last event applied,
-    running or not, and its state: idle, catching-up, stuck or stopped."""
+    """Per service and projection and partition: lag (the records still to process: transaction markers and aborted
+    records do not count), age of the last event applied, running or not, and its state: idle, catching-up, stuck or
+    stopped."""
     from orderstream.broker.probe import ClusterUnreachable, check_connection
     from orderstream.clients import common_config
     from orderstream.ops.status import NoTopics, collect_status
@@ -38,7 +39,8 @@ def status(
     from rich.table import Table
 
     title = f"topic prefix {settings.topic_prefix!r}" if settings.topic_prefix else None
-    table = Table("consumer", "topic", "part", "position", "end", "lag", "last event", "state", title=title)
+    table = Table(id_column("consumer"), id_column("topic"), "part", "position", "end", "lag", "last event", "state",
+                  title=title)
     colors = {"idle": "green", "catching-up": "yellow", "stuck": "bold red", "stopped": "dim"}
     for row in report.consumers:
         age = "-" if row.last_event_age_s is None else f"{row.last_event_age_s:.1f}s"
