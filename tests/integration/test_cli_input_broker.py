@@ -42,6 +42,13 @@ def test_status_of_a_prefix_without_topics_says_to_create_them(settings):
     assert "`orderstream topics init`" in line
 
 
+def write_one_record(settings) -> None:
+    """One record at orders.events partition 0, offset 0 (no projector reads it: only its offset matters here)."""
+    producer = Producer(producer_config(settings))
+    producer.produce(settings.topic("orders.events"), key=b"o-1", value=b"not read here", partition=0)
+    assert producer.flush(10) == 0
+
+
 def test_after_a_token_the_topic_cannot_hold_fails_at_once(topics):
     # `topics` has 3 partitions; --timeout 60: failing within seconds shows nothing was waited for
     line = error_line(topics, "query", "order", "X", "--after", "orders.events:3:0", "--timeout", "60")
@@ -50,17 +57,13 @@ def test_after_a_token_the_topic_cannot_hold_fails_at_once(topics):
     line = error_line(topics, "query", "stock", "--after", "inventory.events:1:999999", "--timeout", "60")
     assert "inventory.events partition 1 ends before offset 999999 (it holds no events)" in line
 
-    producer = Producer(producer_config(topics))
-    producer.produce(topics.topic("orders.events"), key=b"o-1", value=b"not read here", partition=0)
-    assert producer.flush(10) == 0
+    write_one_record(topics)
     line = error_line(topics, "query", "order", "X", "--after", "orders.events:0:5", "--timeout", "60")
     assert "orders.events partition 0 ends before offset 5 (its last event is at offset 0)" in line
 
 
 def test_after_a_token_that_can_exist_is_waited_for(topics):
-    producer = Producer(producer_config(topics))
-    producer.produce(topics.topic("orders.events"), key=b"o-1", value=b"not read here", partition=0)
-    assert producer.flush(10) == 0
+    write_one_record(topics)
     line = error_line(topics, "query", "order", "X", "--after", "orders.events:0:0", "--timeout", "1")
     assert "order-view is behind by 1 event(s) on orders.events partition 0 after 1s" in line
 
