@@ -149,6 +149,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         if not Path(config_file).is_file():
             raise ConfigError(f"config file {config_file} does not exist")
         os.environ["ORDERSTREAM_CONFIG"] = str(config_file)
+    elif previous and not Path(previous).is_file():  # named on purpose: silently using the defaults would surprise
+        raise ConfigError(f"config file {previous} (ORDERSTREAM_CONFIG) does not exist; fix the variable or unset it")
     try:
         return Settings(**overrides)
     except ValidationError as exc:

@@ -67,6 +67,12 @@ def test_missing_config_file_is_an_error(tmp_path):
         load_settings(tmp_path / "missing.toml")
 
 
+def test_a_missing_config_file_named_by_the_environment_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("ORDERSTREAM_CONFIG", str(tmp_path / "nope.toml"))
+    with pytest.raises(ConfigError, match="nope.toml \\(ORDERSTREAM_CONFIG\\) does not exist"):
+        load_settings()
+
+
 def test_unknown_setting_in_toml_is_an_error(tmp_path):
     toml = tmp_path / "bad.toml"
     toml.write_text("partitons = 3\n")
