@@ -29,6 +29,14 @@ class TopicsError(RuntimeError):
         super().__init__("; ".join(f"{s.name}: {s.detail}" for s in bad))
 
 
+def topic_exists(client, topic: str, timeout_s: float) -> bool:
+    """Whether the cluster has `topic`, asked through any client's metadata (producer, consumer or admin). A missing
+    topic comes back as an entry with an error (UNKNOWN_TOPIC_OR_PART), or none; raises KafkaException when the
+    cluster does not answer."""
+    metadata = client.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    return metadata is not None and metadata.error is None
+
+
 def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] | None = None, timeout_s: float = 30.0) -> list[TopicStatus]:
     """Create every missing topic and verify the existing ones. Raises TopicsError on any mismatch."""
     from confluent_kafka import KafkaError, KafkaException

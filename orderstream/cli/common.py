@@ -59,7 +59,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code=code)
 
 
-BROKER_CHECK_S = 5.0  # as long as `status` waits: a broker that is up answers in milliseconds
+BROKER_CHECK_S = 5.0  # a broker that is up answers in milliseconds
 
 
 def require_broker(settings: Settings) -> None:

@@ -36,10 +36,9 @@ def list_letters(
         return
     from rich.table import Table
 
-    ids = [f"{letter.dlq_topic}:{letter.dlq_partition}:{letter.dlq_offset}" for letter in letters]
     table = Table(id_column("id"), "key", "original", "stage", "error", "retried")
-    for letter_id, letter in zip(ids, letters):
-        table.add_row(letter_id, letter.key or "-",
+    for letter in letters:
+        table.add_row(f"{letter.dlq_topic}:{letter.dlq_partition}:{letter.dlq_offset}", letter.key or "-",
                       letter.original, letter.stage, f"{letter.error_class}: {letter.error_message}",
                       "yes" if letter.retried else "")
     console().print(table if letters else "no dead letters")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orderstream.cli.common import console, fail, id_column, print_json, settings_of
+from orderstream.cli.common import console, fail, id_column, print_json, require_broker, settings_of
 
 
 def status(
@@ -20,18 +20,16 @@ def status(
     """Per service and projection and partition: lag (the records still to process: transaction markers and aborted
     records do not count), age of the last event applied, running or not, and its state: idle, catching-up, stuck or
     stopped."""
-    from orderstream.broker.probe import ClusterUnreachable, check_connection
-    from orderstream.clients import common_config
     from orderstream.ops.status import NoTopics, collect_status
     from orderstream.services import watched_consumers
 
     if not math.isfinite(sample) or sample <= 0:  # 0 would skip the sample, so every consumer behind reads "stuck"
         fail(f"--sample must be a number of seconds greater than 0 (e.g. 1.5), got {sample:g}")
     settings = settings_of(ctx)
+    require_broker(settings)
     try:
-        check_connection(common_config(settings), timeout_s=5)
         report = collect_status(settings, watched_consumers(settings), sample_s=sample)
-    except (ClusterUnreachable, NoTopics) as exc:
+    except NoTopics as exc:
         fail(str(exc))
     if json_output:
         print_json(report.as_json())

@@ -59,6 +59,7 @@ def tail(
     KafkaException when the broker does not answer (`orderstream tail` checks that first, to fail in seconds)."""
     from confluent_kafka import Consumer
 
+    from orderstream.broker.topics import topic_exists
     from orderstream.clients import consumer_config
     from orderstream.consumers.reading import read_records
     from orderstream.schemas.cloudevents import read_headers
@@ -70,7 +71,7 @@ def tail(
     try:
         full = [settings.topic(name) for name in topics]
         for topic in full:
-            if consumer.list_topics(topic, timeout=10).topics[topic].error is not None:
+            if not topic_exists(consumer, topic, timeout_s=10):
                 raise LookupError(f"topic {topic} does not exist (run `orderstream topics init`)")
         for message in read_records(consumer, full, from_beginning=from_beginning, follow=follow,
                                     should_stop=should_stop):

@@ -116,11 +116,13 @@ class CommandSender:
         waits for it to appear). Asked only after a timeout, so a healthy send pays nothing for it."""
         from confluent_kafka import KafkaException
 
+        from orderstream.broker.topics import topic_exists
+
         try:
-            metadata = self._producer.list_topics(self.commands_topic, timeout=2).topics.get(self.commands_topic)
+            exists = topic_exists(self._producer, self.commands_topic, timeout_s=2)
         except KafkaException:
             return " (the broker does not answer: is it running? `orderstream status` checks)"
-        if metadata is None or metadata.error is not None:
+        if not exists:
             return f": topic {self.commands_topic} does not exist (run `orderstream topics init`)"
         return ""
 

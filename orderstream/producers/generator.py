@@ -112,8 +112,9 @@ def send_range(
 def _require_topic(producer, topic: str) -> None:
     """Refuse at once to send to a topic that does not exist: the producer would hold every record for it until
     librdkafka gives up on the topic (30 s), then fail them all."""
-    metadata = producer.list_topics(topic, timeout=10).topics.get(topic)
-    if metadata is None or metadata.error is not None:
+    from orderstream.broker.topics import topic_exists
+
+    if not topic_exists(producer, topic, timeout_s=10):
         raise GeneratorError(f"topic {topic} does not exist (run `orderstream topics init`)")
 
 
@@ -211,13 +212,14 @@ def generate(
         worker.start()
     seen = [0, None]  # acknowledged and total last reported
 
-    def report() -> None:
-        if on_progress and counter.value > seen[0]:
-            on_progress(counter.value - seen[0])
-            seen[0] = counter.value
-        if on_total and total.value != seen[1]:
-            seen[1] = total.value
-            on_total(total.value)
+    def report() -> None:  # each shared value read once: the workers go on adding to them meanwhile
+        acknowledged, expected = counter.value, total.value
+        if on_progress and acknowledged > seen[0]:
+            on_progress(acknowledged - seen[0])
+            seen[0] = acknowledged
+        if on_total and expected != seen[1]:
+            seen[1] = expected
+            on_total(expected)
 
     parts: list[GenerateResult | str] = []
     report()

@@ -349,14 +349,14 @@ class ProjectionStore:
         when they moved (another instance applied these partitions meanwhile), the batch is folded again under the
         lock."""
         positions = {(r.topic, r.partition) for r in records}
-        for attempt in range(1, _RETRIES + 1):
+        for _ in range(_RETRIES - 1):
             try:
                 return self._apply_once(records, generation, positions, before_commit, shadow)
             except DBAPIError as exc:
-                if getattr(exc.orig, "sqlstate", None) not in _RETRYABLE_SQLSTATES or attempt == _RETRIES:
+                if getattr(exc.orig, "sqlstate", None) not in _RETRYABLE_SQLSTATES:
                     raise
                 log.info("%s: batch transaction rolled back (%s), running it again", self.spec.name, exc.orig.sqlstate)
-        raise AssertionError("unreachable")
+        return self._apply_once(records, generation, positions, before_commit, shadow)  # the last try: errors go out
 
     def _apply_once(self, records, generation, positions, before_commit, shadow) -> dict[Position, int]:
         ahead = self._fold_ahead(records, generation, positions, shadow)
