@@ -19,7 +19,9 @@ RESULTS = Path(__file__).parent / "results"
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small counts (a smoke run, not a measurement)")
-    parser.add_argument("--only", nargs="*", default=None, help="benchmarks to run: help, produce, rebuild, latency, query, memory")
+    parser.add_argument(
+        "--only", nargs="*", default=None, help="benchmarks to run: help, produce, rebuild, latency, query, memory"
+    )
     args = parser.parse_args()
     scale = 0.05 if args.quick else 1.0
     from bench.suite import SUITE
@@ -35,11 +37,21 @@ def main() -> int:
                 rows += SUITE[name](env, scale)
             except Exception as exc:  # noqa: BLE001 - one broken benchmark is reported, the others still run
                 traceback.print_exc()
-                rows.append({"benchmark": name, "value": None, "unit": "", "goal": "", "met": False,
-                             "notes": f"failed: {type(exc).__name__}: {exc}"})
+                rows.append(
+                    {
+                        "benchmark": name,
+                        "value": None,
+                        "unit": "",
+                        "goal": "",
+                        "met": False,
+                        "notes": f"failed: {type(exc).__name__}: {exc}",
+                    }
+                )
     machine = machine_details()
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps({"machine": machine, "quick": args.quick, "results": rows}, indent=2))
+    (RESULTS / "latest.json").write_text(
+        json.dumps({"machine": machine, "quick": args.quick, "results": rows}, indent=2)
+    )
     (RESULTS / "latest.md").write_text(render_markdown(machine, rows, args.quick))
     print((RESULTS / "latest.md").read_text())
     return 0
@@ -49,7 +61,8 @@ def render_markdown(machine: dict, rows: list[dict], quick: bool) -> str:
     lines = [
         f"Measured {machine['date']} on {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
         f"{machine['os']}, Python {machine['python']}, {machine['java']}; broker on the same machine"
-        + (" (QUICK smoke run: small counts, not a measurement)" if quick else "") + ".",
+        + (" (QUICK smoke run: small counts, not a measurement)" if quick else "")
+        + ".",
         "",
         "| benchmark | value | unit | goal | met | notes |",
         "|---|---:|---|---|---|---|",

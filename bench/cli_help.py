@@ -15,5 +15,13 @@ def bench_help(runs: int = 10) -> list[dict]:
         subprocess.run([sys.executable, "-m", "orderstream.cli.main", "--help"], capture_output=True, check=True)
         times.append(time.perf_counter() - began)
     median = statistics.median(times)
-    return [{"benchmark": "orderstream --help wall time (median of 10)", "value": round(median, 3), "unit": "s",
-             "goal": "<= 0.3", "met": median <= 0.3, "notes": f"min {min(times):.3f}s, max {max(times):.3f}s"}]
+    return [
+        {
+            "benchmark": "orderstream --help wall time (median of 10)",
+            "value": round(median, 3),
+            "unit": "s",
+            "goal": "<= 0.3",
+            "met": median <= 0.3,
+            "notes": f"min {min(times):.3f}s, max {max(times):.3f}s",
+        }
+    ]

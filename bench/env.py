@@ -51,8 +51,13 @@ def bench_env() -> Iterator[BenchEnv]:
             except Exception as exc:  # noqa: BLE001 - PostgreSQL rows are reported as skipped, with the reason
                 print(f"PostgreSQL unavailable, its benchmarks are skipped: {exc}")
             settings = load_settings(bootstrap_servers=bootstrap, data_dir=workdir / "data", partitions=6)
-            yield BenchEnv(settings, workdir, pg.url if pg else None, find_java(),
-                           KafkaDistribution(settings.kafka_version, settings.cache_dir).ensure())
+            yield BenchEnv(
+                settings,
+                workdir,
+                pg.url if pg else None,
+                find_java(),
+                KafkaDistribution(settings.kafka_version, settings.cache_dir).ensure(),
+            )
         finally:
             if pg:
                 pg.stop()

@@ -63,7 +63,9 @@ def order_events(seed: int = 7) -> Iterator:
         oid = f"o-{index:09d}"
         at = EPOCH + timedelta(milliseconds=index * 2)
         chosen = sorted(set(rng.choices(range(len(skus)), weights=weights, k=rng.randint(1, 4))))
-        lines = tuple(OrderLine(sku=skus[s], quantity=rng.choice((1, 1, 1, 2, 3)), unit_price_minor=prices[s]) for s in chosen)
+        lines = tuple(
+            OrderLine(sku=skus[s], quantity=rng.choice((1, 1, 1, 2, 3)), unit_price_minor=prices[s]) for s in chosen
+        )
         roll = rng.random()
         if roll < 0.60:
             path = ["pay", "reserve", OrderConfirmed, OrderShipped, OrderDelivered]
@@ -78,18 +80,38 @@ def order_events(seed: int = 7) -> Iterator:
         events = []
         for version, kind in enumerate(["placed", *path], start=1):
             counter += 1
-            common = {"event_id": f"e-{counter:012d}", "version": version, "occurred_at": at + timedelta(seconds=version),
-                      "correlation_id": oid, "causation_id": f"c-{counter:012d}", "order_id": oid}
+            common = {
+                "event_id": f"e-{counter:012d}",
+                "version": version,
+                "occurred_at": at + timedelta(seconds=version),
+                "correlation_id": oid,
+                "causation_id": f"c-{counter:012d}",
+                "order_id": oid,
+            }
             if kind == "placed":
                 total = sum(line.amount_minor for line in lines)
-                events.append(OrderPlaced(**common, customer_id=f"c-{rng.randrange(50_000):06d}", currency="EUR",
-                                          lines=lines, total_minor=total, channel="bench"))
+                events.append(
+                    OrderPlaced(
+                        **common,
+                        customer_id=f"c-{rng.randrange(50_000):06d}",
+                        currency="EUR",
+                        lines=lines,
+                        total_minor=total,
+                        channel="bench",
+                    )
+                )
             elif kind == "pay":
                 events.append(OrderPaymentUpdated(**common, payment_status=PaymentStatus.AUTHORIZED))
             elif kind == "decline":
-                events.append(OrderPaymentUpdated(**common, payment_status=PaymentStatus.DECLINED, reason="insufficient funds"))
+                events.append(
+                    OrderPaymentUpdated(**common, payment_status=PaymentStatus.DECLINED, reason="insufficient funds")
+                )
             elif kind == "reserve":
-                events.append(OrderLineReservationUpdated(**common, sku=lines[0].sku, reservation_status=ReservationStatus.RESERVED))
+                events.append(
+                    OrderLineReservationUpdated(
+                        **common, sku=lines[0].sku, reservation_status=ReservationStatus.RESERVED
+                    )
+                )
             elif kind is OrderShipped:
                 events.append(OrderShipped(**common, carrier="DHL", tracking_number=f"T{counter}"))
             elif kind in (OrderRejected, OrderCancelled):
@@ -127,9 +149,17 @@ def fill(env: BenchEnv, events: int) -> Filled:
     settings = env.fresh()
     topic = settings.topic(ORDERS_EVENTS)
     codec = Codec()
-    producer = Producer(producer_config(settings, **{"linger.ms": 50, "batch.size": 1_000_000,
-                                                    "queue.buffering.max.messages": 1_000_000,
-                                                    "delivery.report.only.error": True}))
+    producer = Producer(
+        producer_config(
+            settings,
+            **{
+                "linger.ms": 50,
+                "batch.size": 1_000_000,
+                "queue.buffering.max.messages": 1_000_000,
+                "delivery.report.only.error": True,
+            },
+        )
+    )
     errors: list[str] = []
 
     def failed(err, _msg) -> None:
@@ -146,8 +176,13 @@ def fill(env: BenchEnv, events: int) -> Filled:
         value_bytes += len(value)
         while True:
             try:
-                producer.produce(topic, key=event.order_id.encode(), value=value,
-                                 headers=codec.headers(event, "orderstream/bench"), on_delivery=failed)
+                producer.produce(
+                    topic,
+                    key=event.order_id.encode(),
+                    value=value,
+                    headers=codec.headers(event, "orderstream/bench"),
+                    on_delivery=failed,
+                )
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -159,7 +194,10 @@ def fill(env: BenchEnv, events: int) -> Filled:
     seconds = time.perf_counter() - began
     probe = Consumer(consumer_config(settings, "bench-probe"))
     metadata = probe.list_topics(topic, timeout=10)
-    highs = {p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in metadata.topics[topic].partitions}
+    highs = {
+        p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+        for p in metadata.topics[topic].partitions
+    }
     probe.close()
     assert sum(highs.values()) == events, (highs, events)
     _CACHE[events] = result = Filled(settings, events, orders, highs, seconds, value_bytes)

@@ -31,9 +31,9 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def bench_latency(env: BenchEnv, rate: float, seconds: float, warm_seconds: float = 60.0) -> list[dict]:
-    from confluent_kafka import Producer
     import sqlite3
 
+    from confluent_kafka import Producer
     from sqlalchemy.engine import make_url
 
     from orderstream.clients import producer_config
@@ -47,25 +47,46 @@ def bench_latency(env: BenchEnv, rate: float, seconds: float, warm_seconds: floa
     data_dir = env.workdir / f"latency-{settings.topic_prefix.rstrip('.')}"
     settings = settings.model_copy(update={"data_dir": data_dir, "database_url": None})
     url = settings.database_url_for("order-view")
-    base = [sys.executable, "-m", "orderstream.cli.main", "-b", settings.effective_bootstrap, "--topic-prefix",
-            settings.topic_prefix, "--data-dir", str(data_dir)]
+    base = [
+        sys.executable,
+        "-m",
+        "orderstream.cli.main",
+        "-b",
+        settings.effective_bootstrap,
+        "--topic-prefix",
+        settings.topic_prefix,
+        "--data-dir",
+        str(data_dir),
+    ]
     child_env = {k: v for k, v in os.environ.items() if k != "ORDERSTREAM_DATABASE_URL"}
     data_dir.mkdir(parents=True, exist_ok=True)
     logs = open(data_dir / "services.log", "w")  # noqa: SIM115 - closed in finally
-    children = [subprocess.Popen([*base, "run", name], stdout=logs, stderr=subprocess.STDOUT, env=child_env)
-                for name in ("order", "projections")]
+    children = [
+        subprocess.Popen([*base, "run", name], stdout=logs, stderr=subprocess.STDOUT, env=child_env)
+        for name in ("order", "projections")
+    ]
     profile_dir = os.environ.get("ORDERSTREAM_BENCH_PROFILE_DIR")  # py-spy the services (raw folded stacks)
-    spies = [subprocess.Popen(["py-spy", "record", "-f", "raw", "-r", "250", "-o", f"{profile_dir}/{name}.txt", "-p",
-                               str(child.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for name, child in zip(("order", "projections"), children, strict=True)] if profile_dir else []
+    spies = (
+        [
+            subprocess.Popen(
+                ["py-spy", "record", "-f", "raw", "-r", "250", "-o", f"{profile_dir}/{name}.txt", "-p", str(child.pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for name, child in zip(("order", "projections"), children, strict=True)
+        ]
+        if profile_dir
+        else []
+    )
     codec = Codec()
     producer = Producer(producer_config(settings, **{"linger.ms": 0}))
     topic = settings.topic(ORDERS_COMMANDS)
     sent: dict[str, float] = {}
     seen: dict[str, float] = {}
     lock = threading.Lock()
-    commands = plan_commands(LoadProfile(orders=10_000_000, seed=random.randrange(1 << 30), cancel_ratio=0.0),
-                             lambda: datetime.now(UTC))
+    commands = plan_commands(
+        LoadProfile(orders=10_000_000, seed=random.randrange(1 << 30), cancel_ratio=0.0), lambda: datetime.now(UTC)
+    )
 
     def send(count: int, per_second: float) -> None:
         began = time.perf_counter()
@@ -123,7 +144,9 @@ def bench_latency(env: BenchEnv, rate: float, seconds: float, warm_seconds: floa
             watch(model, time.perf_counter() + warm_seconds + 60, warm)
             sender.join()
             if len(seen) < warm:
-                raise RuntimeError(f"only {len(seen)}/{warm} warm-up orders became visible; see {data_dir / 'services.log'}")
+                raise RuntimeError(
+                    f"only {len(seen)}/{warm} warm-up orders became visible; see {data_dir / 'services.log'}"
+                )
             sent.clear()
             seen.clear()
             count = int(rate * seconds)
@@ -148,14 +171,34 @@ def bench_latency(env: BenchEnv, rate: float, seconds: float, warm_seconds: floa
     latencies = [(seen[oid] - sent[oid]) * 1000 for oid in sent if oid in seen]
     missing = count - len(latencies)
     p50, p99, p999 = (_percentile(latencies, q) for q in (0.5, 0.99, 0.999))
-    note = (f"{count:,} orders at {rate:g}/s for {seconds:g}s after {warm_seconds:g}s of warm-up at that rate; order "
-            f"service + projections as subprocesses (SQLite); max {max(latencies):.1f} ms"
-            + (f"; {missing} never visible" if missing else ""))
+    note = (
+        f"{count:,} orders at {rate:g}/s for {seconds:g}s after {warm_seconds:g}s of warm-up at that rate; order "
+        f"service + projections as subprocesses (SQLite); max {max(latencies):.1f} ms"
+        + (f"; {missing} never visible" if missing else "")
+    )
     return [
-        {"benchmark": "end-to-end latency place -> visible in order view, p50", "value": round(p50, 1), "unit": "ms",
-         "goal": "", "met": None, "notes": note},
-        {"benchmark": "end-to-end latency place -> visible in order view, p99", "value": round(p99, 1), "unit": "ms",
-         "goal": "<= 100", "met": p99 <= 100 and not missing, "notes": "send time = produce() call; seen = first poll with the row"},
-        {"benchmark": "end-to-end latency place -> visible in order view, p99.9", "value": round(p999, 1), "unit": "ms",
-         "goal": "", "met": None, "notes": ""},
+        {
+            "benchmark": "end-to-end latency place -> visible in order view, p50",
+            "value": round(p50, 1),
+            "unit": "ms",
+            "goal": "",
+            "met": None,
+            "notes": note,
+        },
+        {
+            "benchmark": "end-to-end latency place -> visible in order view, p99",
+            "value": round(p99, 1),
+            "unit": "ms",
+            "goal": "<= 100",
+            "met": p99 <= 100 and not missing,
+            "notes": "send time = produce() call; seen = first poll with the row",
+        },
+        {
+            "benchmark": "end-to-end latency place -> visible in order view, p99.9",
+            "value": round(p999, 1),
+            "unit": "ms",
+            "goal": "",
+            "met": None,
+            "notes": "",
+        },
     ]

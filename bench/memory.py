@@ -18,6 +18,13 @@ def bench_memory(env: BenchEnv, events: int) -> list[dict]:
     mib = result["child_maxrss_kb"] / 1024
     decode = _RUNS.get(("decode", None, events))
     baseline = f"; the decode-only consumer peaked at {decode['child_maxrss_kb'] / 1024:.0f} MiB" if decode else ""
-    return [{"benchmark": f"peak RSS of a rebuild of {events:,} events (order-view, SQLite)", "value": round(mib),
-             "unit": "MiB", "goal": "<= 300", "met": mib <= 300,
-             "notes": f"one process, VmHWM{' (the rebuild run above)' if reused else ''}{baseline}"}]
+    return [
+        {
+            "benchmark": f"peak RSS of a rebuild of {events:,} events (order-view, SQLite)",
+            "value": round(mib),
+            "unit": "MiB",
+            "goal": "<= 300",
+            "met": mib <= 300,
+            "notes": f"one process, VmHWM{' (the rebuild run above)' if reused else ''}{baseline}",
+        }
+    ]

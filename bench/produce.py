@@ -16,8 +16,12 @@ from datetime import UTC, datetime
 from bench.env import BenchEnv
 
 SOURCE = "orderstream/bench"
-PRODUCER_OVERRIDES = {"linger.ms": 20, "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000,
-                      "delivery.report.only.error": True}
+PRODUCER_OVERRIDES = {
+    "linger.ms": 20,
+    "batch.size": 1_000_000,
+    "queue.buffering.max.messages": 1_000_000,
+    "delivery.report.only.error": True,
+}
 
 
 def prebuilt_events(records: int) -> list:
@@ -27,9 +31,19 @@ def prebuilt_events(records: int) -> list:
     now = datetime.now(UTC)
     profile = LoadProfile(orders=records, seed=1, cancel_ratio=0.0)
     return [
-        OrderPlaced(event_id=f"e-{n:012d}", version=1, occurred_at=now, correlation_id=c.order_id,
-                    causation_id=c.command_id, order_id=c.order_id, customer_id=c.customer_id, currency=c.currency,
-                    lines=c.lines, total_minor=sum(line.amount_minor for line in c.lines), channel="generator")
+        OrderPlaced(
+            event_id=f"e-{n:012d}",
+            version=1,
+            occurred_at=now,
+            correlation_id=c.order_id,
+            causation_id=c.command_id,
+            order_id=c.order_id,
+            customer_id=c.customer_id,
+            currency=c.currency,
+            lines=c.lines,
+            total_minor=sum(line.amount_minor for line in c.lines),
+            channel="generator",
+        )
         for n, c in enumerate(plan_commands(profile, lambda: now))
     ]
 
@@ -92,25 +106,61 @@ def bench_produce(env: BenchEnv, records: int) -> list[dict]:
 
     java_settings = env.fresh()
     out = subprocess.run(
-        [env.java, "-Xmx512m", "-cp", env.distribution.classpath, "org.apache.kafka.tools.ProducerPerformance",
-         "--topic", java_settings.topic(ORDERS_EVENTS), "--num-records", str(records), "--record-size",
-         str(record_size), "--throughput", "-1",
-         "--producer-props", f"bootstrap.servers={settings.effective_bootstrap}", "acks=all",
-         "enable.idempotence=true", "compression.type=lz4", "linger.ms=20", "batch.size=1000000"],
-        capture_output=True, text=True, timeout=600,
+        [
+            env.java,
+            "-Xmx512m",
+            "-cp",
+            env.distribution.classpath,
+            "org.apache.kafka.tools.ProducerPerformance",
+            "--topic",
+            java_settings.topic(ORDERS_EVENTS),
+            "--num-records",
+            str(records),
+            "--record-size",
+            str(record_size),
+            "--throughput",
+            "-1",
+            "--producer-props",
+            f"bootstrap.servers={settings.effective_bootstrap}",
+            "acks=all",
+            "enable.idempotence=true",
+            "compression.type=lz4",
+            "linger.ms=20",
+            "batch.size=1000000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     lines = out.stdout.strip().splitlines()
     match = re.search(r"([\d.]+) records/sec", lines[-1] if lines else "")
     java_rate = float(match.group(1)) if match else None
     return [
-        {"benchmark": "produce, Python: encode + CloudEvents headers + produce of pre-built OrderPlaced events",
-         "value": round(python_rate), "unit": "events/s", "goal": ">= 50,000", "met": python_rate >= 50_000,
-         "notes": f"{records:,} records, ~{record_size} B values + 9 headers, idempotent, acks=all, lz4, "
-                  "linger 20 ms, poll(0) every 1000, flushed; after 5,000 untimed warm-up records"},
-        {"benchmark": "produce, Python load generator (`orderstream generate`: plan + encode + produce)",
-         "value": round(generated.rate), "unit": "events/s", "goal": "", "met": None,
-         "notes": "plans each order (seeded random lines, uuid ids); timed from its producer's creation, PID included"},
-        {"benchmark": "produce, Kafka ProducerPerformance (Java), same broker and record size",
-         "value": round(java_rate) if java_rate else None, "unit": "events/s", "goal": "reference", "met": None,
-         "notes": "acks=all, idempotent, lz4, linger 20 ms, no headers" if java_rate else f"failed: {out.stderr.strip()[-200:]}"},
+        {
+            "benchmark": "produce, Python: encode + CloudEvents headers + produce of pre-built OrderPlaced events",
+            "value": round(python_rate),
+            "unit": "events/s",
+            "goal": ">= 50,000",
+            "met": python_rate >= 50_000,
+            "notes": f"{records:,} records, ~{record_size} B values + 9 headers, idempotent, acks=all, lz4, "
+            "linger 20 ms, poll(0) every 1000, flushed; after 5,000 untimed warm-up records",
+        },
+        {
+            "benchmark": "produce, Python load generator (`orderstream generate`: plan + encode + produce)",
+            "value": round(generated.rate),
+            "unit": "events/s",
+            "goal": "",
+            "met": None,
+            "notes": "plans each order (seeded random lines, uuid ids); timed from its producer's creation, PID included",
+        },
+        {
+            "benchmark": "produce, Kafka ProducerPerformance (Java), same broker and record size",
+            "value": round(java_rate) if java_rate else None,
+            "unit": "events/s",
+            "goal": "reference",
+            "met": None,
+            "notes": "acks=all, idempotent, lz4, linger 20 ms, no headers"
+            if java_rate
+            else f"failed: {out.stderr.strip()[-200:]}",
+        },
     ]

@@ -35,17 +35,41 @@ def _fill(store, orders: int) -> None:
             for line_no in range(line_count):
                 quantity, price = rng.randint(1, 3), rng.randrange(199, 19_999)
                 total += quantity * price
-                batch["lines"].append({"order_id": oid, "line_no": line_no, "sku": f"SKU-{rng.randrange(500):05d}",
-                                       "quantity": quantity, "unit_price_minor": price})
-            batch["timeline"].append({"order_id": oid, "version": 1, "type": "OrderPlaced", "occurred_at": at,
-                                      "event_id": f"e-{n}-1"})
+                batch["lines"].append(
+                    {
+                        "order_id": oid,
+                        "line_no": line_no,
+                        "sku": f"SKU-{rng.randrange(500):05d}",
+                        "quantity": quantity,
+                        "unit_price_minor": price,
+                    }
+                )
+            batch["timeline"].append(
+                {"order_id": oid, "version": 1, "type": "OrderPlaced", "occurred_at": at, "event_id": f"e-{n}-1"}
+            )
             for version in range(2, events + 1):
-                batch["timeline"].append({"order_id": oid, "version": version, "type": TYPES[version - 2],
-                                          "occurred_at": at, "event_id": f"e-{n}-{version}"})
-            batch["orders"].append({"order_id": oid, "customer_id": f"c-{rng.randrange(50_000):06d}",
-                                    "status": "DELIVERED" if events == 6 else "PLACED", "currency": "EUR",
-                                    "total_minor": total, "version": events, "payment_status": None,
-                                    "placed_at": at, "updated_at": at})
+                batch["timeline"].append(
+                    {
+                        "order_id": oid,
+                        "version": version,
+                        "type": TYPES[version - 2],
+                        "occurred_at": at,
+                        "event_id": f"e-{n}-{version}",
+                    }
+                )
+            batch["orders"].append(
+                {
+                    "order_id": oid,
+                    "customer_id": f"c-{rng.randrange(50_000):06d}",
+                    "status": "DELIVERED" if events == 6 else "PLACED",
+                    "currency": "EUR",
+                    "total_minor": total,
+                    "version": events,
+                    "payment_status": None,
+                    "placed_at": at,
+                    "updated_at": at,
+                }
+            )
             if len(batch["orders"]) >= CHUNK:
                 flush(conn)
         flush(conn)
@@ -75,11 +99,25 @@ def bench_query(env: BenchEnv, orders: int, samples: int = 3000) -> list[dict]:
             assert detail is not None and detail["order_id"] == order_id
     times.sort()
     p50, p99 = times[len(times) // 2] * 1000, times[int(len(times) * 0.99)] * 1000
-    note = (f"{samples:,} random ids after 200 warm-up queries; mean {statistics.fmean(times) * 1000:.2f} ms; "
-            f"view filled in {fill_seconds:.0f}s")
+    note = (
+        f"{samples:,} random ids after 200 warm-up queries; mean {statistics.fmean(times) * 1000:.2f} ms; "
+        f"view filled in {fill_seconds:.0f}s"
+    )
     return [
-        {"benchmark": f"query order by id, p50 ({orders:,} orders, SQLite, in-process)", "value": round(p50, 3),
-         "unit": "ms", "goal": "", "met": None, "notes": note},
-        {"benchmark": f"query order by id, p99 ({orders:,} orders, SQLite, in-process)", "value": round(p99, 3),
-         "unit": "ms", "goal": "<= 2", "met": p99 <= 2, "notes": "order_detail: summary + lines + timeline"},
+        {
+            "benchmark": f"query order by id, p50 ({orders:,} orders, SQLite, in-process)",
+            "value": round(p50, 3),
+            "unit": "ms",
+            "goal": "",
+            "met": None,
+            "notes": note,
+        },
+        {
+            "benchmark": f"query order by id, p99 ({orders:,} orders, SQLite, in-process)",
+            "value": round(p99, 3),
+            "unit": "ms",
+            "goal": "<= 2",
+            "met": p99 <= 2,
+            "notes": "order_detail: summary + lines + timeline",
+        },
     ]

@@ -23,23 +23,54 @@ from bench.fill import Filled, fill
 _RUNS: dict[tuple, dict] = {}  # (mode, backend, events) -> worker result, shared with the memory benchmark
 
 
-def run_worker(env: BenchEnv, filled: Filled, mode: str, url: str | None = None, batch_size: int = 500,
-               processes: int = 1) -> dict:
+def run_worker(
+    env: BenchEnv, filled: Filled, mode: str, url: str | None = None, batch_size: int = 500, processes: int = 1
+) -> dict:
     """Run bench.rebuild_worker in `processes` child processes (one consumer group: they share the partitions, as
     `orderstream run projections` started that many times does); the result of the one that applied the first
     batch (its steady window covers everyone's), with the peak RSS of the largest child (wait4)."""
-    args = {"mode": mode, "bootstrap": filled.settings.effective_bootstrap, "topic_prefix": filled.settings.topic_prefix,
-            "url": url, "group": f"bench-{mode}-{uuid.uuid4().hex[:8]}", "batch_size": batch_size,
-            "highs": {str(p): o for p, o in filled.highs.items()}, "data_dir": str(env.workdir / "data")}
+    args = {
+        "mode": mode,
+        "bootstrap": filled.settings.effective_bootstrap,
+        "topic_prefix": filled.settings.topic_prefix,
+        "url": url,
+        "group": f"bench-{mode}-{uuid.uuid4().hex[:8]}",
+        "batch_size": batch_size,
+        "highs": {str(p): o for p, o in filled.highs.items()},
+        "data_dir": str(env.workdir / "data"),
+    }
     results = []
     with contextlib.ExitStack() as stack:
         outs = [stack.enter_context(tempfile.TemporaryFile("w+")) for _ in range(processes)]
-        children = [subprocess.Popen([sys.executable, "-m", "bench.rebuild_worker", json.dumps(args)], stdout=out,
-                                     cwd=Path(__file__).parent.parent) for out in outs]
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-m", "bench.rebuild_worker", json.dumps(args)],
+                stdout=out,
+                cwd=Path(__file__).parent.parent,
+            )
+            for out in outs
+        ]
         profile_dir = os.environ.get("ORDERSTREAM_BENCH_PROFILE_DIR")  # py-spy the worker (raw folded stacks)
-        spy = subprocess.Popen(["py-spy", "record", "-f", "raw", "-r", "250", "-o",
-                                f"{profile_dir}/rebuild-{mode}-{make_url_backend(url)}-{batch_size}.txt", "-p",
-                                str(children[0].pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if profile_dir else None
+        spy = (
+            subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "-f",
+                    "raw",
+                    "-r",
+                    "250",
+                    "-o",
+                    f"{profile_dir}/rebuild-{mode}-{make_url_backend(url)}-{batch_size}.txt",
+                    "-p",
+                    str(children[0].pid),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if profile_dir
+            else None
+        )
         for child, out in zip(children, outs, strict=True):
             _, status, usage = os.wait4(child.pid, 0)
             child.returncode = os.waitstatus_to_exitcode(status)
@@ -85,13 +116,29 @@ def java_consumer(env: BenchEnv, filled: Filled) -> tuple[float | None, str]:
 
     props = env.workdir / "consumer-perf.properties"
     props.write_text("isolation.level=read_committed\nauto.offset.reset=earliest\n")
-    base = [env.java, "-Xmx512m", "-cp", env.distribution.classpath, "org.apache.kafka.tools.ConsumerPerformance",
-            "--bootstrap-server", filled.settings.effective_bootstrap, "--topic", filled.settings.topic(ORDERS_EVENTS),
-            "--group", f"bench-java-{uuid.uuid4().hex[:8]}", "--timeout", "60000"]
+    base = [
+        env.java,
+        "-Xmx512m",
+        "-cp",
+        env.distribution.classpath,
+        "org.apache.kafka.tools.ConsumerPerformance",
+        "--bootstrap-server",
+        filled.settings.effective_bootstrap,
+        "--topic",
+        filled.settings.topic(ORDERS_EVENTS),
+        "--group",
+        f"bench-java-{uuid.uuid4().hex[:8]}",
+        "--timeout",
+        "60000",
+    ]
     out = None
     for count_flag, config_flag in (("--num-records", "--command-config"), ("--messages", "--consumer.config")):
-        out = subprocess.run([*base, count_flag, str(filled.events), config_flag, str(props)],
-                             capture_output=True, text=True, timeout=600)
+        out = subprocess.run(
+            [*base, count_flag, str(filled.events), config_flag, str(props)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if out.returncode == 0:
             break
     assert out is not None
@@ -111,11 +158,32 @@ def run_replay(env: BenchEnv, filled: Filled, url: str, processes: int = 1) -> d
     process, the database named by ORDERSTREAM_DATABASE_URL); its summary, with rate = events applied / its own
     seconds (from the start of the build to the swap, both included: the workers' start too)."""
     data_dir = env.workdir / f"replay-{uuid.uuid4().hex[:8]}"
-    command = [sys.executable, "-m", "orderstream.cli.main", "-b", filled.settings.effective_bootstrap,
-               "--topic-prefix", filled.settings.topic_prefix, "--data-dir", str(data_dir),
-               "replay", "projection", "order-view", "--from-beginning", "--processes", str(processes), "--json"]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=1800, cwd=Path(__file__).parent.parent,
-                         env={**os.environ, "ORDERSTREAM_DATABASE_URL": url})
+    command = [
+        sys.executable,
+        "-m",
+        "orderstream.cli.main",
+        "-b",
+        filled.settings.effective_bootstrap,
+        "--topic-prefix",
+        filled.settings.topic_prefix,
+        "--data-dir",
+        str(data_dir),
+        "replay",
+        "projection",
+        "order-view",
+        "--from-beginning",
+        "--processes",
+        str(processes),
+        "--json",
+    ]
+    out = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        cwd=Path(__file__).parent.parent,
+        env={**os.environ, "ORDERSTREAM_DATABASE_URL": url},
+    )
     if out.returncode != 0:
         raise RuntimeError(f"replay exited with {out.returncode}: {(out.stderr or out.stdout)[-300:]}")
     summary = json.loads(out.stdout.strip().splitlines()[-1])
@@ -135,12 +203,16 @@ def bench_rebuild(env: BenchEnv, events: int, batch_size: int = 5000, tuned_batc
         ratio = result["rate"] / base_rate
         setting = "default projection_batch_size" if size == batch_size else "ORDERSTREAM_PROJECTION_BATCH_SIZE"
         how = "" if processes == 1 else f"{processes} projector processes in one group, "
-        return {"benchmark": f"rebuild order-view into {label}, {how}{setting}={size}", "value": round(result["rate"]),
-                "unit": "events/s", "goal": f">= {goal:,} and >= 0.6x decode-only",
-                "met": result["rate"] >= goal and ratio >= 0.6,
-                "notes": f"{events:,} events ({filled.orders:,} orders); {ratio:.2f}x decode-only; "
-                         f"{result['seconds']:.1f}s wall incl. group join; peak RSS "
-                         f"{result['child_maxrss_kb'] / 1024:.0f} MiB" + (" (largest process)" if processes > 1 else "")}
+        return {
+            "benchmark": f"rebuild order-view into {label}, {how}{setting}={size}",
+            "value": round(result["rate"]),
+            "unit": "events/s",
+            "goal": f">= {goal:,} and >= 0.6x decode-only",
+            "met": result["rate"] >= goal and ratio >= 0.6,
+            "notes": f"{events:,} events ({filled.orders:,} orders); {ratio:.2f}x decode-only; "
+            f"{result['seconds']:.1f}s wall incl. group join; peak RSS "
+            f"{result['child_maxrss_kb'] / 1024:.0f} MiB" + (" (largest process)" if processes > 1 else ""),
+        }
 
     sizes = [batch_size] + ([tuned_batch_size] if tuned_batch_size else [])
     backends = [("SQLite", sqlite_url, 40_000)] + ([("PostgreSQL", postgres_url, 25_000)] if env.postgres_url else [])
@@ -150,27 +222,63 @@ def bench_rebuild(env: BenchEnv, events: int, batch_size: int = 5000, tuned_batc
             if (label, size) == ("SQLite", batch_size):
                 _RUNS[("project", "sqlite", events)] = result
             rows.append(row(label, result, goal, size))
-        rows.append(row(label, run_worker(env, filled, "project", new_database(env), batch_size, processes=2), goal,
-                        batch_size, processes=2))
+        rows.append(
+            row(
+                label,
+                run_worker(env, filled, "project", new_database(env), batch_size, processes=2),
+                goal,
+                batch_size,
+                processes=2,
+            )
+        )
     if not env.postgres_url:
-        rows.append({"benchmark": "rebuild order-view into PostgreSQL", "value": None, "unit": "events/s",
-                     "goal": ">= 25,000", "met": None, "notes": "skipped: PostgreSQL unavailable"})
+        rows.append(
+            {
+                "benchmark": "rebuild order-view into PostgreSQL",
+                "value": None,
+                "unit": "events/s",
+                "goal": ">= 25,000",
+                "met": None,
+                "notes": "skipped: PostgreSQL unavailable",
+            }
+        )
     for label, new_database, goal in backends:
         for processes in (1, 2):
             replay = run_replay(env, filled, new_database(env), processes)
             option = "" if processes == 1 else f" --processes {processes}"
-            rows.append({"benchmark": f"rebuild order-view into {label} with `orderstream replay projection "
-                                      f"order-view --from-beginning{option}`", "value": round(replay["rate"]),
-                         "unit": "events/s", "goal": f">= {goal:,}", "met": replay["rate"] >= goal,
-                         "notes": f"{replay['events_applied']:,} events in {replay['seconds']:.1f}s as the command "
-                                  "reports them (build, catch-up and swap; a fresh database, so no live generation to "
-                                  "copy)" + ("" if processes == 1 else "; workers' start included")})
-    rows.append({"benchmark": "consume + decode only (Python, no database)", "value": round(base_rate),
-                 "unit": "events/s", "goal": "reference", "met": None,
-                 "notes": f"same client settings, batch {batch_size}; {decode['seconds']:.1f}s wall incl. group join; "
-                          f"peak RSS {decode['child_maxrss_kb'] / 1024:.0f} MiB"})
+            rows.append(
+                {
+                    "benchmark": f"rebuild order-view into {label} with `orderstream replay projection "
+                    f"order-view --from-beginning{option}`",
+                    "value": round(replay["rate"]),
+                    "unit": "events/s",
+                    "goal": f">= {goal:,}",
+                    "met": replay["rate"] >= goal,
+                    "notes": f"{replay['events_applied']:,} events in {replay['seconds']:.1f}s as the command "
+                    "reports them (build, catch-up and swap; a fresh database, so no live generation to "
+                    "copy)" + ("" if processes == 1 else "; workers' start included"),
+                }
+            )
+    rows.append(
+        {
+            "benchmark": "consume + decode only (Python, no database)",
+            "value": round(base_rate),
+            "unit": "events/s",
+            "goal": "reference",
+            "met": None,
+            "notes": f"same client settings, batch {batch_size}; {decode['seconds']:.1f}s wall incl. group join; "
+            f"peak RSS {decode['child_maxrss_kb'] / 1024:.0f} MiB",
+        }
+    )
     java_rate, note = java_consumer(env, filled)
-    rows.append({"benchmark": "consume, Kafka ConsumerPerformance (Java), same topic",
-                 "value": round(java_rate) if java_rate else None, "unit": "events/s", "goal": "reference",
-                 "met": None, "notes": note})
+    rows.append(
+        {
+            "benchmark": "consume, Kafka ConsumerPerformance (Java), same topic",
+            "value": round(java_rate) if java_rate else None,
+            "unit": "events/s",
+            "goal": "reference",
+            "met": None,
+            "notes": note,
+        }
+    )
     return rows

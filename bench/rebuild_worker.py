@@ -58,8 +58,12 @@ def project(args: dict, settings) -> dict:
         stop.set()
         thread.join(60)
         reader.dispose()
-    return {"events": total, "seconds": ended - began, "steady_seconds": ended - first[0],
-            "steady_events": total - first[1]}
+    return {
+        "events": total,
+        "seconds": ended - began,
+        "steady_seconds": ended - first[0],
+        "steady_events": total - first[1],
+    }
 
 
 def decode(args: dict, settings) -> dict:
@@ -114,9 +118,13 @@ def main() -> None:
     args = json.loads(sys.argv[1])
     from orderstream.config import load_settings
 
-    settings = load_settings(bootstrap_servers=args["bootstrap"], topic_prefix=args["topic_prefix"],
-                             data_dir=args["data_dir"], batch_size=args["batch_size"],
-                             projection_batch_size=args["batch_size"])
+    settings = load_settings(
+        bootstrap_servers=args["bootstrap"],
+        topic_prefix=args["topic_prefix"],
+        data_dir=args["data_dir"],
+        batch_size=args["batch_size"],
+        projection_batch_size=args["batch_size"],
+    )
     from orderstream.process_tuning import tune_collector
 
     tune_collector()  # as the CLI does for every command (`orderstream run`, `replay projection`)

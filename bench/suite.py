@@ -19,7 +19,8 @@ SUITE = {
     "produce": lambda env, scale: bench_produce(env, records=max(20_000, int(300_000 * scale))),
     "rebuild": lambda env, scale: bench_rebuild(env, events=_events(scale)),
     "memory": lambda env, scale: bench_memory(env, events=_events(scale)),
-    "latency": lambda env, scale: bench_latency(env, rate=500, seconds=max(4.0, 20 * scale),
-                                                warm_seconds=max(2.0, 60 * scale)),
+    "latency": lambda env, scale: bench_latency(
+        env, rate=500, seconds=max(4.0, 20 * scale), warm_seconds=max(2.0, 60 * scale)
+    ),
     "query": lambda env, scale: bench_query(env, orders=max(20_000, int(1_000_000 * scale))),
 }

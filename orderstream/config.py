@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     java_home: Path | None = None
 
     # Payment rules (minor units of the order's currency; limits apply per currency, there is no FX conversion).
-    payment_order_limit_minor: int = Field(500_000, ge=0, description="the largest order total the payment service authorizes")
+    payment_order_limit_minor: int = Field(
+        500_000, ge=0, description="the largest order total the payment service authorizes"
+    )
     payment_credit_limit_minor: int = Field(
         2_000_000, ge=0, description="the most a customer may have authorized and not yet released across open orders"
     )
@@ -65,17 +67,27 @@ class Settings(BaseSettings):
     # Runtimes.
     batch_size: int = Field(500, ge=1, le=100_000, description="records per processor transaction, at most")
     projection_batch_size: int = Field(
-        5_000, ge=1, le=100_000, description="records per projector SQL transaction, at most (a view catching up "
-        "writes fewer, bigger transactions; a live one takes whatever arrived, so latency does not grow)")
+        5_000,
+        ge=1,
+        le=100_000,
+        description="records per projector SQL transaction, at most (a view catching up "
+        "writes fewer, bigger transactions; a live one takes whatever arrived, so latency does not grow)",
+    )
     poll_timeout_s: float = Field(0.5, gt=0)
     wait_timeout_s: float = Field(30.0, gt=0, description="how long --wait and --after wait for an answer")
     log_level: str = "INFO"
-    session_timeout_ms: int = Field(10_000, ge=1_000, description="consumer session timeout: how fast a dead member is noticed")
+    session_timeout_ms: int = Field(
+        10_000, ge=1_000, description="consumer session timeout: how fast a dead member is noticed"
+    )
     max_poll_interval_ms: int = Field(300_000, ge=1_000, description="longest a consumer may go between polls")
     fetch_wait_max_ms: int = Field(
-        50, ge=1, le=10_000, description="longest the broker holds a consumer's fetch when it has nothing new for it. "
+        50,
+        ge=1,
+        le=10_000,
+        description="longest the broker holds a consumer's fetch when it has nothing new for it. "
         "Kept short because a read_committed fetch parked just before a transaction commits can wait it out whole "
-        "(the default 500 ms put a 300-700 ms tail on end-to-end latency at 500 orders/s; 50 ms removed it)")
+        "(the default 500 ms put a 300-700 ms tail on end-to-end latency at 500 orders/s; 50 ms removed it)",
+    )
 
     @field_validator("bootstrap_servers")
     @classmethod

@@ -47,7 +47,9 @@ def start_services(settings: Settings, root_args: list[str]) -> tuple[subprocess
     log.parent.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
         [sys.executable, "-m", "orderstream.cli.main", *root_args, "run", "all"],
-        stdout=subprocess.DEVNULL, stderr=log.open("a"), stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("a"),
+        stdin=subprocess.DEVNULL,
     )
     return process, log
 
@@ -62,8 +64,14 @@ def stop_services(process: subprocess.Popen, timeout_s: float = 60) -> None:
             process.wait(10)
 
 
-def wait_until_idle(settings: Settings, services: subprocess.Popen, log: Path, timeout_s: float, require_running: bool,
-                    on_wait: Callable[[int], None] = lambda lag: None) -> None:
+def wait_until_idle(
+    settings: Settings,
+    services: subprocess.Popen,
+    log: Path,
+    timeout_s: float,
+    require_running: bool,
+    on_wait: Callable[[int], None] = lambda lag: None,
+) -> None:
     """Until every consumer (service and projection) has nothing left to read, twice in a row."""
     from orderstream.ops.status import collect_status
     from orderstream.services import watched_consumers
@@ -74,7 +82,9 @@ def wait_until_idle(settings: Settings, services: subprocess.Popen, log: Path, t
         if services.poll() is not None:
             raise DemoError(f"the services stopped (exit code {services.returncode}); see {log}")
         if time.monotonic() > deadline:
-            raise DemoError(f"the pipeline did not catch up within {timeout_s:.0f}s; see {log} and `orderstream status`")
+            raise DemoError(
+                f"the pipeline did not catch up within {timeout_s:.0f}s; see {log} and `orderstream status`"
+            )
         rows = collect_status(settings, watched_consumers(settings), sample_s=0).consumers
         lag = sum(r.lag for r in rows)
         ready = lag == 0 and (not require_running or all(r.running for r in rows))
@@ -94,8 +104,14 @@ def run_demo(settings: Settings, root_args: list[str], plan: DemoPlan = DemoPlan
     from orderstream.producers.generator import generate
     from orderstream.producers.load_plan import LoadProfile
     from orderstream.projections.queries import ReadModel, list_orders
-    from orderstream.topology import (INVENTORY_COMMANDS, INVENTORY_REPLIES, ORDERS_COMMANDS, ORDERS_REPLIES,
-                                      SHIPPING_COMMANDS, SHIPPING_REPLIES)
+    from orderstream.topology import (
+        INVENTORY_COMMANDS,
+        INVENTORY_REPLIES,
+        ORDERS_COMMANDS,
+        ORDERS_REPLIES,
+        SHIPPING_COMMANDS,
+        SHIPPING_REPLIES,
+    )
 
     console = Console(stderr=True)
     seed = plan.seed if plan.seed is not None else random.randrange(1_000_000)
@@ -110,12 +126,27 @@ def run_demo(settings: Settings, root_args: list[str], plan: DemoPlan = DemoPlan
         stock = restock_plan(profile, plan)
         with CommandSender(settings, INVENTORY_COMMANDS, INVENTORY_REPLIES, source="orderstream/demo") as sender:
             for sku, quantity in stock.items():
-                sender.send(RestockSku(command_id=str(uuid.uuid4()), issued_at=_now(), correlation_id=f"demo-restock-{seed}",
-                                       sku=sku, quantity=quantity))
-        echo(f"restocked {len(stock)} SKUs ({sum(stock.values()):,} units; the {plan.scarce_skus} most popular kept scarce)")
+                sender.send(
+                    RestockSku(
+                        command_id=str(uuid.uuid4()),
+                        issued_at=_now(),
+                        correlation_id=f"demo-restock-{seed}",
+                        sku=sku,
+                        quantity=quantity,
+                    )
+                )
+        echo(
+            f"restocked {len(stock)} SKUs ({sum(stock.values()):,} units; the {plan.scarce_skus} most popular kept scarce)"
+        )
 
-        with Progress(TextColumn("[bold]placing orders"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console) as progress:
+        with Progress(
+            TextColumn("[bold]placing orders"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
             task = progress.add_task("orders", total=plan.orders + round(plan.orders * profile.cancel_ratio), rate="")
 
             def advance(n: int) -> None:
@@ -133,25 +164,44 @@ def run_demo(settings: Settings, root_args: list[str], plan: DemoPlan = DemoPlan
             confirmed = [o["order_id"] for o in list_orders(view, status="CONFIRMED", limit=plan.orders)]
         rng.shuffle(confirmed)
         to_ship = confirmed[: int(len(confirmed) * plan.ship_ratio)]
-        to_cancel = confirmed[len(to_ship): len(to_ship) + plan.late_cancellations]
+        to_cancel = confirmed[len(to_ship) : len(to_ship) + plan.late_cancellations]
         with CommandSender(settings, SHIPPING_COMMANDS, SHIPPING_REPLIES, source="orderstream/demo") as sender:
             for order_id in to_ship:
-                sender.send(DispatchShipment(command_id=str(uuid.uuid4()), issued_at=_now(), correlation_id=order_id,
-                                             order_id=order_id, carrier=rng.choice(["DHL", "UPS", "PostNL"]),
-                                             tracking_number=f"TRK{rng.randrange(10**9):09d}"))
+                sender.send(
+                    DispatchShipment(
+                        command_id=str(uuid.uuid4()),
+                        issued_at=_now(),
+                        correlation_id=order_id,
+                        order_id=order_id,
+                        carrier=rng.choice(["DHL", "UPS", "PostNL"]),
+                        tracking_number=f"TRK{rng.randrange(10**9):09d}",
+                    )
+                )
         with CommandSender(settings, ORDERS_COMMANDS, ORDERS_REPLIES, source="orderstream/demo") as sender:
             for order_id in to_cancel:
-                sender.send(CancelOrder(command_id=str(uuid.uuid4()), issued_at=_now(), correlation_id=order_id,
-                                        order_id=order_id, reason="customer changed their mind (demo)"))
+                sender.send(
+                    CancelOrder(
+                        command_id=str(uuid.uuid4()),
+                        issued_at=_now(),
+                        correlation_id=order_id,
+                        order_id=order_id,
+                        reason="customer changed their mind (demo)",
+                    )
+                )
         _wait(settings, services, log, console, f"shipping {len(to_ship)} orders, cancelling {len(to_cancel)}")
         to_deliver = to_ship[: int(len(to_ship) * plan.deliver_ratio)]
         with CommandSender(settings, SHIPPING_COMMANDS, SHIPPING_REPLIES, source="orderstream/demo") as sender:
             for order_id in to_deliver:
-                sender.send(ConfirmDelivery(command_id=str(uuid.uuid4()), issued_at=_now(), correlation_id=order_id,
-                                            order_id=order_id))
+                sender.send(
+                    ConfirmDelivery(
+                        command_id=str(uuid.uuid4()), issued_at=_now(), correlation_id=order_id, order_id=order_id
+                    )
+                )
         _wait(settings, services, log, console, f"delivering {len(to_deliver)} orders")
-        echo(f"shipped {len(to_ship)}, delivered {len(to_deliver)}, cancelled {len(to_cancel)} confirmed orders; "
-             "every projection has caught up")
+        echo(
+            f"shipped {len(to_ship)}, delivered {len(to_deliver)}, cancelled {len(to_cancel)} confirmed orders; "
+            "every projection has caught up"
+        )
         show_views(settings, Console(), sample_order=to_deliver[0] if to_deliver else None)
     finally:
         stop_services(services)
@@ -172,13 +222,21 @@ def restock_plan(profile, plan: DemoPlan) -> dict[str, int]:
             for line in command.lines:
                 demand[line.sku] += line.quantity
     scarce = {sku for sku, _ in demand.most_common(plan.scarce_skus)}
-    return {sku: max(10, int(demand[sku] * (0.7 if sku in scarce else plan.stock_cover))) for sku in catalog_skus(profile)}
+    return {
+        sku: max(10, int(demand[sku] * (0.7 if sku in scarce else plan.stock_cover))) for sku in catalog_skus(profile)
+    }
 
 
 def _wait(settings, services, log, console, what: str) -> None:
     with console.status(f"waiting while {what}...") as status:
-        wait_until_idle(settings, services, log, timeout_s=300, require_running=True,
-                        on_wait=lambda lag: status.update(f"waiting while {what}... ({lag} records to go)"))
+        wait_until_idle(
+            settings,
+            services,
+            log,
+            timeout_s=300,
+            require_running=True,
+            on_wait=lambda lag: status.update(f"waiting while {what}... ({lag} records to go)"),
+        )
 
 
 def show_views(settings: Settings, console, sample_order: str | None) -> None:

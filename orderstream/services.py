@@ -98,7 +98,9 @@ def watched_consumers(settings: Settings) -> list:
             finally:
                 store.dispose()
 
-        watched.append(WatchedConsumer(name, "projection", group_id_of(name, settings.topic_prefix), spec.topics, stored))
+        watched.append(
+            WatchedConsumer(name, "projection", group_id_of(name, settings.topic_prefix), spec.topics, stored)
+        )
     return watched
 
 

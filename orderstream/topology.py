@@ -71,8 +71,13 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(INVENTORY_EVENTS, TopicKind.EVENTS, "SKU", "stock changes per SKU (its changelog)"),
     TopicSpec(INVENTORY_RESULTS, TopicKind.EVENTS, "order id", "reservation outcomes, answered per order"),
     TopicSpec(INVENTORY_REPLIES, TopicKind.REPLIES, "SKU", "the outcome of every inventory command"),
-    TopicSpec(INVENTORY_ORDERS, TopicKind.INTERNAL, "order id", "the order events the inventory acts on (its order "
-              "stage's changelog)", keep_forever=True),
+    TopicSpec(
+        INVENTORY_ORDERS,
+        TopicKind.INTERNAL,
+        "order id",
+        "the order events the inventory acts on (its order stage's changelog)",
+        keep_forever=True,
+    ),
     TopicSpec(SHIPPING_COMMANDS, TopicKind.COMMANDS, "order id", "DispatchShipment, ConfirmDelivery from the CLI"),
     TopicSpec(SHIPPING_EVENTS, TopicKind.EVENTS, "order id", "shipments created, dispatched, delivered"),
     TopicSpec(SHIPPING_REPLIES, TopicKind.REPLIES, "order id", "the outcome of every shipping command"),

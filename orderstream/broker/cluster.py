@@ -30,8 +30,16 @@ class LocalCluster:
         )
         self.brokers = [
             LocalBroker(
-                BrokerSpec(home=home / f"node{i + 1}", port=port, controller_port=controller, heap=heap, node_id=i + 1,
-                           log_level="WARN", quorum_voters=voters, extra_properties=extra),
+                BrokerSpec(
+                    home=home / f"node{i + 1}",
+                    port=port,
+                    controller_port=controller,
+                    heap=heap,
+                    node_id=i + 1,
+                    log_level="WARN",
+                    quorum_voters=voters,
+                    extra_properties=extra,
+                ),
                 distribution,
             )
             for i, (port, controller) in enumerate(ports)

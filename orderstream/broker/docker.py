@@ -27,8 +27,10 @@ def start_docker_kafka(image: str = "apache/kafka:4.1.1") -> str:
         except ImportError:
             raise BrokerError("testcontainers is not installed: pip install 'orderstream[docker]'") from None
     if not docker_available():
-        raise BrokerError("no Docker engine is reachable (is dockerd running, DOCKER_HOST set?); "
-                          "use `orderstream broker start` without --docker for a local broker from Kafka's jars")
+        raise BrokerError(
+            "no Docker engine is reachable (is dockerd running, DOCKER_HOST set?); "
+            "use `orderstream broker start` without --docker for a local broker from Kafka's jars"
+        )
     container = KafkaContainer(image).with_kraft()
     container.start()
     return container.get_bootstrap_server()

@@ -24,7 +24,9 @@ def find_java(java_home: Path | None = None) -> str:
         )
     major = java_major_version(java)
     if major < MIN_JAVA:
-        raise BrokerError(f"{java} is Java {major}; Apache Kafka 4.x needs Java {MIN_JAVA}+: set JAVA_HOME to a newer JDK")
+        raise BrokerError(
+            f"{java} is Java {major}; Apache Kafka 4.x needs Java {MIN_JAVA}+: set JAVA_HOME to a newer JDK"
+        )
     return java
 
 

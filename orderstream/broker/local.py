@@ -185,9 +185,12 @@ class LocalBroker:
                 cluster_id,
                 "-c",
                 str(self.spec.home / "server.properties"),
-                *[arg for name, password in self.spec.scram_users
-                  for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
-                  for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")],
+                *[
+                    arg
+                    for name, password in self.spec.scram_users
+                    for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
+                    for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+                ],
             ],
             capture_output=True,
             text=True,
@@ -207,12 +210,16 @@ class LocalBroker:
             if broker_answers(self.spec.bootstrap, timeout_s=1.0):
                 return
             time.sleep(0.3)
-        raise BrokerError(f"the broker did not answer on {self.spec.bootstrap} within {timeout_s:.0f}s; see {self.log_file}")
+        raise BrokerError(
+            f"the broker did not answer on {self.spec.bootstrap} within {timeout_s:.0f}s; see {self.log_file}"
+        )
 
     def _last_log_error(self) -> str:
         for path in (self.log_file, self.spec.home / "broker.out"):
             if path.exists():
-                lines = [ln for ln in path.read_text(errors="replace").splitlines() if "ERROR" in ln or "Exception" in ln]
+                lines = [
+                    ln for ln in path.read_text(errors="replace").splitlines() if "ERROR" in ln or "Exception" in ln
+                ]
                 if lines:
                     return lines[-1][:300]
         return f"see {self.log_file}"

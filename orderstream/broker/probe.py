@@ -57,9 +57,18 @@ def reported_features(bootstrap: str, java: str, distribution: KafkaDistribution
     metadata.version (e.g. 4.1-IV1) is the Apache Kafka release line the cluster runs.
     """
     result = subprocess.run(
-        [java, "-cp", distribution.classpath, "org.apache.kafka.tools.FeatureCommand",
-         "--bootstrap-server", bootstrap, "describe"],
-        capture_output=True, text=True, timeout=60,
+        [
+            java,
+            "-cp",
+            distribution.classpath,
+            "org.apache.kafka.tools.FeatureCommand",
+            "--bootstrap-server",
+            bootstrap,
+            "describe",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     features = {}
     for line in result.stdout.splitlines():
@@ -73,7 +82,6 @@ def kafka_release(features: dict[str, str]) -> str | None:
     """'4.1' from metadata.version '4.1-IV1'."""
     level = features.get("metadata.version")
     return level.split("-")[0] if level else None
-
 
 
 class ClusterUnreachable(RuntimeError):

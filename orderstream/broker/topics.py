@@ -37,7 +37,9 @@ def topic_exists(client, topic: str, timeout_s: float) -> bool:
     return metadata is not None and metadata.error is None
 
 
-def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] | None = None, timeout_s: float = 30.0) -> list[TopicStatus]:
+def ensure_topics(
+    settings: Settings, specs: tuple[TopicSpec, ...] | None = None, timeout_s: float = 30.0
+) -> list[TopicStatus]:
     """Create every missing topic and verify the existing ones. Raises TopicsError on any mismatch."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
@@ -110,7 +112,9 @@ def _wait_until_visible(admin, names: list[str], timeout_s: float):
     while True:
         topics = admin.list_topics(timeout=timeout_s).topics
         ready = all(
-            name in topics and topics[name].error is None and topics[name].partitions
+            name in topics
+            and topics[name].error is None
+            and topics[name].partitions
             and all(p.leader >= 0 for p in topics[name].partitions.values())
             for name in names
         )

@@ -73,7 +73,13 @@ def status(
     from orderstream.broker.errors import BrokerError
     from orderstream.broker.java import find_java
     from orderstream.broker.local import local_broker
-    from orderstream.broker.probe import ClusterUnreachable, check_connection, describe_cluster, kafka_release, reported_features
+    from orderstream.broker.probe import (
+        ClusterUnreachable,
+        check_connection,
+        describe_cluster,
+        kafka_release,
+        reported_features,
+    )
     from orderstream.clients import admin_config, common_config
 
     settings = settings_of(ctx)
@@ -96,9 +102,13 @@ def status(
         print_json({**info.__dict__, "local_pid": pid})
         return
     typer.echo(f"broker answering at {info.bootstrap} (cluster {info.cluster_id})")
-    typer.echo(f"Apache Kafka version: {info.kafka_version or 'unknown'}"
-               + (f" (metadata.version {info.features['metadata.version']})" if info.features else ""))
-    typer.echo("nodes: " + ", ".join(f"{n} at {addr}" for n, addr in info.nodes.items()) + f"; controller {info.controller_id}")
+    typer.echo(
+        f"Apache Kafka version: {info.kafka_version or 'unknown'}"
+        + (f" (metadata.version {info.features['metadata.version']})" if info.features else "")
+    )
+    typer.echo(
+        "nodes: " + ", ".join(f"{n} at {addr}" for n, addr in info.nodes.items()) + f"; controller {info.controller_id}"
+    )
     if pid:
         typer.echo(f"started by orderstream: pid {pid}")
     typer.echo(f"topics ({len(info.topics)}): " + (", ".join(info.topics) if info.topics else "none"))

@@ -12,7 +12,9 @@ from orderstream.cli.common import fail, settings_of
 def demo(
     ctx: typer.Context,
     orders: Annotated[int, typer.Option("--orders", "-n", min=1, max=1_000_000, help="Orders to place.")] = 3000,
-    seed: Annotated[int | None, typer.Option(help="Seed of the generated load (default: random).", show_default=False)] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the generated load (default: random).", show_default=False)
+    ] = None,
 ) -> None:
     """Start the local broker if none answers, create the topics, run every service and projection, restock, place
     a few thousand orders, ship, deliver and cancel some, wait until every view has caught up, and show the views."""
@@ -31,8 +33,10 @@ def demo(
             local_broker(settings).start(echo=lambda line: typer.echo(line, err=True))
         except BrokerError as exc:
             fail(str(exc))
-        typer.echo(f"started the local Apache Kafka broker at {settings.effective_bootstrap} "
-                   "(`orderstream broker stop` stops it)")
+        typer.echo(
+            f"started the local Apache Kafka broker at {settings.effective_bootstrap} "
+            "(`orderstream broker stop` stops it)"
+        )
     try:
         created = ensure_topics(settings)
     except TopicsError as exc:

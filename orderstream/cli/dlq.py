@@ -38,9 +38,14 @@ def list_letters(
 
     table = Table(id_column("id"), "key", "original", "stage", "error", "retried")
     for letter in letters:
-        table.add_row(f"{letter.dlq_topic}:{letter.dlq_partition}:{letter.dlq_offset}", letter.key or "-",
-                      letter.original, letter.stage, f"{letter.error_class}: {letter.error_message}",
-                      "yes" if letter.retried else "")
+        table.add_row(
+            f"{letter.dlq_topic}:{letter.dlq_partition}:{letter.dlq_offset}",
+            letter.key or "-",
+            letter.original,
+            letter.stage,
+            f"{letter.error_class}: {letter.error_message}",
+            "yes" if letter.retried else "",
+        )
     console().print(table if letters else "no dead letters")
 
 
@@ -73,7 +78,10 @@ def show(
 @app.command()
 def retry(
     ctx: typer.Context,
-    letter_ids: Annotated[list[str] | None, typer.Argument(help="Ids to retry (default: every letter not yet retried).", show_default=False)] = None,
+    letter_ids: Annotated[
+        list[str] | None,
+        typer.Argument(help="Ids to retry (default: every letter not yet retried).", show_default=False),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
     """Re-publish dead letters to their original topics, after the fix, and record in the DLQ that they were."""

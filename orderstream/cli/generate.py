@@ -13,10 +13,15 @@ from orderstream.cli.common import err_console, fail, print_json, require_broker
 def generate(
     ctx: typer.Context,
     orders: Annotated[int, typer.Option("--orders", "-n", min=1, help="How many orders to place.")],
-    rate: Annotated[float | None, typer.Option(min=0.1, help="Commands per second (default: as fast as possible).", show_default=False)] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Commands per second (default: as fast as possible).", show_default=False),
+    ] = None,
     customers: Annotated[int, typer.Option(min=1, help="Distinct customers.")] = 1_000,
     skus: Annotated[int, typer.Option(min=1, help="Distinct SKUs (popularity is skewed).")] = 200,
-    seed: Annotated[int | None, typer.Option(help="Seed: the same seed sends the same orders, ids included.", show_default=False)] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed: the same seed sends the same orders, ids included.", show_default=False)
+    ] = None,
     cancel_ratio: Annotated[float, typer.Option(min=0, max=1, help="Fraction of orders cancelled right after.")] = 0.05,
     currency: Annotated[str, typer.Option(help="ISO 4217 currency of every order.")] = "EUR",
     processes: Annotated[int, typer.Option(min=1, max=64, help="Producer processes sending in parallel.")] = 1,
@@ -40,10 +45,18 @@ def generate(
     settings = settings_of(ctx)
     require_broker(settings)  # seconds, not the generator's 120 s wait for acknowledgements, when no broker answers
     seed = seed if seed is not None else random.randrange(1_000_000)
-    profile = LoadProfile(orders=orders, seed=seed, customers=customers, skus=skus, cancel_ratio=cancel_ratio, currency=currency)
+    profile = LoadProfile(
+        orders=orders, seed=seed, customers=customers, skus=skus, cancel_ratio=cancel_ratio, currency=currency
+    )
     with Progress(
-        TextColumn("[bold]generate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(), console=err_console(), transient=json_output, disable=json_output,
+        TextColumn("[bold]generate"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=err_console(),
+        transient=json_output,
+        disable=json_output,
     ) as progress:
         # The bar counts acknowledged records only; its total is refined as the plan unfolds (exact at the end).
         task = progress.add_task("send", total=expected_records(orders, cancel_ratio), rate="")
@@ -68,13 +81,21 @@ def generate(
         fail(error)  # after the bar is closed, so the error is the last line
     if result.failed:
         fail(f"{result.failed} of {result.records} records were not acknowledged: {result.first_error}")
-    summary = {"orders": result.orders, "records": result.records, "seconds": round(result.seconds, 3),
-               "rate": round(result.rate, 1), "seed": seed, "topic": settings.topic("orders.commands")}
+    summary = {
+        "orders": result.orders,
+        "records": result.records,
+        "seconds": round(result.seconds, 3),
+        "rate": round(result.rate, 1),
+        "seed": seed,
+        "topic": settings.topic("orders.commands"),
+    }
     if json_output:
         print_json(summary)
     else:
-        typer.echo(f"sent {result.records} commands for {result.orders} orders in {result.seconds:.2f}s "
-                   f"({result.rate:,.0f} records/s), all acknowledged; seed {seed}")
+        typer.echo(
+            f"sent {result.records} commands for {result.orders} orders in {result.seconds:.2f}s "
+            f"({result.rate:,.0f} records/s), all acknowledged; seed {seed}"
+        )
 
 
 def _take_away(progress) -> None:

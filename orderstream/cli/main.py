@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Optional
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -20,8 +20,22 @@ try:  # typer 0.2x ships its own copy of click
 except ImportError:  # pragma: no cover - older typer releases use click itself
     from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
-from orderstream.cli import (broker, demo, dlq, generate, orders, query, replay, run, schemas, shipping, status, stock,
-                             tail, topics)
+from orderstream.cli import (
+    broker,
+    demo,
+    dlq,
+    generate,
+    orders,
+    query,
+    replay,
+    run,
+    schemas,
+    shipping,
+    status,
+    stock,
+    tail,
+    topics,
+)
 from orderstream.cli.common import GlobalOptions, fail
 
 PROGRAM = "orderstream"
@@ -93,8 +107,10 @@ def describe_error(exc: BaseException, options: GlobalOptions) -> str:
         return f"{options.bootstrap() or 'the cluster'}: {exc}"
     if isinstance(exc, (ClusterUnreachable, BrokerError)):  # their messages name the broker and what to do
         return _one_line(str(exc))
-    return (f"unexpected {type(exc).__name__}: {_one_line(str(exc)) or 'no message'} (this is a bug: run again with "
-            "--verbose for the traceback and report it)")
+    return (
+        f"unexpected {type(exc).__name__}: {_one_line(str(exc)) or 'no message'} (this is a bug: run again with "
+        "--verbose for the traceback and report it)"
+    )
 
 
 def _kafka_error(exc: Any, bootstrap: str) -> str:
@@ -103,11 +119,15 @@ def _kafka_error(exc: Any, bootstrap: str) -> str:
     name = error.name() if hasattr(error, "name") else ""
     detail = error.str() if hasattr(error, "str") else str(exc)
     if name in KAFKA_UNREACHABLE:
-        return (f"no broker answers at {bootstrap} ({detail}): start one with `orderstream broker start` "
-                "or pass -b/--bootstrap-servers (or set ORDERSTREAM_BOOTSTRAP_SERVERS)")
+        return (
+            f"no broker answers at {bootstrap} ({detail}): start one with `orderstream broker start` "
+            "or pass -b/--bootstrap-servers (or set ORDERSTREAM_BOOTSTRAP_SERVERS)"
+        )
     if name in KAFKA_SLOW:
-        return (f"the broker at {bootstrap} did not answer in time ({detail}): check it with `orderstream status`, "
-                "or pass -b/--bootstrap-servers")
+        return (
+            f"the broker at {bootstrap} did not answer in time ({detail}): check it with `orderstream status`, "
+            "or pass -b/--bootstrap-servers"
+        )
     return f"Kafka error from {bootstrap}: {detail}: `orderstream status` shows the cluster's health"
 
 
@@ -154,17 +174,21 @@ app = typer.Typer(
 def root(
     ctx: typer.Context,
     config: Annotated[
-        Optional[Path], typer.Option("--config", "-c", help="TOML settings file (default: ./orderstream.toml if present).")
+        Path | None,
+        typer.Option("--config", "-c", help="TOML settings file (default: ./orderstream.toml if present)."),
     ] = None,
     bootstrap_servers: Annotated[
-        Optional[str],
-        typer.Option("--bootstrap-servers", "-b", help="Kafka host:port list; default: the local broker.", show_default=False),
+        str | None,
+        typer.Option(
+            "--bootstrap-servers", "-b", help="Kafka host:port list; default: the local broker.", show_default=False
+        ),
     ] = None,
     data_dir: Annotated[
-        Optional[Path], typer.Option("--data-dir", help="Where broker data, views and caches live (default .orderstream).")
+        Path | None,
+        typer.Option("--data-dir", help="Where broker data, views and caches live (default .orderstream)."),
     ] = None,
     topic_prefix: Annotated[
-        Optional[str], typer.Option("--topic-prefix", help="Prefix for every topic name (isolates environments).")
+        str | None, typer.Option("--topic-prefix", help="Prefix for every topic name (isolates environments).")
     ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show the Kafka client's own warnings, and an error's traceback.")
@@ -189,8 +213,12 @@ def root(
 SETUP, WRITE, READ, OPERATE = "Set up", "Write (commands)", "Read (projections)", "Operate"
 
 app.command(name="demo", rich_help_panel=SETUP)(demo.demo)
-app.add_typer(broker.app, name="broker", rich_help_panel=SETUP,
-              help="Start, stop and inspect the local Apache Kafka broker (KRaft).")
+app.add_typer(
+    broker.app,
+    name="broker",
+    rich_help_panel=SETUP,
+    help="Start, stop and inspect the local Apache Kafka broker (KRaft).",
+)
 app.add_typer(topics.app, name="topics", rich_help_panel=SETUP, help="Create and verify every topic of the pipeline.")
 app.command(name="run", rich_help_panel=SETUP)(run.run)
 
@@ -201,16 +229,31 @@ app.command(name="ship", rich_help_panel=WRITE)(shipping.ship)
 app.command(name="deliver", rich_help_panel=WRITE)(shipping.deliver)
 app.command(name="generate", rich_help_panel=WRITE)(generate.generate)
 
-app.add_typer(query.app, name="query", rich_help_panel=READ,
-              help="Ask the read models: orders, sales, stock, customers (--after for read-your-writes, --as-of for the past).")
-app.add_typer(replay.app, name="replay", rich_help_panel=READ,
-              help="Rebuild a projection next to the live one and swap it in; copy a topic's events.")
+app.add_typer(
+    query.app,
+    name="query",
+    rich_help_panel=READ,
+    help="Ask the read models: orders, sales, stock, customers (--after for read-your-writes, --as-of for the past).",
+)
+app.add_typer(
+    replay.app,
+    name="replay",
+    rich_help_panel=READ,
+    help="Rebuild a projection next to the live one and swap it in; copy a topic's events.",
+)
 app.command(name="tail", rich_help_panel=READ)(tail.tail)
 
 app.command(name="status", rich_help_panel=OPERATE)(status.status)
-app.add_typer(dlq.app, name="dlq", rich_help_panel=OPERATE, help="Dead letters: list, show and retry records that failed.")
-app.add_typer(schemas.app, name="schemas", rich_help_panel=OPERATE,
-              help="List the wire contract's Avro schemas and check their compatibility.")
+app.add_typer(
+    dlq.app, name="dlq", rich_help_panel=OPERATE, help="Dead letters: list, show and retry records that failed."
+)
+app.add_typer(
+    schemas.app,
+    name="schemas",
+    rich_help_panel=OPERATE,
+    help="List the wire contract's Avro schemas and check their compatibility.",
+)
+
 
 def main() -> None:
     """The `orderstream` program. Errors are reported by RootGroup, so CliRunner tests of `app` see the same."""

@@ -6,7 +6,7 @@ Input is checked with the domain's own rules before anything is produced. Exit c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,12 +22,18 @@ def place(
     customer: Annotated[str, typer.Option("--customer", help="Customer id.", show_default=False)],
     items: Annotated[
         list[str],
-        typer.Option("--item", help="SKU:QTY:PRICE, PRICE in major units (e.g. BOOK-1:2:12.50); repeat per line.", show_default=False),
+        typer.Option(
+            "--item",
+            help="SKU:QTY:PRICE, PRICE in major units (e.g. BOOK-1:2:12.50); repeat per line.",
+            show_default=False,
+        ),
     ],
     currency: Annotated[str, typer.Option("--currency", help="ISO 4217 currency of every price.")] = "EUR",
-    order_id: Annotated[Optional[str], typer.Option("--order-id", help="Order id (default: a new one).")] = None,
+    order_id: Annotated[str | None, typer.Option("--order-id", help="Order id (default: a new one).")] = None,
     channel: Annotated[str, typer.Option("--channel", help="Where the order comes from.")] = "cli",
-    wait: Annotated[bool, typer.Option("--wait", help="Wait for the outcome; print it and a read-your-writes token.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the outcome; print it and a read-your-writes token.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")] = False,
 ) -> None:
     """Place an order. Prints the order id once the broker has the command (or, with --wait, the outcome)."""
@@ -64,10 +70,14 @@ def cancel(
     order_id: Annotated[str, typer.Argument(help="The order to cancel.", show_default=False)],
     reason: Annotated[str, typer.Option("--reason", help="Why (kept in the order's history).")] = "",
     expected_version: Annotated[
-        Optional[int],
-        typer.Option("--expected-version", help="Only cancel if the order is still at this version.", show_default=False),
+        int | None,
+        typer.Option(
+            "--expected-version", help="Only cancel if the order is still at this version.", show_default=False
+        ),
     ] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait for the outcome; print it and a read-your-writes token.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the outcome; print it and a read-your-writes token.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")] = False,
 ) -> None:
     """Cancel an order (possible until it ships). Prints the order id once the broker has the command (or, with
@@ -117,6 +127,15 @@ def _send(ctx: typer.Context, command: Command, wait: bool, as_json: bool) -> No
     from orderstream.topology import ORDERS_COMMANDS, ORDERS_REPLIES
 
     order_id = command.aggregate_id
-    send_command(ctx, command, wait, as_json, commands_topic=ORDERS_COMMANDS, replies_topic=ORDERS_REPLIES,
-                 name=order_id, fields={"order_id": order_id}, accepted_as=order_id,
-                 rejected_as=f"{command.type_name} {order_id}")
+    send_command(
+        ctx,
+        command,
+        wait,
+        as_json,
+        commands_topic=ORDERS_COMMANDS,
+        replies_topic=ORDERS_REPLIES,
+        name=order_id,
+        fields={"order_id": order_id},
+        accepted_as=order_id,
+        rejected_as=f"{command.type_name} {order_id}",
+    )

@@ -7,8 +7,8 @@ names (docs/ARCHITECTURE.md describes the views); without it, rich tables for pe
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Annotated, Optional
+from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
 
@@ -18,7 +18,7 @@ app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
 TimeoutOption = Annotated[
-    Optional[float],
+    float | None,
     typer.Option("--timeout", help="Seconds --after waits for the view (default: the wait_timeout_s setting).", min=0),
 ]
 TOKEN_CHECK_TIMEOUT_S = 5.0  # the most asking the broker whether an --after token can exist takes
@@ -118,8 +118,10 @@ def _check_token(settings, token, timeout_s: float) -> None:
                 return  # e.g. no leader yet: cannot say
             metadata = None
         if metadata is None:
-            fail(f"topic {topic} does not exist at {settings.effective_bootstrap}, so token {token} cannot be "
-                 "reached: create the topics with `orderstream topics init` (with the same --topic-prefix)")
+            fail(
+                f"topic {topic} does not exist at {settings.effective_bootstrap}, so token {token} cannot be "
+                "reached: create the topics with `orderstream topics init` (with the same --topic-prefix)"
+            )
         partitions, end = len(metadata.partitions), None
         if token.partition < partitions:
             end = watermarks(consumer, topic, token.partition, timeout_s=timeout_s)[1]
@@ -129,8 +131,10 @@ def _check_token(settings, token, timeout_s: float) -> None:
         consumer.close()
     reason = token.impossibility(partitions, end)
     if reason is not None:
-        fail(f"token {token} cannot be reached: {reason}; use a token printed by `place --wait` or "
-             "`stock add --wait` against this cluster and --topic-prefix")
+        fail(
+            f"token {token} cannot be reached: {reason}; use a token printed by `place --wait` or "
+            "`stock add --wait` against this cluster and --topic-prefix"
+        )
 
 
 def _money(amount_minor: int, currency: str) -> str:
@@ -147,11 +151,11 @@ def order(
     ctx: typer.Context,
     order_id: Annotated[str, typer.Argument(help="The order id.")],
     after: Annotated[
-        Optional[str], typer.Option("--after", help="Wait until the view has applied this token (from `place --wait`).")
+        str | None, typer.Option("--after", help="Wait until the view has applied this token (from `place --wait`).")
     ] = None,
     timeout: TimeoutOption = None,
     as_of: Annotated[
-        Optional[str], typer.Option("--as-of", help="Show the order as it was at this ISO time (UTC if no zone).")
+        str | None, typer.Option("--as-of", help="Show the order as it was at this ISO time (UTC if no zone).")
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -203,17 +207,21 @@ def _parse_time(text: str, option: str = "--since") -> datetime:
         moment = datetime.fromisoformat(stripped)
     except ValueError:
         fail(f"{option} {text!r} is not an ISO 8601 time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)")
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @app.command("orders")
 def orders(
     ctx: typer.Context,
-    customer: Annotated[Optional[str], typer.Option("--customer", help="Only this customer's orders.")] = None,
-    status: Annotated[Optional[str], typer.Option("--status", help="Only orders in this status (e.g. PLACED).")] = None,
-    since: Annotated[Optional[str], typer.Option("--since", help="Only orders placed at or after this ISO time (UTC if no zone).")] = None,
+    customer: Annotated[str | None, typer.Option("--customer", help="Only this customer's orders.")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="Only orders in this status (e.g. PLACED).")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only orders placed at or after this ISO time (UTC if no zone).")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many orders.", min=1, max=10_000)] = 50,
-    sort: Annotated[str, typer.Option("--sort", help="placed_at, updated_at, total_minor, order_id, customer_id or status.")] = "placed_at",
+    sort: Annotated[
+        str, typer.Option("--sort", help="placed_at, updated_at, total_minor, order_id, customer_id or status.")
+    ] = "placed_at",
     ascending: Annotated[bool, typer.Option("--asc", help="Oldest/smallest first (default: newest first).")] = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -228,7 +236,13 @@ def orders(
     with _open(settings, "order-view") as model:
         try:
             rows = list_orders(
-                model, customer_id=customer, status=status, since=moment, limit=limit, sort=sort, descending=not ascending
+                model,
+                customer_id=customer,
+                status=status,
+                since=moment,
+                limit=limit,
+                sort=sort,
+                descending=not ascending,
             )
         except QueryError as exc:
             fail(str(exc))
@@ -253,7 +267,8 @@ def sales(
     json_output: JsonOption = False,
 ) -> None:
     """Booked units and revenue (orders confirmed or later, by the day they were placed) and orders per status."""
-    from orderstream.projections.queries import QueryError, sales as sales_rows, status_counts
+    from orderstream.projections.queries import QueryError, status_counts
+    from orderstream.projections.queries import sales as sales_rows
 
     settings = settings_of(ctx)
     with _open(settings, "sales-view") as model:
@@ -307,9 +322,12 @@ def customer(
 @app.command("stock")
 def stock(
     ctx: typer.Context,
-    sku: Annotated[Optional[str], typer.Argument(help="Only this SKU (default: every SKU).", show_default=False)] = None,
+    sku: Annotated[
+        str | None, typer.Argument(help="Only this SKU (default: every SKU).", show_default=False)
+    ] = None,
     after: Annotated[
-        Optional[str], typer.Option("--after", help="Wait until the view has applied this token (from `stock add --wait`).")
+        str | None,
+        typer.Option("--after", help="Wait until the view has applied this token (from `stock add --wait`)."),
     ] = None,
     timeout: TimeoutOption = None,
     json_output: JsonOption = False,

@@ -8,8 +8,8 @@ replay topic: copy events into another topic exactly once, with keys, headers an
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Annotated, Optional
+from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
 
@@ -27,7 +27,7 @@ def _time(text: str | None, option: str) -> datetime | None:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         fail(f"{option} {text!r} is not an ISO 8601 time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)")
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class _Bar:
@@ -50,9 +50,7 @@ class _Bar:
     def advance(self, offsets: int, events: int) -> None:
         self.events += events
         speed = next(t for t in self.progress.tasks if t.id == self.task).speed
-        self.progress.update(
-            self.task, advance=offsets, events=self.events, rate=f"{speed:,.0f} ev/s" if speed else ""
-        )
+        self.progress.update(self.task, advance=offsets, events=self.events, rate=f"{speed:,.0f} ev/s" if speed else "")
 
 
 def _progress(json_output: bool, done: str):
@@ -73,11 +71,14 @@ def projection(
         bool, typer.Option("--from-beginning", help="Rebuild the whole projection from the start of its topics.")
     ] = False,
     from_time: Annotated[
-        Optional[str],
-        typer.Option("--from-time", help="Rebuild what the events appended at or after this ISO time affect (see docs)."),
+        str | None,
+        typer.Option(
+            "--from-time", help="Rebuild what the events appended at or after this ISO time affect (see docs)."
+        ),
     ] = None,
     chase_timeout: Annotated[
-        float, typer.Option("--chase-timeout", help="Seconds to catch up with the live projector before the swap.", min=1)
+        float,
+        typer.Option("--chase-timeout", help="Seconds to catch up with the live projector before the swap.", min=1),
     ] = 60.0,
     processes: Annotated[
         int,
@@ -92,8 +93,8 @@ def projection(
     json_output: JsonOption = False,
 ) -> None:
     """Rebuild a projection into a new generation next to the live one, then swap it in atomically."""
-    from orderstream.projections.replay import ProjectionReplay, ReplayError, ReplayInterrupted
     from orderstream.projections.registry import spec_of
+    from orderstream.projections.replay import ProjectionReplay, ReplayError, ReplayInterrupted
     from orderstream.projections.store import StoreError
 
     if from_beginning == (from_time is not None):
@@ -140,16 +141,20 @@ def topic(
     source: Annotated[str, typer.Argument(help="The topic to copy from (e.g. orders.events).")],
     destination: Annotated[str, typer.Option("--to", help="The topic to copy into (created like SRC if missing).")],
     from_time: Annotated[
-        Optional[str], typer.Option("--from-time", help="Only records with a timestamp at or after this ISO time.")
+        str | None, typer.Option("--from-time", help="Only records with a timestamp at or after this ISO time.")
     ] = None,
-    until: Annotated[Optional[str], typer.Option("--until", help="Only records with a timestamp before this ISO time.")] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Only records with a timestamp before this ISO time.")
+    ] = None,
     event_type: Annotated[
-        Optional[str], typer.Option("--type", help="Only this event type (e.g. OrderPlaced, or a whole ce_type).")
+        str | None, typer.Option("--type", help="Only this event type (e.g. OrderPlaced, or a whole ce_type).")
     ] = None,
     force: Annotated[
         bool,
-        typer.Option("--force", help="Allow one of the pipeline's own topics as DST (a restore): its services will "
-                     "consume the copies."),
+        typer.Option(
+            "--force",
+            help="Allow one of the pipeline's own topics as DST (a restore): its services will consume the copies.",
+        ),
     ] = False,
     json_output: JsonOption = False,
 ) -> None:

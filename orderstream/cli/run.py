@@ -17,7 +17,12 @@ from orderstream.cli.common import fail, require_broker, settings_of
 
 def run(
     ctx: typer.Context,
-    names: Annotated[list[str], typer.Argument(help="`all`, or service names: order, payment, inventory, shipping, projections.", show_default=False)],
+    names: Annotated[
+        list[str],
+        typer.Argument(
+            help="`all`, or service names: order, payment, inventory, shipping, projections.", show_default=False
+        ),
+    ],
 ) -> None:
     """Run services in the foreground. One name runs in this process; several (or `all`) run one child process each.
 
@@ -34,7 +39,9 @@ def run(
     if unknown:
         fail(f"unknown service {unknown[0]!r}; choose from: all, {', '.join(SERVICES)}")
     require_broker(settings)  # seconds, not a 30 s transaction set-up that times out, when no broker answers
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     logging.getLogger("librdkafka").setLevel(logging.WARNING)  # a long-running service logs the client's warnings
     if len(selected) == 1:
         stop = threading.Event()
@@ -53,8 +60,7 @@ def _supervise(ctx: typer.Context, names: list[str]) -> None:
     """One child process per service; a signal to the supervisor is passed to every child; a child that dies is reported."""
     args = root_args(ctx)
     children = {
-        name: subprocess.Popen([sys.executable, "-m", "orderstream.cli.main", *args, "run", name])
-        for name in names
+        name: subprocess.Popen([sys.executable, "-m", "orderstream.cli.main", *args, "run", name]) for name in names
     }
     stopping = threading.Event()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -55,7 +55,7 @@ def list_schemas(
 @app.command("check")
 def check_schemas(
     directory: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--dir", help="A folder of <group>/<Type>.v<N>.avsc files (default: the packaged schemas)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")] = False,
@@ -67,8 +67,10 @@ def check_schemas(
         fail(f"{directory} is not a directory")
     report = check(directory)
     if report.ok and not report.schemas:  # nothing found is not "all compatible": most likely the wrong folder
-        fail(f"no schemas in {report.root}: expected files laid out as <group>/<Type>.v<N>.avsc "
-             "(e.g. orders/OrderPlaced.v1.avsc)")
+        fail(
+            f"no schemas in {report.root}: expected files laid out as <group>/<Type>.v<N>.avsc "
+            "(e.g. orders/OrderPlaced.v1.avsc)"
+        )
     if as_json:
         print_json(report.to_json())
     elif report.ok:

@@ -6,7 +6,7 @@ Input is checked with the domain's own rules before anything is produced. Exit c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,7 +26,8 @@ def ship(
     order_id: Annotated[str, typer.Argument(help="The confirmed order to dispatch.", show_default=False)],
     carrier: Annotated[str, typer.Option("--carrier", help="Who carries the parcel.")] = DEFAULT_CARRIER,
     tracking: Annotated[
-        Optional[str], typer.Option("--tracking", help="The carrier's tracking number (default: a new one).", show_default=False)
+        str | None,
+        typer.Option("--tracking", help="The carrier's tracking number (default: a new one).", show_default=False),
     ] = None,
     wait: Annotated[bool, typer.Option("--wait", help=_WAIT_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")] = False,
@@ -85,7 +86,20 @@ def _send(ctx: typer.Context, command: Command, wait: bool, as_json: bool) -> No
     from orderstream.topology import SHIPPING_COMMANDS, SHIPPING_REPLIES
 
     order_id = command.aggregate_id
-    extra = {"carrier": command.carrier, "tracking_number": command.tracking_number} if hasattr(command, "carrier") else {}
-    send_command(ctx, command, wait, as_json, commands_topic=SHIPPING_COMMANDS, replies_topic=SHIPPING_REPLIES,
-                 name=order_id, fields={"order_id": order_id}, extra=extra, accepted_as=order_id,
-                 version_label="shipment version", rejected_as=f"{command.type_name} {order_id}")
+    extra = (
+        {"carrier": command.carrier, "tracking_number": command.tracking_number} if hasattr(command, "carrier") else {}
+    )
+    send_command(
+        ctx,
+        command,
+        wait,
+        as_json,
+        commands_topic=SHIPPING_COMMANDS,
+        replies_topic=SHIPPING_REPLIES,
+        name=order_id,
+        fields={"order_id": order_id},
+        extra=extra,
+        accepted_as=order_id,
+        version_label="shipment version",
+        rejected_as=f"{command.type_name} {order_id}",
+    )

@@ -37,17 +37,28 @@ def status(
     from rich.table import Table
 
     title = f"topic prefix {settings.topic_prefix!r}" if settings.topic_prefix else None
-    table = Table(id_column("consumer"), id_column("topic"), "part", "position", "end", "lag", "last event", "state",
-                  title=title)
+    table = Table(
+        id_column("consumer"), id_column("topic"), "part", "position", "end", "lag", "last event", "state", title=title
+    )
     colors = {"idle": "green", "catching-up": "yellow", "stuck": "bold red", "stopped": "dim"}
     for row in report.consumers:
         age = "-" if row.last_event_age_s is None else f"{row.last_event_age_s:.1f}s"
-        table.add_row(row.name, row.topic.removeprefix(settings.topic_prefix), str(row.partition), "-" if row.position is None else str(row.position),
-                      str(row.end), str(row.lag), age, f"[{colors[row.state]}]{row.state}[/]")
+        table.add_row(
+            row.name,
+            row.topic.removeprefix(settings.topic_prefix),
+            str(row.partition),
+            "-" if row.position is None else str(row.position),
+            str(row.end),
+            str(row.lag),
+            age,
+            f"[{colors[row.state]}]{row.state}[/]",
+        )
     out = console()
     out.print(table)
     unhealthy = [t for t in report.topics if t["health"] != "ok"]
     broker = report.broker
-    out.print(f"broker {broker['bootstrap']}: nodes {broker['nodes']}, controller {broker['controller']}; "
-              f"{len(report.topics) - len(unhealthy)}/{len(report.topics)} topics healthy"
-              + ("".join(f"\n  {t['topic']}: {t['health']}" for t in unhealthy)))
+    out.print(
+        f"broker {broker['bootstrap']}: nodes {broker['nodes']}, controller {broker['controller']}; "
+        f"{len(report.topics) - len(unhealthy)}/{len(report.topics)} topics healthy"
+        + ("".join(f"\n  {t['topic']}: {t['health']}" for t in unhealthy))
+    )

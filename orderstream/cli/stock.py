@@ -21,7 +21,9 @@ def add(
     ctx: typer.Context,
     sku: Annotated[str, typer.Argument(help="The SKU to restock.", show_default=False)],
     quantity: Annotated[str, typer.Argument(help="How many units to add (a whole number > 0).", show_default=False)],
-    wait: Annotated[bool, typer.Option("--wait", help="Wait for the outcome; print it and a read-your-writes token.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the outcome; print it and a read-your-writes token.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")] = False,
 ) -> None:
     """Add units of a SKU to stock. Prints the SKU once the broker has the command (or, with --wait, the outcome)."""
@@ -37,13 +39,24 @@ def add(
     except ValidationError as exc:
         fail(str(exc))
     command_id = str(uuid.uuid4())
-    command = RestockSku(command_id=command_id, issued_at=datetime.now(UTC), correlation_id=command_id, sku=sku, quantity=units)
+    command = RestockSku(
+        command_id=command_id, issued_at=datetime.now(UTC), correlation_id=command_id, sku=sku, quantity=units
+    )
     _send(ctx, command, wait, as_json)
 
 
 def _send(ctx: typer.Context, command, wait: bool, as_json: bool) -> None:
     from orderstream.topology import INVENTORY_COMMANDS, INVENTORY_REPLIES
 
-    send_command(ctx, command, wait, as_json, commands_topic=INVENTORY_COMMANDS, replies_topic=INVENTORY_REPLIES,
-                 name=command.sku, fields={"sku": command.sku, "quantity": command.quantity},
-                 accepted_as=f"{command.sku} +{command.quantity}", rejected_as=f"restock of {command.sku}")
+    send_command(
+        ctx,
+        command,
+        wait,
+        as_json,
+        commands_topic=INVENTORY_COMMANDS,
+        replies_topic=INVENTORY_REPLIES,
+        name=command.sku,
+        fields={"sku": command.sku, "quantity": command.quantity},
+        accepted_as=f"{command.sku} +{command.quantity}",
+        rejected_as=f"restock of {command.sku}",
+    )

@@ -15,8 +15,17 @@ def tail(
     ctx: typer.Context,
     topic: Annotated[str, typer.Argument(help="A topic name (e.g. orders.events), or `all` for every pipeline topic.")],
     from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the oldest record.")] = False,
-    follow: Annotated[bool, typer.Option("--follow/--no-follow", help="Keep waiting for new records (Ctrl-C stops).")] = True,
-    correlation: Annotated[str | None, typer.Option("--correlation", help="Only records of this correlation id (one order's whole workflow).", show_default=False)] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow/--no-follow", help="Keep waiting for new records (Ctrl-C stops).")
+    ] = True,
+    correlation: Annotated[
+        str | None,
+        typer.Option(
+            "--correlation",
+            help="Only records of this correlation id (one order's whole workflow).",
+            show_default=False,
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Decode and print records with their CloudEvents headers. Never commits, never disturbs a service."""

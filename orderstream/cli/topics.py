@@ -52,8 +52,10 @@ def init(
         console().print(table)
     bad = [s for s in statuses if s.state == "mismatch"]
     if bad:
-        fail(f"{len(bad)} topic(s) exist with the wrong settings ({bad[0].name}: {bad[0].detail}); "
-             "recreate them or change the settings")
+        fail(
+            f"{len(bad)} topic(s) exist with the wrong settings ({bad[0].name}: {bad[0].detail}); "
+            "recreate them or change the settings"
+        )
 
 
 def _with_options(settings, **options: int | None):

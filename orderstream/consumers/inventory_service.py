@@ -99,7 +99,13 @@ class SkuStageLogic:
         is_restock = isinstance(message, RestockSku)
         seen = state.handled.get(message.command_id)
         if seen is not None:  # handled before: nothing new, the same answer
-            log.info("sku %s: %s %s was already handled (version %d)", context.key, message.type_name, message.command_id, seen.version)
+            log.info(
+                "sku %s: %s %s was already handled (version %d)",
+                context.key,
+                message.type_name,
+                message.command_id,
+                seen.version,
+            )
             return Outcome(reply=(lambda: REPLIES.accepted(message, seen)) if is_restock else None)
         if message.sku != context.key and not is_restock:  # raising dead-letters the record (apply stage)
             raise ValueError(f"{message.type_name} for sku {message.sku!r} under key {context.key!r}")
@@ -115,7 +121,11 @@ class SkuStageLogic:
         ]
         if is_restock:
             # the processor records state.handled[command_id] for the events and fills in the offset before reply()
-            return Outcome(events=decision, outputs=outputs, reply=lambda: REPLIES.accepted(message, state.handled[message.command_id]))
+            return Outcome(
+                events=decision,
+                outputs=outputs,
+                reply=lambda: REPLIES.accepted(message, state.handled[message.command_id]),
+            )
         return Outcome(events=decision, outputs=outputs)
 
 

@@ -38,20 +38,35 @@ class OrderKeyedLogic:
             reason = f"record key {context.key!r} is not the order id {order_id!r} of the {type(message).__name__}"
             if not is_command:
                 raise ValueError(f"{context.topic}[{context.partition}]@{context.offset}: {reason}")
-            return self.replies.rejected(message, Rejection(reason, state.value.version, RejectionCode.INVALID), context)
+            return self.replies.rejected(
+                message, Rejection(reason, state.value.version, RejectionCode.INVALID), context
+            )
         input_id = message.command_id if is_command else message.event_id
         seen = state.handled.get(input_id)
         if seen is not None:  # handled before: nothing new, the same answer
-            self.logger.info("%s %s: %s %s was already handled (version %d)", self.aggregate, context.key,
-                             type(message).__name__, input_id, seen.version)
+            self.logger.info(
+                "%s %s: %s %s was already handled (version %d)",
+                self.aggregate,
+                context.key,
+                type(message).__name__,
+                input_id,
+                seen.version,
+            )
             return Outcome(reply=(lambda: self.replies.accepted(message, seen)) if is_command else None)
 
         decision = self.decide(message, state.value, context)
         if isinstance(decision, Rejection):
             if is_command:
                 return self.replies.rejected(message, decision, context)
-            self.logger.log(self.unchanged_level, "%s %s: %s %s changes nothing: %s", self.aggregate, context.key,
-                            type(message).__name__, input_id, decision.reason)
+            self.logger.log(
+                self.unchanged_level,
+                "%s %s: %s %s changes nothing: %s",
+                self.aggregate,
+                context.key,
+                type(message).__name__,
+                input_id,
+                decision.reason,
+            )
             return Outcome()
         if not is_command:
             return Outcome(events=decision)

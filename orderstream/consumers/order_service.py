@@ -21,7 +21,14 @@ from orderstream.consumers.replies import Replies
 from orderstream.consumers.slotted import SlottedService, Stage
 from orderstream.domain import order
 from orderstream.domain.order import OrderState
-from orderstream.topology import INVENTORY_RESULTS, ORDERS_COMMANDS, ORDERS_EVENTS, ORDERS_REPLIES, PAYMENTS_EVENTS, SHIPPING_EVENTS
+from orderstream.topology import (
+    INVENTORY_RESULTS,
+    ORDERS_COMMANDS,
+    ORDERS_EVENTS,
+    ORDERS_REPLIES,
+    PAYMENTS_EVENTS,
+    SHIPPING_EVENTS,
+)
 
 log = logging.getLogger(__name__)
 

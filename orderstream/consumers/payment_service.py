@@ -95,11 +95,18 @@ class CustomerStageLogic:
         if not isinstance(message, AuthorizePayment | ReleasePayment):
             raise ValueError(f"{where}: {type(message).__name__} is not a payment request")
         if message.customer_id != context.key:
-            raise ValueError(f"{where}: {message.type_name} for customer {message.customer_id!r} under key {context.key!r}")
+            raise ValueError(
+                f"{where}: {message.type_name} for customer {message.customer_id!r} under key {context.key!r}"
+            )
         seen = state.handled.get(message.command_id)
         if seen is not None:
-            log.info("customer %s: %s %s was already handled (version %d)", context.key, message.type_name,
-                     message.command_id, seen.version)
+            log.info(
+                "customer %s: %s %s was already handled (version %d)",
+                context.key,
+                message.type_name,
+                message.command_id,
+                seen.version,
+            )
             return Outcome()
         events = payment.decide_customer(message, state.value, self.limits, payment.Context.of(message, context.now))
         if not events:

@@ -148,8 +148,15 @@ def to_dead_letter_topic(record: Any, error: Exception, stage: str, group: str) 
     dead-lettered exactly once), and processing continues with the next record. See orderstream.ops.dlq."""
     from orderstream.ops.dlq import dead_letter
 
-    log.error("%s[%d]@%d failed at %s (%s: %s): sent to the dead-letter topic", record.topic(), record.partition(),
-              record.offset(), stage, type(error).__name__, error)
+    log.error(
+        "%s[%d]@%d failed at %s (%s: %s): sent to the dead-letter topic",
+        record.topic(),
+        record.partition(),
+        record.offset(),
+        stage,
+        type(error).__name__,
+        error,
+    )
     return [dead_letter(record, group, stage, error)]
 
 
@@ -228,7 +235,9 @@ class Processor(Generic[S]):
 
         self._producer = self._new_producer()
         self._consumer = Consumer(
-            consumer_config(self.settings, self.spec.group_id, **(DEFAULT_CONSUMER_OVERRIDES | self.spec.consumer_overrides))
+            consumer_config(
+                self.settings, self.spec.group_id, **(DEFAULT_CONSUMER_OVERRIDES | self.spec.consumer_overrides)
+            )
         )
         self._consumer.subscribe(
             [self.settings.topic(t) for t in self.spec.input_topics],
@@ -236,7 +245,9 @@ class Processor(Generic[S]):
             on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
         )
-        log.info("%s: started (group %s, transactional.id %s)", self.name, self.spec.group_id, self.spec.transactional_id)
+        log.info(
+            "%s: started (group %s, transactional.id %s)", self.name, self.spec.group_id, self.spec.transactional_id
+        )
         try:
             while not stop.is_set():
                 records = self._next_batch()
@@ -308,7 +319,10 @@ class Processor(Generic[S]):
         consumer.assign(committed)
         log.info(
             "%s: assigned partitions %s; state rebuilt (%d changelog records replayed) in %.2fs",
-            self.name, sorted(numbers), replayed, time.monotonic() - began,
+            self.name,
+            sorted(numbers),
+            replayed,
+            time.monotonic() - began,
         )
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
@@ -342,8 +356,14 @@ class Processor(Generic[S]):
                 low, end = watermarks(reader, self.changelog, number, KAFKA_TIMEOUT_S)
                 if state is None or not low <= state.next_offset <= end:
                     if state is not None:
-                        log.warning("%s: cached state of partition %d is at %d, outside the changelog's %d..%d; "
-                                    "rebuilding", self.name, number, state.next_offset, low, end)
+                        log.warning(
+                            "%s: cached state of partition %d is at %d, outside the changelog's %d..%d; rebuilding",
+                            self.name,
+                            number,
+                            state.next_offset,
+                            low,
+                            end,
+                        )
                     state = PartitionState(number, next_offset=0)
                 self._states[number] = state
                 if state.keys:
@@ -389,8 +409,12 @@ class Processor(Generic[S]):
         the log is the truth, so forget the cache and fold the partition again from its first record."""
         from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-        log.warning("%s: %s - the cached state of partition %d does not match the changelog; rebuilding it from the "
-                    "start", self.name, failed, number)
+        log.warning(
+            "%s: %s - the cached state of partition %d does not match the changelog; rebuilding it from the start",
+            self.name,
+            failed,
+            number,
+        )
         self._states[number] = PartitionState(number, next_offset=0)
         reader.seek(TopicPartition(self.changelog, number, OFFSET_BEGINNING))
 
@@ -416,7 +440,9 @@ class Processor(Generic[S]):
                 f"{self.name}: changelog record {record.topic()}[{record.partition()}]@{record.offset()} does not "
                 f"follow the state of key {key}: {type(exc).__name__}: {exc}"
             ) from exc
-        current.handled[event.causation_id] = Handled(event.version, record.partition(), record.offset(), event.occurred_at)
+        current.handled[event.causation_id] = Handled(
+            event.version, record.partition(), record.offset(), event.occurred_at
+        )
         state.next_offset = record.offset() + 1
         state.changed.add(key)
 
@@ -459,8 +485,12 @@ class Processor(Generic[S]):
                 cache.save(checkpoint)
             except OSError as exc:  # only start-up time depends on the cache: say so and go on
                 self._states[checkpoint.partition].rewrite = True  # the file may be torn: write it whole next time
-                log.warning("%s: state cache of partition %d not written (%s); a restart replays more of the changelog",
-                            self.name, checkpoint.partition, exc)
+                log.warning(
+                    "%s: state cache of partition %d not written (%s); a restart replays more of the changelog",
+                    self.name,
+                    checkpoint.partition,
+                    exc,
+                )
 
     def _await_checkpoint(self) -> None:
         if self._saving is not None:
@@ -514,8 +544,13 @@ class Processor(Generic[S]):
         self.batches_committed += 1
         log.info(
             "%s: batch of %d records (partitions %s) -> %d events, %d other records, %d replies; committed in %.0f ms",
-            self.name, len(records), sorted({p for _, p in batch.next_offsets}), batch.events, batch.outputs,
-            len(batch.replies), (time.monotonic() - began) * 1000,
+            self.name,
+            len(records),
+            sorted({p for _, p in batch.next_offsets}),
+            batch.events,
+            batch.outputs,
+            len(batch.replies),
+            (time.monotonic() - began) * 1000,
         )
 
     def _commit_transaction(self) -> None:
@@ -532,7 +567,9 @@ class Processor(Generic[S]):
                 error = exc.args[0]
                 if attempt == COMMIT_ATTEMPTS or not error.retriable() or error.txn_requires_abort() or error.fatal():
                     raise
-                log.warning("%s: commit not finished (%s); calling it again (attempt %d)", self.name, error, attempt + 1)
+                log.warning(
+                    "%s: commit not finished (%s); calling it again (attempt %d)", self.name, error, attempt + 1
+                )
 
     def _handle(self, batch: _Batch, record: Any) -> None:
         from orderstream.schemas.errors import DecodeError
@@ -548,7 +585,9 @@ class Processor(Generic[S]):
             return
         accepts = getattr(self.spec.logic, "accepts", None)
         if accepts is not None and not isinstance(message, accepts):
-            self._dead_letter(batch, record, TypeError(f"{type(message).__name__} is not handled by {self.name}"), "validate")
+            self._dead_letter(
+                batch, record, TypeError(f"{type(message).__name__} is not handled by {self.name}"), "validate"
+            )
             return
         key = record.key().decode("utf-8")
         state = self._key_state(batch, partition, key)
@@ -588,7 +627,9 @@ class Processor(Generic[S]):
                 batch.delivery_errors.append(error)
             elif handled is not None:
                 handled.offset = record.offset()
-                batch.changelog_ends[record.partition()] = max(batch.changelog_ends.get(record.partition(), 0), record.offset() + 1)
+                batch.changelog_ends[record.partition()] = max(
+                    batch.changelog_ends.get(record.partition(), 0), record.offset() + 1
+                )
 
         extra = {} if output.partition is None else {"partition": output.partition}
         self._producer.produce(
@@ -640,8 +681,12 @@ class Processor(Generic[S]):
         """Abort (or, after a fatal error, replace the producer), drop the batch's state, rewind the consumer."""
         from confluent_kafka import KafkaException
 
-        log.warning("%s: transaction failed (%s); %s", self.name, error,
-                    "recreating the producer" if error.fatal() else "aborting and retrying the batch")
+        log.warning(
+            "%s: transaction failed (%s); %s",
+            self.name,
+            error,
+            "recreating the producer" if error.fatal() else "aborting and retrying the batch",
+        )
         if not error.fatal():
             try:
                 self._producer.abort_transaction(KAFKA_TIMEOUT_S)
@@ -670,7 +715,12 @@ class Processor(Generic[S]):
             except KafkaException as exc:
                 if exc.args[0].code() not in (KafkaError._STATE, KafkaError._UNKNOWN_PARTITION):
                     raise
-                log.info("%s: %s[%d] is being revoked; its next owner resumes at the committed offset", self.name, topic, partition)
+                log.info(
+                    "%s: %s[%d] is being revoked; its next owner resumes at the committed offset",
+                    self.name,
+                    topic,
+                    partition,
+                )
 
     def _abort_quietly(self, why: str) -> None:
         """Abort on the way out of a failure that is already being raised (its error matters more than this one)."""

@@ -91,11 +91,20 @@ class DeadLetterSink:
         with self._lock:
             if self._producer is None:
                 self._producer = Producer(producer_config(self.settings))
-        log.error("%s[%d]@%d failed at %s (%s: %s): sent to the dead-letter topic", message.topic(),
-                  message.partition(), message.offset(), stage, type(error).__name__, error)
+        log.error(
+            "%s[%d]@%d failed at %s (%s: %s): sent to the dead-letter topic",
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            stage,
+            type(error).__name__,
+            error,
+        )
         produce_dead_letter(self._producer, dead_letter(message, self.group, stage, error))
         if self._producer.flush(30) != 0:
-            raise KafkaException(f"dead letter of {message.topic()}[{message.partition()}]@{message.offset()} not acknowledged")
+            raise KafkaException(
+                f"dead letter of {message.topic()}[{message.partition()}]@{message.offset()} not acknowledged"
+            )
 
 
 def group_id_of(projection: str, topic_prefix: str = "") -> str:
@@ -292,7 +301,9 @@ class Projector:
             if exc.args[0].fatal():
                 raise
             level = logging.INFO if exc.args[0].name() in _STALE_COMMIT_CODES else logging.WARNING
-            log.log(level, "%s: Kafka commit skipped (%s); the database holds the position", self.name, exc.args[0].name())
+            log.log(
+                level, "%s: Kafka commit skipped (%s); the database holds the position", self.name, exc.args[0].name()
+            )
 
     def _switch_generation(self, consumer, generation: int) -> None:
         """A rebuild swapped generations: continue from the new generation's stored offsets."""
@@ -302,4 +313,6 @@ class Projector:
         self._generation = generation
         stored = self._store.next_offsets(generation)
         for tp in consumer.assignment():
-            consumer.seek(TopicPartition(tp.topic, tp.partition, stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)))
+            consumer.seek(
+                TopicPartition(tp.topic, tp.partition, stored.get((tp.topic, tp.partition), OFFSET_BEGINNING))
+            )

@@ -43,7 +43,9 @@ class ShippingLogic(OrderKeyedLogic):
     replies = REPLIES
     logger = log
     unchanged_level = logging.WARNING
-    accepts = ORDER_EVENTS + SHIPPING_COMMAND_TYPES  # anything else on its inputs is dead-lettered at the validate stage
+    accepts = (
+        ORDER_EVENTS + SHIPPING_COMMAND_TYPES
+    )  # anything else on its inputs is dead-lettered at the validate stage
 
     def initial(self, key: str) -> ShipmentState:
         return shipping.initial_state(key)

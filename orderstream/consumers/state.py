@@ -108,7 +108,11 @@ class StateCache:
         try:
             with path.open("rb") as handle:
                 header = pickle.load(handle)
-                if (header.get("format"), header.get("topic"), header.get("partition")) != (CACHE_FORMAT, self.topic, partition):
+                if (header.get("format"), header.get("topic"), header.get("partition")) != (
+                    CACHE_FORMAT,
+                    self.topic,
+                    partition,
+                ):
                     raise ValueError("written for another format, topic or partition")
                 keys: dict[str, KeyState[Any]] = {}
                 next_offset, entries, torn = None, 0, False
@@ -118,7 +122,9 @@ class StateCache:
                     except EOFError:
                         break
                     except (pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError) as exc:
-                        log.warning("state cache %s ends in a torn record (%s); using the checkpoint before it", path, exc)
+                        log.warning(
+                            "state cache %s ends in a torn record (%s); using the checkpoint before it", path, exc
+                        )
                         torn = True
                         break
                     keys.update(record["keys"])
@@ -126,7 +132,9 @@ class StateCache:
             if next_offset is None:
                 raise ValueError("no checkpoint in it")
         except Exception as exc:  # noqa: BLE001 - an unreadable cache only costs a full replay; say so
-            log.warning("ignoring state cache %s (%s: %s); rebuilding from the changelog", path, type(exc).__name__, exc)
+            log.warning(
+                "ignoring state cache %s (%s: %s); rebuilding from the changelog", path, type(exc).__name__, exc
+            )
             return None
         if not torn:
             self._entries[partition] = entries
@@ -140,7 +148,9 @@ class StateCache:
         record = {"next_offset": checkpoint.next_offset, "keys": checkpoint.keys}
         known = self._entries.pop(number, None)  # until this write is done, the file is not known to be whole
         if not checkpoint.whole and known is None:  # appended to nothing, a delta would read as the whole state
-            raise ValueError(f"partition {number}: only changed keys, but no whole file under them (see whole_write_due)")
+            raise ValueError(
+                f"partition {number}: only changed keys, but no whole file under them (see whole_write_due)"
+            )
         if checkpoint.whole:
             header = {"format": CACHE_FORMAT, "topic": self.topic, "partition": number}
             fd, temp = tempfile.mkstemp(dir=self.directory, prefix=f".{self.topic}-{number}.", suffix=".tmp")

@@ -73,8 +73,9 @@ def tail(
         for topic in full:
             if not topic_exists(consumer, topic, timeout_s=10):
                 raise LookupError(f"topic {topic} does not exist (run `orderstream topics init`)")
-        for message in read_records(consumer, full, from_beginning=from_beginning, follow=follow,
-                                    should_stop=should_stop):
+        for message in read_records(
+            consumer, full, from_beginning=from_beginning, follow=follow, should_stop=should_stop
+        ):
             headers = read_headers(message.headers())
             if correlation_id is not None and headers.get("ce_correlationid") != correlation_id:
                 continue
@@ -85,9 +86,15 @@ def tail(
                 kind, body, error = "undecodable", None, str(exc)
             key = message.key()
             yield TailedRecord(
-                topic=message.topic(), partition=message.partition(), offset=message.offset(),
-                timestamp_ms=message.timestamp()[1], key=key.decode(errors="replace") if key is not None else None,
-                headers=headers, type=kind, body=body, error=error,
+                topic=message.topic(),
+                partition=message.partition(),
+                offset=message.offset(),
+                timestamp_ms=message.timestamp()[1],
+                key=key.decode(errors="replace") if key is not None else None,
+                headers=headers,
+                type=kind,
+                body=body,
+                error=error,
             )
     finally:
         consumer.close()

@@ -260,6 +260,10 @@ ORDER_EVENTS: tuple[type[Event], ...] = (
 PAYMENT_EVENTS: tuple[type[Event], ...] = (PaymentAuthorized, PaymentDeclined, PaymentVoided, PaymentRefunded)
 INVENTORY_EVENTS: tuple[type[Event], ...] = (StockAdded, StockReserved, StockReservationRejected, StockReleased)
 SHIPPING_EVENTS: tuple[type[Event], ...] = (
-    ShipmentCreated, ShipmentDispatched, ShipmentDelivered, ShipmentPending, ShipmentCancelled,
+    ShipmentCreated,
+    ShipmentDispatched,
+    ShipmentDelivered,
+    ShipmentPending,
+    ShipmentCancelled,
 )
 ALL_EVENTS: tuple[type[Event], ...] = ORDER_EVENTS + PAYMENT_EVENTS + INVENTORY_EVENTS + SHIPPING_EVENTS

@@ -81,7 +81,9 @@ def react_to_order(event: Event, state: OrderLinesState, issued_at: datetime) ->
         if state.placed:
             return OrderReaction()
         lines = _by_sku((line.sku, line.quantity) for line in event.lines)
-        return OrderReaction((event,), tuple(_line_command(ReserveStock, event, sku, qty, issued_at) for sku, qty in lines))
+        return OrderReaction(
+            (event,), tuple(_line_command(ReserveStock, event, sku, qty, issued_at) for sku, qty in lines)
+        )
     if isinstance(event, (OrderRejected, OrderCancelled)):
         if not state.placed or state.released:
             return OrderReaction()
@@ -98,8 +100,9 @@ def order_evolve(state: OrderLinesState, event: Event) -> OrderLinesState:
     if event.version <= state.version:
         raise EvolveError(f"order {state.order_id}: {event.type_name} v{event.version} arrived after v{state.version}")
     if isinstance(event, OrderPlaced):
-        return replace(state, version=event.version, placed=True,
-                       lines=_by_sku((line.sku, line.quantity) for line in event.lines))
+        return replace(
+            state, version=event.version, placed=True, lines=_by_sku((line.sku, line.quantity) for line in event.lines)
+        )
     if isinstance(event, (OrderRejected, OrderCancelled)):
         return replace(state, version=event.version, released=True)
     raise EvolveError(f"order {state.order_id}: {event.type_name} is not mirrored by the inventory service")
@@ -114,7 +117,9 @@ def _by_sku(lines: Iterable[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
     return tuple(totals.items())
 
 
-def _line_command(kind: type[ReserveStock] | type[ReleaseStock], event: Event, sku: str, quantity: int, issued_at: datetime):
+def _line_command(
+    kind: type[ReserveStock] | type[ReleaseStock], event: Event, sku: str, quantity: int, issued_at: datetime
+):
     command_id = str(uuid.uuid5(_NAMESPACE, f"{kind.__name__}/{event.order_id}/{sku}/{event.event_id}"))  # type: ignore[attr-defined]
     return kind(
         command_id=command_id,
@@ -170,7 +175,9 @@ def stock_initial(sku: str) -> StockState:
 def decide(message: Command, state: StockState, context: Context) -> Decision:
     """The events a stock command produces on this SKU (possibly none), or why a restock is refused. Pure."""
     if getattr(message, "sku", None) != state.sku:
-        return Rejection(f"{message.type_name} is for sku {getattr(message, 'sku', None)!r}, not {state.sku!r}", state.version)
+        return Rejection(
+            f"{message.type_name} is for sku {getattr(message, 'sku', None)!r}, not {state.sku!r}", state.version
+        )
     if isinstance(message, RestockSku):
         return _restock(message, state, context)
     if isinstance(message, ReserveStock):
@@ -201,10 +208,21 @@ def _reserve(command: ReserveStock, state: StockState, context: Context) -> Deci
     except ValidationError as exc:
         return (_rejected(command, state, context, f"invalid reservation: {exc}"),)
     if state.available < command.quantity:
-        return (_rejected(command, state, context, f"only {state.available} of {state.sku} available, {command.quantity} wanted"),)
+        return (
+            _rejected(
+                command, state, context, f"only {state.available} of {state.sku} available, {command.quantity} wanted"
+            ),
+        )
     return (
-        _event(StockReserved, state, context, order_id=command.order_id, quantity=command.quantity,
-               on_hand=state.on_hand, reserved=state.reserved + command.quantity),
+        _event(
+            StockReserved,
+            state,
+            context,
+            order_id=command.order_id,
+            quantity=command.quantity,
+            on_hand=state.on_hand,
+            reserved=state.reserved + command.quantity,
+        ),
     )
 
 
@@ -213,14 +231,28 @@ def _release(command: ReleaseStock, state: StockState, context: Context) -> Deci
     if held is None:
         return ()  # nothing reserved for this order (rejected, released already, or never asked): nothing to give back
     return (
-        _event(StockReleased, state, context, order_id=command.order_id, quantity=held,
-               on_hand=state.on_hand, reserved=state.reserved - held),
+        _event(
+            StockReleased,
+            state,
+            context,
+            order_id=command.order_id,
+            quantity=held,
+            on_hand=state.on_hand,
+            reserved=state.reserved - held,
+        ),
     )
 
 
 def _rejected(command: ReserveStock, state: StockState, context: Context, reason: str) -> StockReservationRejected:
-    return _event(StockReservationRejected, state, context, order_id=command.order_id, quantity=command.quantity,
-                  available=state.available, reason=reason)
+    return _event(
+        StockReservationRejected,
+        state,
+        context,
+        order_id=command.order_id,
+        quantity=command.quantity,
+        available=state.available,
+        reason=reason,
+    )
 
 
 def _event(kind, state: StockState, context: Context, **fields):
@@ -242,7 +274,9 @@ def stock_evolve(state: StockState, event: Event) -> StockState:
     if getattr(event, "sku", None) != state.sku:
         raise EvolveError(f"sku {state.sku}: {event.type_name} belongs to {getattr(event, 'sku', None)}")
     if event.version != state.version + 1:
-        raise EvolveError(f"sku {state.sku}: {event.type_name} has version {event.version}, expected {state.version + 1}")
+        raise EvolveError(
+            f"sku {state.sku}: {event.type_name} has version {event.version}, expected {state.version + 1}"
+        )
     if isinstance(event, StockAdded):
         after = replace(state, version=event.version, on_hand=state.on_hand + event.quantity)
         _agree(after, event, on_hand=event.on_hand)
@@ -250,29 +284,39 @@ def stock_evolve(state: StockState, event: Event) -> StockState:
         if event.order_id in state.reservations:
             raise EvolveError(f"sku {state.sku}: order {event.order_id} reserved twice (v{event.version})")
         reservations = {**state.reservations, event.order_id: event.quantity}
-        after = replace(state, version=event.version, reserved=state.reserved + event.quantity, reservations=reservations)
+        after = replace(
+            state, version=event.version, reserved=state.reserved + event.quantity, reservations=reservations
+        )
         _agree(after, event, on_hand=event.on_hand, reserved=event.reserved)
     elif isinstance(event, StockReleased):
         if state.reservations.get(event.order_id) != event.quantity:
-            raise EvolveError(f"sku {state.sku}: release of {event.quantity} for order {event.order_id}, which holds "
-                              f"{state.reservations.get(event.order_id)} (v{event.version})")
+            raise EvolveError(
+                f"sku {state.sku}: release of {event.quantity} for order {event.order_id}, which holds "
+                f"{state.reservations.get(event.order_id)} (v{event.version})"
+            )
         reservations = {k: v for k, v in state.reservations.items() if k != event.order_id}
-        after = replace(state, version=event.version, reserved=state.reserved - event.quantity, reservations=reservations)
+        after = replace(
+            state, version=event.version, reserved=state.reserved - event.quantity, reservations=reservations
+        )
         _agree(after, event, on_hand=event.on_hand, reserved=event.reserved)
     elif isinstance(event, StockReservationRejected):
         after = replace(state, version=event.version)
     else:
         raise EvolveError(f"sku {state.sku}: {event.type_name} is not an inventory event")
     if not 0 <= after.reserved <= after.on_hand:
-        raise EvolveError(f"sku {state.sku}: v{event.version} leaves reserved {after.reserved} of on hand {after.on_hand}")
+        raise EvolveError(
+            f"sku {state.sku}: v{event.version} leaves reserved {after.reserved} of on hand {after.on_hand}"
+        )
     return after
 
 
 def _agree(state: StockState, event: Event, **expected: int) -> None:
     for name, value in expected.items():
         if getattr(state, name) != value:
-            raise EvolveError(f"sku {state.sku}: {event.type_name} v{event.version} says {name} {value}, "
-                              f"the stream adds up to {getattr(state, name)}")
+            raise EvolveError(
+                f"sku {state.sku}: {event.type_name} v{event.version} says {name} {value}, "
+                f"the stream adds up to {getattr(state, name)}"
+            )
 
 
 def stock_fold(state: StockState, events: Iterable[Event]) -> StockState:

@@ -24,7 +24,6 @@ import enum
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
 
 from orderstream.domain import context as domain_context
 from orderstream.domain.commands import CancelOrder, Command, PlaceOrder
@@ -225,7 +224,9 @@ def _place(command: PlaceOrder, state: OrderState, emit: _Emitter) -> Decision:
     except ValidationError as exc:
         return _reject(state, RejectionCode.INVALID, str(exc))
     if state.exists:
-        return _reject(state, RejectionCode.ALREADY_EXISTS, f"order {state.order_id} already exists (version {state.version})")
+        return _reject(
+            state, RejectionCode.ALREADY_EXISTS, f"order {state.order_id} already exists (version {state.version})"
+        )
     total = sum(line.amount_minor for line in command.lines)
     return emit(
         OrderPlaced,
@@ -251,7 +252,11 @@ def _cancel(command: CancelOrder, state: OrderState, emit: _Emitter) -> Decision
             f"version conflict: expected version {command.expected_version}, order {state.order_id} is at {state.version}",
         )
     if state.status not in CANCELLABLE:
-        return _reject(state, RejectionCode.ILLEGAL_TRANSITION, f"order {state.order_id} is {state.status.value}: it cannot be cancelled")
+        return _reject(
+            state,
+            RejectionCode.ILLEGAL_TRANSITION,
+            f"order {state.order_id} is {state.status.value}: it cannot be cancelled",
+        )
     return emit(OrderCancelled, reason=command.reason or "cancelled by request").done()
 
 
@@ -271,7 +276,9 @@ def _payment(message: Event, state: OrderState, emit: _Emitter) -> Decision:
     return emit.done()
 
 
-def _reservation(message: StockReserved | StockReservationRejected | StockReleased, state: OrderState, emit: _Emitter) -> Decision:
+def _reservation(
+    message: StockReserved | StockReservationRejected | StockReleased, state: OrderState, emit: _Emitter
+) -> Decision:
     if not state.exists:
         return _reject(state, RejectionCode.NOT_FOUND, f"order {state.order_id} does not exist")
     if not state.has_line(message.sku):
@@ -283,7 +290,12 @@ def _reservation(message: StockReserved | StockReservationRejected | StockReleas
     emit(OrderLineReservationUpdated, sku=message.sku, reservation_status=status, reason=reason)
     if state.status is OrderStatus.PLACED:
         if status is ReservationStatus.REJECTED:
-            emit(OrderRejected, reason=f"stock for {message.sku} unavailable: {reason}" if reason else f"stock for {message.sku} unavailable")
+            emit(
+                OrderRejected,
+                reason=f"stock for {message.sku} unavailable: {reason}"
+                if reason
+                else f"stock for {message.sku} unavailable",
+            )
         elif status is ReservationStatus.RESERVED:
             after = emit.current()
             if after.payment is PaymentStatus.AUTHORIZED and after.fully_reserved:
@@ -357,9 +369,13 @@ class EvolveError(ValueError):
 def evolve(state: OrderState, event: Event) -> OrderState:
     """The state after one of this order's events. Checks the event continues the stream (version + 1)."""
     if event.version != state.version + 1:
-        raise EvolveError(f"order {state.order_id}: event {event.type_name} has version {event.version}, expected {state.version + 1}")
+        raise EvolveError(
+            f"order {state.order_id}: event {event.type_name} has version {event.version}, expected {state.version + 1}"
+        )
     if getattr(event, "order_id", None) != state.order_id:
-        raise EvolveError(f"order {state.order_id}: event {event.type_name} belongs to {getattr(event, 'order_id', None)}")
+        raise EvolveError(
+            f"order {state.order_id}: event {event.type_name} belongs to {getattr(event, 'order_id', None)}"
+        )
     state = replace(state, version=event.version)
     match event:
         case OrderPlaced():

@@ -133,10 +133,13 @@ def decide_order(event: Event, state: PaymentOrder, now: datetime) -> OrderStage
 def evolve_order(state: PaymentOrder, event: Event) -> PaymentOrder:
     """The order stage's state after one mirrored order event (versions only grow: the mirror skips some)."""
     if getattr(event, "order_id", None) != state.order_id:
-        raise EvolveError(f"order {state.order_id}: mirrored {event.type_name} belongs to {getattr(event, 'order_id', None)}")
+        raise EvolveError(
+            f"order {state.order_id}: mirrored {event.type_name} belongs to {getattr(event, 'order_id', None)}"
+        )
     if event.version <= state.version:
-        raise EvolveError(f"order {state.order_id}: mirrored {event.type_name} has version {event.version}, "
-                          f"not after {state.version}")
+        raise EvolveError(
+            f"order {state.order_id}: mirrored {event.type_name} has version {event.version}, not after {state.version}"
+        )
     state = replace(state, version=event.version)
     match event:
         case OrderPlaced():
@@ -207,7 +210,9 @@ def decide_customer(
 ) -> tuple[Event, ...]:
     """The ledger events a payment command produces (none when it was decided before, or has nothing to release)."""
     if command.customer_id != ledger.customer_id:
-        raise ValueError(f"{command.type_name} for customer {command.customer_id} routed to customer {ledger.customer_id}")
+        raise ValueError(
+            f"{command.type_name} for customer {command.customer_id} routed to customer {ledger.customer_id}"
+        )
     entry = ledger.entries.get(command.order_id)
     fields = dict(
         event_id=context.event_id(ledger.customer_id, ledger.version + 1),
@@ -240,13 +245,17 @@ def decline_reason(ledger: CustomerLedger, amount_minor: int, currency: str, lim
     if amount_minor < 0:
         return f"amount {_money(amount_minor, currency)} is negative"
     if amount_minor > limits.order_limit_minor:
-        return (f"order total {_money(amount_minor, currency)} is over the per-order limit of "
-                f"{_money(limits.order_limit_minor, currency)}")
+        return (
+            f"order total {_money(amount_minor, currency)} is over the per-order limit of "
+            f"{_money(limits.order_limit_minor, currency)}"
+        )
     outstanding = ledger.outstanding_in(currency)
     if outstanding + amount_minor > limits.credit_limit_minor:
-        return (f"customer {ledger.customer_id} has {_money(outstanding, currency)} authorized on open orders; "
-                f"{_money(amount_minor, currency)} more would exceed the credit limit of "
-                f"{_money(limits.credit_limit_minor, currency)}")
+        return (
+            f"customer {ledger.customer_id} has {_money(outstanding, currency)} authorized on open orders; "
+            f"{_money(amount_minor, currency)} more would exceed the credit limit of "
+            f"{_money(limits.credit_limit_minor, currency)}"
+        )
     return None
 
 
@@ -256,8 +265,10 @@ def evolve_customer(ledger: CustomerLedger, event: Event) -> CustomerLedger:
     if status is None:
         raise EvolveError(f"customer {ledger.customer_id}: {event.type_name} is not a payment event")
     if event.version != ledger.version + 1:
-        raise EvolveError(f"customer {ledger.customer_id}: {event.type_name} has version {event.version}, "
-                          f"expected {ledger.version + 1}")
+        raise EvolveError(
+            f"customer {ledger.customer_id}: {event.type_name} has version {event.version}, "
+            f"expected {ledger.version + 1}"
+        )
     if event.customer_id != ledger.customer_id:
         raise EvolveError(f"customer {ledger.customer_id}: {event.type_name} belongs to customer {event.customer_id}")
     entries = dict(ledger.entries)

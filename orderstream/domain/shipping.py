@@ -21,7 +21,6 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
 
 from orderstream.domain import context as domain_context
 from orderstream.domain.commands import Command, ConfirmDelivery, DispatchShipment
@@ -109,16 +108,22 @@ def decide(message: Command | Event, state: ShipmentState, context: Context) -> 
             if state.status is ShipmentStatus.PENDING:
                 return emit(ShipmentCreated, customer_id=state.customer_id)
             if state.status is None:
-                return Rejection(f"order {state.order_id} was confirmed but never seen placed", 0, RejectionCode.NOT_FOUND)
+                return Rejection(
+                    f"order {state.order_id} was confirmed but never seen placed", 0, RejectionCode.NOT_FOUND
+                )
             return ()
         case OrderRejected() | OrderCancelled():
             if state.status in (ShipmentStatus.PENDING, ShipmentStatus.CREATED):
                 what = "rejected" if isinstance(message, OrderRejected) else "cancelled"
-                return emit(ShipmentCancelled, reason=f"order {what}: {message.reason}" if message.reason else f"order {what}")
+                return emit(
+                    ShipmentCancelled, reason=f"order {what}: {message.reason}" if message.reason else f"order {what}"
+                )
             return ()
         case Event():
             return ()  # other order events do not concern the shipment
-    return Rejection(f"the shipping service does not handle {type(message).__name__}", state.version, RejectionCode.INVALID)
+    return Rejection(
+        f"the shipping service does not handle {type(message).__name__}", state.version, RejectionCode.INVALID
+    )
 
 
 def _dispatch(command: DispatchShipment, state: ShipmentState, emit: _Emitter) -> Decision:
@@ -155,8 +160,10 @@ def _refuse(state: ShipmentState, what: str) -> Rejection:
     elif status is ShipmentStatus.CREATED:
         reason = f"the shipment of order {order} has not been dispatched yet: it cannot {what}"
     elif status is ShipmentStatus.DISPATCHED:
-        reason = (f"the shipment of order {order} was already dispatched ({state.carrier} {state.tracking_number}): "
-                  f"it cannot {what}")
+        reason = (
+            f"the shipment of order {order} was already dispatched ({state.carrier} {state.tracking_number}): "
+            f"it cannot {what}"
+        )
     else:
         reason = f"the shipment of order {order} was already delivered: it cannot {what}"
     return Rejection(reason, state.version, code)
@@ -186,7 +193,9 @@ class _Emitter:
 def evolve(state: ShipmentState, event: Event) -> ShipmentState:
     """The shipment after one of its events. Checks the event continues the stream (version + 1)."""
     if event.version != state.version + 1:
-        raise EvolveError(f"shipment {state.order_id}: {event.type_name} has version {event.version}, expected {state.version + 1}")
+        raise EvolveError(
+            f"shipment {state.order_id}: {event.type_name} has version {event.version}, expected {state.version + 1}"
+        )
     if getattr(event, "order_id", None) != state.order_id:
         raise EvolveError(f"shipment {state.order_id}: {event.type_name} belongs to {getattr(event, 'order_id', None)}")
     state = replace(state, version=event.version)
@@ -196,7 +205,9 @@ def evolve(state: ShipmentState, event: Event) -> ShipmentState:
         case ShipmentCreated():
             return replace(state, status=ShipmentStatus.CREATED, customer_id=event.customer_id or state.customer_id)
         case ShipmentDispatched():
-            return replace(state, status=ShipmentStatus.DISPATCHED, carrier=event.carrier, tracking_number=event.tracking_number)
+            return replace(
+                state, status=ShipmentStatus.DISPATCHED, carrier=event.carrier, tracking_number=event.tracking_number
+            )
         case ShipmentDelivered():
             return replace(state, status=ShipmentStatus.DELIVERED)
         case ShipmentCancelled():

@@ -59,8 +59,9 @@ def dead_letter(message: Any, group: str, stage: str, error: BaseException) -> D
         (H_ERROR_CLASS, type(error).__name__.encode()),
         (H_ERROR_MESSAGE, safe_error_message(error).encode()),
     ]
-    return DeadLetter(dlq_name(message.topic()), message.key(), message.value(), headers,
-                      timestamp if timestamp_type else None)
+    return DeadLetter(
+        dlq_name(message.topic()), message.key(), message.value(), headers, timestamp if timestamp_type else None
+    )
 
 
 def produce_dead_letter(producer: Any, letter: DeadLetter) -> None:
@@ -85,9 +86,17 @@ class StoredLetter:
     headers: list[tuple[str, bytes]]
 
     def summary(self) -> dict[str, Any]:
-        return {"id": f"{self.dlq_topic}:{self.dlq_partition}:{self.dlq_offset}", "key": self.key,
-                "original": self.original, "group": self.group, "stage": self.stage, "error_class": self.error_class,
-                "error_message": self.error_message, "retried": self.retried, "value_bytes": len(self.value or b"")}
+        return {
+            "id": f"{self.dlq_topic}:{self.dlq_partition}:{self.dlq_offset}",
+            "key": self.key,
+            "original": self.original,
+            "group": self.group,
+            "stage": self.stage,
+            "error_class": self.error_class,
+            "error_message": self.error_message,
+            "retried": self.retried,
+            "value_bytes": len(self.value or b""),
+        }
 
 
 def read_letters(settings: Settings) -> list[StoredLetter]:
@@ -104,13 +113,19 @@ def read_letters(settings: Settings) -> list[StoredLetter]:
     retried: set[tuple[str, int, int]] = set()
     try:
         existing = consumer.list_topics(timeout=10).topics
-        dlqs = [settings.topic(s.name) for s in all_topics() if s.kind is TopicKind.DLQ and settings.topic(s.name) in existing]
+        dlqs = [
+            settings.topic(s.name)
+            for s in all_topics()
+            if s.kind is TopicKind.DLQ and settings.topic(s.name) in existing
+        ]
         for message in read_records(consumer, dlqs, from_beginning=True, follow=False):
             _collect(message, letters, retried)
     finally:
         consumer.close()
     return [
-        StoredLetter(**{**letter.__dict__, "retried": (letter.dlq_topic, letter.dlq_partition, letter.dlq_offset) in retried})
+        StoredLetter(
+            **{**letter.__dict__, "retried": (letter.dlq_topic, letter.dlq_partition, letter.dlq_offset) in retried}
+        )
         for letter in letters
     ]
 
@@ -122,14 +137,22 @@ def _collect(message: Any, letters: list[StoredLetter], retried: set[tuple[str, 
         retried.add((message.topic(), int(partition), int(offset)))
         return
     key = message.key()
-    letters.append(StoredLetter(
-        dlq_topic=message.topic(), dlq_partition=message.partition(), dlq_offset=message.offset(),
-        key=key.decode(errors="replace") if key is not None else None,
-        original=f"{headers.get(H_TOPIC)}:{headers.get(H_PARTITION)}:{headers.get(H_OFFSET)}",
-        group=headers.get(H_GROUP, ""), stage=headers.get(H_STAGE, ""), error_class=headers.get(H_ERROR_CLASS, ""),
-        error_message=headers.get(H_ERROR_MESSAGE, ""), retried=False, value=message.value(),
-        headers=[(n, v) for n, v in (message.headers() or []) if not n.startswith("dlq.")],
-    ))
+    letters.append(
+        StoredLetter(
+            dlq_topic=message.topic(),
+            dlq_partition=message.partition(),
+            dlq_offset=message.offset(),
+            key=key.decode(errors="replace") if key is not None else None,
+            original=f"{headers.get(H_TOPIC)}:{headers.get(H_PARTITION)}:{headers.get(H_OFFSET)}",
+            group=headers.get(H_GROUP, ""),
+            stage=headers.get(H_STAGE, ""),
+            error_class=headers.get(H_ERROR_CLASS, ""),
+            error_message=headers.get(H_ERROR_MESSAGE, ""),
+            retried=False,
+            value=message.value(),
+            headers=[(n, v) for n, v in (message.headers() or []) if not n.startswith("dlq.")],
+        )
+    )
 
 
 FLUSH_TIMEOUT_S = 30.0
@@ -153,17 +176,28 @@ def retry(settings: Settings, letters: list[StoredLetter]) -> int:
 
     for letter in letters:
         original_topic = letter.original.split(":")[0]
-        producer.produce(original_topic, key=letter.key.encode() if letter.key is not None else None,
-                         value=letter.value, headers=letter.headers, on_delivery=delivered)
+        producer.produce(
+            original_topic,
+            key=letter.key.encode() if letter.key is not None else None,
+            value=letter.value,
+            headers=letter.headers,
+            on_delivery=delivered,
+        )
     if unacknowledged := producer.flush(FLUSH_TIMEOUT_S):  # flush() returns how many are left
         errors += [f"not acknowledged within {FLUSH_TIMEOUT_S:.0f}s"] * unacknowledged
     if errors:
-        raise RuntimeError(f"{len(errors)} letters could not be re-published: {errors[0]} (none is marked "
-                           "retried: `orderstream dlq list` still shows them)")
+        raise RuntimeError(
+            f"{len(errors)} letters could not be re-published: {errors[0]} (none is marked "
+            "retried: `orderstream dlq list` still shows them)"
+        )
     for letter in letters:
-        producer.produce(letter.dlq_topic, key=letter.key.encode() if letter.key is not None else None, value=b"",
-                         headers=[(H_RETRIED, f"{letter.dlq_partition}:{letter.dlq_offset}".encode())],
-                         on_delivery=delivered)
+        producer.produce(
+            letter.dlq_topic,
+            key=letter.key.encode() if letter.key is not None else None,
+            value=b"",
+            headers=[(H_RETRIED, f"{letter.dlq_partition}:{letter.dlq_offset}".encode())],
+            on_delivery=delivered,
+        )
     if unacknowledged := producer.flush(FLUSH_TIMEOUT_S):  # flush() returns how many are left
         errors += [f"not acknowledged within {FLUSH_TIMEOUT_S:.0f}s"] * unacknowledged
     if errors:

@@ -73,7 +73,9 @@ def collect_status(settings: Settings, watched: list[WatchedConsumer], sample_s:
     _require_topics(settings, metadata.topics, [spec.name for spec in all_topics()])
     partitions = {
         name: sorted(metadata.topics[settings.topic(name)].partitions)
-        for w in watched for name in w.topics if settings.topic(name) in metadata.topics
+        for w in watched
+        for name in w.topics
+        if settings.topic(name) in metadata.topics
     }
     running = _running_groups(admin, [w.group for w in watched])
     tps = [TopicPartition(settings.topic(t), p) for t, ps in partitions.items() for p in ps]
@@ -95,11 +97,20 @@ def collect_status(settings: Settings, watched: list[WatchedConsumer], sample_s:
                     end = ends.get((full, p), 0)
                     effective = position if position is not None else starts.get((full, p), 0)
                     stamp = applied.get((full, p, position))
-                    rows.append(PartitionStatus(
-                        name=w.name, kind=w.kind, group=w.group, topic=full, partition=p, position=position, end=end,
-                        lag=remaining.get((full, p, position), max(0, end - effective)), running=w.group in running,
-                        last_event_age_s=None if stamp is None else round(max(0.0, now_ms - stamp) / 1000, 1),
-                    ))
+                    rows.append(
+                        PartitionStatus(
+                            name=w.name,
+                            kind=w.kind,
+                            group=w.group,
+                            topic=full,
+                            partition=p,
+                            position=position,
+                            end=end,
+                            lag=remaining.get((full, p, position), max(0, end - effective)),
+                            running=w.group in running,
+                            last_event_age_s=None if stamp is None else round(max(0.0, now_ms - stamp) / 1000, 1),
+                        )
+                    )
         behind = {r.name for r in rows if r.lag > 0 and r.running}
         moved: set[tuple[str, str, int]] = set()
         if behind and sample_s > 0:
@@ -128,10 +139,21 @@ def collect_status(settings: Settings, watched: list[WatchedConsumer], sample_s:
         under = [p.id for p in meta.partitions.values() if len(p.isrs) < len(p.replicas)]
         offline = [p.id for p in meta.partitions.values() if p.leader < 0]
         health = "offline partitions" if offline else "under-replicated" if under else "ok"
-        topic_rows.append({"topic": full, "health": health, "partitions": len(meta.partitions),
-                           "under_replicated": under, "offline": offline})
-    broker = {"bootstrap": settings.effective_bootstrap, "cluster_id": metadata.cluster_id,
-              "nodes": sorted(metadata.brokers), "controller": metadata.controller_id}
+        topic_rows.append(
+            {
+                "topic": full,
+                "health": health,
+                "partitions": len(meta.partitions),
+                "under_replicated": under,
+                "offline": offline,
+            }
+        )
+    broker = {
+        "bootstrap": settings.effective_bootstrap,
+        "cluster_id": metadata.cluster_id,
+        "nodes": sorted(metadata.brokers),
+        "controller": metadata.controller_id,
+    }
     return StatusReport(rows, broker, topic_rows)
 
 
@@ -167,7 +189,7 @@ def _offsets(admin, tps, spec, isolation, timeout_s: float = 15.0) -> dict[Posit
 
     deadline = time.monotonic() + timeout_s
     while True:
-        futures = admin.list_offsets({tp: spec for tp in tps}, isolation_level=isolation, request_timeout=10)
+        futures = admin.list_offsets(dict.fromkeys(tps, spec), isolation_level=isolation, request_timeout=10)
         try:
             return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
         except KafkaException as exc:

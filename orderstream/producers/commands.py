@@ -133,7 +133,9 @@ class CommandSender:
         sent = self.send(command)
         reply = self._await_reply(command.command_id, sent.partition, starts[sent.partition], deadline)
         if reply is None:
-            raise ReplyTimeout(f"no reply to command {command.command_id} within {timeout_s:g}s (is the service running?)")
+            raise ReplyTimeout(
+                f"no reply to command {command.command_id} within {timeout_s:g}s (is the service running?)"
+            )
         return Outcome(sent, reply)
 
     def _reader_consumer(self) -> Any:

@@ -68,9 +68,17 @@ def send_range(
     topic = settings.topic(ORDERS_COMMANDS)
     # Delivery reports for failures only: a Python callback per acknowledged record cost more than encoding it.
     # Success is still confirmed: flush() returns 0 only once every record is acknowledged or reported failed.
-    producer = Producer(producer_config(settings, **{"linger.ms": 20, "batch.num.messages": 10_000,
-                                                    "queue.buffering.max.messages": 500_000,
-                                                    "delivery.report.only.error": True}))
+    producer = Producer(
+        producer_config(
+            settings,
+            **{
+                "linger.ms": 20,
+                "batch.num.messages": 10_000,
+                "queue.buffering.max.messages": 500_000,
+                "delivery.report.only.error": True,
+            },
+        )
+    )
     _require_topic(producer, topic)
     failures: list[str] = []
 
@@ -103,8 +111,10 @@ def send_range(
     elapsed = time.perf_counter() - began
     first_error = failures[0] if failures else None
     if remaining and first_error is None:
-        first_error = (f"no acknowledgement from the broker at {settings.effective_bootstrap} within "
-                       f"{FLUSH_TIMEOUT_S:.0f}s (is it running? `orderstream status` checks)")
+        first_error = (
+            f"no acknowledgement from the broker at {settings.effective_bootstrap} within "
+            f"{FLUSH_TIMEOUT_S:.0f}s (is it running? `orderstream status` checks)"
+        )
     # every record is acknowledged, reported failed (one report each) or still unacknowledged at the deadline
     return GenerateResult(stop - start, sent, len(failures) + remaining, elapsed, first_error)
 
@@ -124,8 +134,15 @@ class _Tracker:
     Acknowledged = sent, less what the producer still holds (queued, in flight, or a failure not yet served), less
     what failed: delivery reports come for failures only (see send_range)."""
 
-    def __init__(self, producer, failures: list[str], orders: int, cancel_ratio: float,
-                 on_progress: Callable[[int], None] | None, on_total: Callable[[int], None] | None) -> None:
+    def __init__(
+        self,
+        producer,
+        failures: list[str],
+        orders: int,
+        cancel_ratio: float,
+        on_progress: Callable[[int], None] | None,
+        on_total: Callable[[int], None] | None,
+    ) -> None:
         self.producer, self.failures, self.orders, self.cancel_ratio = producer, failures, orders, cancel_ratio
         self.on_progress, self.on_total = on_progress, on_total
         self.acknowledged = 0
@@ -199,12 +216,14 @@ def generate(
     counter = context.Value("q", 0)
     results = context.Queue()
     bounds = [profile.orders * p // processes for p in range(processes + 1)]
-    total = context.Value("q", sum(expected_records(bounds[p + 1] - bounds[p], profile.cancel_ratio)
-                                   for p in range(processes)))
+    total = context.Value(
+        "q", sum(expected_records(bounds[p + 1] - bounds[p], profile.cancel_ratio) for p in range(processes))
+    )
     share = rate / processes if rate else None
     workers = [
-        context.Process(target=_worker,
-                        args=(settings, profile, bounds[p], bounds[p + 1], share, counter, total, results))
+        context.Process(
+            target=_worker, args=(settings, profile, bounds[p], bounds[p + 1], share, counter, total, results)
+        )
         for p in range(processes)
     ]
     began = time.perf_counter()
@@ -230,8 +249,9 @@ def generate(
         report()
         if len(parts) < processes and not any(w.is_alive() for w in workers) and results.empty():
             codes = sorted({w.exitcode for w in workers if w.exitcode})
-            raise GeneratorError(f"a generator process exited (code {codes}) without reporting; "
-                                 "run with --processes 1 to see why")
+            raise GeneratorError(
+                f"a generator process exited (code {codes}) without reporting; run with --processes 1 to see why"
+            )
     for worker in workers:
         worker.join()
     report()

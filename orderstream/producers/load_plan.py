@@ -71,7 +71,8 @@ def plan_commands(
             if s not in prices:
                 prices[s], names[s] = sku_price_minor(profile.seed, s), sku_name(s)
         lines = tuple(
-            OrderLine(sku=names[s], quantity=rng.choice((1, 1, 1, 2, 2, 3, 5)), unit_price_minor=prices[s]) for s in skus
+            OrderLine(sku=names[s], quantity=rng.choice((1, 1, 1, 2, 2, 3, 5)), unit_price_minor=prices[s])
+            for s in skus
         )
         place_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         yield PlaceOrder(

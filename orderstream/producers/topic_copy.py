@@ -126,7 +126,9 @@ def _check_event_type(event_type: str) -> None:
 
     catalog = default_catalog()
     if event_type not in catalog and event_type not in {entry.ce_type for entry in catalog.entries()}:
-        raise CopyError(f"--type {event_type}: no such type in the wire contract; `orderstream schemas list` names them")
+        raise CopyError(
+            f"--type {event_type}: no such type in the wire contract; `orderstream schemas list` names them"
+        )
 
 
 class TopicCopy:
@@ -164,7 +166,9 @@ class TopicCopy:
 
         started = time.monotonic()
         result = self._prepare_destination()
-        consumer = Consumer(consumer_config(self.settings, self.job, **{"client.id": f"{self.settings.client_id}.topic-copy"}))
+        consumer = Consumer(
+            consumer_config(self.settings, self.job, **{"client.id": f"{self.settings.client_id}.topic-copy"})
+        )
         producer = None
         try:
             producer = Producer(producer_config(self.settings, transactional_id=self.job))
@@ -208,7 +212,9 @@ class TopicCopy:
             self._wait_visible(admin)
             topics = admin.list_topics(timeout=10).topics
         elif self._configs(admin, self.destination, ConfigResource).get("message.timestamp.type") == "LogAppendTime":
-            raise CopyError(f"{self.destination} stamps records with LogAppendTime: it cannot keep the source timestamps")
+            raise CopyError(
+                f"{self.destination} stamps records with LogAppendTime: it cannot keep the source timestamps"
+            )
         destination_partitions = len(topics[self.destination].partitions)
         result = CopyResult(self.source, self.destination, created, destination_partitions == source_partitions)
         if created:
@@ -232,8 +238,11 @@ class TopicCopy:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             topic = admin.list_topics(timeout=10).topics.get(self.destination)
-            if topic is not None and topic.error is None and topic.partitions and all(
-                p.leader >= 0 for p in topic.partitions.values()
+            if (
+                topic is not None
+                and topic.error is None
+                and topic.partitions
+                and all(p.leader >= 0 for p in topic.partitions.values())
             ):
                 return
             time.sleep(0.1)
@@ -255,7 +264,9 @@ class TopicCopy:
             lows[p], ends[p] = consumer.get_watermark_offsets(TopicPartition(self.source, p), timeout=10)
         starts = dict(lows)
         if self.filter.from_ms is not None:
-            found = consumer.offsets_for_times([TopicPartition(self.source, p, self.filter.from_ms) for p in partitions], timeout=10)
+            found = consumer.offsets_for_times(
+                [TopicPartition(self.source, p, self.filter.from_ms) for p in partitions], timeout=10
+            )
             for tp in found:
                 starts[tp.partition] = tp.offset if tp.offset >= 0 else ends[tp.partition]
         committed = consumer.committed([TopicPartition(self.source, p) for p in partitions], timeout=10)

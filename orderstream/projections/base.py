@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from orderstream.domain.events import (
@@ -80,25 +80,33 @@ class RowChanges:
 
 def utc_text(moment: datetime) -> str:
     """A timestamp as the views store it: RFC 3339 UTC with microseconds (sorts as text, same on every database)."""
-    if moment.tzinfo is not timezone.utc:
-        moment = (moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment).astimezone(timezone.utc)
+    if moment.tzinfo is not UTC:
+        moment = (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment).astimezone(UTC)
     # what isoformat(timespec="microseconds") writes, in half its time (a view formats one per event)
     return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031
-        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond,
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+        moment.microsecond,
     )
 
 
 def utc_day(moment: datetime) -> str:
     """The UTC calendar day of a moment, YYYY-MM-DD."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).date().isoformat()
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).date().isoformat()
 
 
 def check_next(event: Event, state: Mapping[str, Any] | None) -> None:
     """The event must be an order event that follows the stored state: placed first, versions strictly increasing."""
     if not isinstance(event, ORDER_EVENTS):
-        raise ProjectionError(f"{event.type_name} {event.event_id} is not an order event; orders.events holds only those")
+        raise ProjectionError(
+            f"{event.type_name} {event.event_id} is not an order event; orders.events holds only those"
+        )
     order_id = event.order_id  # type: ignore[attr-defined]
     if isinstance(event, OrderPlaced):
         if state is not None:

@@ -29,7 +29,6 @@ from typing import Any
 from sqlalchemy import Connection, Table
 from sqlalchemy.engine import Dialect
 
-
 _SQLITE_IN_CHUNK = 2_000  # keys per IN (...) on SQLite (its bound-parameter limit is 32,766)
 
 
@@ -48,7 +47,9 @@ class BulkRows:
         names = [c.name for c in table.columns]
         at = names.index(key.name)
         quote = self.dialect.identifier_preparer.quote
-        select = f"SELECT {', '.join(quote(n) for n in names)} FROM {self.dialect.identifier_preparer.format_table(table)}"
+        select = (
+            f"SELECT {', '.join(quote(n) for n in names)} FROM {self.dialect.identifier_preparer.format_table(table)}"
+        )
         cursor = conn.connection.cursor()
         found: dict[Any, dict[str, Any]] = {}
         try:

@@ -151,7 +151,12 @@ def customer_summary(model: ReadModel, customer_id: str) -> list[dict[str, Any]]
     with model.reading() as (conn, t):
         customers = t["customers"]
         query = (
-            select(customers.c.customer_id, customers.c.currency, customers.c.orders_count, customers.c.lifetime_value_minor)
+            select(
+                customers.c.customer_id,
+                customers.c.currency,
+                customers.c.orders_count,
+                customers.c.lifetime_value_minor,
+            )
             .where(customers.c.customer_id == customer_id)
             .order_by(customers.c.currency)
         )
@@ -167,7 +172,11 @@ def stock_levels(model: ReadModel, sku: str | None = None) -> list[dict[str, Any
         if sku is not None:
             query = query.where(skus.c.sku == sku)
         return [
-            {"sku": row.sku, "on_hand": int(row.on_hand), "reserved": int(row.reserved),
-             "available": int(row.on_hand) - int(row.reserved)}
+            {
+                "sku": row.sku,
+                "on_hand": int(row.on_hand),
+                "reserved": int(row.reserved),
+                "available": int(row.on_hand) - int(row.reserved),
+            }
             for row in conn.execute(query)
         ]

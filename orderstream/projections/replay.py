@@ -27,12 +27,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.engine import make_url
 
@@ -175,7 +175,7 @@ class ProjectionReplay:
         consumer = self.new_consumer()
         try:
             partitions, ends = self._partitions(consumer)
-            starts = {p: 0 for p in partitions}
+            starts = dict.fromkeys(partitions, 0)
             rebuilt: set[str] | None = None
             copied_up_to: dict[Position, int] = {}
             if scope is not None:
@@ -348,10 +348,14 @@ class ProjectionReplay:
                     f"(behind on {len(behind)} partition(s)); nothing was swapped, run the replay again"
                 )
             goals = {p: live_offset for p, (_, live_offset) in behind.items()}
-            reached |= self.consume_into(consumer, store, target, {p: reached.get(p, 0) for p in goals}, goals, skip, "catch up")
+            reached |= self.consume_into(
+                consumer, store, target, {p: reached.get(p, 0) for p in goals}, goals, skip, "catch up"
+            )
 
 
-def copied_skip(rebuilt: set[str] | None, copied_up_to: dict[Position, int]) -> Callable[[Position, int, str], bool] | None:
+def copied_skip(
+    rebuilt: set[str] | None, copied_up_to: dict[Position, int]
+) -> Callable[[Position, int, str], bool] | None:
     """--from-time: an event is skipped when its aggregate is not rebuilt and it sits below the position the copied
     rows were built up to (they hold it already). None (skip nothing) for --from-beginning."""
     if rebuilt is None:
@@ -421,4 +425,3 @@ def replay_projection(settings: Settings, name: str, **options: Any) -> ReplayRe
     except KeyError as exc:
         raise ReplayError(str(exc.args[0])) from None
     return ProjectionReplay(settings, spec, **options).run()
-

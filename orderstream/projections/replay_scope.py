@@ -45,7 +45,9 @@ def _customer_totals(rows: Iterable[Mapping[str, Any]]) -> RowChanges:
     changes = RowChanges()
     for row in rows:
         count, value = customer_view.contribution(row)
-        changes.increment("customers", (row["customer_id"], row["currency"]), {"orders_count": count, "lifetime_value_minor": value})
+        changes.increment(
+            "customers", (row["customer_id"], row["currency"]), {"orders_count": count, "lifetime_value_minor": value}
+        )
     return changes
 
 

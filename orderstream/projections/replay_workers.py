@@ -179,8 +179,13 @@ def _work(order: WorkOrder, messages) -> None:
 
     tune_collector()  # as the CLI does: fewer collections of the many short-lived objects a fold makes
     number = order.index
-    replay = ProjectionReplay(order.settings, spec_of(order.projection), database_url=order.database_url,
-                              progress=_Report(messages, number), stop=_ParentGone(order.parent))  # type: ignore[arg-type]
+    replay = ProjectionReplay(
+        order.settings,
+        spec_of(order.projection),
+        database_url=order.database_url,
+        progress=_Report(messages, number),
+        stop=_ParentGone(order.parent),
+    )  # type: ignore[arg-type]
     store = consumer = None
     try:
         store = ProjectionStore(order.database_url, replay.spec, writer=True)

@@ -53,7 +53,9 @@ def project(events: Sequence[Event], current: StateRows) -> RowChanges:
         for key in old.keys() | new.keys():
             units_old, revenue_old = old.get(key, (0, 0))
             units_new, revenue_new = new.get(key, (0, 0))
-            changes.increment("daily", key, {"units": units_new - units_old, "revenue_minor": revenue_new - revenue_old})
+            changes.increment(
+                "daily", key, {"units": units_new - units_old, "revenue_minor": revenue_new - revenue_old}
+            )
     return changes.without_zero_increments()
 
 

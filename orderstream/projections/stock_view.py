@@ -28,7 +28,9 @@ def project(events: Sequence[Event], current: StateRows) -> RowChanges:
     touched: dict[str, None] = {}
     for event in events:
         if not isinstance(event, INVENTORY_EVENTS):
-            raise ProjectionError(f"{event.type_name} {event.event_id} is not a stock event; inventory.events holds only those")
+            raise ProjectionError(
+                f"{event.type_name} {event.event_id} is not a stock event; inventory.events holds only those"
+            )
         sku = event.sku  # type: ignore[attr-defined]
         row = skus.get(sku) or {"sku": sku, "on_hand": 0, "reserved": 0, "version": 0}
         if event.version <= row["version"]:

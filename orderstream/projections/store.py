@@ -51,8 +51,11 @@ Position = tuple[str, int]  # (topic, partition)
 # applying hundreds of small batches a second made a 100 ms garbage-collector pause every few seconds.
 _META_QUERY = select(projection_meta).where(projection_meta.c.projection == bindparam("projection"))
 _META_QUERY_FOR_SHARE = _META_QUERY.with_for_update(read=True)  # PostgreSQL: a swap (FOR UPDATE) waits for the batch
-_ALL_OFFSETS = select(projection_offsets.c.topic, projection_offsets.c.partition, projection_offsets.c.next_offset).where(
-    projection_offsets.c.projection == bindparam("projection"), projection_offsets.c.generation == bindparam("generation")
+_ALL_OFFSETS = select(
+    projection_offsets.c.topic, projection_offsets.c.partition, projection_offsets.c.next_offset
+).where(
+    projection_offsets.c.projection == bindparam("projection"),
+    projection_offsets.c.generation == bindparam("generation"),
 )
 _OFFSETS = _ALL_OFFSETS.where(
     projection_offsets.c.topic.in_(bindparam("topics", expanding=True)),
@@ -181,7 +184,7 @@ class WritersQueue:
         try:
             if self._file is None:
                 self._path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = open(self._path, "a")  # noqa: SIM115 - kept open for the store's life, closed on dispose
+                self._file = open(self._path, "a")
             fcntl.flock(self._file, fcntl.LOCK_EX)
         except BaseException:
             self._thread_lock.release()
@@ -450,7 +453,9 @@ class ProjectionStore:
     def generations(self) -> set[int]:
         """Every generation that has tables or offset rows in the database (live, replaced or half-built)."""
         probe = 987654321  # a generation number no database holds: where it appears in a name, the number goes
-        patterns = [re.compile(re.escape(t.name).replace(str(probe), r"(\d+)") + "$") for t in self.tables(probe).values()]
+        patterns = [
+            re.compile(re.escape(t.name).replace(str(probe), r"(\d+)") + "$") for t in self.tables(probe).values()
+        ]
         found: set[int] = set()
         with self._reading() as conn:
             for name in inspect(conn).get_table_names():
@@ -545,4 +550,3 @@ class ProjectionStore:
             role: hashlib.sha256(json.dumps(rows, default=str).encode()).hexdigest()
             for role, rows in self.dump(generation).items()
         }
-

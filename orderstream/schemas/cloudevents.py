@@ -7,12 +7,12 @@ tool (kcat, kafka-console-consumer, a Java client) can route, filter and trace r
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/avro"
-_UTC = timezone.utc
+_UTC = UTC
 
 
 def rfc3339(moment: datetime) -> str:

@@ -11,7 +11,7 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from typing import Any
 
@@ -215,7 +215,7 @@ def _check_fields(entry: SchemaEntry, field_names: tuple[str, ...]) -> None:
 # type, an overflow, a truncated or odd body - and the caller re-runs the general path, which then either succeeds with
 # the same result or raises the documented EncodeError/DecodeError. Shapes it does not know are not specialised.
 
-_UTC = timezone.utc
+_UTC = UTC
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
 _LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
 _SMALL_LIMIT = 1 << 14
@@ -538,7 +538,7 @@ def _specialised(direction: str, entry: SchemaEntry, cls: type) -> Callable[[Any
             body = ["def decode(buf):", "    size = len(buf)", f"    p = {HEADER_SIZE}"]
             result = gen.decode_value(body, entry.schema, cls, "    ")
             body += ["    if p != size: raise _Fallback", f"    return {result}"]
-        exec("\n".join(body), gen.ns)  # noqa: S102 - source generated above from a packaged schema, no outside input
+        exec("\n".join(body), gen.ns)
         function = gen.ns[direction]
     except _NotSpecialised:
         function = None

@@ -60,7 +60,9 @@ class History:
         position = (topic, partition, offset)
         cursor = (reader, topic, partition)
         if cursor in self._last_offset and offset <= self._last_offset[cursor]:
-            self.anomalies.backwards_offsets.append(f"{reader} read {topic}[{partition}]@{offset} after @{self._last_offset[cursor]}")
+            self.anomalies.backwards_offsets.append(
+                f"{reader} read {topic}[{partition}]@{offset} after @{self._last_offset[cursor]}"
+            )
         self._last_offset[cursor] = offset
         seen_at = self.events.get(event.event_id)
         if seen_at is not None and seen_at != position:
@@ -94,7 +96,9 @@ class History:
         for (projection, aggregate_id), version in self._rows.items():
             committed = max(versions.get(aggregate_id, [0]))
             if version > committed:
-                result.aborted_reads.append(f"{projection} shows {aggregate_id} v{version}, committed only v{committed}")
+                result.aborted_reads.append(
+                    f"{projection} shows {aggregate_id} v{version}, committed only v{committed}"
+                )
             elif rows_must_be_current and version < committed:
                 result.stale_rows.append(f"{projection} shows {aggregate_id} v{version}, committed v{committed}")
         return result

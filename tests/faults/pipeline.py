@@ -28,9 +28,22 @@ class ServiceProcess:
     def start(self) -> ServiceProcess:
         self.log.touch()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "orderstream.cli.main", "-b", self.settings.effective_bootstrap, "--topic-prefix",
-             self.settings.topic_prefix, "--data-dir", str(self.settings.data_dir), "run", self.name],
-            stdout=subprocess.DEVNULL, stderr=self.log.open("a"), env=os.environ | self._settings_env() | self.env,
+            [
+                sys.executable,
+                "-m",
+                "orderstream.cli.main",
+                "-b",
+                self.settings.effective_bootstrap,
+                "--topic-prefix",
+                self.settings.topic_prefix,
+                "--data-dir",
+                str(self.settings.data_dir),
+                "run",
+                self.name,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("a"),
+            env=os.environ | self._settings_env() | self.env,
         )
         return self
 
@@ -96,8 +109,9 @@ class LoadDriver:
                         self.failed.append(err.str())
 
             try:
-                self.producer.produce(topic, key=command.order_id.encode(), value=CODEC.encode(command),
-                                      on_delivery=delivered)
+                self.producer.produce(
+                    topic, key=command.order_id.encode(), value=CODEC.encode(command), on_delivery=delivered
+                )
                 self.sent += 1
             except BufferError:
                 pass
@@ -119,7 +133,9 @@ class LoadDriver:
 def observe_events(settings: Settings, history: History, expected_orders: int, timeout_s: float = 120.0) -> list:
     """Read orders.events (read_committed) until every acknowledged order has an OrderPlaced, feeding the history."""
     records = read_topic(
-        settings, "orders.events", timeout_s=timeout_s,
+        settings,
+        "orders.events",
+        timeout_s=timeout_s,
         until=lambda events: sum(isinstance(e, OrderPlaced) for e in events) >= expected_orders,
     )
     for record, event in records:

@@ -18,12 +18,15 @@ pytestmark = pytest.mark.slow
 
 def test_broker_sigkill_and_restart_during_load(tmp_path, kafka_bootstrap):
     broker = start_test_broker(tmp_path / "broker", heap="384m")
-    settings = load_settings(bootstrap_servers=broker.spec.bootstrap, topic_prefix="bk.", data_dir=tmp_path / "data",
-                             partitions=3)
+    settings = load_settings(
+        bootstrap_servers=broker.spec.bootstrap, topic_prefix="bk.", data_dir=tmp_path / "data", partitions=3
+    )
     ensure_topics(settings)
     history = History()
     env = {"ORDERSTREAM_INSTANCE_ID": "fault-test"}
-    services = [ServiceProcess(settings, name, tmp_path / f"{name}.log", env).start() for name in ("order", "projections")]
+    services = [
+        ServiceProcess(settings, name, tmp_path / f"{name}.log", env).start() for name in ("order", "projections")
+    ]
     driver = LoadDriver(settings, history, rate=80).start()
     try:
         time.sleep(4)

@@ -48,18 +48,23 @@ def test_a_commit_that_outlasts_its_timeout_is_resumed_and_the_order_placed_once
 ):
     broker = start_test_broker(tmp_path / "broker", heap="384m")
     try:
-        settings = load_settings(bootstrap_servers=broker.spec.bootstrap, topic_prefix="bp.",
-                                 data_dir=tmp_path / "data", partitions=1)
+        settings = load_settings(
+            bootstrap_servers=broker.spec.bootstrap, topic_prefix="bp.", data_dir=tmp_path / "data", partitions=1
+        )
         ensure_topics(settings)
         monkeypatch.setattr(processor_module, "KAFKA_TIMEOUT_S", TIMEOUT_S)
         paused = threading.Event()
         new_producer = processor_module.Processor._new_producer
-        monkeypatch.setattr(processor_module.Processor, "_new_producer",
-                            lambda self: _PausingProducer(new_producer(self), broker.pid(), paused))
+        monkeypatch.setattr(
+            processor_module.Processor,
+            "_new_producer",
+            lambda self: _PausingProducer(new_producer(self), broker.pid(), paused),
+        )
         caplog.set_level(logging.WARNING, logger=processor_module.__name__)
-        with running_order_service(settings) as service, CommandSender(
-            settings, ORDERS_COMMANDS, ORDERS_REPLIES, source="orderstream/test"
-        ) as send:
+        with (
+            running_order_service(settings) as service,
+            CommandSender(settings, ORDERS_COMMANDS, ORDERS_REPLIES, source="orderstream/test") as send,
+        ):
             service.wait_owned(lambda owned: owned == {0})
             outcome = send.send_and_wait(place_order("o-pause-1", command_id="pause-cmd"), timeout_s=60)
             assert paused.is_set(), "the broker was never paused in a commit"
@@ -67,7 +72,9 @@ def test_a_commit_that_outlasts_its_timeout_is_resumed_and_the_order_placed_once
             assert service.thread.is_alive() and service.error is None, service.error
         events = [e for _, e in read_topic(settings, ORDERS_EVENTS, until=lambda got: len(got) >= 1)]
         assert [(type(e), e.order_id) for e in events] == [(OrderPlaced, "o-pause-1")]
-        assert any("calling it again" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+        assert any("calling it again" in r.getMessage() for r in caplog.records), [
+            r.getMessage() for r in caplog.records
+        ]
     finally:
         pid = broker.pid()
         if pid is not None:

@@ -19,11 +19,18 @@ pytestmark = pytest.mark.slow
 
 def test_losing_one_of_three_brokers_loses_nothing(tmp_path, kafka_bootstrap):
     defaults = load_settings()
-    cluster = LocalCluster(tmp_path / "cluster", KafkaDistribution(defaults.kafka_version, defaults.cache_dir), heap="320m")
+    cluster = LocalCluster(
+        tmp_path / "cluster", KafkaDistribution(defaults.kafka_version, defaults.cache_dir), heap="320m"
+    )
     cluster.start()
     try:
-        settings = load_settings(bootstrap_servers=cluster.bootstrap, topic_prefix="c3.", data_dir=tmp_path / "data",
-                                 partitions=3, replication_factor=3)
+        settings = load_settings(
+            bootstrap_servers=cluster.bootstrap,
+            topic_prefix="c3.",
+            data_dir=tmp_path / "data",
+            partitions=3,
+            replication_factor=3,
+        )
         ensure_topics(settings)
         history = History()
         env = {"ORDERSTREAM_INSTANCE_ID": "cluster-test"}

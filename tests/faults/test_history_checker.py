@@ -10,8 +10,14 @@ from tests.faults.history import History
 
 
 def event(order: str, version: int, cause: str, event_id: str | None = None) -> OrderConfirmed:
-    return OrderConfirmed(event_id=event_id or str(uuid.uuid4()), version=version, occurred_at=datetime.now(UTC),
-                          correlation_id=order, causation_id=cause, order_id=order)
+    return OrderConfirmed(
+        event_id=event_id or str(uuid.uuid4()),
+        version=version,
+        occurred_at=datetime.now(UTC),
+        correlation_id=order,
+        causation_id=cause,
+        order_id=order,
+    )
 
 
 def test_a_clean_history_is_clean():

@@ -20,9 +20,22 @@ from tests.support.orders import cancel_order, events_by_order, place_order, rea
 def start_processor(settings, log: Path) -> subprocess.Popen:
     env = os.environ | {"ORDERSTREAM_BATCH_SIZE": "4"}  # many small transactions: the kill lands between or inside one
     return subprocess.Popen(
-        [sys.executable, "-m", "orderstream.cli.main", "-b", settings.effective_bootstrap, "--topic-prefix",
-         settings.topic_prefix, "--data-dir", str(settings.data_dir), "run", "order"],
-        stdout=subprocess.DEVNULL, stderr=log.open("a"), env=env,
+        [
+            sys.executable,
+            "-m",
+            "orderstream.cli.main",
+            "-b",
+            settings.effective_bootstrap,
+            "--topic-prefix",
+            settings.topic_prefix,
+            "--data-dir",
+            str(settings.data_dir),
+            "run",
+            "order",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("a"),
+        env=env,
     )
 
 
@@ -54,10 +67,15 @@ def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(topics, tm
         processor = start_processor(topics, log)
         expected_ids = {c.command_id for c in commands}
         try:
-            replies = [r for _, r in read_topic(
-                topics, ORDERS_REPLIES, timeout_s=45,
-                until=lambda rs: expected_ids <= {r.command_id for r in rs},
-            )]
+            replies = [
+                r
+                for _, r in read_topic(
+                    topics,
+                    ORDERS_REPLIES,
+                    timeout_s=45,
+                    until=lambda rs: expected_ids <= {r.command_id for r in rs},
+                )
+            ]
         except AssertionError as exc:
             raise AssertionError(f"{exc}; processor log:\n{log.read_text()[-4000:]}") from None
     finally:

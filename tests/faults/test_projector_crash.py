@@ -76,7 +76,11 @@ class ProjectorProcess:
 
     def __init__(self, settings, db_url, tmp_path, instance: str, fault: str | None = None) -> None:
         env = {key: value for key, value in os.environ.items() if key != faults.ENV}
-        env |= {"ORDERSTREAM_DATABASE_URL": db_url, "ORDERSTREAM_PROJECTION_BATCH_SIZE": "40", "ORDERSTREAM_INSTANCE_ID": instance}
+        env |= {
+            "ORDERSTREAM_DATABASE_URL": db_url,
+            "ORDERSTREAM_PROJECTION_BATCH_SIZE": "40",
+            "ORDERSTREAM_INSTANCE_ID": instance,
+        }
         if fault:
             env[faults.ENV] = fault
         self.log_path = tmp_path / f"projector-{uuid.uuid4().hex[:6]}.log"
@@ -96,7 +100,9 @@ class ProjectorProcess:
 
     def check(self) -> None:
         if self.process.poll() is not None:
-            raise AssertionError(f"projector exited with {self.process.returncode}:\n{self.log_path.read_text()[-3000:]}")
+            raise AssertionError(
+                f"projector exited with {self.process.returncode}:\n{self.log_path.read_text()[-3000:]}"
+            )
 
 
 def test_crashes_at_every_commit_boundary_leave_views_equal_to_a_clean_rebuild(topics, db_url, tmp_path):  # noqa: F811

@@ -17,8 +17,11 @@ from tests.support.histories import public_rows, random_history, reference
 
 pytestmark = pytest.mark.slow
 
-PAUSE_ENV = {"ORDERSTREAM_SESSION_TIMEOUT_MS": "6000", "ORDERSTREAM_MAX_POLL_INTERVAL_MS": "8000",
-             "ORDERSTREAM_PROJECTION_BATCH_SIZE": "50"}
+PAUSE_ENV = {
+    "ORDERSTREAM_SESSION_TIMEOUT_MS": "6000",
+    "ORDERSTREAM_MAX_POLL_INTERVAL_MS": "8000",
+    "ORDERSTREAM_PROJECTION_BATCH_SIZE": "50",
+}
 
 
 def test_a_paused_projector_cannot_write_behind_its_successor(topics, tmp_path):

@@ -64,7 +64,9 @@ def snapshot(url: str, name: str):
         store.dispose()
 
 
-def test_a_killed_projection_replay_leaves_the_live_projection_untouched_and_the_next_one_succeeds(settings, db_url, tmp_path):  # noqa: F811
+def test_a_killed_projection_replay_leaves_the_live_projection_untouched_and_the_next_one_succeeds(
+    settings, db_url, tmp_path
+):
     settings = order_events_topic(settings).model_copy(update={"database_url": db_url, "projection_batch_size": 200})
     rng = random.Random(12)
     histories = [random_history(rng, f"k{n}", prefix="k") for n in range(800)]
@@ -79,7 +81,15 @@ def test_a_killed_projection_replay_leaves_the_live_projection_untouched_and_the
 
     # 1. a crash inside the replay (after its 5th batch was written to the shadow generation)
     path = tmp_path / "crash.log"
-    crashed = cli(settings, "replay", "projection", name, "--from-beginning", env=env | {faults.ENV: "replay_batch@5"}, log_path=path)
+    crashed = cli(
+        settings,
+        "replay",
+        "projection",
+        name,
+        "--from-beginning",
+        env=env | {faults.ENV: "replay_batch@5"},
+        log_path=path,
+    )
     assert finish(crashed, path) == faults.EXIT_CODE, path.read_text()[-2000:]
     assert snapshot(url, name) == live
     store = ProjectionStore(url, spec_of(name))
@@ -95,7 +105,9 @@ def test_a_killed_projection_replay_leaves_the_live_projection_untouched_and_the
 
     # 2. SIGKILL from outside while a replay split across two worker processes works: the workers die with it
     path = tmp_path / "kill.log"
-    working = cli(settings, "replay", "projection", name, "--from-beginning", "--processes", "2", env=env, log_path=path)
+    working = cli(
+        settings, "replay", "projection", name, "--from-beginning", "--processes", "2", env=env, log_path=path
+    )
     deadline, left_behind, dropped = time.monotonic() + 60, sum(store.next_offsets(live[0][1] + 1).values()), False
     while True:  # until it has dropped the half-built N+1 and rebuilt some of it again
         done_so_far = sum(store.next_offsets(live[0][1] + 1).values())
@@ -117,7 +129,9 @@ def test_a_killed_projection_replay_leaves_the_live_projection_untouched_and_the
 
     # 3. the next replay starts cleanly and swaps in a copy equal to the live one
     path = tmp_path / "done.log"
-    done = cli(settings, "replay", "projection", name, "--from-beginning", "--processes", "2", "--json", env=env, log_path=path)
+    done = cli(
+        settings, "replay", "projection", name, "--from-beginning", "--processes", "2", "--json", env=env, log_path=path
+    )
     assert finish(done, path) == 0, path.read_text()[-2000:]
     pointer, _, digests = snapshot(url, name)
     assert pointer == (spec_of(name).schema_version, live[0][1] + 1)

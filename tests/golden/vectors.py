@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from orderstream.domain.events import (
 )
 
 HERE = Path(__file__).parent
-AT = datetime(2025, 3, 14, 15, 9, 26, 535897, tzinfo=timezone.utc)
+AT = datetime(2025, 3, 14, 15, 9, 26, 535897, tzinfo=UTC)
 ORDER = "ord-20250314-0001"
 
 

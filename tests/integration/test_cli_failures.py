@@ -37,8 +37,9 @@ UNREACHABLE_COMMANDS = {
 
 def run_cli(args: list[str], timeout_s: float = 60.0) -> tuple[subprocess.CompletedProcess, float]:
     began = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "orderstream.cli.main", *args], capture_output=True, text=True,
-                            timeout=timeout_s)
+    result = subprocess.run(
+        [sys.executable, "-m", "orderstream.cli.main", *args], capture_output=True, text=True, timeout=timeout_s
+    )
     return result, time.monotonic() - began
 
 
@@ -72,14 +73,17 @@ def test_an_unreachable_broker_is_one_line_and_exit_1_within_seconds(unreachable
     assert seconds < NO_HANG_S, f"{name} took {seconds:.1f}s"
 
 
-@pytest.mark.parametrize("args, fragment, command", [
-    (["place", "--customer", "c-1"], "Missing option '--item'", "orderstream place"),
-    (["generate", "--orders", "0"], "'--orders'", "orderstream generate"),
-    (["cancel", "o-1", "--expected-version", "abc"], "'--expected-version'", "orderstream cancel"),
-    (["query", "orders", "--limit", "0"], "'--limit'", "orderstream query orders"),
-    (["no-such-command"], "No such command", "orderstream"),
-    (["--no-such-option"], "No such option", "orderstream"),
-])
+@pytest.mark.parametrize(
+    "args, fragment, command",
+    [
+        (["place", "--customer", "c-1"], "Missing option '--item'", "orderstream place"),
+        (["generate", "--orders", "0"], "'--orders'", "orderstream generate"),
+        (["cancel", "o-1", "--expected-version", "abc"], "'--expected-version'", "orderstream cancel"),
+        (["query", "orders", "--limit", "0"], "'--limit'", "orderstream query orders"),
+        (["no-such-command"], "No such command", "orderstream"),
+        (["--no-such-option"], "No such option", "orderstream"),
+    ],
+)
 def test_a_usage_error_is_one_line_with_a_hint_and_exit_2(args, fragment, command):
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
@@ -147,8 +151,14 @@ def test_ctrl_c_still_exits_130_without_a_line():
 
 
 def root_args(settings) -> list[str]:
-    return ["-b", settings.effective_bootstrap, "--topic-prefix", settings.topic_prefix, "--data-dir",
-            str(settings.data_dir)]
+    return [
+        "-b",
+        settings.effective_bootstrap,
+        "--topic-prefix",
+        settings.topic_prefix,
+        "--data-dir",
+        str(settings.data_dir),
+    ]
 
 
 def test_a_command_to_a_missing_topic_waits_once_not_twice(settings):
@@ -174,8 +184,13 @@ def test_generate_reports_progress_by_time_counting_acknowledged_records_only(to
 
     progress: list[int] = []
     totals: list[int] = []
-    result = generate(topics, LoadProfile(orders=50, seed=5, cancel_ratio=0.2), rate=100,
-                      on_progress=progress.append, on_total=totals.append)
+    result = generate(
+        topics,
+        LoadProfile(orders=50, seed=5, cancel_ratio=0.2),
+        rate=100,
+        on_progress=progress.append,
+        on_total=totals.append,
+    )
     assert result.failed == 0 and result.first_error is None
     assert sum(progress) == result.records == result.acknowledged
     assert len(progress) >= 2, f"progress came only at the end: {progress}"

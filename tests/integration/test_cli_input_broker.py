@@ -19,8 +19,14 @@ runner = CliRunner()
 
 
 def base(settings) -> list[str]:
-    return ["-b", settings.effective_bootstrap, "--topic-prefix", settings.topic_prefix,
-            "--data-dir", str(settings.data_dir)]
+    return [
+        "-b",
+        settings.effective_bootstrap,
+        "--topic-prefix",
+        settings.topic_prefix,
+        "--data-dir",
+        str(settings.data_dir),
+    ]
 
 
 def error_line(settings, *args: str, within_s: float = 15) -> str:

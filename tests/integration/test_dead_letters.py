@@ -22,15 +22,35 @@ from tests.support.orders import CODEC, place_order, read_topic, running_order_s
 
 def cli(settings, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "orderstream.cli.main", "-b", settings.effective_bootstrap, "--topic-prefix",
-         settings.topic_prefix, "--data-dir", str(settings.data_dir), *args],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "orderstream.cli.main",
+            "-b",
+            settings.effective_bootstrap,
+            "--topic-prefix",
+            settings.topic_prefix,
+            "--data-dir",
+            str(settings.data_dir),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def test_bad_records_go_to_the_dlq_and_the_rest_is_processed(topics):
-    wrong_type = StockAdded(event_id=str(uuid.uuid4()), version=1, occurred_at=datetime.now(UTC), correlation_id="x",
-                            causation_id="x", sku="SKU-1", quantity=5, on_hand=5)
+    wrong_type = StockAdded(
+        event_id=str(uuid.uuid4()),
+        version=1,
+        occurred_at=datetime.now(UTC),
+        correlation_id="x",
+        causation_id="x",
+        sku="SKU-1",
+        quantity=5,
+        on_hand=5,
+    )
     bad = {
         "garbage": b"\x00\x01 definitely not avro",
         "unknown-fingerprint": b"\xc3\x01" + b"\xff" * 8 + b"\x02",
@@ -43,7 +63,9 @@ def test_bad_records_go_to_the_dlq_and_the_rest_is_processed(topics):
         producer.produce(commands_topic, key=command.order_id.encode(), value=CODEC.encode(command))
         if i < len(bad):
             name, value = list(bad.items())[i]
-            producer.produce(commands_topic, key=command.order_id.encode(), value=value, headers=[("probe", name.encode())])
+            producer.produce(
+                commands_topic, key=command.order_id.encode(), value=value, headers=[("probe", name.encode())]
+            )
     assert producer.flush(10) == 0
 
     with running_order_service(topics):

@@ -9,9 +9,25 @@ import sys
 
 def test_demo_runs_the_whole_pipeline(settings, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "orderstream.cli.main", "-b", settings.effective_bootstrap, "--topic-prefix",
-         settings.topic_prefix, "--data-dir", str(tmp_path / "demo"), "demo", "--orders", "150", "--seed", "3"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "orderstream.cli.main",
+            "-b",
+            settings.effective_bootstrap,
+            "--topic-prefix",
+            settings.topic_prefix,
+            "--data-dir",
+            str(tmp_path / "demo"),
+            "demo",
+            "--orders",
+            "150",
+            "--seed",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout

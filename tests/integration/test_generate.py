@@ -33,9 +33,26 @@ def read_all(settings, topic: str, expected: int, timeout_s: float = 30.0) -> li
 
 def test_generate_sends_every_command_once(topics):
     result = subprocess.run(
-        [sys.executable, "-m", "orderstream.cli.main", "-b", topics.effective_bootstrap, "--topic-prefix",
-         topics.topic_prefix, "generate", "--orders", "400", "--seed", "11", "--processes", "2", "--json"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "orderstream.cli.main",
+            "-b",
+            topics.effective_bootstrap,
+            "--topic-prefix",
+            topics.topic_prefix,
+            "generate",
+            "--orders",
+            "400",
+            "--seed",
+            "11",
+            "--processes",
+            "2",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -54,9 +71,23 @@ def test_generate_sends_every_command_once(topics):
 
 def test_generate_refuses_a_bad_currency_and_sends_nothing(topics):
     result = subprocess.run(
-        [sys.executable, "-m", "orderstream.cli.main", "-b", topics.effective_bootstrap, "--topic-prefix",
-         topics.topic_prefix, "generate", "--orders", "5", "--currency", "EURO"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "orderstream.cli.main",
+            "-b",
+            topics.effective_bootstrap,
+            "--topic-prefix",
+            topics.topic_prefix,
+            "generate",
+            "--orders",
+            "5",
+            "--currency",
+            "EURO",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and "ISO 4217" in result.stderr

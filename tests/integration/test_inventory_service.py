@@ -35,7 +35,6 @@ from orderstream.topology import (
     INVENTORY_ORDERS,
     INVENTORY_REPLIES,
     INVENTORY_RESULTS,
-    ORDERS_EVENTS,
 )
 from tests.support.event_log import EventLog
 from tests.support.orders import RunningService, read_topic
@@ -46,19 +45,42 @@ RESULT_TYPES = (StockReserved, StockReservationRejected, StockReleased)
 
 
 def base(settings) -> list[str]:
-    return ["-b", settings.effective_bootstrap, "--topic-prefix", settings.topic_prefix, "--data-dir", str(settings.data_dir)]
+    return [
+        "-b",
+        settings.effective_bootstrap,
+        "--topic-prefix",
+        settings.topic_prefix,
+        "--data-dir",
+        str(settings.data_dir),
+    ]
 
 
 def placed(order_id: str, *lines: tuple[str, int]) -> OrderPlaced:
     order_lines = tuple(OrderLine(sku=sku, quantity=qty, unit_price_minor=100) for sku, qty in lines)
-    return OrderPlaced(event_id=f"{order_id}-1", version=1, occurred_at=T0, correlation_id=order_id, causation_id="cmd",
-                       order_id=order_id, customer_id="c-1", currency="EUR", lines=order_lines,
-                       total_minor=sum(line.amount_minor for line in order_lines))
+    return OrderPlaced(
+        event_id=f"{order_id}-1",
+        version=1,
+        occurred_at=T0,
+        correlation_id=order_id,
+        causation_id="cmd",
+        order_id=order_id,
+        customer_id="c-1",
+        currency="EUR",
+        lines=order_lines,
+        total_minor=sum(line.amount_minor for line in order_lines),
+    )
 
 
 def ended(kind, order_id: str, version: int):
-    return kind(event_id=f"{order_id}-{version}", version=version, occurred_at=T0, correlation_id=order_id,
-                causation_id="x", order_id=order_id, reason="test")
+    return kind(
+        event_id=f"{order_id}-{version}",
+        version=version,
+        occurred_at=T0,
+        correlation_id=order_id,
+        causation_id="x",
+        order_id=order_id,
+        reason="test",
+    )
 
 
 @contextmanager
@@ -83,13 +105,16 @@ def results(settings, until=None, timeout_s: float = 30.0) -> list:
 def restock(settings, sku: str, quantity: int):
     with CommandSender(settings, INVENTORY_COMMANDS, INVENTORY_REPLIES, source="orderstream/test") as sender:
         command_id = str(uuid.uuid4())
-        return sender.send_and_wait(RestockSku(command_id=command_id, issued_at=T0, correlation_id=command_id, sku=sku,
-                                               quantity=quantity))
+        return sender.send_and_wait(
+            RestockSku(command_id=command_id, issued_at=T0, correlation_id=command_id, sku=sku, quantity=quantity)
+        )
 
 
 def test_restock_reserve_release_once_and_rebuild_from_the_changelogs(topics):
     bad = runner.invoke(app, [*base(topics), "stock", "add", "SKU-A", "0", "--wait"])
-    assert bad.exit_code == 1 and bad.stderr.strip().splitlines() == ["error: quantity of SKU-A must be greater than 0, got 0"]
+    assert bad.exit_code == 1 and bad.stderr.strip().splitlines() == [
+        "error: quantity of SKU-A must be greater than 0, got 0"
+    ]
     assert read_topic(topics, INVENTORY_COMMANDS) == [], "bad input produces nothing"
 
     log = EventLog(topics)
@@ -98,7 +123,13 @@ def test_restock_reserve_release_once_and_rebuild_from_the_changelogs(topics):
         assert added.exit_code == 0, added.stderr
         body = json.loads(added.stdout)
         assert body | {"command_id": None, "token": None} == {
-            "sku": "SKU-A", "quantity": 5, "accepted": True, "version": 1, "reason": None, "token": None, "command_id": None,
+            "sku": "SKU-A",
+            "quantity": 5,
+            "accepted": True,
+            "version": 1,
+            "reason": None,
+            "token": None,
+            "command_id": None,
         }
         assert ConsistencyToken.parse(body["token"]).topic == INVENTORY_EVENTS
 
@@ -110,8 +141,9 @@ def test_restock_reserve_release_once_and_rebuild_from_the_changelogs(topics):
 
     by_type = {type(e): (rec, e) for rec, e in answered}
     assert len(answered) == 3 and set(by_type) == set(RESULT_TYPES)
-    assert all(rec.key() == b"o-1" and rec.partition() == order_partition for rec, _ in answered), \
+    assert all(rec.key() == b"o-1" and rec.partition() == order_partition for rec, _ in answered), (
         "results are keyed by the order id and land on the order's partition"
+    )
     reserved, rejected, released = (by_type[t][1] for t in RESULT_TYPES)
     assert (reserved.sku, reserved.quantity, reserved.on_hand, reserved.reserved) == ("SKU-A", 2, 5, 2)
     assert (rejected.sku, rejected.available, rejected.reason) == ("SKU-B", 0, "only 0 of SKU-B available, 1 wanted")
@@ -119,7 +151,10 @@ def test_restock_reserve_release_once_and_rebuild_from_the_changelogs(topics):
 
     stock = read_topic(topics, INVENTORY_EVENTS)
     assert [(rec.key(), type(e), e.version) for rec, e in stock if e.sku == "SKU-A"] == [
-        (b"SKU-A", StockAdded, 1), (b"SKU-A", StockReserved, 2), (b"SKU-A", StockReleased, 3)]
+        (b"SKU-A", StockAdded, 1),
+        (b"SKU-A", StockReserved, 2),
+        (b"SKU-A", StockReleased, 3),
+    ]
     assert {e.event_id for _, e in stock} >= {e.event_id for _, e in answered}, "the same events, keyed by order id"
     assert [type(e) for _, e in read_topic(topics, INVENTORY_ORDERS)] == [OrderPlaced, OrderRejected]
 
@@ -201,9 +236,13 @@ def test_stock_view_shows_on_hand_reserved_and_available(topics):
         # o-v1 (3) and o-v2 (8) are different orders, so either may reach SKU-V first; exactly one fits in 10
         reserved = sum(e.quantity for _, e in stream if isinstance(e, StockReserved))
         assert reserved in (3, 8)
-        one = runner.invoke(app, [*base(topics), "query", "stock", "SKU-V", "--after", token, "--timeout", "90", "--json"])
+        one = runner.invoke(
+            app, [*base(topics), "query", "stock", "SKU-V", "--after", token, "--timeout", "90", "--json"]
+        )
         assert one.exit_code == 0, one.stderr
-        assert json.loads(one.stdout) == [{"sku": "SKU-V", "on_hand": 10, "reserved": reserved, "available": 10 - reserved}]
+        assert json.loads(one.stdout) == [
+            {"sku": "SKU-V", "on_hand": 10, "reserved": reserved, "available": 10 - reserved}
+        ]
         every = runner.invoke(app, [*base(topics), "query", "stock", "--json"])
         assert every.exit_code == 0, every.stderr
         skus = {row["sku"]: row for row in json.loads(every.stdout)}

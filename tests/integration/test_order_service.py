@@ -51,9 +51,21 @@ def test_a_repeated_command_id_yields_one_event_and_the_same_reply(topics):
 
 def _cli(settings, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "orderstream.cli.main", "-b", settings.effective_bootstrap, "--topic-prefix",
-         settings.topic_prefix, "--data-dir", str(settings.data_dir), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "orderstream.cli.main",
+            "-b",
+            settings.effective_bootstrap,
+            "--topic-prefix",
+            settings.topic_prefix,
+            "--data-dir",
+            str(settings.data_dir),
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -90,8 +102,13 @@ def test_deleting_the_state_cache_changes_nothing_but_start_up_time(topics):
 
     def snapshot(service: RunningService):
         states = service.service.processor._states
-        return {p: (s.next_offset, {k: (v.value, {c: (h.version, h.offset) for c, h in v.handled.items()})
-                                    for k, v in s.keys.items()}) for p, s in states.items()}
+        return {
+            p: (
+                s.next_offset,
+                {k: (v.value, {c: (h.version, h.offset) for c, h in v.handled.items()}) for k, v in s.keys.items()},
+            )
+            for p, s in states.items()
+        }
 
     with running_order_service(topics) as warm:
         warm.wait_owned(lambda owned: owned == {0, 1, 2})

@@ -51,9 +51,16 @@ T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def _place(order_id: str, customer: str, total: int) -> PlaceOrder:
-    return PlaceOrder(command_id=f"cmd-{order_id}", issued_at=datetime.now(UTC), correlation_id=order_id,
-                      order_id=order_id, customer_id=customer, currency="EUR",
-                      lines=(OrderLine(sku="SKU-1", quantity=1, unit_price_minor=total),), channel="test")
+    return PlaceOrder(
+        command_id=f"cmd-{order_id}",
+        issued_at=datetime.now(UTC),
+        correlation_id=order_id,
+        order_id=order_id,
+        customer_id=customer,
+        currency="EUR",
+        lines=(OrderLine(sku="SKU-1", quantity=1, unit_price_minor=total),),
+        channel="test",
+    )
 
 
 def _order_events_until(settings, order_id: str, predicate) -> list:
@@ -78,7 +85,9 @@ def test_payments_are_authorized_within_the_limits_declined_over_them_and_voided
                 assert send.send_and_wait(_place(order_id, "cust-1", total)).reply.accepted
                 payment_of(order_id)  # decided before the next one is placed
             assert send.send_and_wait(cancel_order("o-a")).reply.accepted
-            _order_events_until(settings, "o-a", lambda es: len([e for e in es if isinstance(e, OrderPaymentUpdated)]) == 2)
+            _order_events_until(
+                settings, "o-a", lambda es: len([e for e in es if isinstance(e, OrderPaymentUpdated)]) == 2
+            )
             assert send.send_and_wait(_place("o-e", "cust-1", 900)).reply.accepted
             assert payment_of("o-e").payment_status is PaymentStatus.AUTHORIZED, "the voided 800 is credit again"
     finally:
@@ -86,7 +95,9 @@ def test_payments_are_authorized_within_the_limits_declined_over_them_and_voided
         order.stop()
 
     streams = events_by_order([e for _, e in read_topic(settings, ORDERS_EVENTS)])
-    statuses = {oid: [(type(e).__name__, getattr(e, "payment_status", None)) for e in es] for oid, es in streams.items()}
+    statuses = {
+        oid: [(type(e).__name__, getattr(e, "payment_status", None)) for e in es] for oid, es in streams.items()
+    }
     assert statuses["o-a"][-2:] == [("OrderCancelled", None), ("OrderPaymentUpdated", PaymentStatus.VOIDED)]
     assert isinstance(streams["o-b"][-1], OrderRejected) and "per-order limit of 10.00 EUR" in streams["o-b"][-1].reason
     assert isinstance(streams["o-d"][-1], OrderRejected) and "credit limit of 25.00 EUR" in streams["o-d"][-1].reason
@@ -97,8 +108,14 @@ def test_payments_are_authorized_within_the_limits_declined_over_them_and_voided
     assert {rec.key() for rec, _ in ledger} == {b"cust-1"}
     assert [e.version for _, e in ledger] == list(range(1, len(ledger) + 1))
     kinds = [(type(e), e.order_id) for _, e in ledger]
-    assert kinds == [(PaymentAuthorized, "o-a"), (PaymentDeclined, "o-b"), (PaymentAuthorized, "o-c"),
-                     (PaymentDeclined, "o-d"), (PaymentVoided, "o-a"), (PaymentAuthorized, "o-e")]
+    assert kinds == [
+        (PaymentAuthorized, "o-a"),
+        (PaymentDeclined, "o-b"),
+        (PaymentAuthorized, "o-c"),
+        (PaymentDeclined, "o-d"),
+        (PaymentVoided, "o-a"),
+        (PaymentAuthorized, "o-e"),
+    ]
     published = read_topic(settings, PAYMENTS_EVENTS)
     assert sorted(e.event_id for _, e in published) == sorted(e.event_id for _, e in ledger)
     assert all(rec.key().decode() == e.order_id for rec, e in published)
@@ -121,15 +138,29 @@ def _write_order_events(settings, events) -> None:
 
     producer = Producer(producer_config(settings))
     for event in events:
-        producer.produce(settings.topic(ORDERS_EVENTS), key=event.order_id.encode(), value=CODEC.encode(event),
-                         headers=CODEC.headers(event, "orderstream/test"))
+        producer.produce(
+            settings.topic(ORDERS_EVENTS),
+            key=event.order_id.encode(),
+            value=CODEC.encode(event),
+            headers=CODEC.headers(event, "orderstream/test"),
+        )
     assert producer.flush(10) == 0
 
 
 def _order_events(order_id: str, *kinds) -> list:
     meta = dict(occurred_at=T0, correlation_id=order_id, causation_id="test")
-    events = [OrderPlaced(event_id=f"{order_id}-1", version=1, order_id=order_id, customer_id="cust-9", currency="EUR",
-                          lines=(OrderLine(sku="A", quantity=1, unit_price_minor=100),), total_minor=100, **meta)]
+    events = [
+        OrderPlaced(
+            event_id=f"{order_id}-1",
+            version=1,
+            order_id=order_id,
+            customer_id="cust-9",
+            currency="EUR",
+            lines=(OrderLine(sku="A", quantity=1, unit_price_minor=100),),
+            total_minor=100,
+            **meta,
+        )
+    ]
     for version, kind in enumerate(kinds, start=2):
         extra = {"reason": "test"} if kind is OrderCancelled else {}
         events.append(kind(event_id=f"{order_id}-{version}", version=version, order_id=order_id, **extra, **meta))
@@ -138,27 +169,54 @@ def _order_events(order_id: str, *kinds) -> list:
 
 def _cli(settings, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "orderstream.cli.main", "-b", settings.effective_bootstrap, "--topic-prefix",
-         settings.topic_prefix, "--data-dir", str(settings.data_dir), *args],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "orderstream.cli.main",
+            "-b",
+            settings.effective_bootstrap,
+            "--topic-prefix",
+            settings.topic_prefix,
+            "--data-dir",
+            str(settings.data_dir),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
 def test_shipments_follow_the_order_and_refuse_what_their_state_does_not_allow(topics):
-    _write_order_events(topics, _order_events("o-placed") + _order_events("o-ship", OrderConfirmed)
-                        + _order_events("o-cancel", OrderConfirmed, OrderCancelled))
+    _write_order_events(
+        topics,
+        _order_events("o-placed")
+        + _order_events("o-ship", OrderConfirmed)
+        + _order_events("o-cancel", OrderConfirmed, OrderCancelled),
+    )
     ship = RunningService(ShippingService(topics)).start()
     try:
         read_topic(topics, SHIPPING_EVENTS, until=lambda es: len(es) >= 6, timeout_s=30)
         with CommandSender(topics, SHIPPING_COMMANDS, SHIPPING_REPLIES, source="orderstream/test") as send:
+
             def dispatch(order_id, command_id):
-                return send.send_and_wait(DispatchShipment(command_id=command_id, issued_at=datetime.now(UTC),
-                                                           correlation_id=order_id, order_id=order_id, carrier="DHL",
-                                                           tracking_number="T-1")).reply
+                return send.send_and_wait(
+                    DispatchShipment(
+                        command_id=command_id,
+                        issued_at=datetime.now(UTC),
+                        correlation_id=order_id,
+                        order_id=order_id,
+                        carrier="DHL",
+                        tracking_number="T-1",
+                    )
+                ).reply
 
             def deliver(order_id, command_id):
-                return send.send_and_wait(ConfirmDelivery(command_id=command_id, issued_at=datetime.now(UTC),
-                                                          correlation_id=order_id, order_id=order_id)).reply
+                return send.send_and_wait(
+                    ConfirmDelivery(
+                        command_id=command_id, issued_at=datetime.now(UTC), correlation_id=order_id, order_id=order_id
+                    )
+                ).reply
 
             early = deliver("o-ship", "d-early")
             first = dispatch("o-ship", "s-1")
@@ -190,7 +248,12 @@ def test_shipments_follow_the_order_and_refuse_what_their_state_does_not_allow(t
 
     streams = events_by_order([e for _, e in read_topic(topics, SHIPPING_EVENTS)])
     assert [type(e) for e in streams["o-placed"]] == [ShipmentPending]
-    assert [type(e) for e in streams["o-ship"]] == [ShipmentPending, ShipmentCreated, ShipmentDispatched, ShipmentDelivered]
+    assert [type(e) for e in streams["o-ship"]] == [
+        ShipmentPending,
+        ShipmentCreated,
+        ShipmentDispatched,
+        ShipmentDelivered,
+    ]
     assert [type(e) for e in streams["o-cancel"]] == [ShipmentPending, ShipmentCreated, ShipmentCancelled]
     assert streams["o-ship"][1].customer_id == "cust-9"
     assert streams["o-ship"][2].causation_id == "s-1" and streams["o-ship"][1].causation_id == "o-ship-2"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from orderstream.projections import queries
 from orderstream.projections.registry import SPECS, spec_of
-from orderstream.projections.tables import projection_offsets
 from orderstream.projections.store import GenerationChanged, ProjectionStore, Record, SchemaMismatch
+from orderstream.projections.tables import projection_offsets
 from tests.support.databases import db_url  # noqa: F401
 from tests.support.histories import interleaved, order_history, public_rows, reference
 
@@ -76,12 +76,14 @@ def test_a_database_built_by_another_schema_version_is_refused(db_url):  # noqa:
     ProjectionStore(url, spec).ensure()
     newer = type(spec)(**{**{f: getattr(spec, f) for f in spec.__slots__}, "schema_version": spec.schema_version + 1})
     built, now = spec.schema_version, spec.schema_version + 1
-    with pytest.raises(SchemaMismatch, match=f"was built with schema version {built}, this release projects version {now}"):
+    with pytest.raises(
+        SchemaMismatch, match=f"was built with schema version {built}, this release projects version {now}"
+    ):
         ProjectionStore(url, newer).ensure()
 
 
 def test_queries_and_the_writer_follow_the_generation_pointer(db_url):  # noqa: F811
-    history = [_placed("o1", "alice", datetime(2024, 5, 1, tzinfo=timezone.utc), [("A", 1, 1)])]
+    history = [_placed("o1", "alice", datetime(2024, 5, 1, tzinfo=UTC), [("A", 1, 1)])]
     stores, generations = open_stores(db_url)
     store = stores["order-view"]
     store.apply(records_of(history), 1)
@@ -106,8 +108,10 @@ def _customer_totals(store, generation):
 
     table = store.tables(generation)["customers"]
     with store.engine.begin() as conn:
-        return sorted(tuple(r) for r in conn.execute(select(table.c.customer_id, table.c.orders_count,
-                                                            table.c.lifetime_value_minor)))
+        return sorted(
+            tuple(r)
+            for r in conn.execute(select(table.c.customer_id, table.c.orders_count, table.c.lifetime_value_minor))
+        )
 
 
 def test_two_instances_applying_a_partitions_first_batch_count_it_once(db_url):  # noqa: F811
@@ -118,7 +122,7 @@ def test_two_instances_applying_a_partitions_first_batch_count_it_once(db_url): 
     a, b = (ProjectionStore(url, spec_of("customer-view"), writer=True) for _ in range(2))
     generation = a.ensure()
     b.ensure()
-    at = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    at = datetime(2024, 5, 1, tzinfo=UTC)
     batch = records_of([_placed("o1", "alice", at, [("A", 1, 100)]), _placed("o2", "alice", at, [("A", 1, 100)])])
     inside, failures = threading.Event(), []
 
@@ -150,7 +154,7 @@ def test_a_batch_racing_a_swap_is_refused_not_committed_into_the_replaced_genera
     url = url_for(db_url, "customer-view")
     live, replay = (ProjectionStore(url, spec_of("customer-view"), writer=True) for _ in range(2))
     old = live.ensure()
-    at = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    at = datetime(2024, 5, 1, tzinfo=UTC)
     first = records_of([_placed("o1", "alice", at, [("A", 1, 100)])])
     live.apply(first, old)
     replay.create_generation(old + 1)
@@ -185,7 +189,7 @@ def test_writers_of_different_partitions_share_counter_rows_without_deadlock(db_
     stores = [ProjectionStore(url, spec_of("customer-view"), writer=True) for _ in range(2)]
     generation = stores[0].ensure()
     stores[1].ensure()
-    at = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    at = datetime(2024, 5, 1, tzinfo=UTC)
     failures = []
 
     def writer(partition: int) -> None:
@@ -195,7 +199,9 @@ def test_writers_of_different_partitions_share_counter_rows_without_deadlock(db_
             for _ in range(8):
                 customers = [f"c{n:03d}" for n in range(150)]
                 rng.shuffle(customers)
-                events = [_placed(f"o{partition}-{offset + n}", c, at, [("A", 1, 100)]) for n, c in enumerate(customers)]
+                events = [
+                    _placed(f"o{partition}-{offset + n}", c, at, [("A", 1, 100)]) for n, c in enumerate(customers)
+                ]
                 stores[partition].apply(records_of(events, partition=partition, start=offset), generation)
                 offset += len(events)
         except Exception as exc:  # noqa: BLE001 - asserted on below
@@ -225,13 +231,20 @@ def _placed(order_id, customer, at, lines, currency="EUR"):
 def _confirmed(order_id, at):
     from orderstream.domain.events import OrderConfirmed
 
-    return OrderConfirmed(event_id=f"{order_id}-2", version=2, occurred_at=at, correlation_id=order_id, causation_id="c", order_id=order_id)
+    return OrderConfirmed(
+        event_id=f"{order_id}-2",
+        version=2,
+        occurred_at=at,
+        correlation_id=order_id,
+        causation_id="c",
+        order_id=order_id,
+    )
 
 
 @pytest.fixture
 def shop(db_url):  # noqa: F811
     """Three orders of two customers projected into every view; yields the URL template."""
-    day1, day2 = datetime(2024, 5, 1, 10, tzinfo=timezone.utc), datetime(2024, 5, 2, 10, tzinfo=timezone.utc)
+    day1, day2 = datetime(2024, 5, 1, 10, tzinfo=UTC), datetime(2024, 5, 2, 10, tzinfo=UTC)
     events = [
         _placed("o1", "alice", day1, [("A", 2, 100), ("B", 1, 50)]),
         _placed("o2", "bob", day2, [("A", 1, 100)]),
@@ -257,8 +270,11 @@ def test_order_queries_filter_sort_and_limit(shop):
         assert [o["order_id"] for o in queries.list_orders(model)] == ["o3", "o2", "o1"]
         assert [o["order_id"] for o in queries.list_orders(model, customer_id="alice")] == ["o3", "o1"]
         assert [o["order_id"] for o in queries.list_orders(model, status="placed")] == ["o3"]
-        since = datetime(2024, 5, 2, tzinfo=timezone.utc)
-        assert [o["order_id"] for o in queries.list_orders(model, since=since, sort="order_id", descending=False)] == ["o2", "o3"]
+        since = datetime(2024, 5, 2, tzinfo=UTC)
+        assert [o["order_id"] for o in queries.list_orders(model, since=since, sort="order_id", descending=False)] == [
+            "o2",
+            "o3",
+        ]
         assert len(queries.list_orders(model, limit=1)) == 1
         with pytest.raises(queries.QueryError, match="cannot sort by"):
             queries.list_orders(model, sort="total_minor; DROP TABLE x")
@@ -290,7 +306,16 @@ def test_cli_queries(shop, tmp_path, monkeypatch):
     result = runner.invoke(app, [*base, "query", "order", "o1", "--json"])
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
-    assert {"order_id", "customer_id", "status", "version", "currency", "total_minor", "lines", "timeline"} <= body.keys()
+    assert {
+        "order_id",
+        "customer_id",
+        "status",
+        "version",
+        "currency",
+        "total_minor",
+        "lines",
+        "timeline",
+    } <= body.keys()
     assert body["lines"][0].keys() >= {"sku", "quantity", "unit_price_minor"}
     assert body["timeline"][0].keys() >= {"type", "version", "occurred_at"}
     listed = json.loads(runner.invoke(app, [*base, "query", "orders", "--customer", "alice", "--json"]).stdout)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings as hsettings
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -108,16 +109,23 @@ def test_read_your_writes_with_query_after_token(projected, tmp_path, monkeypatc
         order_id = f"ryw-{n}-{uuid.uuid4().hex[:6]}"
         line = OrderLine(sku="SKU-1", quantity=1 + n % 3, unit_price_minor=250)
         event = OrderPlaced(
-            event_id=str(uuid.uuid4()), version=1, occurred_at=datetime.now(timezone.utc), correlation_id=order_id,
+            event_id=str(uuid.uuid4()), version=1, occurred_at=datetime.now(UTC), correlation_id=order_id,
             causation_id=order_id, order_id=order_id, customer_id="ryw", currency="EUR", lines=(line,),
             total_minor=line.amount_minor,
         )  # fmt: skip
         ((partition, offset),) = producer.write([event])
         token = ConsistencyToken(ORDERS_EVENTS, partition, offset)
-        result = runner.invoke(app, [*base, "query", "order", order_id, "--after", str(token), "--timeout", "20", "--json"])
+        result = runner.invoke(
+            app, [*base, "query", "order", order_id, "--after", str(token), "--timeout", "20", "--json"]
+        )
         assert result.exit_code == 0, result.output
         body = json.loads(result.stdout)
-        assert (body["order_id"], body["status"], body["version"], body["total_minor"]) == (order_id, "PLACED", 1, line.amount_minor)
+        assert (body["order_id"], body["status"], body["version"], body["total_minor"]) == (
+            order_id,
+            "PLACED",
+            1,
+            line.amount_minor,
+        )
         assert [entry["type"] for entry in body["timeline"]] == ["OrderPlaced"]
     producer.close()
 
@@ -129,7 +137,9 @@ def test_the_stop_hook_stops_the_projector_before_an_undecodable_record(topics, 
     projector = Projector(settings, spec_of("order-view"), on_undecodable=stop_on_undecodable)
     running = Running(projector)
     running.thread.join(30)
-    with pytest.raises(UndecodableRecord, match=f"{settings.topic(ORDERS_EVENTS)}:{partition}:{offset} cannot be decoded"):
+    with pytest.raises(
+        UndecodableRecord, match=f"{settings.topic(ORDERS_EVENTS)}:{partition}:{offset} cannot be decoded"
+    ):
         running.stop()
     store = ProjectionStore(settings.database_url_for("order-view"), spec_of("order-view"))
     assert store.next_offsets().get((settings.topic(ORDERS_EVENTS), partition), 0) <= offset  # not moved past it

@@ -37,6 +37,7 @@ def test_bad_records_are_dead_lettered_and_the_rest_projected(topics, db_url):  
     thread = threading.Thread(target=projector.run, args=(stop,), daemon=True)
     thread.start()
     try:
+
         def alive() -> None:
             assert thread.is_alive(), "the projector stopped instead of dead-lettering"
 
@@ -65,8 +66,19 @@ def replay_stops_on_the_parked_order(settings, db_url) -> None:  # noqa: F811
     store = ProjectionStore(settings.database_url_for("order-view"), spec_of("order-view"))
     live = store.pointer()
     store.dispose()
-    cli = ["-b", settings.effective_bootstrap, "--topic-prefix", settings.topic_prefix, "--data-dir",
-           str(settings.data_dir), "replay", "projection", "order-view", "--from-beginning", "--json"]
+    cli = [
+        "-b",
+        settings.effective_bootstrap,
+        "--topic-prefix",
+        settings.topic_prefix,
+        "--data-dir",
+        str(settings.data_dir),
+        "replay",
+        "projection",
+        "order-view",
+        "--from-beginning",
+        "--json",
+    ]
     result = CliRunner().invoke(app, cli, env={"ORDERSTREAM_DATABASE_URL": db_url})
     assert result.exit_code == 1, result.output
     assert result.stdout == ""

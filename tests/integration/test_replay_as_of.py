@@ -70,12 +70,17 @@ def test_as_of_equals_the_fold_of_the_events_up_to_that_moment(db_url, tmp_path,
     runner = CliRunner()
     history = histories[0]
     for e in history:
-        result = runner.invoke(app, ["--data-dir", str(tmp_path), "query", "order", e.order_id, "--as-of", e.occurred_at.isoformat(), "--json"])
+        result = runner.invoke(
+            app,
+            ["--data-dir", str(tmp_path), "query", "order", e.order_id, "--as-of", e.occurred_at.isoformat(), "--json"],
+        )
         assert result.exit_code == 0, result.output
         body = json.loads(result.stdout)
         assert (body["status"], body["version"]) == (expected_as_of(history, e.occurred_at)["status"], e.version)
     before = (history[0].occurred_at - timedelta(days=1)).isoformat()
     result = runner.invoke(app, ["--data-dir", str(tmp_path), "query", "order", history[0].order_id, "--as-of", before])
     assert result.exit_code == 1 and "not found in order-view as of" in result.output
-    result = runner.invoke(app, ["--data-dir", str(tmp_path), "query", "order", history[0].order_id, "--as-of", "yesterday"])
+    result = runner.invoke(
+        app, ["--data-dir", str(tmp_path), "query", "order", history[0].order_id, "--as-of", "yesterday"]
+    )
     assert result.exit_code == 1 and "--as-of 'yesterday' is not an ISO 8601 time" in result.output

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from orderstream.projections.registry import SPECS, spec_of
 from orderstream.projections.replay import ProjectionReplay
@@ -32,7 +32,7 @@ def test_from_time_rebuilds_orders_placed_from_then_and_copies_the_rest(settings
     try:
         write_orders(log, [h[: (len(h) + 1) // 2] for h in old])
         time.sleep(0.05)
-        moment = datetime.now(timezone.utc)
+        moment = datetime.now(UTC)
         time.sleep(0.05)
         late = [h[(len(h) + 1) // 2 :] for h in old]
         mixed = [e for pair in zip(late, new) for h in pair for e in h] + [e for h in late[len(new) :] for e in h]
@@ -73,5 +73,7 @@ def test_from_time_rebuilds_orders_placed_from_then_and_copies_the_rest(settings
     assert after["sales-view"]["orders"] == before_rows["sales-view"]["orders"]
     assert got["order-view"]["timeline"] == expected["order-view"]["timeline"]
     assert got["order-view"]["lines"] == expected["order-view"]["lines"]
-    assert [r for r in got["order-view"]["orders"] if r[0] != "a7"] == [r for r in expected["order-view"]["orders"] if r[0] != "a7"]
+    assert [r for r in got["order-view"]["orders"] if r[0] != "a7"] == [
+        r for r in expected["order-view"]["orders"] if r[0] != "a7"
+    ]
     store.dispose()

@@ -215,7 +215,11 @@ def test_a_changed_schema_version_is_refused_with_the_command_and_rebuilt_next_t
     url = url_of(settings.database_url, "order-view")
     store = ProjectionStore(url, spec)
     with store.engine.begin() as conn:  # as if an older release had built it
-        conn.execute(projection_meta.update().where(projection_meta.c.projection == spec.name).values(schema_version=spec.schema_version - 1))
+        conn.execute(
+            projection_meta.update()
+            .where(projection_meta.c.projection == spec.name)
+            .values(schema_version=spec.schema_version - 1)
+        )
     with pytest.raises(SchemaMismatch, match="`orderstream replay projection order-view --from-beginning`"):
         queries.ReadModel(url, "order-view").store.next_offsets()
     with pytest.raises(ReplayError, match="--from-beginning"):

@@ -8,6 +8,7 @@ import json
 import random
 import time
 import uuid
+from datetime import UTC
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -29,7 +30,9 @@ def create(settings, name: str, partitions: int) -> str:
     and a copy then missed the first records of each partition."""
     topic = settings.topic(name)
     admin = AdminClient(admin_config(settings))
-    admin.create_topics([NewTopic(topic, partitions, 1, config={"retention.ms": "-1"})], request_timeout=30)[topic].result()
+    admin.create_topics([NewTopic(topic, partitions, 1, config={"retention.ms": "-1"})], request_timeout=30)[
+        topic
+    ].result()
     return topic
 
 
@@ -56,19 +59,25 @@ def read_all(settings, topic: str) -> list[tuple]:
     markers reach the partitions a moment later; until then a read_committed reader's end (the last stable offset)
     is still before the transaction, so a partition could look empty."""
     consumer = Consumer(consumer_config(settings, f"read-{uuid.uuid4().hex[:6]}"))
-    uncommitted = Consumer(consumer_config(settings, f"read-{uuid.uuid4().hex[:6]}", **{"isolation.level": "read_uncommitted"}))
+    uncommitted = Consumer(
+        consumer_config(settings, f"read-{uuid.uuid4().hex[:6]}", **{"isolation.level": "read_uncommitted"})
+    )
     try:
         deadline = time.monotonic() + 10
         metadata = consumer.list_topics(topic, timeout=10).topics[topic]
         while (
-            metadata.error is not None or not metadata.partitions or any(m.leader < 0 for m in metadata.partitions.values())
+            metadata.error is not None
+            or not metadata.partitions
+            or any(m.leader < 0 for m in metadata.partitions.values())
         ) and time.monotonic() < deadline:
             time.sleep(0.1)  # a topic created a moment ago may not be in this new client's metadata (or led) yet
             metadata = consumer.list_topics(topic, timeout=10).topics[topic]
         for p in metadata.partitions:
             where = TopicPartition(topic, p)
-            while (consumer.get_watermark_offsets(where, timeout=10, cached=False)[1]
-                   < uncommitted.get_watermark_offsets(where, timeout=10, cached=False)[1]) and time.monotonic() < deadline:
+            while (
+                consumer.get_watermark_offsets(where, timeout=10, cached=False)[1]
+                < uncommitted.get_watermark_offsets(where, timeout=10, cached=False)[1]
+            ) and time.monotonic() < deadline:
                 time.sleep(0.05)  # fmt: skip
         records = [(m.partition(), m.offset(), m.key(), m.value(), m.headers() or [], m.timestamp()[1])
                    for m in read_records(consumer, [topic], from_beginning=True, follow=False)]  # fmt: skip
@@ -108,9 +117,9 @@ def source(settings):
 )
 def test_copies_exactly_the_matching_records_into_a_topic_created_like_the_source(source, window):
     settings, topic, records = source
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    at = lambda s: None if s is None else datetime.fromtimestamp((BASE_MS + s * 1000) / 1000, timezone.utc)  # noqa: E731
+    at = lambda s: None if s is None else datetime.fromtimestamp((BASE_MS + s * 1000) / 1000, UTC)  # noqa: E731
     copy_filter = CopyFilter.of(at(window.get("from_s")), at(window.get("until_s")), window.get("event_type"))
     name = f"dst.{uuid.uuid4().hex[:6]}"
     result = TopicCopy(settings, "src.events", name, copy_filter).run()

@@ -17,8 +17,11 @@ from tests.support.orders import cancel_order, place_order, running_order_servic
 def end_offsets(settings) -> dict[tuple[str, int], int]:
     admin = AdminClient(admin_config(settings))
     metadata = admin.list_topics(timeout=10).topics
-    wanted = {TopicPartition(settings.topic(spec.name), p): OffsetSpec.latest()
-              for spec in all_topics() for p in metadata[settings.topic(spec.name)].partitions}
+    wanted = {
+        TopicPartition(settings.topic(spec.name), p): OffsetSpec.latest()
+        for spec in all_topics()
+        for p in metadata[settings.topic(spec.name)].partitions
+    }
     return {(tp.topic, tp.partition): f.result().offset for tp, f in admin.list_offsets(wanted).items()}
 
 

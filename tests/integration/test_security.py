@@ -20,8 +20,15 @@ USER, SECRET = "alice", f"alice-secret-{uuid.uuid4().hex[:8]}"
 @pytest.fixture(scope="module")
 def scram_broker(tmp_path_factory, kafka_bootstrap):
     settings = load_settings()
-    spec = BrokerSpec(home=tmp_path_factory.mktemp("scram"), port=free_port(), controller_port=free_port(),
-                      sasl_port=free_port(), scram_users=((USER, SECRET),), heap="256m", log_level="INFO")
+    spec = BrokerSpec(
+        home=tmp_path_factory.mktemp("scram"),
+        port=free_port(),
+        controller_port=free_port(),
+        sasl_port=free_port(),
+        scram_users=((USER, SECRET),),
+        heap="256m",
+        log_level="INFO",
+    )
     broker = LocalBroker(spec, KafkaDistribution(settings.kafka_version, settings.cache_dir))
     broker.start(timeout_s=120)
     yield broker
@@ -37,8 +44,9 @@ def cli(broker, password: str, *args: str, prefix: str | None = None) -> subproc
         "ORDERSTREAM_SASL_PASSWORD": password,
         "ORDERSTREAM_TOPIC_PREFIX": prefix or f"sec{uuid.uuid4().hex[:6]}.",
     }
-    return subprocess.run([sys.executable, "-m", "orderstream.cli.main", *args], capture_output=True, text=True,
-                          env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "orderstream.cli.main", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_right_credentials_manage_topics_and_produce(scram_broker):
@@ -49,12 +57,19 @@ def test_right_credentials_manage_topics_and_produce(scram_broker):
     prefix = f"sec{uuid.uuid4().hex[:6]}."
     result = cli(scram_broker, SECRET, "topics", "init", "--json", prefix=prefix)
     assert result.returncode == 0, result.stderr
-    settings = load_settings(bootstrap_servers=scram_broker.spec.sasl_bootstrap, security_protocol="SASL_PLAINTEXT",
-                             sasl_mechanism="SCRAM-SHA-512", sasl_username=USER, sasl_password=SECRET,
-                             topic_prefix=prefix)
+    settings = load_settings(
+        bootstrap_servers=scram_broker.spec.sasl_bootstrap,
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username=USER,
+        sasl_password=SECRET,
+        topic_prefix=prefix,
+    )
     errors = []
     producer = Producer(producer_config(settings))
-    producer.produce(settings.topic("orders.commands"), key=b"k", value=b"x", on_delivery=lambda err, _: errors.append(err))
+    producer.produce(
+        settings.topic("orders.commands"), key=b"k", value=b"x", on_delivery=lambda err, _: errors.append(err)
+    )
     assert producer.flush(20) == 0
     assert errors == [None]
 

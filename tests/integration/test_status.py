@@ -17,9 +17,24 @@ from tests.support.orders import CODEC, place_order, running_order_service
 
 def status_json(settings) -> dict:
     result = subprocess.run(
-        [sys.executable, "-m", "orderstream.cli.main", "-b", settings.effective_bootstrap, "--topic-prefix",
-         settings.topic_prefix, "--data-dir", str(settings.data_dir), "status", "--json", "--sample", "0.5"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "orderstream.cli.main",
+            "-b",
+            settings.effective_bootstrap,
+            "--topic-prefix",
+            settings.topic_prefix,
+            "--data-dir",
+            str(settings.data_dir),
+            "status",
+            "--json",
+            "--sample",
+            "0.5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -43,7 +58,11 @@ def test_status_tells_stopped_from_idle(topics):
     with running_order_service(topics):
         deadline = time.monotonic() + 30
         while True:
-            rows = [r for r in collect_status(topics, watched_consumers(topics), sample_s=0.3).consumers if r.name == "order"]
+            rows = [
+                r
+                for r in collect_status(topics, watched_consumers(topics), sample_s=0.3).consumers
+                if r.name == "order"
+            ]
             if all(r.state == "idle" for r in rows) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)

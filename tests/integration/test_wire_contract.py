@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
@@ -27,7 +27,7 @@ def test_an_order_placed_is_readable_by_any_client_with_the_avsc_alone(topics: S
     event = OrderPlaced(
         event_id=str(uuid.uuid4()),
         version=1,
-        occurred_at=datetime(2025, 3, 14, 15, 9, 26, 535897, tzinfo=timezone.utc),
+        occurred_at=datetime(2025, 3, 14, 15, 9, 26, 535897, tzinfo=UTC),
         correlation_id=order_id,
         causation_id="cmd-1",
         order_id=order_id,

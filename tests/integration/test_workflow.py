@@ -94,16 +94,23 @@ class Pipeline:
     def shipment_created(self, order_id: str) -> None:
         """Until the shipping service has opened the order's shipment: only then can it be shipped. The order view
         showing CONFIRMED says nothing about it - the view and the shipping service read orders.events apart."""
-        read_topic(self.settings, SHIPPING_EVENTS, timeout_s=60,
-                   until=lambda events: any(isinstance(e, ShipmentCreated) and e.order_id == order_id for e in events))
+        read_topic(
+            self.settings,
+            SHIPPING_EVENTS,
+            timeout_s=60,
+            until=lambda events: any(isinstance(e, ShipmentCreated) and e.order_id == order_id for e in events),
+        )
 
     def stock(self, sku: str) -> dict | None:
         result = self.cli("query", "stock", sku, "--json", expect=None)
         return json.loads(result.stdout)[0] if result.exit_code == 0 else None
 
     def stock_reaches(self, sku: str, **levels) -> dict:
-        return self.eventually(lambda: self.stock(sku), lambda row: all(row[k] == v for k, v in levels.items()),
-                               what=f"stock {sku} {levels}")
+        return self.eventually(
+            lambda: self.stock(sku),
+            lambda row: all(row[k] == v for k, v in levels.items()),
+            what=f"stock {sku} {levels}",
+        )
 
     def restock(self, sku: str, quantity: int) -> None:
         assert self.json("stock", "add", sku, str(quantity), "--wait")["accepted"] is True
@@ -122,8 +129,12 @@ def pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
     from orderstream.broker.topics import ensure_topics
 
     base = tmp_path_factory.mktemp("workflow")
-    settings = load_settings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"wf{uuid.uuid4().hex[:8]}.",
-                             data_dir=base / "data", partitions=3)
+    settings = load_settings(
+        bootstrap_servers=kafka_bootstrap,
+        topic_prefix=f"wf{uuid.uuid4().hex[:8]}.",
+        data_dir=base / "data",
+        partitions=3,
+    )
     ensure_topics(settings)
     env = os.environ | {"ORDERSTREAM_PAYMENT_CREDIT_LIMIT_MINOR": str(CREDIT_LIMIT_MINOR), "PYTHONUNBUFFERED": "1"}
     root = ["-b", kafka_bootstrap, "--topic-prefix", settings.topic_prefix, "--data-dir", str(settings.data_dir)]
@@ -131,8 +142,14 @@ def pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
     for name, args in [("all", ["run", "all"]), ("inventory-2", ["run", "inventory"])]:
         log = base / f"{name}.log"
         handle = log.open("w")
-        processes.append(subprocess.Popen([sys.executable, "-m", "orderstream.cli.main", *root, *args], env=env,
-                                          stdout=handle, stderr=subprocess.STDOUT))
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "orderstream.cli.main", *root, *args],
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+            )
+        )
         logs.append(log)
     running = Pipeline(settings, processes, logs)
     try:
@@ -161,12 +178,17 @@ def test_happy_path_from_restock_to_delivery_and_every_view_agrees(pipeline: Pip
     assert confirmed["total_minor"] == 2500 and confirmed["customer_id"] == "c-happy"
     assert shipped["accepted"] and delivered["accepted"] and delivered["version"] == shipped["version"] + 1
     assert [t["type"] for t in final["timeline"]][-3:] == ["OrderConfirmed", "OrderShipped", "OrderDelivered"]
-    assert final["lines"] == [{"sku": "WF-H1", "quantity": 2, "unit_price_minor": 1000},
-                              {"sku": "WF-H2", "quantity": 1, "unit_price_minor": 500}]
+    assert final["lines"] == [
+        {"sku": "WF-H1", "quantity": 2, "unit_price_minor": 1000},
+        {"sku": "WF-H2", "quantity": 1, "unit_price_minor": 500},
+    ]
     pipeline.stock_reaches("WF-H1", on_hand=10, reserved=2, available=8)
     pipeline.stock_reaches("WF-H2", on_hand=5, reserved=1, available=4)
-    sales = pipeline.eventually(lambda: pipeline.json("query", "sales", "--by", "sku"),
-                                lambda s: any(r["sku"] == "WF-H1" for r in s["rows"]), what="sales of WF-H1")
+    sales = pipeline.eventually(
+        lambda: pipeline.json("query", "sales", "--by", "sku"),
+        lambda s: any(r["sku"] == "WF-H1" for r in s["rows"]),
+        what="sales of WF-H1",
+    )
     by_sku = {r["sku"]: r for r in sales["rows"]}
     assert (by_sku["WF-H1"]["units"], by_sku["WF-H1"]["revenue_minor"]) == (2, 2000)
     assert (by_sku["WF-H2"]["units"], by_sku["WF-H2"]["revenue_minor"]) == (1, 500)
@@ -175,19 +197,56 @@ def test_happy_path_from_restock_to_delivery_and_every_view_agrees(pipeline: Pip
 
     # one correlation id follows the order across every topic, and every cause is in the same story
     tailed = subprocess.run(
-        [sys.executable, "-m", "orderstream.cli.main", *pipeline.root_args, "tail", "all", "--from-beginning",
-         "--no-follow", "--correlation", order_id, "--json"],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            sys.executable,
+            "-m",
+            "orderstream.cli.main",
+            *pipeline.root_args,
+            "tail",
+            "all",
+            "--from-beginning",
+            "--no-follow",
+            "--correlation",
+            order_id,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     records = [json.loads(line) for line in tailed.stdout.splitlines()]
     types = {r["type"] for r in records}
-    assert {"PlaceOrder", "OrderPlaced", "AuthorizePayment", "PaymentAuthorized", "ReserveStock", "StockReserved",
-            "OrderConfirmed", "ShipmentPending", "ShipmentCreated", "DispatchShipment", "ShipmentDispatched",
-            "OrderShipped", "ConfirmDelivery", "ShipmentDelivered", "OrderDelivered"} <= types, types
+    assert {
+        "PlaceOrder",
+        "OrderPlaced",
+        "AuthorizePayment",
+        "PaymentAuthorized",
+        "ReserveStock",
+        "StockReserved",
+        "OrderConfirmed",
+        "ShipmentPending",
+        "ShipmentCreated",
+        "DispatchShipment",
+        "ShipmentDispatched",
+        "OrderShipped",
+        "ConfirmDelivery",
+        "ShipmentDelivered",
+        "OrderDelivered",
+    } <= types, types
     topics = {r["topic"].removeprefix(pipeline.settings.topic_prefix) for r in records}
-    assert {"orders.commands", "orders.events", "payments.requests", "payments.ledger", "payments.events",
-            "inventory.reservations", "inventory.events", "inventory.results", "shipping.commands",
-            "shipping.events"} <= topics, topics
+    assert {
+        "orders.commands",
+        "orders.events",
+        "payments.requests",
+        "payments.ledger",
+        "payments.events",
+        "inventory.reservations",
+        "inventory.events",
+        "inventory.results",
+        "shipping.commands",
+        "shipping.events",
+    } <= topics, topics
     ids = {r["headers"]["ce_id"] for r in records}
     assert all(r["headers"]["ce_correlationid"] == order_id for r in records)
     orphans = [(r["topic"], r["type"]) for r in records if r["headers"]["ce_causationid"] not in ids]
@@ -251,14 +310,24 @@ def test_two_hundred_orders_race_for_fifty_units_with_two_inventory_instances(pi
     orders = [f"o-race-{i:03d}" for i in range(200)]
     with CommandSender(pipeline.settings, ORDERS_COMMANDS, ORDERS_REPLIES, source="orderstream/test") as send:
         for i, order_id in enumerate(orders):
-            send.send(PlaceOrder(command_id=str(uuid.uuid4()), issued_at=datetime.now(UTC), correlation_id=order_id,
-                                 order_id=order_id, customer_id=f"c-race-{i}", currency="EUR",
-                                 lines=(OrderLine(sku="WF-RACE", quantity=1, unit_price_minor=100),), channel="test"))
+            send.send(
+                PlaceOrder(
+                    command_id=str(uuid.uuid4()),
+                    issued_at=datetime.now(UTC),
+                    correlation_id=order_id,
+                    order_id=order_id,
+                    customer_id=f"c-race-{i}",
+                    currency="EUR",
+                    lines=(OrderLine(sku="WF-RACE", quantity=1, unit_price_minor=100),),
+                    channel="test",
+                )
+            )
     race = set(orders)
 
     def outcomes(events) -> dict[str, type]:
-        return {e.order_id: type(e) for e in events
-                if isinstance(e, OrderConfirmed | OrderRejected) and e.order_id in race}
+        return {
+            e.order_id: type(e) for e in events if isinstance(e, OrderConfirmed | OrderRejected) and e.order_id in race
+        }
 
     deadline = time.monotonic() + 120
     while True:

@@ -70,7 +70,9 @@ class EventLog:
         out = []
         if self.transactional:
             self.producer.begin_transaction()
-        self.producer.produce(self.topic, key=key, value=value, on_delivery=lambda e, m: out.append((m.partition(), m.offset())))
+        self.producer.produce(
+            self.topic, key=key, value=value, on_delivery=lambda e, m: out.append((m.partition(), m.offset()))
+        )
         if self.transactional:
             self.producer.commit_transaction(30)
         self.producer.flush(30)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
 
@@ -37,7 +37,7 @@ STATUS_AFTER = {
 CLOSED_STATUSES = {"REJECTED", "CANCELLED"}  # left out of a customer's lifetime value
 BOOKED_STATUSES = {"CONFIRMED", "SHIPPED", "DELIVERED"}  # counted in sales
 
-EPOCH = datetime(2024, 3, 30, 21, 0, tzinfo=timezone.utc)  # close to midnight: histories span several UTC days
+EPOCH = datetime(2024, 3, 30, 21, 0, tzinfo=UTC)  # close to midnight: histories span several UTC days
 TERMINAL_PATHS = (
     (),
     (OrderConfirmed,),
@@ -57,7 +57,8 @@ def order_history(draw, order_id: str | None = None, prefix: str = "") -> list[E
     currency = draw(st.sampled_from(["EUR", "USD"]))
     skus = draw(st.lists(st.sampled_from([f"{prefix}SKU-{n}" for n in range(4)]), min_size=1, max_size=3))
     lines = tuple(
-        OrderLine(sku=sku, quantity=draw(st.integers(1, 5)), unit_price_minor=draw(st.integers(1, 10_000))) for sku in skus
+        OrderLine(sku=sku, quantity=draw(st.integers(1, 5)), unit_price_minor=draw(st.integers(1, 10_000)))
+        for sku in skus
     )
     at = EPOCH + timedelta(minutes=draw(st.integers(0, 60 * 60)))
     kinds: list = [OrderPlaced]
@@ -71,7 +72,9 @@ def order_history(draw, order_id: str | None = None, prefix: str = "") -> list[E
         )  # fmt: skip
         if kind is OrderPlaced:
             total = sum(line.amount_minor for line in lines)
-            events.append(OrderPlaced(**common, customer_id=customer, currency=currency, lines=lines, total_minor=total))
+            events.append(
+                OrderPlaced(**common, customer_id=customer, currency=currency, lines=lines, total_minor=total)
+            )
         elif kind is OrderPaymentUpdated:
             events.append(OrderPaymentUpdated(**common, payment_status=draw(st.sampled_from(list(PaymentStatus)))))
         elif kind is OrderLineReservationUpdated:
@@ -140,7 +143,11 @@ def reference(histories: Iterable[Sequence[Event]]) -> dict[str, dict[str, list[
     }
 
 
-PUBLIC_ROLES = {"order-view": ("orders", "lines", "timeline"), "customer-view": ("customers",), "sales-view": ("daily", "statuses")}
+PUBLIC_ROLES = {
+    "order-view": ("orders", "lines", "timeline"),
+    "customer-view": ("customers",),
+    "sales-view": ("daily", "statuses"),
+}
 _AGGREGATES = {"daily", "statuses"}  # rows whose counters all fell back to zero mean "nothing": left out
 
 
@@ -157,14 +164,15 @@ def public_rows(dumped: dict[str, dict[str, list[tuple]]]) -> dict[str, dict[str
     return result
 
 
-
 def random_history(rng, order_id: str, prefix: str = "") -> list[Event]:
     """One order's events like order_history, from a random.Random (for tests that want a fixed, larger log)."""
 
     customer = f"{prefix}c{rng.randint(0, 9)}"
     currency = rng.choice(["EUR", "USD"])
     lines = tuple(
-        OrderLine(sku=f"{prefix}SKU-{rng.randint(0, 5)}", quantity=rng.randint(1, 5), unit_price_minor=rng.randint(1, 10_000))
+        OrderLine(
+            sku=f"{prefix}SKU-{rng.randint(0, 5)}", quantity=rng.randint(1, 5), unit_price_minor=rng.randint(1, 10_000)
+        )
         for _ in range(rng.randint(1, 3))
     )
     at = EPOCH + timedelta(minutes=rng.randint(0, 3600))
@@ -176,11 +184,17 @@ def random_history(rng, order_id: str, prefix: str = "") -> list[Event]:
                       causation_id=order_id, order_id=order_id)  # fmt: skip
         if kind is OrderPlaced:
             total = sum(line.amount_minor for line in lines)
-            events.append(OrderPlaced(**common, customer_id=customer, currency=currency, lines=lines, total_minor=total))
+            events.append(
+                OrderPlaced(**common, customer_id=customer, currency=currency, lines=lines, total_minor=total)
+            )
         elif kind is OrderPaymentUpdated:
             events.append(OrderPaymentUpdated(**common, payment_status=rng.choice(list(PaymentStatus))))
         elif kind is OrderLineReservationUpdated:
-            events.append(OrderLineReservationUpdated(**common, sku=lines[0].sku, reservation_status=rng.choice(list(ReservationStatus))))
+            events.append(
+                OrderLineReservationUpdated(
+                    **common, sku=lines[0].sku, reservation_status=rng.choice(list(ReservationStatus))
+                )
+            )
         elif kind in (OrderRejected, OrderCancelled):
             events.append(kind(**common, reason="because"))
         elif kind is OrderShipped:

@@ -94,8 +94,14 @@ def running_order_service(settings: Settings, **overrides: Any):
         running.stop()
 
 
-def read_topic(settings: Settings, name: str, until=None, timeout_s: float = 20.0, isolation: str = "read_committed",
-               decode: bool = True) -> list[tuple[Any, Any]]:
+def read_topic(
+    settings: Settings,
+    name: str,
+    until=None,
+    timeout_s: float = 20.0,
+    isolation: str = "read_committed",
+    decode: bool = True,
+) -> list[tuple[Any, Any]]:
     """(record, decoded) for every record of a topic up to its current end, or until `until(decoded_list)` holds.
     With decode=False the second element is the raw value (for topics that hold anything, like dead letters)."""
     from confluent_kafka import Consumer, TopicPartition
@@ -118,7 +124,9 @@ def read_topic(settings: Settings, name: str, until=None, timeout_s: float = 20.
                     return out
                 continue
             ends = {p: watermarks(consumer, topic, p)[1] for p in partitions}
-            positions = {tp.partition: tp.offset for tp in consumer.position([TopicPartition(topic, p) for p in partitions])}
+            positions = {
+                tp.partition: tp.offset for tp in consumer.position([TopicPartition(topic, p) for p in partitions])
+            }
             if all(ends[p] == 0 or positions[p] >= ends[p] for p in partitions):
                 return out
         raise AssertionError(f"reading {topic} timed out with {len(out)} records")

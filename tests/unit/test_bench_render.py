@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from bench.__main__ import render_markdown
 
-MACHINE = {"date": "2026-01-01T00:00:00+00:00", "cpu": "Test CPU", "cores": 2, "memory_gib": 4.0, "os": "Linux 6",
-           "python": "3.11.7", "java": 'openjdk version "17"'}
+MACHINE = {
+    "date": "2026-01-01T00:00:00+00:00",
+    "cpu": "Test CPU",
+    "cores": 2,
+    "memory_gib": 4.0,
+    "os": "Linux 6",
+    "python": "3.11.7",
+    "java": 'openjdk version "17"',
+}
 
 
 def test_render_markdown_of_fake_rows() -> None:

@@ -47,8 +47,9 @@ def test_port_in_use_is_refused_before_anything_starts(tmp_path):
 
 
 def test_stop_with_nothing_running(tmp_path):
-    broker = LocalBroker(BrokerSpec(home=tmp_path, port=free_port(), controller_port=free_port()),
-                         KafkaDistribution("4.1.1", tmp_path))
+    broker = LocalBroker(
+        BrokerSpec(home=tmp_path, port=free_port(), controller_port=free_port()), KafkaDistribution("4.1.1", tmp_path)
+    )
     assert broker.stop() is False
 
 
@@ -80,8 +81,14 @@ def test_docker_path_says_clearly_when_no_engine_is_reachable(monkeypatch):
 
 @pytest.mark.parametrize(
     "code, transient",
-    [("_TIMED_OUT", True), ("_DESTROY_BROKER", True), ("NOT_LEADER_FOR_PARTITION", True), ("_TRANSPORT", True),
-     ("TOPIC_AUTHORIZATION_FAILED", False), ("_INVALID_ARG", False)],
+    [
+        ("_TIMED_OUT", True),
+        ("_DESTROY_BROKER", True),
+        ("NOT_LEADER_FOR_PARTITION", True),
+        ("_TRANSPORT", True),
+        ("TOPIC_AUTHORIZATION_FAILED", False),
+        ("_INVALID_ARG", False),
+    ],
 )
 def test_only_errors_that_mean_not_yet_are_retried_until_the_deadline(code, transient):
     from confluent_kafka import KafkaError

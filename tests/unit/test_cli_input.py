@@ -132,7 +132,7 @@ def test_schemas_check_of_a_folder_without_schemas_fails(tmp_path):
 
 def test_schemas_check_reports_a_folder_it_cannot_read(tmp_path, monkeypatch):
     """Running as root, chmod cannot make a folder unreadable: the OSError discover() would raise is simulated."""
-    import orderstream.schemas.sources as sources
+    from orderstream.schemas import sources
     from orderstream.schemas.compatibility import check
 
     def unreadable(root):
@@ -189,8 +189,16 @@ def test_expected_versions_fit_an_avro_long():
 
 def test_tokens_are_ascii_digits_and_know_when_they_cannot_exist():
     assert ConsistencyToken.parse(" orders.events:3:1041 ") == ConsistencyToken("orders.events", 3, 1041)
-    for text in ("orders.events:²:0", "orders.events:0:¹", "orders.events:٣:0", "orders.events:-1:0", ":0:0",
-                 "orders.events:0", "orders.events:0:" + "9" * 20, ""):
+    for text in (
+        "orders.events:²:0",
+        "orders.events:0:¹",
+        "orders.events:٣:0",
+        "orders.events:-1:0",
+        ":0:0",
+        "orders.events:0",
+        "orders.events:0:" + "9" * 20,
+        "",
+    ):
         with pytest.raises(TokenError):
             ConsistencyToken.parse(text)
     token = ConsistencyToken("orders.events", 5, 10)

@@ -7,7 +7,7 @@ import enum
 import io
 import types
 import typing
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ from orderstream.schemas.codec import Codec
 from orderstream.schemas.errors import DecodeError, DecodeFailure, EncodeError
 from orderstream.schemas.mapper import registered_classes
 
-AT = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+AT = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
 
 def sample(cls: type, seed: int = 7) -> Any:
@@ -107,7 +107,7 @@ def test_decoded_times_are_utc_and_keep_microseconds(codec: Codec) -> None:
 
     decoded = codec.decode(codec.encode(message))
 
-    assert decoded.occurred_at == datetime(2025, 6, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
+    assert decoded.occurred_at == datetime(2025, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
     assert decoded.occurred_at.utcoffset() == timedelta(0)
 
 

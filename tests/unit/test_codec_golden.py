@@ -33,9 +33,7 @@ def test_golden_value_names_its_writer_schema_in_its_header(vector: Vector) -> N
     assert value[2:10] == entry.fingerprint
 
 
-@pytest.mark.parametrize(
-    "vector", [v for v in VECTORS if v.writer_version is None], ids=lambda vector: vector.file
-)
+@pytest.mark.parametrize("vector", [v for v in VECTORS if v.writer_version is None], ids=lambda vector: vector.file)
 def test_newest_version_golden_value_reencodes_byte_for_byte(codec: Codec, vector: Vector) -> None:
     value = vector.path.read_bytes()
 

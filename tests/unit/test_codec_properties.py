@@ -6,7 +6,7 @@ import dataclasses
 import enum
 import types
 import typing
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ from orderstream.schemas.mapper import registered_classes
 CODEC = Codec()
 LONG = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 UTC_TIMES = st.datetimes(
-    min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59, 999999), timezones=st.just(timezone.utc)
+    min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59, 999999), timezones=st.just(UTC)
 )
 OFFSET_TIMES = st.datetimes(
     min_value=datetime(2, 1, 1),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from orderstream.schemas.codec import Codec
 from orderstream.schemas.errors import CatalogError, DecodeError, DecodeFailure
 from orderstream.schemas.upcasting import UpcasterRegistry
 
-AT = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+AT = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 PLACED = OrderPlaced(
     event_id="e-1",
     version=1,

@@ -18,13 +18,26 @@ class Record:  # the fields of a consumed record a dead letter is made of
     _value: bytes = b"\xc3\x01garbage"
     _headers: tuple = (("ce_id", b"abc"),)
 
-    def topic(self): return self._topic
-    def partition(self): return self._partition
-    def offset(self): return self._offset
-    def key(self): return self._key
-    def value(self): return self._value
-    def headers(self): return list(self._headers)
-    def timestamp(self): return (1, 1_700_000_000_000)
+    def topic(self):
+        return self._topic
+
+    def partition(self):
+        return self._partition
+
+    def offset(self):
+        return self._offset
+
+    def key(self):
+        return self._key
+
+    def value(self):
+        return self._value
+
+    def headers(self):
+        return list(self._headers)
+
+    def timestamp(self):
+        return (1, 1_700_000_000_000)
 
 
 def test_dead_letter_keeps_the_record_and_adds_where_and_why():

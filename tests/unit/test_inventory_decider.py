@@ -46,13 +46,25 @@ def restock(quantity: int, command_id: str = "r-1", sku: str = SKU) -> RestockSk
 
 
 def reserve(order_id: str, quantity: int, command_id: str | None = None) -> ReserveStock:
-    return ReserveStock(command_id=command_id or f"res-{order_id}", issued_at=T0, correlation_id=order_id, sku=SKU,
-                        order_id=order_id, quantity=quantity)
+    return ReserveStock(
+        command_id=command_id or f"res-{order_id}",
+        issued_at=T0,
+        correlation_id=order_id,
+        sku=SKU,
+        order_id=order_id,
+        quantity=quantity,
+    )
 
 
 def release(order_id: str, quantity: int = 1, command_id: str | None = None) -> ReleaseStock:
-    return ReleaseStock(command_id=command_id or f"rel-{order_id}", issued_at=T0, correlation_id=order_id, sku=SKU,
-                        order_id=order_id, quantity=quantity)
+    return ReleaseStock(
+        command_id=command_id or f"rel-{order_id}",
+        issued_at=T0,
+        correlation_id=order_id,
+        sku=SKU,
+        order_id=order_id,
+        quantity=quantity,
+    )
 
 
 def apply(state: StockState, message) -> tuple[StockState, tuple | Rejection]:
@@ -154,14 +166,16 @@ def test_stock_decisions_table(state_name, message_name):
 def test_a_rejection_names_what_is_available_and_the_events_are_deterministic():
     state = stocked(1)
     _, (rejected,) = apply(state, reserve("o-1", 3))
-    assert "only 1 of SKU-1 available, 3 wanted" == rejected.reason
+    assert rejected.reason == "only 1 of SKU-1 available, 3 wanted"
     assert decide(reserve("o-1", 3), state, Context.of(reserve("o-1", 3), T0)) == (rejected,)
     assert rejected.causation_id == "res-o-1" and rejected.correlation_id == "o-1"
 
 
 def test_invalid_restock_and_reservation_inputs():
     assert "limit per restock" in decide(restock(2_000_000), stocked(0), Context.of(restock(1), T0)).reason
-    assert isinstance(decide(restock(1, sku="bad sku"), StockState(sku="bad sku"), Context.of(restock(1), T0)), Rejection)
+    assert isinstance(
+        decide(restock(1, sku="bad sku"), StockState(sku="bad sku"), Context.of(restock(1), T0)), Rejection
+    )
     assert isinstance(decide(restock(1, sku="OTHER"), stocked(0), Context.of(restock(1), T0)), Rejection)
     _, (bad,) = apply(stocked(5), reserve("o-1", 0))
     assert isinstance(bad, StockReservationRejected) and bad.reason.startswith("invalid reservation")
@@ -180,8 +194,18 @@ def test_evolve_refuses_streams_that_do_not_add_up():
         stock_evolve(state, replace(released, reserved=1))
     with pytest.raises(EvolveError, match="belongs to"):
         stock_evolve(state, replace(released, sku="OTHER"))
-    over = StockReserved(event_id="x", version=state.version + 1, occurred_at=T0, correlation_id="o-2",
-                         causation_id="c", sku=SKU, order_id="o-2", quantity=3, on_hand=5, reserved=6)
+    over = StockReserved(
+        event_id="x",
+        version=state.version + 1,
+        occurred_at=T0,
+        correlation_id="o-2",
+        causation_id="c",
+        sku=SKU,
+        order_id="o-2",
+        quantity=3,
+        on_hand=5,
+        reserved=6,
+    )
     with pytest.raises(EvolveError, match="leaves reserved 6 of on hand 5"):
         stock_evolve(state, over)
 
@@ -225,8 +249,15 @@ _meta = dict(occurred_at=T0, correlation_id=OID, causation_id="cmd", order_id=OI
 
 def placed(version: int = 1) -> OrderPlaced:
     lines = (OrderLine(sku="A", quantity=2, unit_price_minor=100), OrderLine(sku="B", quantity=1, unit_price_minor=50))
-    return OrderPlaced(event_id=f"e-{version}", version=version, customer_id="c-1", currency="EUR", lines=lines,
-                       total_minor=250, **_meta)
+    return OrderPlaced(
+        event_id=f"e-{version}",
+        version=version,
+        customer_id="c-1",
+        currency="EUR",
+        lines=lines,
+        total_minor=250,
+        **_meta,
+    )
 
 
 def rejected(version: int = 3) -> OrderRejected:

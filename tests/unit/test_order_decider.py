@@ -39,35 +39,63 @@ LINES = (OrderLine(sku="A", quantity=2, unit_price_minor=150), OrderLine(sku="B"
 
 
 def place(command_id: str = "c-place", **changes) -> PlaceOrder:
-    fields = dict(command_id=command_id, issued_at=T0, correlation_id=OID, order_id=OID, customer_id="cust-1",
-                  currency="EUR", lines=LINES, channel="cli")
+    fields = dict(
+        command_id=command_id,
+        issued_at=T0,
+        correlation_id=OID,
+        order_id=OID,
+        customer_id="cust-1",
+        currency="EUR",
+        lines=LINES,
+        channel="cli",
+    )
     return PlaceOrder(**(fields | changes))
 
 
-def cancel(command_id: str = "c-cancel", expected_version: int | None = None, reason: str = "changed my mind") -> CancelOrder:
-    return CancelOrder(command_id=command_id, issued_at=T0, correlation_id=OID, order_id=OID, reason=reason,
-                       expected_version=expected_version)
+def cancel(
+    command_id: str = "c-cancel", expected_version: int | None = None, reason: str = "changed my mind"
+) -> CancelOrder:
+    return CancelOrder(
+        command_id=command_id,
+        issued_at=T0,
+        correlation_id=OID,
+        order_id=OID,
+        reason=reason,
+        expected_version=expected_version,
+    )
 
 
 _meta = dict(version=1, occurred_at=T0, correlation_id=OID, causation_id="x")
 
 
 def authorized(event_id: str = "pay-1") -> PaymentAuthorized:
-    return PaymentAuthorized(event_id=event_id, order_id=OID, customer_id="cust-1", amount_minor=1300, currency="EUR", **_meta)
+    return PaymentAuthorized(
+        event_id=event_id, order_id=OID, customer_id="cust-1", amount_minor=1300, currency="EUR", **_meta
+    )
 
 
 def declined(event_id: str = "pay-2") -> PaymentDeclined:
-    return PaymentDeclined(event_id=event_id, order_id=OID, customer_id="cust-1", amount_minor=1300, currency="EUR",
-                           reason="insufficient funds", **_meta)
+    return PaymentDeclined(
+        event_id=event_id,
+        order_id=OID,
+        customer_id="cust-1",
+        amount_minor=1300,
+        currency="EUR",
+        reason="insufficient funds",
+        **_meta,
+    )
 
 
 def reserved(sku: str, event_id: str | None = None) -> StockReserved:
-    return StockReserved(event_id=event_id or f"res-{sku}", sku=sku, order_id=OID, quantity=1, on_hand=9, reserved=1, **_meta)
+    return StockReserved(
+        event_id=event_id or f"res-{sku}", sku=sku, order_id=OID, quantity=1, on_hand=9, reserved=1, **_meta
+    )
 
 
 def reservation_rejected(sku: str) -> StockReservationRejected:
-    return StockReservationRejected(event_id=f"rej-{sku}", sku=sku, order_id=OID, quantity=1, available=0,
-                                    reason="out of stock", **_meta)
+    return StockReservationRejected(
+        event_id=f"rej-{sku}", sku=sku, order_id=OID, quantity=1, available=0, reason="out of stock", **_meta
+    )
 
 
 def released(sku: str) -> StockReleased:
@@ -98,8 +126,15 @@ SHIPPED = run(CONFIRMED, dispatched())
 DELIVERED = run(SHIPPED, delivered())
 REJECTED = run(PLACED, declined())
 CANCELLED = run(PLACED, cancel())
-STATES = {"new": NEW, "placed": PLACED, "confirmed": CONFIRMED, "shipped": SHIPPED, "delivered": DELIVERED,
-          "rejected": REJECTED, "cancelled": CANCELLED}
+STATES = {
+    "new": NEW,
+    "placed": PLACED,
+    "confirmed": CONFIRMED,
+    "shipped": SHIPPED,
+    "delivered": DELIVERED,
+    "rejected": REJECTED,
+    "cancelled": CANCELLED,
+}
 
 
 def test_the_lifecycle_states_are_what_their_names_say():
@@ -154,8 +189,14 @@ TABLE = {
     ("cancelled", "authorized"): [OrderPaymentUpdated],
     ("cancelled", "reserved"): [OrderLineReservationUpdated],
 }
-MESSAGES = {"place": place, "cancel": cancel, "dispatched": dispatched, "delivered": delivered,
-            "authorized": authorized, "reserved": lambda: reserved("A")}
+MESSAGES = {
+    "place": place,
+    "cancel": cancel,
+    "dispatched": dispatched,
+    "delivered": delivered,
+    "authorized": authorized,
+    "reserved": lambda: reserved("A"),
+}
 
 
 @pytest.mark.parametrize(("state_name", "message_name"), sorted(TABLE))
@@ -181,7 +222,9 @@ def test_events_carry_the_callers_metadata_and_derived_ids():
     assert (placed.occurred_at, placed.correlation_id, placed.causation_id) == (T0, "corr", "c-place")
     assert placed.event_id == context.event_id(OID, 1)
     assert decide(place(), NEW, context) == (placed,)  # deterministic: no clock, no random inside
-    assert decide(place(command_id="other"), NEW, Context.of(place(command_id="other"), T0))[0].event_id != placed.event_id
+    assert (
+        decide(place(command_id="other"), NEW, Context.of(place(command_id="other"), T0))[0].event_id != placed.event_id
+    )
 
 
 def test_placed_event_totals_the_lines():
@@ -257,7 +300,9 @@ def test_evolve_refuses_events_out_of_sequence():
 
 message_strategy = st.one_of(
     st.builds(lambda i: place(command_id=f"p{i}"), st.integers(0, 3)),
-    st.builds(lambda i, v: cancel(command_id=f"c{i}", expected_version=v), st.integers(0, 3), st.none() | st.integers(0, 8)),
+    st.builds(
+        lambda i, v: cancel(command_id=f"c{i}", expected_version=v), st.integers(0, 3), st.none() | st.integers(0, 8)
+    ),
     st.just(authorized()),
     st.just(declined()),
     st.sampled_from(["A", "B", "Z"]).map(reserved),

@@ -46,8 +46,15 @@ def _meta(version: int, event_id: str) -> dict:
 
 
 def placed(total: int = 1300) -> OrderPlaced:
-    return OrderPlaced(**_meta(1, "e-placed"), order_id=OID, customer_id=CUST, currency="EUR",
-                       lines=(OrderLine(sku="A", quantity=1, unit_price_minor=total),), total_minor=total, channel="cli")
+    return OrderPlaced(
+        **_meta(1, "e-placed"),
+        order_id=OID,
+        customer_id=CUST,
+        currency="EUR",
+        lines=(OrderLine(sku="A", quantity=1, unit_price_minor=total),),
+        total_minor=total,
+        channel="cli",
+    )
 
 
 def confirmed(version: int = 4) -> OrderConfirmed:
@@ -132,15 +139,29 @@ def test_a_misrouted_order_event_is_an_error():
 
 
 def authorize(order_id: str, amount: int, currency: str = "EUR", command_id: str | None = None) -> AuthorizePayment:
-    return AuthorizePayment(command_id=command_id or f"auth-{order_id}", issued_at=T0, correlation_id=order_id,
-                            causation_id=f"placed-{order_id}", order_id=order_id, customer_id=CUST,
-                            amount_minor=amount, currency=currency)
+    return AuthorizePayment(
+        command_id=command_id or f"auth-{order_id}",
+        issued_at=T0,
+        correlation_id=order_id,
+        causation_id=f"placed-{order_id}",
+        order_id=order_id,
+        customer_id=CUST,
+        amount_minor=amount,
+        currency=currency,
+    )
 
 
 def release(order_id: str, refund: bool = False) -> ReleasePayment:
-    return ReleasePayment(command_id=f"rel-{order_id}-{refund}", issued_at=T0, correlation_id=order_id,
-                          causation_id=f"ended-{order_id}", order_id=order_id, customer_id=CUST, refund=refund,
-                          reason="order rejected: out of stock")
+    return ReleasePayment(
+        command_id=f"rel-{order_id}-{refund}",
+        issued_at=T0,
+        correlation_id=order_id,
+        causation_id=f"ended-{order_id}",
+        order_id=order_id,
+        customer_id=CUST,
+        refund=refund,
+        reason="order rejected: out of stock",
+    )
 
 
 def apply(ledger: CustomerLedger, command, limits: PaymentLimits = LIMITS):

@@ -17,11 +17,28 @@ from orderstream.domain.payment import CustomerLedger, PaymentLimits, PaymentOrd
 from orderstream.domain.shipping import initial_state
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-PLACED = OrderPlaced(event_id="e-1", version=1, occurred_at=T0, correlation_id="o-1", causation_id="c-1", order_id="o-1",
-                     customer_id="cust-1", currency="EUR", lines=(OrderLine(sku="A", quantity=1, unit_price_minor=700),),
-                     total_minor=700)
-AUTHORIZE = AuthorizePayment(command_id="a-1", issued_at=T0, correlation_id="o-1", causation_id="e-1", order_id="o-1",
-                             customer_id="cust-1", amount_minor=700, currency="EUR")
+PLACED = OrderPlaced(
+    event_id="e-1",
+    version=1,
+    occurred_at=T0,
+    correlation_id="o-1",
+    causation_id="c-1",
+    order_id="o-1",
+    customer_id="cust-1",
+    currency="EUR",
+    lines=(OrderLine(sku="A", quantity=1, unit_price_minor=700),),
+    total_minor=700,
+)
+AUTHORIZE = AuthorizePayment(
+    command_id="a-1",
+    issued_at=T0,
+    correlation_id="o-1",
+    causation_id="e-1",
+    order_id="o-1",
+    customer_id="cust-1",
+    amount_minor=700,
+    currency="EUR",
+)
 
 
 def context(topic: str, key: str, partition: int = 2) -> HandleContext:
@@ -50,7 +67,9 @@ def test_the_customer_stage_writes_its_ledger_and_publishes_each_payment_event_b
 
 def test_a_repeated_request_changes_nothing():
     state = KeyState(CustomerLedger("cust-1"), {"a-1": Handled(1, 2, 5, T0)})
-    outcome = CustomerStageLogic(PaymentLimits(1000, 1000)).handle(AUTHORIZE, state, context("payments.requests", "cust-1"))
+    outcome = CustomerStageLogic(PaymentLimits(1000, 1000)).handle(
+        AUTHORIZE, state, context("payments.requests", "cust-1")
+    )
     assert (outcome.events, outcome.outputs) == ((), ())
 
 
@@ -58,7 +77,13 @@ def test_a_repeated_request_changes_nothing():
     ("logic", "message", "state", "topic", "key"),
     [
         (OrderStageLogic(), PLACED, KeyState(PaymentOrder("o-2")), "orders.events", "o-2"),
-        (CustomerStageLogic(PaymentLimits(1, 1)), AUTHORIZE, KeyState(CustomerLedger("cust-2")), "payments.requests", "cust-2"),
+        (
+            CustomerStageLogic(PaymentLimits(1, 1)),
+            AUTHORIZE,
+            KeyState(CustomerLedger("cust-2")),
+            "payments.requests",
+            "cust-2",
+        ),
         (ShippingLogic(), PLACED, KeyState(initial_state("o-2")), "orders.events", "o-2"),
     ],
     ids=["payment-order-stage", "payment-customer-stage", "shipping"],
@@ -69,8 +94,9 @@ def test_a_record_under_another_aggregates_key_is_refused_so_it_is_dead_lettered
 
 
 def test_a_shipping_rejection_replies_on_the_commands_partition():
-    command = DispatchShipment(command_id="s-1", issued_at=T0, correlation_id="o-1", order_id="o-1", carrier="DHL",
-                               tracking_number="T-1")
+    command = DispatchShipment(
+        command_id="s-1", issued_at=T0, correlation_id="o-1", order_id="o-1", carrier="DHL", tracking_number="T-1"
+    )
 
     outcome = ShippingLogic().handle(command, KeyState(initial_state("o-1")), context("shipping.commands", "o-1", 1))
 

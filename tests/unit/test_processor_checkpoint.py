@@ -31,7 +31,9 @@ def _processor(tmp_path) -> Processor:
 
 
 def _state(keys: int, offset: int) -> PartitionState:
-    return PartitionState(0, next_offset=offset, keys={f"k{n}": KeyState(n, {f"c{n}": Handled(1, 0, n, AT)}) for n in range(keys)})
+    return PartitionState(
+        0, next_offset=offset, keys={f"k{n}": KeyState(n, {f"c{n}": Handled(1, 0, n, AT)}) for n in range(keys)}
+    )
 
 
 def _values(state: PartitionState) -> dict[str, int]:

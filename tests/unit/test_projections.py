@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orderstream.domain.events import OrderCancelled, OrderConfirmed, OrderLine, OrderPlaced, OrderRejected, OrderShipped
+from orderstream.domain.events import (
+    OrderCancelled,
+    OrderConfirmed,
+    OrderLine,
+    OrderPlaced,
+    OrderRejected,
+    OrderShipped,
+)
 from orderstream.projections.base import ProjectionError, RowChanges
 from orderstream.projections.registry import SPECS
 from tests.support.histories import interleaved, order_history, public_rows, reference
@@ -72,7 +79,7 @@ def test_batches_fold_to_the_reference(case):
 def _placed(order_id="o1", version=1, **kw):
     lines = kw.pop("lines", (OrderLine(sku="A", quantity=2, unit_price_minor=500),))
     return OrderPlaced(
-        event_id=f"{order_id}-{version}", version=version, occurred_at=kw.pop("at", datetime(2024, 5, 1, 23, 59, tzinfo=timezone.utc)),
+        event_id=f"{order_id}-{version}", version=version, occurred_at=kw.pop("at", datetime(2024, 5, 1, 23, 59, tzinfo=UTC)),
         correlation_id=order_id, causation_id="c", order_id=order_id, customer_id="alice", currency="EUR",
         lines=lines, total_minor=sum(l.amount_minor for l in lines),
     )  # fmt: skip
@@ -80,7 +87,7 @@ def _placed(order_id="o1", version=1, **kw):
 
 def _next(kind, order_id="o1", version=2, **kw):
     return kind(
-        event_id=f"{order_id}-{version}", version=version, occurred_at=datetime(2024, 5, 2, 8, tzinfo=timezone.utc),
+        event_id=f"{order_id}-{version}", version=version, occurred_at=datetime(2024, 5, 2, 8, tzinfo=UTC),
         correlation_id=order_id, causation_id="c", order_id=order_id, **kw,
     )  # fmt: skip
 
@@ -95,7 +102,9 @@ def test_sales_count_an_order_once_confirmed_on_the_day_it_was_placed():
     assert _sales([_placed()])["daily"] == []
     confirmed = _sales([_placed(), _next(OrderConfirmed)])
     assert confirmed["daily"] == [("2024-05-01", "A", "EUR", 2, 1000)]
-    shipped = _sales([_placed(), _next(OrderConfirmed), _next(OrderShipped, version=3, carrier="x", tracking_number="y")])
+    shipped = _sales(
+        [_placed(), _next(OrderConfirmed), _next(OrderShipped, version=3, carrier="x", tracking_number="y")]
+    )
     assert shipped["daily"] == confirmed["daily"]
     assert shipped["statuses"] == [("SHIPPED", 1)]
 

@@ -16,7 +16,10 @@ from orderstream.producers.topic_copy import CopyFilter
         (["replay", "projection", "order-view", "--from-beginning", "--from-time", "2024-01-01"], "choose one of"),
         (["replay", "projection", "order-view", "--from-time", "soon"], "--from-time 'soon' is not an ISO 8601 time"),
         (["replay", "projection", "nope-view", "--from-beginning"], "unknown projection 'nope-view'"),
-        (["replay", "topic", "a", "--to", "b", "--from-time", "2024-02-01", "--until", "2024-01-01"], "--until must be after"),
+        (
+            ["replay", "topic", "a", "--to", "b", "--from-time", "2024-02-01", "--until", "2024-01-01"],
+            "--until must be after",
+        ),
     ],
 )
 def test_bad_input_is_one_line_on_stderr(args, message):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -14,7 +14,7 @@ from orderstream.schemas.codec import Codec
 from orderstream.schemas.errors import CatalogError, EncodeError
 from orderstream.schemas.mapper import Mapper
 
-AT = datetime(2025, 1, 2, tzinfo=timezone.utc)
+AT = datetime(2025, 1, 2, tzinfo=UTC)
 
 
 def test_nested_lines_become_a_list_of_records_and_come_back_as_a_tuple() -> None:

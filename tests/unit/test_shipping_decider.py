@@ -31,8 +31,16 @@ T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 OID = "o-1"
 _meta = dict(occurred_at=T0, correlation_id=OID, causation_id="x")
 
-PLACED = OrderPlaced(event_id="e1", version=1, order_id=OID, customer_id="cust-1", currency="EUR",
-                     lines=(OrderLine(sku="A", quantity=1, unit_price_minor=100),), total_minor=100, **_meta)
+PLACED = OrderPlaced(
+    event_id="e1",
+    version=1,
+    order_id=OID,
+    customer_id="cust-1",
+    currency="EUR",
+    lines=(OrderLine(sku="A", quantity=1, unit_price_minor=100),),
+    total_minor=100,
+    **_meta,
+)
 CONFIRMED = OrderConfirmed(event_id="e4", version=4, order_id=OID, **_meta)
 REJECTED = OrderRejected(event_id="e3", version=3, order_id=OID, reason="payment declined", **_meta)
 CANCELLED = OrderCancelled(event_id="e5", version=5, order_id=OID, reason="changed my mind", **_meta)
@@ -40,8 +48,9 @@ PAYMENT = OrderPaymentUpdated(event_id="e2", version=2, order_id=OID, payment_st
 
 
 def dispatch(command_id: str = "c-ship", carrier: str = "DHL", tracking: str = "T-1") -> DispatchShipment:
-    return DispatchShipment(command_id=command_id, issued_at=T0, correlation_id=OID, order_id=OID, carrier=carrier,
-                            tracking_number=tracking)
+    return DispatchShipment(
+        command_id=command_id, issued_at=T0, correlation_id=OID, order_id=OID, carrier=carrier, tracking_number=tracking
+    )
 
 
 def deliver(command_id: str = "c-deliver") -> ConfirmDelivery:
@@ -102,8 +111,11 @@ TABLE = [
 ]
 
 
-@pytest.mark.parametrize(("status", "message", "expected"), TABLE,
-                         ids=[f"{s.value if s else 'none'}-{type(m).__name__}" for s, m, _ in TABLE])
+@pytest.mark.parametrize(
+    ("status", "message", "expected"),
+    TABLE,
+    ids=[f"{s.value if s else 'none'}-{type(m).__name__}" for s, m, _ in TABLE],
+)
 def test_each_status_and_message(status, message, expected):
     state = run(*STATES[status])
 

@@ -27,8 +27,20 @@ def test_an_unknown_event_type_is_refused_and_known_ones_are_accepted(tmp_path):
 
 
 def test_the_cli_says_it_in_one_line_and_produces_nothing(tmp_path):
-    result = CliRunner().invoke(app, ["-b", "127.0.0.1:1", "--data-dir", str(tmp_path), "replay", "topic",
-                                      "orders.events", "--to", "orders.commands"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "-b",
+            "127.0.0.1:1",
+            "--data-dir",
+            str(tmp_path),
+            "replay",
+            "topic",
+            "orders.events",
+            "--to",
+            "orders.commands",
+        ],
+    )
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--force" in lines[0], result.stderr
