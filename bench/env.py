@@ -25,7 +25,7 @@ class BenchEnv:
 
     def fresh(self, **overrides) -> Settings:
         """Settings with a new topic prefix (and any overrides), topics created."""
-        from orderstream.broker.topics import ensure_topics
+        from orderstream.kafka.topics import ensure_topics
 
         settings = self.settings.model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:8]}.", **overrides})
         ensure_topics(settings)

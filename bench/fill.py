@@ -141,8 +141,8 @@ def fill(env: BenchEnv, events: int) -> Filled:
         return _CACHE[events]
     from confluent_kafka import Consumer, Producer, TopicPartition
 
-    from orderstream.clients import consumer_config, producer_config
     from orderstream.domain.events import OrderPlaced
+    from orderstream.kafka.clients import consumer_config, producer_config
     from orderstream.schemas.codec import Codec
     from orderstream.topology import ORDERS_EVENTS
 

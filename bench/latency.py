@@ -36,12 +36,12 @@ def bench_latency(env: BenchEnv, rate: float, seconds: float, warm_seconds: floa
     from confluent_kafka import Producer
     from sqlalchemy.engine import make_url
 
-    from orderstream.clients import producer_config
+    from orderstream.kafka.clients import producer_config
     from orderstream.producers.load_plan import LoadProfile, plan_commands
-    from orderstream.projections.queries import ReadModel
-    from orderstream.projections.store import database_exists
     from orderstream.schemas.codec import Codec
     from orderstream.topology import ORDERS_COMMANDS
+    from orderstream.views.queries import ReadModel
+    from orderstream.views.store import database_exists
 
     settings = env.fresh()
     data_dir = env.workdir / f"latency-{settings.topic_prefix.rstrip('.')}"

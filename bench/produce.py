@@ -53,7 +53,7 @@ def produce_events(settings, events: list, warm_up: list) -> tuple[float, int]:
     through the same producer and topic, untimed: the producer id, metadata and connections are set up by then."""
     from confluent_kafka import Producer
 
-    from orderstream.clients import producer_config
+    from orderstream.kafka.clients import producer_config
     from orderstream.schemas.codec import Codec
     from orderstream.topology import ORDERS_EVENTS
 

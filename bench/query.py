@@ -76,9 +76,9 @@ def _fill(store, orders: int) -> None:
 
 
 def bench_query(env: BenchEnv, orders: int, samples: int = 3000) -> list[dict]:
-    from orderstream.projections.queries import ReadModel, order_detail
-    from orderstream.projections.registry import spec_of
-    from orderstream.projections.store import ProjectionStore
+    from orderstream.views.queries import ReadModel, order_detail
+    from orderstream.views.registry import spec_of
+    from orderstream.views.store import ProjectionStore
 
     url = f"sqlite:///{env.workdir / 'query'}/order_view.db"
     store = ProjectionStore(url, spec_of("order-view"), writer=True)

@@ -16,10 +16,10 @@ import time
 
 
 def project(args: dict, settings) -> dict:
-    from orderstream.consumers.projector import Projector
-    from orderstream.projections.registry import spec_of
-    from orderstream.projections.store import ProjectionStore
+    from orderstream.runtime.projector import Projector
     from orderstream.topology import ORDERS_EVENTS
+    from orderstream.views.registry import spec_of
+    from orderstream.views.store import ProjectionStore
 
     spec = spec_of("order-view")
     topic = settings.topic(ORDERS_EVENTS)
@@ -69,7 +69,7 @@ def project(args: dict, settings) -> dict:
 def decode(args: dict, settings) -> dict:
     from confluent_kafka import Consumer
 
-    from orderstream.clients import consumer_config
+    from orderstream.kafka.clients import consumer_config
     from orderstream.schemas.codec import Codec
     from orderstream.topology import ORDERS_EVENTS
 

@@ -74,7 +74,7 @@ def wait_until_idle(
 ) -> None:
     """Until every consumer (service and projection) has nothing left to read, twice in a row."""
     from orderstream.ops.status import collect_status
-    from orderstream.services import watched_consumers
+    from orderstream.services.composition import watched_consumers
 
     deadline = time.monotonic() + timeout_s
     calm = 0
@@ -103,7 +103,6 @@ def run_demo(settings: Settings, root_args: list[str], plan: DemoPlan = DemoPlan
     from orderstream.producers.commands import CommandSender
     from orderstream.producers.generator import generate
     from orderstream.producers.load_plan import LoadProfile
-    from orderstream.projections.queries import ReadModel, list_orders
     from orderstream.topology import (
         INVENTORY_COMMANDS,
         INVENTORY_REPLIES,
@@ -112,6 +111,7 @@ def run_demo(settings: Settings, root_args: list[str], plan: DemoPlan = DemoPlan
         SHIPPING_COMMANDS,
         SHIPPING_REPLIES,
     )
+    from orderstream.views.queries import ReadModel, list_orders
 
     console = Console(stderr=True)
     seed = plan.seed if plan.seed is not None else random.randrange(1_000_000)
@@ -244,8 +244,8 @@ def show_views(settings: Settings, console, sample_order: str | None) -> None:
     from rich.table import Table
 
     from orderstream.ops.status import collect_status
-    from orderstream.projections.queries import ReadModel, sales, status_counts, stock_levels
-    from orderstream.services import watched_consumers
+    from orderstream.services.composition import watched_consumers
+    from orderstream.views.queries import ReadModel, sales, status_counts, stock_levels
 
     with ReadModel(settings.database_url_for("sales-view"), "sales-view") as view:
         counts = status_counts(view)

@@ -49,7 +49,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def settings(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Settings]:
     """Settings for one test: the session broker, its own topic prefix (so tests never share topics) and data dir.
 
-    Topics are NOT created here: call orderstream.broker.topics.ensure_topics(settings) (or use `topics`). Whatever
+    Topics are NOT created here: call orderstream.kafka.topics.ensure_topics(settings) (or use `topics`). Whatever
     topics the test made under its prefix are deleted afterwards, so the session broker stays small.
     """
     prefix = f"t{uuid.uuid4().hex[:10]}."
@@ -72,7 +72,7 @@ def _delete_topics(bootstrap: str, prefix: str) -> None:
 @pytest.fixture
 def topics(settings: Settings) -> Settings:
     """`settings`, with every pipeline topic created on the broker."""
-    from orderstream.broker.topics import ensure_topics
+    from orderstream.kafka.topics import ensure_topics
 
     ensure_topics(settings)
     return settings

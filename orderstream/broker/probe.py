@@ -97,7 +97,7 @@ def check_connection(client_config: dict[str, Any], timeout_s: float = 5.0) -> N
 
     from confluent_kafka import KafkaException, Producer
 
-    from orderstream.clients import KafkaAuthenticationError
+    from orderstream.kafka.clients import KafkaAuthenticationError
 
     producer = Producer(client_config)
     deadline = time.monotonic() + timeout_s

@@ -80,7 +80,7 @@ def status(
         kafka_release,
         reported_features,
     )
-    from orderstream.clients import admin_config, common_config
+    from orderstream.kafka.clients import admin_config, common_config
 
     settings = settings_of(ctx)
     try:

@@ -68,7 +68,7 @@ def require_broker(settings: Settings) -> None:
     Without it a command that talks to Kafka waits out its clients' own timeouts (10-120 s) before it can say
     anything. Called after the input is checked, so bad input is reported even without a broker."""
     from orderstream.broker.probe import ClusterUnreachable, check_connection
-    from orderstream.clients import common_config
+    from orderstream.kafka.clients import common_config
 
     try:
         check_connection(common_config(settings), timeout_s=BROKER_CHECK_S)

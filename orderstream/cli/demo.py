@@ -21,9 +21,9 @@ def demo(
     from orderstream.broker.errors import BrokerError
     from orderstream.broker.local import local_broker
     from orderstream.broker.probe import broker_answers
-    from orderstream.broker.topics import TopicsError, ensure_topics
     from orderstream.cli.run import root_args
     from orderstream.demo import DemoError, DemoPlan, run_demo
+    from orderstream.kafka.topics import TopicsError, ensure_topics
 
     settings = settings_of(ctx)
     if not broker_answers(settings.effective_bootstrap):

@@ -101,7 +101,7 @@ def describe_error(exc: BaseException, options: GlobalOptions) -> str:
         return f"{type(exc).__name__}: {exc.strerror or exc} (run again with --verbose for the traceback)"
     from orderstream.broker.errors import BrokerError
     from orderstream.broker.probe import ClusterUnreachable
-    from orderstream.clients import KafkaAuthenticationError
+    from orderstream.kafka.clients import KafkaAuthenticationError
 
     if isinstance(exc, KafkaAuthenticationError):
         return f"{options.bootstrap() or 'the cluster'}: {exc}"

@@ -1,6 +1,6 @@
 """`orderstream query order|orders|sales|customer|stock`: read the projections through their query interface.
 
---json prints only JSON on stdout: what the query functions of projections/queries.py return, with stable field
+--json prints only JSON on stdout: what the query functions of views/queries.py return, with stable field
 names (docs/ARCHITECTURE.md describes the views); without it, rich tables for people.
 --after TOKEN (from `place --wait`) waits until the view has applied that event, up to --timeout seconds.
 """
@@ -25,8 +25,8 @@ TOKEN_CHECK_TIMEOUT_S = 5.0  # the most asking the broker whether an --after tok
 
 
 def _open(settings, projection: str):
-    from orderstream.projections.queries import ReadModel
-    from orderstream.projections.store import StoreError
+    from orderstream.views.queries import ReadModel
+    from orderstream.views.store import StoreError
 
     try:
         return ReadModel(settings.database_url_for(projection), projection)
@@ -43,8 +43,8 @@ def _wait_for(settings, projection: str, token_text: str, timeout_s: float | Non
     import math
     import time
 
-    from orderstream.projections.queries import ReadModel
-    from orderstream.projections.store import NotInitialized, StoreError
+    from orderstream.views.queries import ReadModel
+    from orderstream.views.store import NotInitialized, StoreError
 
     token = _token_for(projection, token_text)
     timeout_s = settings.wait_timeout_s if timeout_s is None else timeout_s
@@ -82,8 +82,8 @@ def _wait_for(settings, projection: str, token_text: str, timeout_s: float | Non
 
 def _token_for(projection: str, token_text: str):
     """The parsed token, which must name a topic the projection reads."""
-    from orderstream.consistency import ConsistencyToken, TokenError
-    from orderstream.projections.registry import spec_of
+    from orderstream.kafka.consistency import ConsistencyToken, TokenError
+    from orderstream.views.registry import spec_of
 
     try:
         token = ConsistencyToken.parse(token_text)
@@ -105,8 +105,8 @@ def _check_token(settings, token, timeout_s: float) -> None:
 
     from confluent_kafka import Consumer, KafkaError, KafkaException
 
-    from orderstream.clients import KafkaAuthenticationError, consumer_config
-    from orderstream.consumers.offsets import watermarks
+    from orderstream.kafka.clients import KafkaAuthenticationError, consumer_config
+    from orderstream.kafka.offsets import watermarks
 
     topic = settings.topic(token.topic)
     group = f"orderstream.query.{uuid.uuid4().hex[:8]}"  # never joined: no subscribe, no commit
@@ -160,8 +160,8 @@ def order(
     json_output: JsonOption = False,
 ) -> None:
     """One order: its summary, lines and the timeline of its events (--as-of: folded from its timeline up to TIME)."""
-    from orderstream.projections.queries import order_detail
-    from orderstream.projections.time_travel import order_as_of  # --as-of (issue 6)
+    from orderstream.views.queries import order_detail
+    from orderstream.views.time_travel import order_as_of  # --as-of (issue 6)
 
     settings = settings_of(ctx)
     moment = _parse_time(as_of, "--as-of") if as_of is not None else None  # --as-of (issue 6)
@@ -226,8 +226,8 @@ def orders(
     json_output: JsonOption = False,
 ) -> None:
     """Order summaries, newest first."""
-    from orderstream.projections.base import STATUSES
-    from orderstream.projections.queries import QueryError, list_orders
+    from orderstream.views.base import STATUSES
+    from orderstream.views.queries import QueryError, list_orders
 
     if status is not None and status.upper() not in STATUSES:
         fail(f"unknown status {status!r}; choose from: {', '.join(STATUSES)}")
@@ -267,8 +267,8 @@ def sales(
     json_output: JsonOption = False,
 ) -> None:
     """Booked units and revenue (orders confirmed or later, by the day they were placed) and orders per status."""
-    from orderstream.projections.queries import QueryError, status_counts
-    from orderstream.projections.queries import sales as sales_rows
+    from orderstream.views.queries import QueryError, status_counts
+    from orderstream.views.queries import sales as sales_rows
 
     settings = settings_of(ctx)
     with _open(settings, "sales-view") as model:
@@ -301,7 +301,7 @@ def customer(
     json_output: JsonOption = False,
 ) -> None:
     """A customer's orders count and lifetime value (orders not rejected or cancelled), per currency."""
-    from orderstream.projections.queries import customer_summary
+    from orderstream.views.queries import customer_summary
 
     settings = settings_of(ctx)
     with _open(settings, "customer-view") as model:
@@ -322,9 +322,7 @@ def customer(
 @app.command("stock")
 def stock(
     ctx: typer.Context,
-    sku: Annotated[
-        str | None, typer.Argument(help="Only this SKU (default: every SKU).", show_default=False)
-    ] = None,
+    sku: Annotated[str | None, typer.Argument(help="Only this SKU (default: every SKU).", show_default=False)] = None,
     after: Annotated[
         str | None,
         typer.Option("--after", help="Wait until the view has applied this token (from `stock add --wait`)."),
@@ -333,7 +331,7 @@ def stock(
     json_output: JsonOption = False,
 ) -> None:
     """Units on hand, reserved for orders and available (on hand - reserved) per SKU."""
-    from orderstream.projections.queries import stock_levels
+    from orderstream.views.queries import stock_levels
 
     settings = settings_of(ctx)
     if after is not None:

@@ -1,6 +1,6 @@
 """`orderstream replay projection NAME` and `orderstream replay topic SRC --to DST`.
 
-replay projection: rebuild a projection next to the live one and swap it in atomically (projections/replay.py);
+replay projection: rebuild a projection next to the live one and swap it in atomically (runtime/replay.py);
 queries keep answering from the old copy until the swap. Ctrl-C or a kill leaves the live projection untouched.
 replay topic: copy events into another topic exactly once, with keys, headers and timestamps
 (producers/topic_copy.py). Both draw a progress bar on stderr; --json prints only a summary on stdout.
@@ -93,9 +93,9 @@ def projection(
     json_output: JsonOption = False,
 ) -> None:
     """Rebuild a projection into a new generation next to the live one, then swap it in atomically."""
-    from orderstream.projections.registry import spec_of
-    from orderstream.projections.replay import ProjectionReplay, ReplayError, ReplayInterrupted
-    from orderstream.projections.store import StoreError
+    from orderstream.runtime.replay import ProjectionReplay, ReplayError, ReplayInterrupted
+    from orderstream.views.registry import spec_of
+    from orderstream.views.store import StoreError
 
     if from_beginning == (from_time is not None):
         fail("choose one of --from-beginning or --from-time TIME")

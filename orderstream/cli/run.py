@@ -29,7 +29,7 @@ def run(
     Ctrl-C (SIGINT) or SIGTERM stops them all cleanly: open transactions finish or abort, consumers close.
     A second `run SERVICE` elsewhere joins the same consumer group and shares the partitions.
     """
-    from orderstream.services import SERVICES, UnknownService, build_service
+    from orderstream.services.composition import SERVICES, UnknownService, build_service
 
     settings = settings_of(ctx)
     if "all" in names and names != ["all"]:

@@ -21,7 +21,7 @@ def status(
     records do not count), age of the last event applied, running or not, and its state: idle, catching-up, stuck or
     stopped."""
     from orderstream.ops.status import NoTopics, collect_status
-    from orderstream.services import watched_consumers
+    from orderstream.services.composition import watched_consumers
 
     if not math.isfinite(sample) or sample <= 0:  # 0 would skip the sample, so every consumer behind reads "stuck"
         fail(f"--sample must be a number of seconds greater than 0 (e.g. 1.5), got {sample:g}")

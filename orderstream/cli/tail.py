@@ -29,7 +29,7 @@ def tail(
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Decode and print records with their CloudEvents headers. Never commits, never disturbs a service."""
-    from orderstream.consumers.tail import tail as read
+    from orderstream.ops.tail import tail as read
     from orderstream.topology import TOPICS, TopicKind
 
     settings = settings_of(ctx)

@@ -27,8 +27,8 @@ def init(
     from confluent_kafka import KafkaException
 
     from orderstream.broker.probe import ClusterUnreachable, check_connection
-    from orderstream.broker.topics import TopicsError, ensure_topics
-    from orderstream.clients import common_config
+    from orderstream.kafka.clients import common_config
+    from orderstream.kafka.topics import TopicsError, ensure_topics
 
     settings = _with_options(settings_of(ctx), partitions=partitions, replication_factor=replication_factor)
     try:

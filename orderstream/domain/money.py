@@ -10,7 +10,9 @@ from decimal import Decimal
 
 from orderstream.domain.validation import ValidationError, check_currency
 
-_ZERO_DECIMALS = frozenset(["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"])
+_ZERO_DECIMALS = frozenset(
+    ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"]
+)
 _THREE_DECIMALS = frozenset(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"])
 
 # A plain decimal: digits 0-9 and at most one point. Decimal() also takes '1e999999' (whose scaling overflows),

@@ -105,8 +105,8 @@ def read_letters(settings: Settings) -> list[StoredLetter]:
     Raises KafkaException when the broker does not answer (the CLI checks it first: `orderstream dlq` fails fast)."""
     from confluent_kafka import Consumer
 
-    from orderstream.clients import consumer_config
-    from orderstream.consumers.reading import read_records
+    from orderstream.kafka.clients import consumer_config
+    from orderstream.kafka.reading import read_records
 
     consumer = Consumer(consumer_config(settings, f"orderstream.dlq-reader.{uuid.uuid4().hex[:8]}"))
     letters: list[StoredLetter] = []
@@ -165,7 +165,7 @@ def retry(settings: Settings, letters: list[StoredLetter]) -> int:
     retried only once its re-publication is acknowledged."""
     from confluent_kafka import Producer
 
-    from orderstream.clients import producer_config
+    from orderstream.kafka.clients import producer_config
 
     producer = Producer(producer_config(settings))
     errors: list[str] = []

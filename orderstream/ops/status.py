@@ -65,7 +65,7 @@ def collect_status(settings: Settings, watched: list[WatchedConsumer], sample_s:
     from confluent_kafka import Consumer, IsolationLevel, TopicPartition
     from confluent_kafka.admin import AdminClient, OffsetSpec
 
-    from orderstream.clients import admin_config, consumer_config
+    from orderstream.kafka.clients import admin_config, consumer_config
     from orderstream.topology import all_topics
 
     admin = AdminClient(admin_config(settings))
@@ -185,7 +185,7 @@ def _offsets(admin, tps, spec, isolation, timeout_s: float = 15.0) -> dict[Posit
     moving)."""
     from confluent_kafka import KafkaException
 
-    from orderstream.consumers.offsets import is_transient
+    from orderstream.kafka.offsets import is_transient
 
     deadline = time.monotonic() + timeout_s
     while True:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from orderstream.config import Settings
-from orderstream.consistency import ConsistencyToken
 from orderstream.domain.commands import Command, Reply
+from orderstream.kafka.consistency import ConsistencyToken
 
 SOURCE = "orderstream/cli"
 KAFKA_TIMEOUT_S = 10.0
@@ -63,7 +63,7 @@ class CommandSender:
     def __init__(self, settings: Settings, commands_topic: str, replies_topic: str, source: str = SOURCE) -> None:
         from confluent_kafka import Producer
 
-        from orderstream.clients import producer_config
+        from orderstream.kafka.clients import producer_config
         from orderstream.schemas.codec import Codec
 
         self.settings = settings
@@ -116,7 +116,7 @@ class CommandSender:
         waits for it to appear). Asked only after a timeout, so a healthy send pays nothing for it."""
         from confluent_kafka import KafkaException
 
-        from orderstream.broker.topics import topic_exists
+        from orderstream.kafka.topics import topic_exists
 
         try:
             exists = topic_exists(self._producer, self.commands_topic, timeout_s=2)
@@ -142,7 +142,7 @@ class CommandSender:
         if self._reader is None:
             from confluent_kafka import Consumer
 
-            from orderstream.clients import consumer_config
+            from orderstream.kafka.clients import consumer_config
 
             self._reader = Consumer(consumer_config(self.settings, f"orderstream-reply-reader-{uuid.uuid4().hex}"))
         return self._reader
@@ -151,7 +151,7 @@ class CommandSender:
         """The (last stable) end offset of every replies partition, taken before sending."""
         from confluent_kafka import KafkaException
 
-        from orderstream.consumers.offsets import watermarks
+        from orderstream.kafka.offsets import watermarks
 
         reader = self._reader_consumer()
         try:

@@ -61,7 +61,7 @@ def send_range(
     """
     from confluent_kafka import Producer
 
-    from orderstream.clients import producer_config
+    from orderstream.kafka.clients import producer_config
     from orderstream.schemas.codec import Codec
 
     codec = Codec()
@@ -122,7 +122,7 @@ def send_range(
 def _require_topic(producer, topic: str) -> None:
     """Refuse at once to send to a topic that does not exist: the producer would hold every record for it until
     librdkafka gives up on the topic (30 s), then fail them all."""
-    from orderstream.broker.topics import topic_exists
+    from orderstream.kafka.topics import topic_exists
 
     if not topic_exists(producer, topic, timeout_s=10):
         raise GeneratorError(f"topic {topic} does not exist (run `orderstream topics init`)")

@@ -34,8 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from orderstream import failpoints
 from orderstream.config import Settings
-from orderstream.consumers import faults
 
 SOURCE_HEADER = "orderstream.copied_from"
 Position = tuple[str, int]
@@ -162,7 +162,7 @@ class TopicCopy:
     def run(self) -> CopyResult:
         from confluent_kafka import Consumer, Producer
 
-        from orderstream.clients import consumer_config, producer_config
+        from orderstream.kafka.clients import consumer_config, producer_config
 
         started = time.monotonic()
         result = self._prepare_destination()
@@ -190,7 +190,7 @@ class TopicCopy:
         from confluent_kafka import KafkaError, KafkaException
         from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-        from orderstream.clients import admin_config
+        from orderstream.kafka.clients import admin_config
 
         admin = AdminClient(admin_config(self.settings))
         topics = admin.list_topics(timeout=10).topics
@@ -339,7 +339,7 @@ class TopicCopy:
                     raise CopyError(f"copying to {self.destination} failed: {errors[0]}")
                 if commit:
                     producer.send_offsets_to_transaction(commit, consumer.consumer_group_metadata(), 30)
-                faults.point("copy_batch")  # inside the transaction, before its commit (tests)
+                failpoints.point("copy_batch")  # inside the transaction, before its commit (tests)
                 producer.commit_transaction(30)
             result.copied += len(records)
             result.examined += len(messages)

@@ -83,7 +83,7 @@ class LoadDriver:
     def __init__(self, settings: Settings, history: History, rate: float = 100.0) -> None:
         from confluent_kafka import Producer
 
-        from orderstream.clients import producer_config
+        from orderstream.kafka.clients import producer_config
 
         self.settings, self.history, self.rate = settings, history, rate
         self.producer = Producer(producer_config(settings, **{"message.timeout.ms": 120_000}))
@@ -145,8 +145,8 @@ def observe_events(settings: Settings, history: History, expected_orders: int, t
 
 def observe_order_view(settings: Settings, history: History, orders: set[str], timeout_s: float = 120.0) -> None:
     """Wait until the order view shows every order, then feed its rows (order id, version) to the history."""
-    from orderstream.projections.registry import spec_of
-    from orderstream.projections.store import ProjectionStore
+    from orderstream.views.registry import spec_of
+    from orderstream.views.store import ProjectionStore
 
     store = ProjectionStore(settings.database_url_for("order-view"), spec_of("order-view"))
     deadline = time.monotonic() + timeout_s

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from orderstream.broker.topics import ensure_topics
 from orderstream.config import load_settings
+from orderstream.kafka.topics import ensure_topics
 from tests.faults.history import History
 from tests.faults.pipeline import LoadDriver, ServiceProcess, observe_events, observe_order_view
 from tests.support.brokers import start_test_broker

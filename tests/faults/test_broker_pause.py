@@ -11,11 +11,11 @@ import threading
 
 import pytest
 
-from orderstream.broker.topics import ensure_topics
 from orderstream.config import load_settings
-from orderstream.consumers import processor as processor_module
 from orderstream.domain.events import OrderPlaced
+from orderstream.kafka.topics import ensure_topics
 from orderstream.producers.commands import CommandSender
+from orderstream.runtime import processor as processor_module
 from orderstream.topology import ORDERS_COMMANDS, ORDERS_EVENTS, ORDERS_REPLIES
 from tests.support.brokers import start_test_broker
 from tests.support.orders import place_order, read_topic, running_order_service

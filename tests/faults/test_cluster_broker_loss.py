@@ -9,8 +9,8 @@ import pytest
 
 from orderstream.broker.cluster import LocalCluster
 from orderstream.broker.distribution import KafkaDistribution
-from orderstream.broker.topics import ensure_topics
 from orderstream.config import load_settings
+from orderstream.kafka.topics import ensure_topics
 from tests.faults.history import History
 from tests.faults.pipeline import LoadDriver, ServiceProcess, observe_events, observe_order_view
 

@@ -19,13 +19,13 @@ import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from orderstream.clients import consumer_config
-from orderstream.consumers import faults
-from orderstream.consumers.projector import Projector, group_id_of
-from orderstream.projections.registry import SPECS
-from orderstream.projections.runner import ProjectionsService
-from orderstream.projections.store import ProjectionStore
+from orderstream import failpoints
+from orderstream.kafka.clients import consumer_config
+from orderstream.runtime.projector import Projector, group_id_of
+from orderstream.services.projections import ProjectionsService
 from orderstream.topology import ORDERS_EVENTS
+from orderstream.views.registry import SPECS
+from orderstream.views.store import ProjectionStore
 from tests.integration.test_projector import Running
 from tests.support.databases import another_database, db_url  # noqa: F401
 from tests.support.event_log import EventLog, digests_all, dump_all, wait_applied
@@ -65,7 +65,7 @@ def seeks(log_path) -> dict[str, dict[int, int]]:
     """What each projection sought to on its first assignment, from the projector's log (-2 = the beginning)."""
     found: dict[str, dict[int, int]] = {}
     for line in log_path.read_text().splitlines():
-        match = re.search(r"INFO orderstream.consumers.projector: ([a-z-]+): assigned (.*)$", line)
+        match = re.search(r"INFO orderstream.runtime.projector: ([a-z-]+): assigned (.*)$", line)
         if match and match.group(1) in SPECS and match.group(1) not in found:  # the order views this test checks
             found[match.group(1)] = {int(p): int(o) for p, o in re.findall(r":(\d+)@(-?\d+)", match.group(2))}
     return found
@@ -75,14 +75,14 @@ class ProjectorProcess:
     """`python -m orderstream.cli.main ... run projections` with a stable instance id (static membership)."""
 
     def __init__(self, settings, db_url, tmp_path, instance: str, fault: str | None = None) -> None:
-        env = {key: value for key, value in os.environ.items() if key != faults.ENV}
+        env = {key: value for key, value in os.environ.items() if key != failpoints.ENV}
         env |= {
             "ORDERSTREAM_DATABASE_URL": db_url,
             "ORDERSTREAM_PROJECTION_BATCH_SIZE": "40",
             "ORDERSTREAM_INSTANCE_ID": instance,
         }
         if fault:
-            env[faults.ENV] = fault
+            env[failpoints.ENV] = fault
         self.log_path = tmp_path / f"projector-{uuid.uuid4().hex[:6]}.log"
         command = [
             sys.executable, "-m", "orderstream.cli.main", "--bootstrap-servers", settings.effective_bootstrap,
@@ -118,14 +118,14 @@ def test_crashes_at_every_commit_boundary_leave_views_equal_to_a_clean_rebuild(t
 
     # 1. killed between the SQL commit and the Kafka commit
     crashed = ProjectorProcess(settings, db_url, tmp_path, instance, fault="after_sql_commit@3")
-    assert crashed.wait() == faults.EXIT_CODE, crashed.log_path.read_text()[-2000:]
+    assert crashed.wait() == failpoints.EXIT_CODE, crashed.log_path.read_text()[-2000:]
     in_sql, in_kafka = stored_offsets(db_url), kafka_offsets(settings)
     assert any(in_sql[name] != in_kafka[name] for name in SPECS), "the crash should leave Kafka behind the database"
 
     # 2. killed inside the SQL transaction, before COMMIT
     before = stored_offsets(db_url)
     crashed = ProjectorProcess(settings, db_url, tmp_path, instance, fault="mid_batch@2")
-    assert crashed.wait() == faults.EXIT_CODE, crashed.log_path.read_text()[-2000:]
+    assert crashed.wait() == failpoints.EXIT_CODE, crashed.log_path.read_text()[-2000:]
     sought, topic = seeks(crashed.log_path), settings.topic(ORDERS_EVENTS)
     assert sought, crashed.log_path.read_text()[-2000:]
     for name, partitions in sought.items():  # it resumed from the database's positions, not Kafka's

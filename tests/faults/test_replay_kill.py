@@ -18,12 +18,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from orderstream import failpoints
 from orderstream.broker.local import pid_alive
-from orderstream.consumers import faults
 from orderstream.producers.topic_copy import SOURCE_HEADER, CopyFilter
-from orderstream.projections.registry import SPECS, spec_of
-from orderstream.projections.runner import build_projections
-from orderstream.projections.store import ProjectionStore
+from orderstream.services.projections import build_projections
+from orderstream.views.registry import SPECS, spec_of
+from orderstream.views.store import ProjectionStore
 from tests.integration.test_projector import Running
 from tests.integration.test_replay_projection import order_events_topic, url_of, write_orders
 from tests.integration.test_replay_topic import create, expected_copy, fill, read_all, without_offsets
@@ -35,7 +35,7 @@ from tests.support.histories import random_history
 def cli(settings, *args: str, env: dict[str, str] | None = None, log_path=None) -> subprocess.Popen:
     command = [sys.executable, "-m", "orderstream.cli.main", "--bootstrap-servers", settings.effective_bootstrap,
                "--topic-prefix", settings.topic_prefix, "--data-dir", str(settings.data_dir), *args]  # fmt: skip
-    environment = {k: v for k, v in os.environ.items() if k != faults.ENV} | (env or {})
+    environment = {k: v for k, v in os.environ.items() if k != failpoints.ENV} | (env or {})
     out = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed by the process's end
     return subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
 
@@ -87,10 +87,10 @@ def test_a_killed_projection_replay_leaves_the_live_projection_untouched_and_the
         "projection",
         name,
         "--from-beginning",
-        env=env | {faults.ENV: "replay_batch@5"},
+        env=env | {failpoints.ENV: "replay_batch@5"},
         log_path=path,
     )
-    assert finish(crashed, path) == faults.EXIT_CODE, path.read_text()[-2000:]
+    assert finish(crashed, path) == failpoints.EXIT_CODE, path.read_text()[-2000:]
     assert snapshot(url, name) == live
     store = ProjectionStore(url, spec_of(name))
     assert store.generations() == {live[0][1], live[0][1] + 1}  # the half-built one is there ...
@@ -98,7 +98,7 @@ def test_a_killed_projection_replay_leaves_the_live_projection_untouched_and_the
     # 1b. a crash inside one worker of a replay split across processes: the replay fails, naming it
     path = tmp_path / "worker-crash.log"
     crashed = cli(settings, "replay", "projection", name, "--from-beginning", "--processes", "2",
-                  env=env | {faults.ENV: "replay_batch@3"}, log_path=path)  # fmt: skip
+                  env=env | {failpoints.ENV: "replay_batch@3"}, log_path=path)  # fmt: skip
     assert finish(crashed, path) == 1, path.read_text()[-2000:]
     assert "replay worker" in path.read_text() and "nothing was swapped" in path.read_text()
     assert snapshot(url, name) == live
@@ -150,8 +150,8 @@ def test_a_killed_topic_copy_resumes_without_duplicates(settings, tmp_path):
     args = ("replay", "topic", "kill.src", "--to", "kill.dst", "--type", "OrderPlaced")
 
     path = tmp_path / "crash.log"  # killed inside its 3rd transaction, after producing, before the commit
-    crashed = cli(settings, *args, env=env | {faults.ENV: "copy_batch@3"}, log_path=path)
-    assert finish(crashed, path) == faults.EXIT_CODE, path.read_text()[-2000:]
+    crashed = cli(settings, *args, env=env | {failpoints.ENV: "copy_batch@3"}, log_path=path)
+    assert finish(crashed, path) == failpoints.EXIT_CODE, path.read_text()[-2000:]
     first = read_all(settings, settings.topic("kill.dst"))
     assert 0 < len(first) < len(expected)
 

@@ -10,8 +10,8 @@ import uuid
 import pytest
 
 from orderstream.broker.local import free_port
-from orderstream.broker.topics import TopicsError, ensure_topics
-from orderstream.clients import consumer_config, producer_config
+from orderstream.kafka.clients import consumer_config, producer_config
+from orderstream.kafka.topics import TopicsError, ensure_topics
 from orderstream.topology import all_topics
 
 
@@ -67,7 +67,7 @@ def test_topics_init_is_idempotent_and_reports_mismatches(settings):
 def test_event_topics_keep_events_forever(topics):
     from confluent_kafka.admin import AdminClient, ConfigResource
 
-    from orderstream.clients import admin_config
+    from orderstream.kafka.clients import admin_config
 
     admin = AdminClient(admin_config(topics))
     resource = ConfigResource(ConfigResource.Type.TOPIC, topics.topic("orders.events"))

@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 from typer.testing import CliRunner
 
 from orderstream.cli.main import app
-from orderstream.clients import producer_config
+from orderstream.kafka.clients import producer_config
 
 runner = CliRunner()
 

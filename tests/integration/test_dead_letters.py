@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Producer
 
-from orderstream.clients import producer_config
 from orderstream.domain.events import StockAdded
+from orderstream.kafka.clients import producer_config
 from tests.support.orders import CODEC, place_order, read_topic, running_order_service
 
 

@@ -8,8 +8,8 @@ import sys
 import uuid
 from collections import Counter
 
-from orderstream.clients import consumer_config
 from orderstream.domain.commands import PlaceOrder
+from orderstream.kafka.clients import consumer_config
 from orderstream.schemas.codec import Codec
 
 

@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from typer.testing import CliRunner
 
 from orderstream.cli.main import app
-from orderstream.consistency import ConsistencyToken
-from orderstream.consumers.inventory_service import InventoryService
 from orderstream.domain.commands import RestockSku
 from orderstream.domain.events import (
     OrderCancelled,
@@ -28,7 +26,9 @@ from orderstream.domain.events import (
     StockReservationRejected,
     StockReserved,
 )
+from orderstream.kafka.consistency import ConsistencyToken
 from orderstream.producers.commands import CommandSender
+from orderstream.services.inventory_service import InventoryService
 from orderstream.topology import (
     INVENTORY_COMMANDS,
     INVENTORY_EVENTS,
@@ -219,8 +219,8 @@ def test_two_instances_never_oversell_and_answer_every_order_once(topics):
 
 
 def test_stock_view_shows_on_hand_reserved_and_available(topics):
-    from orderstream.consumers.projector import Projector
-    from orderstream.projections.registry import spec_of
+    from orderstream.runtime.projector import Projector
+    from orderstream.views.registry import spec_of
 
     log = EventLog(topics)
     projector = RunningService(Projector(topics, spec_of("stock-view"))).start()

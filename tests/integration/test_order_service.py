@@ -9,11 +9,11 @@ import subprocess
 import sys
 import time
 
-from orderstream.consumers.order_service import OrderService
-from orderstream.consumers.state import Checkpoint, StateCache
 from orderstream.domain.commands import Reply
 from orderstream.domain.events import OrderCancelled, OrderPlaced
 from orderstream.producers.commands import CommandSender
+from orderstream.runtime.state import Checkpoint, StateCache
+from orderstream.services.order_service import OrderService
 from orderstream.topology import ORDERS_COMMANDS, ORDERS_EVENTS, ORDERS_REPLIES
 from tests.support.orders import (
     RunningService,
@@ -170,7 +170,7 @@ def test_two_instances_share_the_partitions_and_hand_over_without_loss(topics):
 def test_a_fenced_producer_is_replaced_and_the_batch_redone(topics):
     from confluent_kafka import Producer
 
-    from orderstream.clients import producer_config
+    from orderstream.kafka.clients import producer_config
 
     with running_order_service(topics) as service, sender(topics) as send:
         assert send.send_and_wait(place_order("o-fence-1")).reply.accepted

@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from orderstream.cli.main import app
-from orderstream.consistency import ConsistencyToken
+from orderstream.kafka.consistency import ConsistencyToken
 from orderstream.topology import ORDERS_COMMANDS
 from tests.support.orders import read_topic, running_order_service
 

@@ -12,9 +12,6 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
-from orderstream.consumers.order_service import OrderService
-from orderstream.consumers.payment_service import PaymentService
-from orderstream.consumers.shipping_service import ShippingService
 from orderstream.domain.commands import AuthorizePayment, ConfirmDelivery, DispatchShipment, PlaceOrder, ReleasePayment
 from orderstream.domain.events import (
     OrderCancelled,
@@ -34,6 +31,9 @@ from orderstream.domain.events import (
     ShipmentPending,
 )
 from orderstream.producers.commands import CommandSender
+from orderstream.services.order_service import OrderService
+from orderstream.services.payment_service import PaymentService
+from orderstream.services.shipping_service import ShippingService
 from orderstream.topology import (
     ORDERS_COMMANDS,
     ORDERS_EVENTS,
@@ -134,7 +134,7 @@ def test_payments_are_authorized_within_the_limits_declined_over_them_and_voided
 def _write_order_events(settings, events) -> None:
     from confluent_kafka import Producer
 
-    from orderstream.clients import producer_config
+    from orderstream.kafka.clients import producer_config
 
     producer = Producer(producer_config(settings))
     for event in events:

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from orderstream.projections import queries
-from orderstream.projections.registry import SPECS, spec_of
-from orderstream.projections.store import GenerationChanged, ProjectionStore, Record, SchemaMismatch
-from orderstream.projections.tables import projection_offsets
+from orderstream.views import queries
+from orderstream.views.registry import SPECS, spec_of
+from orderstream.views.store import GenerationChanged, ProjectionStore, Record, SchemaMismatch
+from orderstream.views.tables import projection_offsets
 from tests.support.databases import db_url  # noqa: F401
 from tests.support.histories import interleaved, order_history, public_rows, reference
 

@@ -14,13 +14,13 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from orderstream.consistency import ConsistencyToken
-from orderstream.consumers.projector import Projector, UndecodableRecord, stop_on_undecodable
 from orderstream.domain.events import OrderLine, OrderPlaced
-from orderstream.projections.registry import spec_of
-from orderstream.projections.runner import build_projections
-from orderstream.projections.store import ProjectionStore
+from orderstream.kafka.consistency import ConsistencyToken
+from orderstream.runtime.projector import Projector, UndecodableRecord, stop_on_undecodable
+from orderstream.services.projections import build_projections
 from orderstream.topology import ORDERS_EVENTS
+from orderstream.views.registry import spec_of
+from orderstream.views.store import ProjectionStore
 from tests.support.databases import db_url  # noqa: F401
 from tests.support.event_log import EventLog, dump_all, wait_applied
 from tests.support.histories import interleaved, order_history, public_rows, reference

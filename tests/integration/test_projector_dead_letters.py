@@ -12,9 +12,9 @@ import threading
 from typer.testing import CliRunner
 
 from orderstream.cli.main import app
-from orderstream.consumers.projector import Projector
-from orderstream.projections.registry import spec_of
-from orderstream.projections.store import ProjectionStore
+from orderstream.runtime.projector import Projector
+from orderstream.views.registry import spec_of
+from orderstream.views.store import ProjectionStore
 from tests.support.databases import db_url  # noqa: F401
 from tests.support.event_log import EventLog, wait_applied
 from tests.support.histories import random_history

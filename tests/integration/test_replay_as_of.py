@@ -11,11 +11,11 @@ from typer.testing import CliRunner
 
 from orderstream.cli.main import app
 from orderstream.domain.events import OrderPaymentUpdated
-from orderstream.projections import order_view
-from orderstream.projections.queries import ReadModel
-from orderstream.projections.registry import spec_of
-from orderstream.projections.store import ProjectionStore, Record
-from orderstream.projections.time_travel import order_as_of
+from orderstream.views import order_view
+from orderstream.views.queries import ReadModel
+from orderstream.views.registry import spec_of
+from orderstream.views.store import ProjectionStore, Record
+from orderstream.views.time_travel import order_as_of
 from tests.support.databases import db_url  # noqa: F401
 from tests.support.histories import random_history
 

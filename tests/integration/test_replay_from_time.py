@@ -11,10 +11,10 @@ import random
 import time
 from datetime import UTC, datetime
 
-from orderstream.projections.registry import SPECS, spec_of
-from orderstream.projections.replay import ProjectionReplay
-from orderstream.projections.runner import build_projections
-from orderstream.projections.store import ProjectionStore
+from orderstream.runtime.replay import ProjectionReplay
+from orderstream.services.projections import build_projections
+from orderstream.views.registry import SPECS, spec_of
+from orderstream.views.store import ProjectionStore
 from tests.integration.test_projector import Running
 from tests.integration.test_replay_projection import order_events_topic, url_of, write_orders
 from tests.support.databases import db_url  # noqa: F401

@@ -13,13 +13,13 @@ import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from orderstream.clients import admin_config, consumer_config
-from orderstream.projections import queries
-from orderstream.projections.registry import SPECS, spec_of
-from orderstream.projections.replay import ProjectionReplay, ReplayError
-from orderstream.projections.runner import build_projections
-from orderstream.projections.store import ProjectionStore, SchemaMismatch
-from orderstream.projections.tables import projection_meta
+from orderstream.kafka.clients import admin_config, consumer_config
+from orderstream.runtime.replay import ProjectionReplay, ReplayError
+from orderstream.services.projections import build_projections
+from orderstream.views import queries
+from orderstream.views.registry import SPECS, spec_of
+from orderstream.views.store import ProjectionStore, SchemaMismatch
+from orderstream.views.tables import projection_meta
 from tests.integration.test_projector import Running
 from tests.support.databases import db_url  # noqa: F401
 from tests.support.event_log import EventLog, digests_all, dump_all, wait_applied
@@ -99,7 +99,7 @@ def questions(name: str, histories):
 
 def order_events_topic(settings):
     """Only orders.events (what the order views read): creating every pipeline topic costs a loaded broker seconds."""
-    from orderstream.broker.topics import ensure_topics
+    from orderstream.kafka.topics import ensure_topics
     from orderstream.topology import ORDERS_EVENTS, TOPICS
 
     ensure_topics(settings, tuple(t for t in TOPICS if t.name == ORDERS_EVENTS))

@@ -15,8 +15,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from typer.testing import CliRunner
 
-from orderstream.clients import admin_config, consumer_config, producer_config
-from orderstream.consumers.reading import read_records
+from orderstream.kafka.clients import admin_config, consumer_config, producer_config
+from orderstream.kafka.reading import read_records
 from orderstream.producers.topic_copy import SOURCE_HEADER, CopyFilter, TopicCopy
 from orderstream.schemas.codec import Codec
 from tests.support.histories import random_history

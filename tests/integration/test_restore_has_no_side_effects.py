@@ -8,7 +8,7 @@ import time
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from orderstream.clients import admin_config
+from orderstream.kafka.clients import admin_config
 from orderstream.producers.commands import CommandSender
 from orderstream.topology import ORDERS_COMMANDS, ORDERS_REPLIES, all_topics
 from tests.support.orders import cancel_order, place_order, running_order_service

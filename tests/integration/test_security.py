@@ -52,7 +52,7 @@ def cli(broker, password: str, *args: str, prefix: str | None = None) -> subproc
 def test_right_credentials_manage_topics_and_produce(scram_broker):
     from confluent_kafka import Producer
 
-    from orderstream.clients import producer_config
+    from orderstream.kafka.clients import producer_config
 
     prefix = f"sec{uuid.uuid4().hex[:6]}."
     result = cli(scram_broker, SECRET, "topics", "init", "--json", prefix=prefix)

@@ -9,9 +9,9 @@ import time
 
 from confluent_kafka import Producer
 
-from orderstream.clients import producer_config
+from orderstream.kafka.clients import producer_config
 from orderstream.ops.status import collect_status
-from orderstream.services import watched_consumers
+from orderstream.services.composition import watched_consumers
 from tests.support.orders import CODEC, place_order, running_order_service
 
 

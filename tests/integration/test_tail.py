@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Producer
 
-from orderstream.clients import producer_config
 from orderstream.domain.events import OrderConfirmed, PaymentAuthorized
+from orderstream.kafka.clients import producer_config
 from orderstream.schemas.codec import Codec
 
 

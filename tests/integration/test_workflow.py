@@ -126,7 +126,7 @@ class Pipeline:
 
 @pytest.fixture(scope="module")
 def pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    from orderstream.broker.topics import ensure_topics
+    from orderstream.kafka.topics import ensure_topics
 
     base = tmp_path_factory.mktemp("workflow")
     settings = load_settings(

@@ -9,14 +9,14 @@ from collections.abc import Sequence
 
 from confluent_kafka import Producer
 
-from orderstream.clients import producer_config
 from orderstream.config import Settings
 from orderstream.domain.events import Event
-from orderstream.projections.registry import SPECS
-from orderstream.projections.store import ProjectionStore
+from orderstream.kafka.clients import producer_config
 from orderstream.schemas.catalog import default_catalog
 from orderstream.schemas.codec import Codec
 from orderstream.topology import ORDERS_EVENTS
+from orderstream.views.registry import SPECS
+from orderstream.views.store import ProjectionStore
 
 
 class EventLog:

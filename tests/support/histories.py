@@ -27,7 +27,7 @@ from orderstream.domain.events import (
     PaymentStatus,
     ReservationStatus,
 )
-from orderstream.projections.base import utc_day, utc_text
+from orderstream.views.base import utc_day, utc_text
 
 # The rules of issue 5, written out again here so the reference does not borrow them from the code it checks.
 STATUS_AFTER = {

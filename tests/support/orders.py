@@ -10,10 +10,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from orderstream.clients import consumer_config
 from orderstream.config import Settings
 from orderstream.domain.commands import CancelOrder, PlaceOrder
 from orderstream.domain.events import OrderLine
+from orderstream.kafka.clients import consumer_config
 from orderstream.schemas.codec import Codec
 
 CODEC = Codec()
@@ -85,7 +85,7 @@ class RunningService:
 
 @contextmanager
 def running_order_service(settings: Settings, **overrides: Any):
-    from orderstream.consumers.order_service import OrderService
+    from orderstream.services.order_service import OrderService
 
     running = RunningService(OrderService(settings, **overrides)).start()
     try:
@@ -106,7 +106,7 @@ def read_topic(
     With decode=False the second element is the raw value (for topics that hold anything, like dead letters)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from orderstream.consumers.offsets import watermarks
+    from orderstream.kafka.offsets import watermarks
 
     topic = settings.topic(name)
     consumer = Consumer(consumer_config(settings, f"test-read-{uuid.uuid4().hex}", **{"isolation.level": isolation}))

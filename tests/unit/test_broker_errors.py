@@ -93,6 +93,6 @@ def test_docker_path_says_clearly_when_no_engine_is_reachable(monkeypatch):
 def test_only_errors_that_mean_not_yet_are_retried_until_the_deadline(code, transient):
     from confluent_kafka import KafkaError
 
-    from orderstream.consumers.offsets import is_transient
+    from orderstream.kafka.offsets import is_transient
 
     assert is_transient(KafkaError(getattr(KafkaError, code))) is transient

@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from orderstream.cli.main import app
-from orderstream.consistency import ConsistencyToken, TokenError
 from orderstream.domain.money import to_minor
 from orderstream.domain.validation import MAX_VERSION, ValidationError, check_version, parse_whole_number
+from orderstream.kafka.consistency import ConsistencyToken, TokenError
 
 runner = CliRunner()
 # an address nothing listens on: reaching Kafka at all would hang or fail differently
@@ -233,7 +233,7 @@ def test_status_says_when_no_topic_exists():
 
 
 def test_the_replication_factor_is_read_from_the_metadata():
-    from orderstream.broker.topics import _replication_factor
+    from orderstream.kafka.topics import _replication_factor
 
     def topic(*replica_counts):
         partitions = {i: SimpleNamespace(replicas=list(range(n))) for i, n in enumerate(replica_counts)}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orderstream.clients import consumer_config, producer_config
 from orderstream.config import ConfigError, load_settings
+from orderstream.kafka.clients import consumer_config, producer_config
 
 
 @pytest.fixture(autouse=True)

@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from orderstream.consumers.payment_service import CustomerStageLogic, OrderStageLogic
-from orderstream.consumers.processor import HandleContext
-from orderstream.consumers.shipping_service import ShippingLogic
-from orderstream.consumers.state import Handled, KeyState
 from orderstream.domain.commands import AuthorizePayment, DispatchShipment
 from orderstream.domain.events import OrderLine, OrderPlaced, PaymentAuthorized
 from orderstream.domain.payment import CustomerLedger, PaymentLimits, PaymentOrder
 from orderstream.domain.shipping import initial_state
+from orderstream.runtime.processor import HandleContext
+from orderstream.runtime.state import Handled, KeyState
+from orderstream.services.payment_service import CustomerStageLogic, OrderStageLogic
+from orderstream.services.shipping_service import ShippingLogic
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 PLACED = OrderPlaced(

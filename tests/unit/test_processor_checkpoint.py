@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from orderstream.config import load_settings
-from orderstream.consumers.processor import Processor, ProcessorSpec
-from orderstream.consumers.state import Checkpoint, Handled, KeyState, PartitionState, StateCache
+from orderstream.runtime.processor import Processor, ProcessorSpec
+from orderstream.runtime.state import Checkpoint, Handled, KeyState, PartitionState, StateCache
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 

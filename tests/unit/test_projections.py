@@ -16,8 +16,8 @@ from orderstream.domain.events import (
     OrderRejected,
     OrderShipped,
 )
-from orderstream.projections.base import ProjectionError, RowChanges
-from orderstream.projections.registry import SPECS
+from orderstream.views.base import ProjectionError, RowChanges
+from orderstream.views.registry import SPECS
 from tests.support.histories import interleaved, order_history, public_rows, reference
 
 

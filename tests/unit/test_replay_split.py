@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orderstream.projections.replay_workers import split_partitions
+from orderstream.runtime.replay_workers import split_partitions
 
 
 def test_partitions_are_split_into_groups_of_about_equal_size():

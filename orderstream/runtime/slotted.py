@@ -1,7 +1,7 @@
 """A service as data: its stages (one Processor each) and one stable instance slot shared by all of them.
 
 Every deciding service (order, shipping, inventory, payment) is built the same way: claim the lowest free instance
-slot in <data_dir>/state/<service> (consumers/instances.py), give each stage's processor the transactional.id
+slot in <data_dir>/state/<service> (runtime/instances.py), give each stage's processor the transactional.id
 "<group>-<slot>" (so a restarted instance gets its ids back and fences what the killed one left open), run the
 processors until stop is set, then release the slot.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from orderstream.config import Settings
-from orderstream.consumers.processor import Processor, ProcessorLogic, ProcessorSpec
+from orderstream.runtime.processor import Processor, ProcessorLogic, ProcessorSpec
 
 S = TypeVar("S")
 
@@ -58,7 +58,7 @@ class Stage(Generic[S]):
 class SlottedService:
     """`orderstream run <name>`: the service's stages, one Processor each, sharing one instance slot.
 
-    One stage runs in the caller's thread. Several run in threads of their own (consumers/stages.py): if either
+    One stage runs in the caller's thread. Several run in threads of their own (runtime/stages.py): if either
     fails, all stop and run() raises StageFailed (the first error as its cause)."""
 
     name: ClassVar[str]  # also the instance-slot directory: <data_dir>/state/<name>
@@ -77,8 +77,8 @@ class SlottedService:
         return next(iter(self.processors.values()), None)
 
     def run(self, stop: threading.Event) -> None:
-        from orderstream.consumers.instances import claim_slot
-        from orderstream.consumers.stages import run_stages
+        from orderstream.runtime.instances import claim_slot
+        from orderstream.runtime.stages import run_stages
 
         slot = claim_slot(self.settings.data_dir / "state" / self.name)
         try:

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orderstream.domain.events import Event, OrderPlaced
-from orderstream.projections.base import CLOSED_STATUSES, RowChanges, StateRows, fold_order_states
+from orderstream.views.base import CLOSED_STATUSES, RowChanges, StateRows, fold_order_states
 
 NAME = "customer-view"
 SCHEMA_VERSION = 1

@@ -23,13 +23,13 @@ import logging
 from typing import Any
 
 from orderstream.config import Settings
-from orderstream.consumers.processor import HandleContext, Outcome, Output, ProcessorSpec
-from orderstream.consumers.slotted import SlottedService, Stage
-from orderstream.consumers.state import KeyState
 from orderstream.domain import payment
 from orderstream.domain.commands import PAYMENT_COMMANDS, AuthorizePayment, ReleasePayment
 from orderstream.domain.events import ORDER_EVENTS
 from orderstream.domain.payment import CustomerLedger, PaymentLimits, PaymentOrder
+from orderstream.runtime.processor import HandleContext, Outcome, Output, ProcessorSpec
+from orderstream.runtime.slotted import SlottedService, Stage
+from orderstream.runtime.state import KeyState
 from orderstream.topology import ORDERS_EVENTS, PAYMENTS_EVENTS, PAYMENTS_LEDGER, PAYMENTS_ORDERS, PAYMENTS_REQUESTS
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import select
 
 from orderstream.domain.events import ORDER_EVENTS
-from orderstream.projections.base import STATUS_AFTER, utc_text
-from orderstream.projections.queries import ReadModel
+from orderstream.views.base import STATUS_AFTER, utc_text
+from orderstream.views.queries import ReadModel
 
 # The order status each status-changing event type leads to, by the type name the timeline stores.
 _STATUS_BY_TYPE = {kind.__name__: status for kind, status in STATUS_AFTER.items()}

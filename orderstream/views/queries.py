@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from orderstream.projections.base import utc_text
-from orderstream.projections.registry import spec_of
-from orderstream.projections.store import NotInitialized, ProjectionStore, database_exists
-from orderstream.projections.tables import TableSet
+from orderstream.views.base import utc_text
+from orderstream.views.registry import spec_of
+from orderstream.views.store import NotInitialized, ProjectionStore, database_exists
+from orderstream.views.tables import TableSet
 
 ORDER_SORTS = ("placed_at", "updated_at", "total_minor", "order_id", "customer_id", "status")
 SUMMARY_FIELDS = (

@@ -35,10 +35,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from orderstream.domain.events import Event
-from orderstream.projections.base import RowChanges
-from orderstream.projections.bulk import BulkRows
-from orderstream.projections.registry import ProjectionSpec
-from orderstream.projections.tables import TableSet, bookkeeping, projection_meta, projection_offsets
+from orderstream.views.base import RowChanges
+from orderstream.views.bulk import BulkRows
+from orderstream.views.registry import ProjectionSpec
+from orderstream.views.tables import TableSet, bookkeeping, projection_meta, projection_offsets
 
 log = logging.getLogger(__name__)
 

@@ -33,10 +33,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from orderstream.projections import customer_view, sales_view
-from orderstream.projections.base import RowChanges
-from orderstream.projections.store import Position, ProjectionStore, create_engine_for
-from orderstream.projections.tables import projection_offsets
+from orderstream.views import customer_view, sales_view
+from orderstream.views.base import RowChanges
+from orderstream.views.store import Position, ProjectionStore, create_engine_for
+from orderstream.views.tables import projection_offsets
 
 COPY_CHUNK = 1_000
 

@@ -14,14 +14,14 @@ import logging
 from typing import Any
 
 from orderstream.config import Settings
-from orderstream.consumers.order_keyed import OrderKeyedLogic
-from orderstream.consumers.processor import HandleContext, ProcessorSpec
-from orderstream.consumers.replies import Replies
-from orderstream.consumers.slotted import SlottedService, Stage
 from orderstream.domain import shipping
 from orderstream.domain.commands import SHIPPING_COMMANDS as SHIPPING_COMMAND_TYPES
 from orderstream.domain.events import ORDER_EVENTS
 from orderstream.domain.shipping import ShipmentState
+from orderstream.runtime.processor import HandleContext, ProcessorSpec
+from orderstream.runtime.replies import Replies
+from orderstream.runtime.slotted import SlottedService, Stage
+from orderstream.services.order_keyed import OrderKeyedLogic
 from orderstream.topology import ORDERS_EVENTS, SHIPPING_COMMANDS, SHIPPING_EVENTS, SHIPPING_REPLIES
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from orderstream.domain.events import INVENTORY_EVENTS, Event, StockAdded, StockReleased, StockReserved
-from orderstream.projections.base import ProjectionError, RowChanges, StateRows, utc_text
 from orderstream.topology import INVENTORY_EVENTS as INVENTORY_EVENTS_TOPIC
+from orderstream.views.base import ProjectionError, RowChanges, StateRows, utc_text
 
 NAME = "stock-view"
 SCHEMA_VERSION = 1

@@ -21,31 +21,31 @@ class Service(Protocol):
 
 
 def _order(settings: Settings) -> Service:
-    from orderstream.consumers.order_service import build_order_service
+    from orderstream.services.order_service import build_order_service
 
     return build_order_service(settings)
 
 
 def _inventory(settings: Settings) -> Service:
-    from orderstream.consumers.inventory_service import build_inventory_service
+    from orderstream.services.inventory_service import build_inventory_service
 
     return build_inventory_service(settings)
 
 
 def _payment(settings: Settings) -> Service:
-    from orderstream.consumers.payment_service import build_payment_service
+    from orderstream.services.payment_service import build_payment_service
 
     return build_payment_service(settings)
 
 
 def _shipping(settings: Settings) -> Service:
-    from orderstream.consumers.shipping_service import build_shipping_service
+    from orderstream.services.shipping_service import build_shipping_service
 
     return build_shipping_service(settings)
 
 
 def _projections(settings: Settings) -> Service:
-    from orderstream.projections.runner import build_projections
+    from orderstream.services.projections import build_projections
 
     return build_projections(settings)
 
@@ -74,12 +74,12 @@ def build_service(name: str, settings: Settings) -> Service:
 
 def watched_consumers(settings: Settings) -> list:
     """Every consumer `orderstream status` reports on: the services' groups and each projection's stored positions."""
-    from orderstream.consumers.order_service import INPUT_TOPICS as ORDER_INPUTS
-    from orderstream.consumers.order_service import group_of as order_group
-    from orderstream.consumers.projector import group_id_of
     from orderstream.ops.status import WatchedConsumer
-    from orderstream.projections.registry import ALL_SPECS
-    from orderstream.projections.store import ProjectionStore, database_exists
+    from orderstream.runtime.projector import group_id_of
+    from orderstream.services.order_service import INPUT_TOPICS as ORDER_INPUTS
+    from orderstream.services.order_service import group_of as order_group
+    from orderstream.views.registry import ALL_SPECS
+    from orderstream.views.store import ProjectionStore, database_exists
 
     watched = [WatchedConsumer("order", "service", order_group(settings), tuple(ORDER_INPUTS))]
     watched += _inventory_consumers(settings, WatchedConsumer)
@@ -105,7 +105,7 @@ def watched_consumers(settings: Settings) -> list:
 
 
 def _inventory_consumers(settings: Settings, watched_consumer) -> list:
-    from orderstream.consumers import inventory_service as inv
+    from orderstream.services.composition import inventory_service as inv
 
     return [
         watched_consumer("inventory-orders", "service", inv.order_stage_group(settings), inv.ORDER_STAGE_INPUTS),
@@ -114,8 +114,8 @@ def _inventory_consumers(settings: Settings, watched_consumer) -> list:
 
 
 def _payment_and_shipping_consumers(settings: Settings, watched_consumer) -> list:
-    from orderstream.consumers import payment_service as pay
-    from orderstream.consumers import shipping_service as ship
+    from orderstream.services.composition import payment_service as pay
+    from orderstream.services.composition import shipping_service as ship
 
     return [
         watched_consumer("payment-orders", "service", pay.order_stage_group(settings), pay.ORDER_STAGE_INPUTS),

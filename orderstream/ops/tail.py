@@ -59,9 +59,9 @@ def tail(
     KafkaException when the broker does not answer (`orderstream tail` checks that first, to fail in seconds)."""
     from confluent_kafka import Consumer
 
-    from orderstream.broker.topics import topic_exists
-    from orderstream.clients import consumer_config
-    from orderstream.consumers.reading import read_records
+    from orderstream.kafka.clients import consumer_config
+    from orderstream.kafka.reading import read_records
+    from orderstream.kafka.topics import topic_exists
     from orderstream.schemas.cloudevents import read_headers
     from orderstream.schemas.codec import Codec
     from orderstream.schemas.errors import DecodeError

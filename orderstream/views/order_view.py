@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from orderstream.domain.events import Event, OrderPaymentUpdated, OrderPlaced
-from orderstream.projections.base import STATUS_AFTER, RowChanges, StateRows, check_next, utc_text
+from orderstream.views.base import STATUS_AFTER, RowChanges, StateRows, check_next, utc_text
 
 NAME = "order-view"
 SCHEMA_VERSION = 2

@@ -36,11 +36,11 @@ from typing import Any, Protocol
 
 from sqlalchemy.engine import make_url
 
+from orderstream import failpoints
 from orderstream.config import Settings
-from orderstream.consumers import faults
-from orderstream.projections.base import ProjectionError
-from orderstream.projections.registry import ProjectionSpec
-from orderstream.projections.store import Position, ProjectionStore, Record
+from orderstream.views.base import ProjectionError
+from orderstream.views.registry import ProjectionSpec
+from orderstream.views.store import Position, ProjectionStore, Record
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class ProjectionReplay:
         stored_version, live = store.pointer()  # type: ignore[misc]
         scope = None
         if self.from_time is not None:
-            from orderstream.projections.replay_scope import SCOPES
+            from orderstream.views.replay_scope import SCOPES
 
             if stored_version != self.spec.schema_version:
                 raise ReplayError(
@@ -186,7 +186,7 @@ class ProjectionReplay:
                 log.info("%s: copied the live rows of all but %d aggregates", self.spec.name, len(rebuilt))
             skip = copied_skip(rebuilt, copied_up_to)
             if self.processes > 1:
-                from orderstream.projections.replay_workers import build_in_parallel
+                from orderstream.runtime.replay_workers import build_in_parallel
 
                 reached = build_in_parallel(self, target, starts, ends, rebuilt, copied_up_to)
             else:
@@ -206,7 +206,7 @@ class ProjectionReplay:
         """The replay's consumer: it assigns partitions itself, so its group is never joined and never committed."""
         from confluent_kafka import Consumer
 
-        from orderstream.clients import consumer_config
+        from orderstream.kafka.clients import consumer_config
 
         group = f"{self.settings.topic_prefix}orderstream.replay.{self.spec.name}"
         return Consumer(
@@ -329,7 +329,7 @@ class ProjectionReplay:
                         "untouched - the live projector dead-letters such a record: see `orderstream dlq list`"
                     ) from exc
                 self.progress.advance(0, sum(1 for r in records if r.event is not None))
-                faults.point("replay_batch")
+                failpoints.point("replay_batch")
 
         return self._read(consumer, starts, ends, phase, apply)
 
@@ -368,7 +368,7 @@ def copied_skip(
 
 
 def _copy(store, live, target, scope, rebuilt) -> dict[Position, int]:
-    from orderstream.projections.replay_scope import copy_live
+    from orderstream.views.replay_scope import copy_live
 
     return copy_live(store, live, target, scope, rebuilt)
 
@@ -418,7 +418,7 @@ def _name_key(name: str) -> int:
 
 def replay_projection(settings: Settings, name: str, **options: Any) -> ReplayResult:
     """Convenience: replay the named projection with the settings' database URL."""
-    from orderstream.projections.registry import spec_of
+    from orderstream.views.registry import spec_of
 
     try:
         spec = spec_of(name)

@@ -58,7 +58,7 @@ class ProjectionsService:
 
 
 def build_projections(settings: Settings, names: tuple[str, ...] = RUN_BY_DEFAULT) -> ProjectionsService:
-    from orderstream.consumers.projector import Projector
-    from orderstream.projections.registry import spec_of
+    from orderstream.runtime.projector import Projector
+    from orderstream.views.registry import spec_of
 
     return ProjectionsService(Projector(settings, spec_of(name)) for name in names)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from orderstream.consumers.processor import HandleContext, Outcome
-from orderstream.consumers.replies import Replies
-from orderstream.consumers.state import KeyState
 from orderstream.domain.commands import Command
 from orderstream.domain.events import Event
 from orderstream.domain.order import Rejection, RejectionCode
+from orderstream.runtime.processor import HandleContext, Outcome
+from orderstream.runtime.replies import Replies
+from orderstream.runtime.state import KeyState
 
 
 class OrderKeyedLogic:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from orderstream.consumers.processor import HandleContext, Outcome, Output
-from orderstream.consumers.state import Handled
 from orderstream.domain.commands import Command, Reply
+from orderstream.runtime.processor import HandleContext, Outcome, Output
+from orderstream.runtime.state import Handled
 
 
 class Refusal(Protocol):

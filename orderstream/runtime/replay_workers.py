@@ -25,8 +25,8 @@ import time
 from dataclasses import dataclass
 
 from orderstream.config import Settings
-from orderstream.projections.replay import ProjectionReplay, ReplayError, ReplayInterrupted, copied_skip
-from orderstream.projections.store import Position, ProjectionStore
+from orderstream.runtime.replay import ProjectionReplay, ReplayError, ReplayInterrupted, copied_skip
+from orderstream.views.store import Position, ProjectionStore
 
 _POLL_S = 0.2
 _GRACE_S = 1.0
@@ -175,7 +175,7 @@ def _work(order: WorkOrder, messages) -> None:
     """A worker's whole life: build its partitions, report, exit. Errors are reported as one line, then exit 1."""
     _die_with_parent(order.parent)
     from orderstream.process_tuning import tune_collector
-    from orderstream.projections.registry import spec_of
+    from orderstream.views.registry import spec_of
 
     tune_collector()  # as the CLI does: fewer collections of the many short-lived objects a fold makes
     number = order.index

@@ -6,10 +6,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from orderstream.domain.events import Event
-from orderstream.projections import customer_view, order_view, sales_view, stock_view
-from orderstream.projections.base import RowChanges, StateRows
-from orderstream.projections.tables import TABLES, TableSet
 from orderstream.topology import ORDERS_EVENTS
+from orderstream.views import customer_view, order_view, sales_view, stock_view
+from orderstream.views.base import RowChanges, StateRows
+from orderstream.views.tables import TABLES, TableSet
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from orderstream.config import Settings
-from orderstream.consumers.offsets import watermarks
-from orderstream.consumers.state import Handled, KeyState, PartitionState, StateCache
+from orderstream.kafka.offsets import watermarks
+from orderstream.runtime.state import Handled, KeyState, PartitionState, StateCache
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class Processor(Generic[S]):
     def run(self, stop: threading.Event) -> None:
         from confluent_kafka import Consumer
 
-        from orderstream.clients import consumer_config
+        from orderstream.kafka.clients import consumer_config
 
         self._producer = self._new_producer()
         self._consumer = Consumer(
@@ -284,7 +284,7 @@ class Processor(Generic[S]):
     def _new_producer(self) -> Any:
         from confluent_kafka import Producer
 
-        from orderstream.clients import producer_config
+        from orderstream.kafka.clients import producer_config
 
         producer = Producer(
             producer_config(
@@ -341,7 +341,7 @@ class Processor(Generic[S]):
         """Bring the state of these changelog partitions up to their last stable offset. Returns records replayed."""
         from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-        from orderstream.clients import consumer_config
+        from orderstream.kafka.clients import consumer_config
 
         reader = Consumer(consumer_config(self.settings, f"{self.spec.group_id}.restore"))
         replayed = 0
@@ -453,7 +453,7 @@ class Processor(Generic[S]):
         end-to-end p99). The thread gets its own dicts of the states to write; a committed KeyState is replaced on
         change, never changed in place, except by the restore of a newly assigned partition, so assignment,
         revocation and close wait for the write first."""
-        from orderstream.consumers.state import Checkpoint
+        from orderstream.runtime.state import Checkpoint
 
         self._last_checkpoint = time.monotonic()
         if self._cache is None:

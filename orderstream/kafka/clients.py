@@ -1,7 +1,7 @@
 """librdkafka configuration for every client, derived from the settings: the base every client starts from.
 
 Runtimes add their own keys on top: the processor its assignor, group timeouts, transaction timeout and linger
-(consumers/processor.py), the projector its client.id and group.instance.id (consumers/projector.py), the load
+(runtime/processor.py), the projector its client.id and group.instance.id (runtime/projector.py), the load
 generator its batching (producers/generator.py), and others their own.
 
 Clients themselves are created lazily by whoever needs one (never at import time) and closed by their owner.

@@ -25,15 +25,15 @@ import logging
 from typing import Any
 
 from orderstream.config import Settings
-from orderstream.consumers.processor import HandleContext, Outcome, Output, ProcessorSpec
-from orderstream.consumers.replies import Replies
-from orderstream.consumers.slotted import SlottedService, Stage
-from orderstream.consumers.state import KeyState
 from orderstream.domain import inventory
 from orderstream.domain.commands import INVENTORY_COMMANDS as INVENTORY_COMMANDS_TYPES
 from orderstream.domain.commands import RestockSku
 from orderstream.domain.events import ORDER_EVENTS
 from orderstream.domain.inventory import OrderLinesState, Rejection, StockState
+from orderstream.runtime.processor import HandleContext, Outcome, Output, ProcessorSpec
+from orderstream.runtime.replies import Replies
+from orderstream.runtime.slotted import SlottedService, Stage
+from orderstream.runtime.state import KeyState
 from orderstream.topology import (
     INVENTORY_COMMANDS,
     INVENTORY_EVENTS,

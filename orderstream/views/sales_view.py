@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orderstream.domain.events import Event, OrderPlaced
-from orderstream.projections.base import Key, RowChanges, StateRows, fold_order_states, utc_day
+from orderstream.views.base import Key, RowChanges, StateRows, fold_order_states, utc_day
 
 NAME = "sales-view"
 SCHEMA_VERSION = 1

@@ -35,9 +35,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from orderstream import failpoints
 from orderstream.config import Settings
-from orderstream.consumers import faults
-from orderstream.projections.registry import ProjectionSpec
+from orderstream.views.registry import ProjectionSpec
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class DeadLetterSink:
     def __call__(self, message: Any, error: Exception, stage: str = "decode") -> None:
         from confluent_kafka import KafkaException, Producer
 
-        from orderstream.clients import producer_config
+        from orderstream.kafka.clients import producer_config
         from orderstream.ops.dlq import dead_letter, produce_dead_letter
 
         with self._lock:
@@ -144,7 +144,7 @@ class Projector:
         self._mirrored: dict[tuple[str, int], int] = {}  # the positions last mirrored to Kafka
 
     def _consumer_config(self) -> dict[str, Any]:
-        from orderstream.clients import consumer_config
+        from orderstream.kafka.clients import consumer_config
 
         extra: dict[str, Any] = {"client.id": f"{self.settings.client_id}.{self.name}"}
         instance = os.environ.get(INSTANCE_ID_ENV)
@@ -155,9 +155,9 @@ class Projector:
     def run(self, stop: threading.Event) -> None:
         from confluent_kafka import Consumer
 
-        from orderstream.projections.store import ProjectionStore
         from orderstream.schemas.catalog import default_catalog
         from orderstream.schemas.codec import Codec
+        from orderstream.views.store import ProjectionStore
 
         codec = Codec(default_catalog())
         self._store = store = ProjectionStore(self.database_url, self.spec, writer=True)
@@ -225,8 +225,8 @@ class Projector:
         failure hook (event None). Error messages carry no record and are left out of both."""
         from confluent_kafka import KafkaException
 
-        from orderstream.projections.store import Record
         from orderstream.schemas.errors import DecodeError
+        from orderstream.views.store import Record
 
         kept, records = [], []
         for message in messages:
@@ -248,31 +248,31 @@ class Projector:
 
     def _apply(self, messages: list, records: list) -> dict[tuple[str, int], int]:
         """The writer thread's work: one batch into the database (see ProjectionStore.apply)."""
-        from orderstream.projections.base import ProjectionError
+        from orderstream.views.base import ProjectionError
 
         try:
-            return self._store.apply(records, self._generation, before_commit=lambda: faults.point("mid_batch"))
+            return self._store.apply(records, self._generation, before_commit=lambda: failpoints.point("mid_batch"))
         except ProjectionError:
             return self._apply_one_by_one(messages, records)
 
     def _settle(self, consumer, written: Future) -> bool:
         """Wait for the writer's batch and mirror its positions to Kafka. False when the write found another
         generation live (the consumer is re-seeked there); any other failure propagates."""
-        from orderstream.projections.store import GenerationChanged
+        from orderstream.views.store import GenerationChanged
 
         try:
             positions = written.result()
         except GenerationChanged as changed:
             self._switch_generation(consumer, changed.generation)
             return False
-        faults.point("after_sql_commit")
+        failpoints.point("after_sql_commit")
         self._commit_to_kafka(consumer, positions)
         return True
 
     def _apply_one_by_one(self, messages: list, records: list) -> dict[tuple[str, int], int]:
         """A batch failed to project: apply its records one transaction each, so only the record that cannot be
         projected is handed to the failure hook (stage apply) and everything else is applied."""
-        from orderstream.projections.base import ProjectionError
+        from orderstream.views.base import ProjectionError
 
         positions: dict[tuple[str, int], int] = {}
         for message, record in zip(messages, records):

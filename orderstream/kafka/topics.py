@@ -44,7 +44,7 @@ def ensure_topics(
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-    from orderstream.clients import admin_config
+    from orderstream.kafka.clients import admin_config
 
     specs = specs or all_topics()
     admin = AdminClient(admin_config(settings))

@@ -15,12 +15,12 @@ import logging
 from typing import Any
 
 from orderstream.config import Settings
-from orderstream.consumers.order_keyed import OrderKeyedLogic
-from orderstream.consumers.processor import HandleContext, ProcessorSpec
-from orderstream.consumers.replies import Replies
-from orderstream.consumers.slotted import SlottedService, Stage
 from orderstream.domain import order
 from orderstream.domain.order import OrderState
+from orderstream.runtime.processor import HandleContext, ProcessorSpec
+from orderstream.runtime.replies import Replies
+from orderstream.runtime.slotted import SlottedService, Stage
+from orderstream.services.order_keyed import OrderKeyedLogic
 from orderstream.topology import (
     INVENTORY_RESULTS,
     ORDERS_COMMANDS,

@@ -1,1 +1,0 @@
-"""Edges that read from Kafka: the processor and projector runtimes, the DLQ, tail."""

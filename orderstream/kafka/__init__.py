@@ -1,0 +1,1 @@
+"""Kafka plumbing: client configuration, topics, offsets, reading whole topics, read-your-writes tokens."""

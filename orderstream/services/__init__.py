@@ -1,0 +1,1 @@
+"""The pipeline's services (order, payment, inventory, shipping, projections) and the composition root."""
