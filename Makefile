@@ -4,13 +4,19 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-unit bench setup system venv broker-start broker-stop clean
+.PHONY: demo test lint test-unit bench setup system venv broker-start broker-stop clean
 
 demo: setup
 	$(BIN)/orderstream demo
 
-test: setup
+test: setup lint
 	$(BIN)/pytest
+
+# ruff (lint and format) and the layer contracts of DESIGN.md (import-linter, configured in pyproject.toml)
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 test-unit: venv
 	$(BIN)/pytest tests/unit -q

@@ -93,7 +93,8 @@ def projection(
     json_output: JsonOption = False,
 ) -> None:
     """Rebuild a projection into a new generation next to the live one, then swap it in atomically."""
-    from orderstream.runtime.replay import ProjectionReplay, ReplayError, ReplayInterrupted
+    from orderstream.runtime.replay import ReplayError, ReplayInterrupted
+    from orderstream.runtime.replay_workers import projection_replay
     from orderstream.views.registry import spec_of
     from orderstream.views.store import StoreError
 
@@ -108,7 +109,7 @@ def projection(
     require_broker(settings)  # seconds, not the consumer's own timeouts, when no broker answers
     with _progress(json_output, "applied") as progress:
         bar = _Bar(progress, name, "events")
-        replay = ProjectionReplay(
+        replay = projection_replay(
             settings, spec, from_time=moment, progress=bar, chase_timeout_s=chase_timeout, processes=processes
         )
         try:

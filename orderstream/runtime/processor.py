@@ -139,14 +139,14 @@ class ProcessorLogic(Protocol[S]):
 
 
 # (record, error, stage, group) -> what to produce in the batch's transaction instead of handling the record:
-# ops.dlq.DeadLetter records (raw bytes, unchanged) or Outputs. Raising stops the processor instead.
+# kafka.dead_letters.DeadLetter records (raw bytes, unchanged) or Outputs. Raising stops the processor instead.
 DeadLetterHook = Callable[[Any, Exception, str, str], Sequence[Any]]
 
 
 def to_dead_letter_topic(record: Any, error: Exception, stage: str, group: str) -> Sequence[Any]:
     """The default hook: the record goes to <topic>.dlq, unchanged, in the same transaction as the batch (so it is
-    dead-lettered exactly once), and processing continues with the next record. See orderstream.ops.dlq."""
-    from orderstream.ops.dlq import dead_letter
+    dead-lettered exactly once), and processing continues with the next record. See orderstream.kafka.dead_letters."""
+    from orderstream.kafka.dead_letters import dead_letter
 
     log.error(
         "%s[%d]@%d failed at %s (%s: %s): sent to the dead-letter topic",
@@ -610,7 +610,7 @@ class Processor(Generic[S]):
             batch.replies.append(outcome.reply)
 
     def _dead_letter(self, batch: _Batch, record: Any, error: Exception, stage: str) -> None:
-        from orderstream.ops.dlq import DeadLetter, produce_dead_letter
+        from orderstream.kafka.dead_letters import DeadLetter, produce_dead_letter
 
         for item in self.spec.dead_letter(record, error, stage, self.spec.group_id):
             if isinstance(item, DeadLetter):

@@ -66,7 +66,7 @@ def stop_on_undecodable(message: Any, error: Exception, stage: str = "decode") -
 
 
 class DeadLetterSink:
-    """The default failure hook: the record goes to <topic>.dlq unchanged (see orderstream.ops.dlq) and the projector
+    """The default failure hook: the record goes to <topic>.dlq unchanged (see orderstream.kafka.dead_letters) and the projector
     moves past it. The dead letter is acknowledged by the broker BEFORE the batch's SQL commit stores the position past
     it, so none is ever lost; a crash between the two writes it again on restart (same original position in its
     headers, which `dlq list` shows).
@@ -86,7 +86,7 @@ class DeadLetterSink:
         from confluent_kafka import KafkaException, Producer
 
         from orderstream.kafka.clients import producer_config
-        from orderstream.ops.dlq import dead_letter, produce_dead_letter
+        from orderstream.kafka.dead_letters import dead_letter, produce_dead_letter
 
         with self._lock:
             if self._producer is None:

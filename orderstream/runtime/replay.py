@@ -55,6 +55,20 @@ class ReplayInterrupted(ReplayError):
     """The replay was asked to stop before it swapped; the live projection is untouched."""
 
 
+class ParallelBuild(Protocol):
+    """Runs the build phase across worker processes; returns the positions reached (replay_workers.build_in_parallel)."""
+
+    def __call__(
+        self,
+        replay: ProjectionReplay,
+        target: int,
+        starts: dict[Position, int],
+        ends: dict[Position, int],
+        rebuilt: set[str] | None,
+        copied_up_to: dict[Position, int],
+    ) -> dict[Position, int]: ...
+
+
 class ReplayProgress(Protocol):
     """What the replay reports while it runs (the CLI draws a progress bar from it)."""
 
@@ -93,7 +107,9 @@ class ProjectionReplay:
 
     from_time None = from the beginning of every partition; otherwise only what replay_scope.py defines is rebuilt.
     stop: set it to interrupt (ReplayInterrupted). The replay never produces to Kafka and never commits offsets.
-    processes > 1 splits the build phase by partition across that many worker processes (replay_workers.py).
+    processes > 1 splits the build phase by partition across that many worker processes: `parallel_build` does it
+    (replay_workers.build_in_parallel, passed in so this module does not depend on its own workers; use
+    replay_workers.projection_replay() to get one wired).
     """
 
     def __init__(
@@ -107,7 +123,10 @@ class ProjectionReplay:
         stop: threading.Event | None = None,
         chase_timeout_s: float = 60.0,
         processes: int = 1,
+        parallel_build: ParallelBuild | None = None,
     ) -> None:
+        if processes > 1 and parallel_build is None:
+            raise ValueError("processes > 1 needs a parallel_build (replay_workers.projection_replay wires one)")
         self.settings = settings
         self.spec = spec
         self.database_url = database_url or settings.database_url_for(spec.name)
@@ -116,6 +135,7 @@ class ProjectionReplay:
         self.stop = stop or threading.Event()
         self.chase_timeout_s = chase_timeout_s
         self.processes = processes
+        self.parallel_build = parallel_build
         self.topics = [settings.topic(name) for name in spec.topics]
         self._applied = 0
         self._skipped = 0
@@ -185,10 +205,8 @@ class ProjectionReplay:
                 copied_up_to = _copy(store, live, target, scope, rebuilt)
                 log.info("%s: copied the live rows of all but %d aggregates", self.spec.name, len(rebuilt))
             skip = copied_skip(rebuilt, copied_up_to)
-            if self.processes > 1:
-                from orderstream.runtime.replay_workers import build_in_parallel
-
-                reached = build_in_parallel(self, target, starts, ends, rebuilt, copied_up_to)
+            if self.parallel_build is not None and self.processes > 1:
+                reached = self.parallel_build(self, target, starts, ends, rebuilt, copied_up_to)
             else:
                 reached = self.consume_into(consumer, store, target, starts, ends, skip, "replay")
             reached = self._swap(consumer, store, target, live, reached, skip)
@@ -414,14 +432,3 @@ def _name_key(name: str) -> int:
     import zlib
 
     return zlib.crc32(name.encode()) % 2**31
-
-
-def replay_projection(settings: Settings, name: str, **options: Any) -> ReplayResult:
-    """Convenience: replay the named projection with the settings' database URL."""
-    from orderstream.views.registry import spec_of
-
-    try:
-        spec = spec_of(name)
-    except KeyError as exc:
-        raise ReplayError(str(exc.args[0])) from None
-    return ProjectionReplay(settings, spec, **options).run()

@@ -23,9 +23,11 @@ import queue as queues
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from orderstream.config import Settings
 from orderstream.runtime.replay import ProjectionReplay, ReplayError, ReplayInterrupted, copied_skip
+from orderstream.views.registry import ProjectionSpec
 from orderstream.views.store import Position, ProjectionStore
 
 _POLL_S = 0.2
@@ -57,6 +59,15 @@ class WorkOrder:
     rebuilt: set[str] | None
     copied_up_to: dict[Position, int]
     parent: int
+
+
+def projection_replay(
+    settings: Settings, spec: ProjectionSpec, *, processes: int = 1, **options: Any
+) -> ProjectionReplay:
+    """A ProjectionReplay whose build phase runs in `processes` worker processes when there is more than one."""
+    return ProjectionReplay(
+        settings, spec, processes=processes, parallel_build=build_in_parallel if processes > 1 else None, **options
+    )
 
 
 def build_in_parallel(

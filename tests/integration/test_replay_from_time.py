@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime
 
 from orderstream.runtime.replay import ProjectionReplay
+from orderstream.runtime.replay_workers import projection_replay
 from orderstream.services.projections import build_projections
 from orderstream.views.registry import SPECS, spec_of
 from orderstream.views.store import ProjectionStore
@@ -54,7 +55,7 @@ def test_from_time_rebuilds_orders_placed_from_then_and_copies_the_rest(settings
     old_events_after = sum(len(h) for h in late)
     for n, (name, spec) in enumerate(SPECS.items()):
         # worker processes, then one process, in turns (the skip of copied events must hold in both)
-        result = ProjectionReplay(settings, spec, from_time=moment, processes=2 - n % 2).run()
+        result = projection_replay(settings, spec, from_time=moment, processes=2 - n % 2).run()
         assert result.rebuilt_aggregates == len(new), name
         assert result.events_applied == sum(map(len, new)), name  # only the new orders' events
         assert result.events_skipped == old_events_after, name  # the old orders' late events: in the copied rows

@@ -15,6 +15,7 @@ from confluent_kafka.admin import AdminClient
 
 from orderstream.kafka.clients import admin_config, consumer_config
 from orderstream.runtime.replay import ProjectionReplay, ReplayError
+from orderstream.runtime.replay_workers import projection_replay
 from orderstream.services.projections import build_projections
 from orderstream.views import queries
 from orderstream.views.registry import SPECS, spec_of
@@ -154,7 +155,7 @@ def test_a_replay_split_across_worker_processes_swaps_in_an_equal_copy(live):
     wait_applied(settings.database_url, log, timeout_s=60, check=running.check)
     before = digests_all(settings.database_url)
     for name in ("order-view", "sales-view"):
-        result = ProjectionReplay(settings, spec_of(name), processes=3).run()
+        result = projection_replay(settings, spec_of(name), processes=3).run()
         assert result.events_applied == sum(map(len, histories)), name
         assert result.generation == result.replaced + 1, name
     assert digests_all(settings.database_url) == before

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from orderstream.ops.dlq import dead_letter, safe_error_message
+from orderstream.kafka.dead_letters import dead_letter, safe_error_message
 
 
 @dataclass
