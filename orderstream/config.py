@@ -56,6 +56,25 @@ class Settings(BaseSettings):
     broker_heap: str = Field("512m", pattern=r"^\d+[kmgKMG]$")
     java_home: Path | None = None
 
+    # Schema registry mode (a Confluent-compatible API, e.g. Apicurio's /apis/ccompat/v7). Unset = single-object
+    # encoding, no registry. Set: writers produce the Confluent wire format (00, 4-byte schema id, Avro body).
+    schema_registry_url: str | None = Field(
+        None, description="the registry's Confluent-compatible API, e.g. http://127.0.0.1:8081/apis/ccompat/v7"
+    )
+    schema_registry_username: str | None = Field(None, description="basic authentication user (with the password)")
+    schema_registry_password: SecretStr | None = None
+    schema_registry_token: SecretStr | None = Field(None, description="a bearer token (instead of basic credentials)")
+    schema_registry_auto_register: bool = Field(
+        False, description="let writers register missing schemas (off: `orderstream schemas register` does it)"
+    )
+    schema_registry_timeout_s: float = Field(10.0, gt=0, description="how long one registry request may take")
+
+    # The local schema registry (orderstream registry start): Apicurio Registry, KafkaSQL storage on the broker.
+    apicurio_version: str = "3.3.3"
+    registry_port: int = Field(8081, ge=1, le=65535)
+    registry_management_port: int = Field(9001, ge=1, le=65535)
+    registry_heap: str = Field("256m", pattern=r"^\d+[kmgKMG]$")
+
     # Payment rules (minor units of the order's currency; limits apply per currency, there is no FX conversion).
     payment_order_limit_minor: int = Field(
         500_000, ge=0, description="the largest order total the payment service authorizes"
@@ -111,6 +130,14 @@ class Settings(BaseSettings):
     @property
     def effective_bootstrap(self) -> str:
         return self.bootstrap_servers or self.local_bootstrap
+
+    @property
+    def uses_schema_registry(self) -> bool:
+        return bool(self.schema_registry_url)
+
+    @property
+    def local_registry_url(self) -> str:
+        return f"http://127.0.0.1:{self.registry_port}/apis/ccompat/v7"
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -13,6 +13,7 @@ class DecodeFailure(str, enum.Enum):
     TRUNCATED_HEADER = "truncated_header"
     BAD_MAGIC = "bad_magic"
     UNKNOWN_FINGERPRINT = "unknown_fingerprint"
+    UNKNOWN_SCHEMA_ID = "unknown_schema_id"  # Confluent wire format: an id the registry or the catalog does not know
     BAD_BODY = "bad_body"
     TRAILING_BYTES = "trailing_bytes"
     UPCAST_FAILED = "upcast_failed"
@@ -53,3 +54,11 @@ class DecodeError(SchemaError):
         self.detail = detail
         self.type_name = type_name
         self.version = version
+
+
+class RegistryError(SchemaError):
+    """The schema registry refused a request (the message names the subject and the registry's reason)."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The schema registry did not answer: nothing was encoded or decoded; retry once it is back."""
