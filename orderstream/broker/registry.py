@@ -236,7 +236,9 @@ class LocalRegistry:
             if registry_version(f"http://{self.spec.host}:{self.spec.port}", timeout_s=1.0) is not None:
                 return
             time.sleep(0.5)
-        raise BrokerError(f"the registry did not answer on {self.spec.url} within {timeout_s:.0f}s; see {self.log_file}")
+        raise BrokerError(
+            f"the registry did not answer on {self.spec.url} within {timeout_s:.0f}s; see {self.log_file}"
+        )
 
     def _last_log_error(self) -> str:
         if self.log_file.exists():
@@ -265,7 +267,7 @@ def registry_version(base_url: str, timeout_s: float = 5.0) -> dict[str, str] | 
     """Apicurio's system info ({"name", "version", ...}) at base_url (scheme://host:port), or None when nothing
     answers there as an Apicurio Registry."""
     try:
-        with urllib.request.urlopen(base_url.rstrip("/") + SYSTEM_INFO_PATH, timeout=timeout_s) as response:  # noqa: S310
+        with urllib.request.urlopen(base_url.rstrip("/") + SYSTEM_INFO_PATH, timeout=timeout_s) as response:
             info = json.loads(response.read())
     except (OSError, ValueError, urllib.error.URLError):
         return None

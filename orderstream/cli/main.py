@@ -27,6 +27,7 @@ from orderstream.cli import (
     generate,
     orders,
     query,
+    registry,
     replay,
     run,
     schemas,
@@ -106,6 +107,10 @@ def describe_error(exc: BaseException, options: GlobalOptions) -> str:
     if isinstance(exc, KafkaAuthenticationError):
         return f"{options.bootstrap() or 'the cluster'}: {exc}"
     if isinstance(exc, (ClusterUnreachable, BrokerError)):  # their messages name the broker and what to do
+        return _one_line(str(exc))
+    from orderstream.schemas.errors import RegistryError
+
+    if isinstance(exc, RegistryError):  # names the registry or the subject, and the registry's reason
         return _one_line(str(exc))
     return (
         f"unexpected {type(exc).__name__}: {_one_line(str(exc)) or 'no message'} (this is a bug: run again with "
@@ -246,6 +251,12 @@ app.command(name="tail", rich_help_panel=READ)(tail.tail)
 app.command(name="status", rich_help_panel=OPERATE)(status.status)
 app.add_typer(
     dlq.app, name="dlq", rich_help_panel=OPERATE, help="Dead letters: list, show and retry records that failed."
+)
+app.add_typer(
+    registry.app,
+    name="registry",
+    rich_help_panel=SETUP,
+    help="Start, stop and inspect a local Apicurio schema registry (Confluent-compatible API).",
 )
 app.add_typer(
     schemas.app,

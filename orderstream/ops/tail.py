@@ -63,10 +63,10 @@ def tail(
     from orderstream.kafka.reading import read_records
     from orderstream.kafka.topics import topic_exists
     from orderstream.schemas.cloudevents import read_headers
-    from orderstream.schemas.codec import Codec
     from orderstream.schemas.errors import DecodeError
+    from orderstream.schemas.wire import codec_for
 
-    codec = Codec()
+    codec = codec_for(settings)
     consumer = Consumer(consumer_config(settings, f"orderstream.tail.{uuid.uuid4().hex[:12]}"))
     try:
         full = [settings.topic(name) for name in topics]

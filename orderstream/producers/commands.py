@@ -64,13 +64,13 @@ class CommandSender:
         from confluent_kafka import Producer
 
         from orderstream.kafka.clients import producer_config
-        from orderstream.schemas.codec import Codec
+        from orderstream.schemas.wire import codec_for
 
         self.settings = settings
         self.commands_topic = settings.topic(commands_topic)
         self.replies_topic = settings.topic(replies_topic)
         self.source = source
-        self.codec = Codec()
+        self.codec = codec_for(settings)
         self._producer = Producer(producer_config(settings, **{"linger.ms": 0}))
         self._reader: Any = None
 

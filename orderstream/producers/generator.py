@@ -62,9 +62,9 @@ def send_range(
     from confluent_kafka import Producer
 
     from orderstream.kafka.clients import producer_config
-    from orderstream.schemas.codec import Codec
+    from orderstream.schemas.wire import codec_for
 
-    codec = Codec()
+    codec = codec_for(settings)
     topic = settings.topic(ORDERS_COMMANDS)
     # Delivery reports for failures only: a Python callback per acknowledged record cost more than encoding it.
     # Success is still confirmed: flush() returns 0 only once every record is acknowledged or reported failed.

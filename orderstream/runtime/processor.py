@@ -207,11 +207,7 @@ class Processor(Generic[S]):
         self.settings = settings
         self.spec = spec
         self.name = spec.name
-        if codec is None:
-            from orderstream.schemas.codec import Codec
-
-            codec = Codec()
-        self.codec = codec
+        self.codec = codec  # None: the settings' codec (schemas.wire), resolved when run() starts
         self.changelog = settings.topic(spec.changelog_topic)
         self._logical = {settings.topic(t): t for t in (*spec.input_topics, spec.changelog_topic)}
         self._cache = StateCache(spec.state_dir, self.changelog) if spec.state_dir else None
@@ -232,7 +228,12 @@ class Processor(Generic[S]):
         from confluent_kafka import Consumer
 
         from orderstream.kafka.clients import consumer_config
+        from orderstream.schemas.wire import wait_for_codec
 
+        if self.codec is None:  # in registry mode: waits (saying so once) while the registry does not answer
+            self.codec = wait_for_codec(self.settings, stop.is_set, lambda line: log.warning("%s: %s", self.name, line))
+            if self.codec is None:
+                return
         self._producer = self._new_producer()
         self._consumer = Consumer(
             consumer_config(

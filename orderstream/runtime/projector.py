@@ -155,11 +155,12 @@ class Projector:
     def run(self, stop: threading.Event) -> None:
         from confluent_kafka import Consumer
 
-        from orderstream.schemas.catalog import default_catalog
-        from orderstream.schemas.codec import Codec
+        from orderstream.schemas.wire import wait_for_codec
         from orderstream.views.store import ProjectionStore
 
-        codec = Codec(default_catalog())
+        codec = wait_for_codec(self.settings, stop.is_set, lambda line: log.warning("%s: %s", self.name, line))
+        if codec is None:
+            return
         self._store = store = ProjectionStore(self.database_url, self.spec, writer=True)
         consumer = None
         writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-writer")

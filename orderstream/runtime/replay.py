@@ -281,11 +281,10 @@ class ProjectionReplay:
         the positions reached (past transaction markers and aborted records)."""
         from confluent_kafka import KafkaException, TopicPartition
 
-        from orderstream.schemas.catalog import default_catalog
-        from orderstream.schemas.codec import Codec
         from orderstream.schemas.errors import DecodeError
+        from orderstream.schemas.wire import codec_for
 
-        codec = Codec(default_catalog())
+        codec = codec_for(self.settings)
         reached = dict(starts)
         pending = {p for p in starts if starts[p] < ends.get(p, 0)}
         self.progress.phase(phase, sum(max(0, ends[p] - starts[p]) for p in pending))

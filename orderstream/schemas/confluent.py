@@ -32,7 +32,7 @@ SINGLE_OBJECT_MAGIC_BYTE = 0xC3
 
 
 def subject_of(entry: SchemaEntry) -> str:
-    """The registry subject of a type's schemas (record-name strategy): its full name, e.g. orderstream.orders.OrderPlaced."""
+    """The registry subject of a type's schemas (record-name strategy): its full name (orderstream.orders.OrderPlaced)."""
     return entry.full_name
 
 
@@ -75,7 +75,9 @@ def registry_call(what: str, call, *args, **kwargs):
         return call(*args, **kwargs)
     except SchemaRegistryError as exc:
         if exc.http_status_code >= 500:
-            raise RegistryUnavailable(f"{what}: the registry failed ({exc.http_status_code}): {exc.error_message}") from None
+            raise RegistryUnavailable(
+                f"{what}: the registry failed ({exc.http_status_code}): {exc.error_message}"
+            ) from None
         raise RegistryError(f"{what}: {exc.error_message} (HTTP {exc.http_status_code})") from None
     except (OSError, ValueError) as exc:  # httpx errors are OSError-like; a malformed reply is a ValueError
         raise RegistryUnavailable(f"{what}: {type(exc).__name__}: {exc}") from None
@@ -202,7 +204,9 @@ class ConfluentCodec:
         if type(value) is not bytes and isinstance(value, (bytearray, memoryview)):
             value = bytes(value)
         if type(value) is bytes and value[:1] == CONFLUENT_MAGIC:
-            return self.single_object.decode(self._single_object_header(value) + memoryview(value)[CONFLUENT_HEADER_SIZE:])
+            return self.single_object.decode(
+                self._single_object_header(value) + memoryview(value)[CONFLUENT_HEADER_SIZE:]
+            )
         return self.single_object.decode(value)
 
     def writer_of(self, value: bytes) -> SchemaEntry:
@@ -214,7 +218,8 @@ class ConfluentCodec:
     def _single_object_header(self, value: bytes) -> bytes:
         if len(value) < CONFLUENT_HEADER_SIZE:
             raise DecodeError(
-                DecodeFailure.TRUNCATED_HEADER, f"{len(value)} bytes, the Confluent header alone is {CONFLUENT_HEADER_SIZE}"
+                DecodeFailure.TRUNCATED_HEADER,
+                f"{len(value)} bytes, the Confluent header alone is {CONFLUENT_HEADER_SIZE}",
             )
         schema_id = int.from_bytes(value[1:CONFLUENT_HEADER_SIZE], "big")
         entry = self.ids.entry_of(schema_id)
@@ -256,6 +261,8 @@ def transcode(value: bytes, to_format: str, ids: SchemaIds, catalog: SchemaCatal
             return value
         entry = catalog.by_fingerprint(value[2:HEADER_SIZE])
         if entry is None:
-            raise DecodeError(DecodeFailure.UNKNOWN_FINGERPRINT, f"no schema has fingerprint {value[2:HEADER_SIZE].hex()}")
+            raise DecodeError(
+                DecodeFailure.UNKNOWN_FINGERPRINT, f"no schema has fingerprint {value[2:HEADER_SIZE].hex()}"
+            )
         return CONFLUENT_MAGIC + ids.id_of(entry).to_bytes(4, "big") + value[HEADER_SIZE:]
     raise DecodeError(DecodeFailure.BAD_MAGIC, f"starts with {value[:2].hex()}: neither Confluent (00) nor c301")

@@ -83,5 +83,8 @@ def _registry_codec(settings: Settings) -> Any:
         timeout_s=settings.schema_registry_timeout_s,
     )
     ids = SchemaIds(client, default_catalog(), package_definitions(), settings.schema_registry_auto_register)
-    ids.resolve_all()
+    try:
+        ids.resolve_all()
+    except RegistryUnavailable as exc:
+        raise RegistryUnavailable(f"schema registry at {settings.schema_registry_url} does not answer: {exc}") from None
     return ConfluentCodec(Codec(default_catalog()), ids, settings.schema_registry_url)  # type: ignore[arg-type]
