@@ -3,7 +3,8 @@
 kafka: ORDERSTREAM_TEST_BOOTSTRAP_SERVERS when set; else the local broker (Maven-fetched Apache Kafka jars) on free
 ports in a temp dir; else testcontainers' Kafka when a Docker engine answers. With ORDERSTREAM_REQUIRE_BROKER=1 a
 broker that cannot be had FAILS the test instead of skipping it. postgres works the same way with initdb/pg_ctl and
-ORDERSTREAM_REQUIRE_POSTGRES=1.
+ORDERSTREAM_REQUIRE_POSTGRES=1. schema_registry: a real Apicurio Registry (KafkaSQL on the session broker), every
+package schema registered; ORDERSTREAM_REQUIRE_REGISTRY=1 makes one that cannot be had fail the test.
 """
 
 from __future__ import annotations
@@ -109,3 +110,31 @@ def pg_database(postgres_url: str) -> str:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
     return postgres_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(scope="session")
+def schema_registry(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory):
+    """A running Apicurio Registry for this test session (a LocalRegistry; .spec.url is its Confluent-compatible API),
+    with every schema of the package registered. Tests that stop it must start it again."""
+    from tests.support.registry import register_package_schemas, test_registry
+
+    registry = test_registry(tmp_path_factory.mktemp("registry"), kafka_bootstrap)
+    try:
+        registry.start(echo=lambda _: None)
+        register_package_schemas(registry.spec.url)
+    except Exception as exc:  # noqa: BLE001 - any failure to start means "no registry", reported below
+        registry.stop()
+        _unavailable("schema registry", "ORDERSTREAM_REQUIRE_REGISTRY", str(exc))
+        return
+    try:
+        yield registry
+    finally:
+        registry.stop()
+
+
+@pytest.fixture
+def registry_settings(settings: Settings, schema_registry) -> Settings:
+    """`settings` in registry mode: writers produce the Confluent wire format through the session registry."""
+    from orderstream.config import with_overrides
+
+    return with_overrides(settings, schema_registry_url=schema_registry.spec.url)

@@ -109,6 +109,7 @@ def read_topic(
     from orderstream.kafka.offsets import watermarks
 
     topic = settings.topic(name)
+    codec = CODEC if not settings.uses_schema_registry else _registry_codec(settings)
     consumer = Consumer(consumer_config(settings, f"test-read-{uuid.uuid4().hex}", **{"isolation.level": isolation}))
     try:
         partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
@@ -118,7 +119,7 @@ def read_topic(
         while time.monotonic() < deadline:
             for record in consumer.consume(500, 0.2):
                 assert record.error() is None, record.error()
-                out.append((record, CODEC.decode(record.value()) if decode else record.value()))
+                out.append((record, codec.decode(record.value()) if decode else record.value()))
             if until is not None:
                 if until([value for _, value in out]):
                     return out
@@ -132,6 +133,12 @@ def read_topic(
         raise AssertionError(f"reading {topic} timed out with {len(out)} records")
     finally:
         consumer.close()
+
+
+def _registry_codec(settings: Settings):
+    from orderstream.schemas.wire import codec_for
+
+    return codec_for(settings)  # reads both encodings
 
 
 def events_by_order(events: list[Any]) -> dict[str, list[Any]]:
