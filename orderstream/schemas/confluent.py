@@ -32,7 +32,7 @@ SINGLE_OBJECT_MAGIC_BYTE = 0xC3
 
 
 def subject_of(entry: SchemaEntry) -> str:
-    """The registry subject of a type's schemas (record-name strategy): its full name (orderstream.orders.OrderPlaced)."""
+    """A type's registry subject (record-name strategy): its full name, e.g. orderstream.orders.OrderPlaced."""
     return entry.full_name
 
 

@@ -142,8 +142,9 @@ def test_registry_down_services_wait_and_recover_and_a_restart_keeps_every_schem
                 "ORDERSTREAM_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
                 "PYTHONUNBUFFERED": "1",
             }
-            place = subprocess.run([sys.executable, "-m", "orderstream.cli.main", *root, "place", "--customer", "c",
-                                    "--item", "SKU-1:1:1.00"], env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+            place_args = [*root, "place", "--customer", "c", "--item", "SKU-1:1:1.00"]
+            place = subprocess.run([sys.executable, "-m", "orderstream.cli.main", *place_args], env=env,
+                                   capture_output=True, text=True, timeout=120)  # fmt: skip
             assert place.returncode == 1 and len(place.stderr.strip().splitlines()) == 1, place.stderr
             assert "schema registry at" in place.stderr and "does not answer" in place.stderr
 
