@@ -157,10 +157,20 @@ def topic(
             help="Allow one of the pipeline's own topics as DST (a restore): its services will consume the copies.",
         ),
     ] = False,
+    to_format: Annotated[
+        str | None,
+        typer.Option(
+            "--to-format",
+            help="Re-encode the copy: confluent (00 + registry schema id) or single-object (C3 01 + fingerprint). "
+            "Needs schema_registry_url.",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Copy events into another topic exactly once: same keys, headers and timestamps; same partition numbers if DST
-    has SRC's partition count, else re-partitioned by key (per-key order kept)."""
+    has SRC's partition count, else re-partitioned by key (per-key order kept). With --to-format, values are
+    re-framed (the Avro body and its writer schema stay; content-type and ce_dataschema follow)."""
     from orderstream.producers.topic_copy import CopyError, CopyFilter, CopyInterrupted, TopicCopy, check_request
 
     start, end = _time(from_time, "--from-time"), _time(until, "--until")
@@ -171,8 +181,17 @@ def topic(
         check_request(destination, copy_filter, force)
     except CopyError as exc:
         fail(str(exc))
+    if to_format not in (None, "confluent", "single-object"):
+        fail(f"--to-format {to_format}: expected confluent or single-object")
     settings = settings_of(ctx)
+    if to_format is not None and not settings.uses_schema_registry:
+        fail("--to-format needs a schema registry: set ORDERSTREAM_SCHEMA_REGISTRY_URL")
     require_broker(settings)  # seconds, not the clients' own timeouts, when no broker answers
+    reframe = None
+    if to_format is not None:
+        from orderstream.schemas.wire import reframer_for
+
+        reframe = reframer_for(settings, to_format)
     notices = err_console()
     with _progress(json_output, "copied") as progress:
         bar = _Bar(progress, f"{source} -> {destination}", "records")
@@ -180,7 +199,7 @@ def topic(
             copy = TopicCopy(
                 settings, source, destination, copy_filter, progress=bar,
                 on_notice=lambda text: None if json_output else notices.print(f"note: {text}", highlight=False),
-                allow_pipeline_destination=force,
+                allow_pipeline_destination=force, reframe=reframe,
             )  # fmt: skip
             result = copy.run()
         except KeyboardInterrupt:

@@ -146,6 +146,7 @@ class TopicCopy:
         batch_size: int | None = None,
         on_notice: Callable[[str], None] | None = None,
         allow_pipeline_destination: bool = False,
+        reframe: Callable[[bytes, list], tuple[bytes, list]] | None = None,
     ) -> None:
         self.settings = settings
         self.source, self.destination = settings.topic(source), settings.topic(destination)
@@ -158,6 +159,11 @@ class TopicCopy:
         self.batch_size = batch_size or settings.batch_size
         self.on_notice = on_notice or (lambda _: None)
         self.job = f"{settings.topic_prefix}orderstream.topic-copy.{self.source}.{self.destination}.{copy_filter.fingerprint()}"
+        # re-encoding (replay topic --to-format): (value, headers) -> the same record in another wire format; a
+        # re-encoded copy is another copy, with its own group
+        self.reframe = reframe
+        if reframe is not None:
+            self.job += f".{getattr(reframe, 'name', 'reframed')}"
 
     def run(self) -> CopyResult:
         from confluent_kafka import Consumer, Producer
@@ -311,7 +317,10 @@ class TopicCopy:
                     continue
                 headers = [(k, v) for k, v in headers if k != SOURCE_HEADER]
                 headers.append((SOURCE_HEADER, f"{self.source}:{partition}:{offset}".encode()))
-                records.append((partition, message.key(), message.value(), headers, timestamp))
+                value = message.value()
+                if self.reframe is not None:
+                    value, headers = self.reframe(value, headers)
+                records.append((partition, message.key(), value, headers, timestamp))
             commit, covered = [], 0
             for tp in consumer.position([TopicPartition(self.source, p) for p in sorted(pending)]):
                 if tp.offset < 0:

@@ -266,3 +266,35 @@ def transcode(value: bytes, to_format: str, ids: SchemaIds, catalog: SchemaCatal
             )
         return CONFLUENT_MAGIC + ids.id_of(entry).to_bytes(4, "big") + value[HEADER_SIZE:]
     raise DecodeError(DecodeFailure.BAD_MAGIC, f"starts with {value[:2].hex()}: neither Confluent (00) nor c301")
+
+
+class Reframer:
+    """Re-frames records for a copy into to_format, headers included (content-type; ce_dataschema for Confluent). A
+    value in neither format (or of a schema the other side lacks) is copied as it is: a copy does not judge records,
+    the readers of the copy dead-letter what they cannot read."""
+
+    def __init__(self, to_format: str, ids: SchemaIds, catalog: SchemaCatalog, registry_url: str) -> None:
+        if to_format not in ("confluent", "single-object"):
+            raise ValueError(f"unknown wire format {to_format!r}")
+        self.name = to_format
+        self.ids, self.catalog, self.base = ids, catalog, registry_url.rstrip("/")
+        self.unchanged = 0
+
+    def __call__(self, value: bytes, headers: list) -> tuple[bytes, list]:
+        from orderstream.schemas.cloudevents import CONTENT_TYPE as SINGLE_OBJECT_CONTENT_TYPE
+
+        try:
+            framed = transcode(value, self.name, self.ids, self.catalog)
+        except DecodeError:
+            self.unchanged += 1
+            return value, headers
+        kept = [(k, v) for k, v in headers if k not in ("content-type", "ce_dataschema")]
+        if self.name == "confluent":
+            schema_id = int.from_bytes(framed[1:CONFLUENT_HEADER_SIZE], "big")
+            kept += [
+                ("content-type", CONTENT_TYPE.encode()),
+                ("ce_dataschema", f"{self.base}/schemas/ids/{schema_id}".encode()),
+            ]
+        else:
+            kept.append(("content-type", SINGLE_OBJECT_CONTENT_TYPE.encode()))
+        return framed, kept

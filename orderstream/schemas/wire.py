@@ -88,3 +88,11 @@ def _registry_codec(settings: Settings) -> Any:
     except RegistryUnavailable as exc:
         raise RegistryUnavailable(f"schema registry at {settings.schema_registry_url} does not answer: {exc}") from None
     return ConfluentCodec(Codec(default_catalog()), ids, settings.schema_registry_url)  # type: ignore[arg-type]
+
+
+def reframer_for(settings: Settings, to_format: str) -> Any:
+    """(value, headers) -> (value, headers) in to_format ("confluent" or "single-object"), for a re-encoded copy."""
+    from orderstream.schemas.confluent import Reframer
+
+    codec = codec_for(settings)
+    return Reframer(to_format, codec.ids, codec.catalog, settings.schema_registry_url)  # type: ignore[arg-type]

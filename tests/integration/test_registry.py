@@ -216,3 +216,39 @@ class _Running:
         self.thread.join(timeout)
         if self.error is not None:
             raise self.error
+
+
+def test_replay_topic_to_format_re_encodes_a_copy_and_back_byte_for_byte(registry_settings):
+    from orderstream.kafka.topics import ensure_topics
+
+    settings = registry_settings
+    ensure_topics(settings)
+    log = EventLog(settings)
+    log.codec = Codec()
+    events = [e for n in range(3) for e in random_history(random.Random(n), f"copy-{n}")]
+    log.write(events)
+    log.close()
+
+    to_confluent = _cli(
+        settings, "replay", "topic", ORDERS_EVENTS, "--to", "copy.confluent", "--to-format", "confluent"
+    )
+    assert to_confluent.exit_code == 0, to_confluent.stderr
+    back = _cli(settings, "replay", "topic", "copy.confluent", "--to", "copy.single", "--to-format", "single-object")
+    assert back.exit_code == 0, back.stderr
+
+    original = read_topic(settings, ORDERS_EVENTS)
+    confluent = read_topic(settings, "copy.confluent")
+    single = read_topic(settings, "copy.single")
+    assert {r.value()[:1] for r, _ in confluent} == {b"\x00"}
+    assert all(dict(r.headers())["content-type"] == CONTENT_TYPE.encode() for r, _ in confluent)
+    assert sorted(e.event_id for _, e in confluent) == sorted(e.event_id for e in events)
+    by_id = {e.event_id: r.value() for r, e in original}
+    assert {e.event_id: r.value() for r, e in single} == by_id  # the round trip gives the same bytes back
+    assert {e.event_id: e for _, e in confluent} == {e.event_id: e for _, e in original}
+
+
+def test_to_format_without_a_registry_is_one_line_and_nothing_is_copied(settings):
+    result = _cli(settings, "replay", "topic", ORDERS_EVENTS, "--to", "copy.x", "--to-format", "confluent")
+    assert result.exit_code == 1 and result.stderr.strip().splitlines() == [
+        "error: --to-format needs a schema registry: set ORDERSTREAM_SCHEMA_REGISTRY_URL"
+    ]
