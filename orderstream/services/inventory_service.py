@@ -22,6 +22,7 @@ stage's transactional.id, <group>-<slot>, is stable across restarts).
 from __future__ import annotations
 
 import logging
+from types import MappingProxyType
 from typing import Any
 
 from orderstream.config import Settings
@@ -162,7 +163,7 @@ class InventoryService(SlottedService):
     instance slot. If either stage fails, both stop and run() raises StageFailed (the first error as its cause)."""
 
     name = NAME
-    stages = {"orders": ORDER_STAGE, "stock": SKU_STAGE}
+    stages = MappingProxyType({"orders": ORDER_STAGE, "stock": SKU_STAGE})
 
 
 def build_inventory_service(settings: Settings) -> InventoryService:

@@ -11,6 +11,7 @@ the batch's transaction (the processor's dead-letter hook).
 from __future__ import annotations
 
 import logging
+from types import MappingProxyType
 from typing import Any
 
 from orderstream.config import Settings
@@ -76,7 +77,7 @@ class ShippingService(SlottedService):
     """`orderstream run shipping`: one shipping processor with a stable instance slot (and so transactional.id)."""
 
     name = NAME
-    stages = {NAME: STAGE}
+    stages = MappingProxyType({NAME: STAGE})
 
 
 def build_shipping_service(settings: Settings) -> ShippingService:
