@@ -15,7 +15,6 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 DEFAULT_CONFIG_FILE = "orderstream.toml"
-PROJECTIONS = ("order-view", "customer-view", "sales-view", "stock-view")
 
 
 class Settings(BaseSettings):

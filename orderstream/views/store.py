@@ -37,7 +37,7 @@ from sqlalchemy.exc import DBAPIError
 from orderstream.domain.events import Event
 from orderstream.views.base import RowChanges
 from orderstream.views.bulk import BulkRows
-from orderstream.views.registry import ProjectionSpec
+from orderstream.views.spec import ProjectionSpec
 from orderstream.views.tables import TableSet, bookkeeping, projection_meta, projection_offsets
 
 log = logging.getLogger(__name__)
