@@ -76,7 +76,6 @@ class OrderStatus(enum.Enum):
 
 
 CANCELLABLE = frozenset({OrderStatus.PLACED, OrderStatus.CONFIRMED})
-ENDED = frozenset({OrderStatus.DELIVERED, OrderStatus.REJECTED, OrderStatus.CANCELLED})
 
 
 class RejectionCode(enum.Enum):
