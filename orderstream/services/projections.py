@@ -13,7 +13,9 @@ from __future__ import annotations
 import threading
 
 from orderstream.config import Settings
+from orderstream.runtime.projector import Projector
 from orderstream.runtime.stages import run_stages
+from orderstream.views.registry import ALL_SPECS, spec_of
 
 
 class ProjectionsService:
@@ -31,7 +33,4 @@ class ProjectionsService:
 
 def build_projections(settings: Settings, names: tuple[str, ...] | None = None) -> ProjectionsService:
     """The projectors of the named views (default: every view of the registry)."""
-    from orderstream.runtime.projector import Projector
-    from orderstream.views.registry import ALL_SPECS, spec_of
-
     return ProjectionsService(Projector(settings, spec_of(name)) for name in (names or tuple(ALL_SPECS)))
