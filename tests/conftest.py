@@ -29,8 +29,11 @@ def _unavailable(what: str, variable: str, reason: str) -> None:
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """host:port of a real Apache Kafka broker for this test session."""
+    from tests.support.registry import EARLY
+
     external = os.environ.get("ORDERSTREAM_TEST_BOOTSTRAP_SERVERS")
     if external:
+        EARLY.launch(tmp_path_factory.mktemp("registry"), external)  # only when a collected test needs it
         yield external
         return
     from tests.support.brokers import start_test_broker
@@ -40,6 +43,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     except Exception as exc:  # noqa: BLE001 - any failure to start means "no broker", reported below
         _unavailable("Kafka broker", "ORDERSTREAM_REQUIRE_BROKER", str(exc))
         return
+    EARLY.launch(tmp_path_factory.mktemp("registry"), broker.spec.bootstrap)
     try:
         yield broker.spec.bootstrap
     finally:
@@ -127,20 +131,33 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def schema_registry(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory):
     """A running Apicurio Registry for this test session (a LocalRegistry; .spec.url is its Confluent-compatible API),
     with every schema of the package registered. Tests that stop it must start it again."""
-    from tests.support.registry import register_package_schemas, test_registry
+    from tests.support.registry import EARLY, register_package_schemas
 
-    registry = test_registry(tmp_path_factory.mktemp("registry"), kafka_bootstrap)
     try:
-        registry.start(echo=lambda _: None)
+        registry = EARLY.ready(tmp_path_factory.mktemp("registry"), kafka_bootstrap)  # launched early when it could be
         register_package_schemas(registry.spec.url)
     except Exception as exc:  # noqa: BLE001 - any failure to start means "no registry", reported below
-        registry.stop()
+        EARLY.stop()
         _unavailable("schema registry", "ORDERSTREAM_REQUIRE_REGISTRY", str(exc))
         return
     try:
         yield registry
     finally:
         registry.stop()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Whether this session needs the schema registry: then kafka_bootstrap launches it in the background early."""
+    from tests.support.registry import EARLY
+
+    EARLY.wanted = any("schema_registry" in getattr(item, "fixturenames", ()) for item in session.items)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A registry launched early but never used (the session stopped first) does not outlive the session."""
+    from tests.support.registry import EARLY
+
+    EARLY.stop()
 
 
 @pytest.fixture

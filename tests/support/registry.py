@@ -33,3 +33,39 @@ def register_package_schemas(url: str) -> None:
     from orderstream.schemas.registry_sync import register_all
 
     register_all(registry_client(url), default_catalog(), package_definitions())
+
+
+class EarlyRegistry:
+    """The session's registry, launched in the background as soon as the session's broker is known (Apicurio takes
+    half a minute to start: other tests run meanwhile) when a collected test needs it; `ready()` waits for it."""
+
+    def __init__(self) -> None:
+        self.wanted = False
+        self.registry: LocalRegistry | None = None
+        self.process = None
+        self.error: Exception | None = None
+
+    def launch(self, home: Path, bootstrap: str) -> None:
+        if not self.wanted or self.registry is not None or self.error is not None:
+            return
+        try:
+            self.registry = test_registry(home, bootstrap)
+            self.process = self.registry.launch(echo=lambda _: None)
+        except Exception as exc:  # noqa: BLE001 - reported by ready(), in the test that needs the registry
+            self.error = exc
+
+    def ready(self, home: Path, bootstrap: str, timeout_s: float = 240.0) -> LocalRegistry:
+        self.wanted = True
+        self.launch(home, bootstrap)
+        if self.error is not None:
+            raise self.error
+        assert self.registry is not None
+        self.registry.wait_until_ready(self.process, timeout_s)
+        return self.registry
+
+    def stop(self) -> None:
+        if self.registry is not None:
+            self.registry.stop()
+
+
+EARLY = EarlyRegistry()  # one per test session (process)
