@@ -35,4 +35,4 @@ def test_render_markdown_of_fake_rows() -> None:
 def test_every_benchmark_is_in_the_suite() -> None:
     from bench.suite import SUITE
 
-    assert set(SUITE) == {"help", "produce", "rebuild", "memory", "latency", "query"}
+    assert set(SUITE) == {"help", "produce", "rebuild", "memory", "latency", "query", "registry"}
