@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     schema_registry_auto_register: bool = Field(
         False, description="let writers register missing schemas (off: `orderstream schemas register` does it)"
     )
-    schema_registry_timeout_s: float = Field(10.0, gt=0, description="how long one registry request may take")
+    schema_registry_timeout_s: float = Field(30.0, gt=0, description="how long one registry request may take")
 
     # The local schema registry (orderstream registry start): Apicurio Registry, KafkaSQL storage on the broker.
     apicurio_version: str = "3.3.3"

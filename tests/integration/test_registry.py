@@ -252,3 +252,30 @@ def test_to_format_without_a_registry_is_one_line_and_nothing_is_copied(settings
     assert result.exit_code == 1 and result.stderr.strip().splitlines() == [
         "error: --to-format needs a schema registry: set ORDERSTREAM_SCHEMA_REGISTRY_URL"
     ]
+
+
+def test_registry_commands_fail_in_one_line_when_there_is_nothing_to_talk_to(settings):
+    import socket
+
+    from orderstream.broker.local import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/apis/ccompat/v7"
+    quiet = with_overrides(settings, schema_registry_url=dead)
+    status = _cli(quiet, "registry", "status")
+    assert status.exit_code == 1 and status.stderr.strip().splitlines() == [
+        f"error: no Apicurio registry answers at {dead.removesuffix('/apis/ccompat/v7')}: start one with "
+        "`orderstream registry start`"
+    ]
+    stopped = _cli(settings, "registry", "stop")
+    assert stopped.exit_code == 0 and "no registry started by orderstream" in stopped.stdout
+    unset = _cli(settings, "schemas", "register")
+    assert (
+        unset.exit_code == 1 and len(unset.stderr.strip().splitlines()) == 1 and "SCHEMA_REGISTRY_URL" in unset.stderr
+    )
+    down = _cli(quiet, "schemas", "register")
+    assert down.exit_code == 1 and len(down.stderr.strip().splitlines()) == 1, down.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        start = _cli(settings, "registry", "start", "--port", str(port))
+    assert start.exit_code == 1 and start.stderr.strip().splitlines()[-1].startswith(f"error: port {port} on 127.0.0.1")

@@ -32,7 +32,8 @@ def register_package_schemas(url: str) -> None:
     from orderstream.schemas.confluent import package_definitions, registry_client
     from orderstream.schemas.registry_sync import register_all
 
-    register_all(registry_client(url), default_catalog(), package_definitions())
+    # a generous timeout: a KafkaSQL write waits for the journal to come back, slow on a loaded machine
+    register_all(registry_client(url, timeout_s=60), default_catalog(), package_definitions())
 
 
 class EarlyRegistry:
