@@ -233,12 +233,29 @@ class LocalRegistry:
             if process.poll() is not None:
                 self.pid_file.unlink(missing_ok=True)
                 raise BrokerError(f"the registry exited with code {process.returncode}: {self._last_log_error()}")
-            if registry_version(f"http://{self.spec.host}:{self.spec.port}", timeout_s=1.0) is not None:
+            if self.is_ready():
                 return
             time.sleep(0.5)
         raise BrokerError(
             f"the registry did not answer on {self.spec.url} within {timeout_s:.0f}s; see {self.log_file}"
         )
+
+    def is_ready(self) -> bool:
+        """Whether the registry's storage is up (its management health check), not merely its HTTP server: until
+        KafkaSQL has replayed its journal, API calls fail with HTTP 500."""
+        url = f"http://{self.spec.host}:{self.spec.management_port}/health/ready"
+        try:
+            with urllib.request.urlopen(url, timeout=2.0) as response:
+                ready = json.loads(response.read()).get("status") == "UP"
+        except (OSError, ValueError):
+            return False
+        if not ready:
+            return False
+        try:  # a storage read: answered by the HTTP server with a 500 until the storage is initialised
+            with urllib.request.urlopen(f"{self.spec.url}/subjects", timeout=5.0) as response:
+                return response.status == 200
+        except (OSError, ValueError):
+            return False
 
     def _last_log_error(self) -> str:
         if self.log_file.exists():

@@ -28,12 +28,23 @@ def test_registry(home: Path, bootstrap: str, cache_dir: Path | None = None) -> 
 
 
 def register_package_schemas(url: str) -> None:
+    import time
+
     from orderstream.schemas.catalog import default_catalog
     from orderstream.schemas.confluent import package_definitions, registry_client
+    from orderstream.schemas.errors import RegistryUnavailable
     from orderstream.schemas.registry_sync import register_all
 
     # a generous timeout: a KafkaSQL write waits for the journal to come back, slow on a loaded machine
-    register_all(registry_client(url, timeout_s=60), default_catalog(), package_definitions())
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            register_all(registry_client(url, timeout_s=60), default_catalog(), package_definitions())
+            return
+        except RegistryUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 class EarlyRegistry:
