@@ -25,7 +25,7 @@ from orderstream.runtime.projector import Projector, group_id_of
 from orderstream.services.projections import ProjectionsService
 from orderstream.topology import ORDERS_EVENTS
 from orderstream.views.registry import SPECS
-from orderstream.views.store import ProjectionStore
+from orderstream.views.store import NotInitialized, ProjectionStore
 from tests.support.databases import another_database, url_of
 from tests.support.event_log import EventLog, digests_all, dump_all, wait_applied
 from tests.support.histories import public_rows, random_history, reference
@@ -38,7 +38,7 @@ def stored_offsets(template: str) -> dict[str, dict]:
         store = ProjectionStore(url_of(template, name), spec)
         try:
             out[name] = store.next_offsets()
-        except Exception:  # noqa: BLE001 - not created yet
+        except NotInitialized:  # not created yet
             out[name] = {}
         finally:
             store.dispose()

@@ -15,7 +15,7 @@ from orderstream.kafka.clients import producer_config
 from orderstream.kafka.topics import ensure_topics
 from orderstream.topology import ORDERS_EVENTS, TOPICS
 from orderstream.views.registry import SPECS
-from orderstream.views.store import ProjectionStore
+from orderstream.views.store import NotInitialized, ProjectionStore
 from tests.support.databases import url_of
 from tests.support.wire import CODEC
 
@@ -94,7 +94,7 @@ def wait_applied(url_template: str, log: EventLog, timeout_s: float = 60.0, name
             for name, store in stores.items():
                 try:
                     stored = store.next_offsets()
-                except Exception:  # noqa: BLE001 - the projector has not created its tables yet
+                except NotInitialized:  # the projector has not created its tables yet
                     stored = {}
                 for partition, offset in log.committed.items():
                     if stored.get((log.topic, partition), 0) <= offset:
