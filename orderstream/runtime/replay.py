@@ -9,8 +9,10 @@ The steps, with what each guarantees:
    sees no rebalance, and it never commits). It starts at the beginning of each partition (--from-beginning) or at
    min(offsets_for_times(T), live offset) (--from-time, see replay_scope.py) and targets the high watermarks (the
    last stable offsets, read_committed) seen at start: the progress bar measures against them.
-4. Build: batches are folded into N+1 through ProjectionStore.apply(shadow=True): rows and N+1's offsets in one
-   transaction, exactly as the live projector does for N. Nothing else is written anywhere: no producer exists here.
+4. Build: batches are folded into N+1 through ProjectionStore.apply(shadow=True, bulk=True): rows and N+1's offsets
+   in one transaction, exactly as the live projector does for N, with the view's bulk fold (spec.bulk: tuples, plain
+   INSERT / COPY for rows only ever appended) into tables created without their secondary indexes, which are built
+   once, before the swap. Nothing else is written anywhere: no producer exists here.
 5. Swap: once at the targets, ProjectionStore.swap_in writes N+1's offset rows (the positions reached) and flips the
    pointer in ONE transaction - only if N+1 is at or past the live generation on every partition; else the replay
    reads on to the live positions and tries again (up to chase_timeout_s). The live projector's next batch raises
@@ -188,7 +190,7 @@ class ProjectionReplay:
             log.info("%s: dropping generation %d (half-built or replaced before)", self.spec.name, old)
             store.drop_generation(old)
         target = live + 1
-        store.create_generation(target)
+        store.create_generation(target, defer_indexes=True)  # bulk load first, index once (create_indexes below)
         log.info("%s: building generation %d next to live generation %d", self.spec.name, target, live)
 
         consumer = self.new_consumer()
@@ -208,6 +210,7 @@ class ProjectionReplay:
                 reached = self.parallel_build(self, target, starts, ends, rebuilt, copied_up_to)
             else:
                 reached = self.consume_into(consumer, store, target, starts, ends, skip, "replay")
+            store.create_indexes(target)
             reached = self._swap(consumer, store, target, live, reached, skip)
         finally:
             consumer.close()
@@ -337,7 +340,7 @@ class ProjectionReplay:
                 records.append(Record(message.topic(), message.partition(), message.offset(), event))
             if records:
                 try:
-                    store.apply(records, target, shadow=True)
+                    store.apply(records, target, shadow=True, bulk=True)
                 except ProjectionError as exc:
                     first = records[0]
                     raise ReplayError(
