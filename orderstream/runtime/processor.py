@@ -51,6 +51,7 @@ from orderstream.runtime.processor_spec import (
 )
 from orderstream.runtime.restore import ChangelogRestore, Restored
 from orderstream.runtime.state import Handled, KeyState, PartitionState
+from orderstream.topology import dlq_name
 
 __all__ = [
     "DeadLetterHook",
@@ -141,6 +142,8 @@ class Processor(Generic[S]):
         self.codec = codec
         self.changelog = settings.topic(spec.changelog_topic)
         self._logical = {settings.topic(t): t for t in (*spec.input_topics, spec.changelog_topic)}
+        # dead-letter retries come back through the inputs' DLQ topics, addressed to one group (kafka/dead_letters.py)
+        self._logical |= {settings.topic(dlq_name(t)): t for t in spec.input_topics}
         self._checkpoints = CheckpointCache(spec.name, spec.state_dir, self.changelog, spec.checkpoint_interval_s)
         self._restore = ChangelogRestore(
             settings, spec.name, spec.group_id, self.changelog, spec.logic, codec, self._checkpoints
@@ -177,7 +180,7 @@ class Processor(Generic[S]):
             )
         )
         self._consumer.subscribe(
-            [self.settings.topic(t) for t in self.spec.input_topics],
+            [self.settings.topic(t) for t in (*self.spec.input_topics, *map(dlq_name, self.spec.input_topics))],
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
@@ -283,14 +286,16 @@ class Processor(Generic[S]):
         nothing is marked and the next restore finds and dead-letters them again."""
         from confluent_kafka import KafkaException, TopicPartition
 
-        from orderstream.kafka.dead_letters import dead_letter, produce_dead_letter
+        from orderstream.kafka.dead_letters import READER_RESTORE, dead_letter, produce_dead_letter
 
         marks = [TopicPartition(self.changelog, n, offset) for n, offset in sorted(restored.screened.items())]
         try:
             self._producer.begin_transaction()
             self._in_transaction = True
             for poisoned in restored.poisoned:
-                letter = dead_letter(poisoned.record, self.spec.group_id, poisoned.stage, poisoned.error)
+                letter = dead_letter(
+                    poisoned.record, self.spec.group_id, poisoned.stage, poisoned.error, reader=READER_RESTORE
+                )
                 produce_dead_letter(self._producer, letter)
             producer, group = self._producer, restored.group_metadata
             _with_deadline(
@@ -390,9 +395,12 @@ class Processor(Generic[S]):
                 )
 
     def _handle(self, batch: _Batch, record: Any) -> None:
+        from orderstream.kafka.dead_letters import is_dead_letter_topic, retry_group
         from orderstream.schemas.errors import DecodeError
 
         partition = record.partition()
+        if is_dead_letter_topic(record.topic()) and retry_group(record) != self.spec.group_id:
+            return  # a letter, a marker or another group's retry request: its position moves on, nothing else
         if record.key() is None:
             self._dead_letter(batch, record, ValueError("the record has no key"), "validate")
             return
@@ -429,8 +437,12 @@ class Processor(Generic[S]):
             batch.replies.append(outcome.reply)
 
     def _dead_letter(self, batch: _Batch, record: Any, error: Exception, stage: str) -> None:
-        from orderstream.kafka.dead_letters import DeadLetter, produce_dead_letter
+        from orderstream.kafka.dead_letters import DeadLetter, dead_letter, produce_dead_letter, retry_group
 
+        if retry_group(record) is not None:  # a retry that failed again: a marker, never a second letter
+            produce_dead_letter(self._producer, dead_letter(record, self.spec.group_id, stage, error))
+            batch.outputs += 1
+            return
         for item in self.spec.dead_letter(record, error, stage, self.spec.group_id):
             if isinstance(item, DeadLetter):
                 produce_dead_letter(self._producer, item)  # a failed delivery fails commit_transaction

@@ -41,6 +41,8 @@ from sqlalchemy.engine import make_url
 
 from orderstream import failpoints
 from orderstream.config import Settings
+from orderstream.runtime.projector import group_id_of
+from orderstream.topology import dlq_name
 from orderstream.views.base import ProjectionError
 from orderstream.views.registry import ProjectionSpec
 from orderstream.views.store import Position, ProjectionStore, Record
@@ -141,6 +143,9 @@ class ProjectionReplay:
         self.processes = processes
         self.parallel_build = parallel_build
         self.topics = [settings.topic(name) for name in spec.topics]
+        # the live projector also reads its topics' DLQ topics for retry requests to its group: so does its rebuild
+        self.dead_letter_topics = [settings.topic(dlq_name(name)) for name in spec.topics]
+        self.group_id = group_id_of(spec.name, settings.topic_prefix)  # the live projector's group
         self._applied = 0
         self._skipped = 0
         self._rejected = 0
@@ -247,9 +252,11 @@ class ProjectionReplay:
         from confluent_kafka import TopicPartition
 
         partitions, ends = [], {}
-        for topic in self.topics:
+        for topic in (*self.topics, *self.dead_letter_topics):
             metadata = consumer.list_topics(topic, timeout=10).topics[topic]
             if metadata.error is not None:
+                if topic in self.dead_letter_topics:
+                    continue  # no DLQ topic: no retry request to read
                 raise ReplayError(f"topic {topic} does not exist (run `orderstream topics init`)")
             for partition in sorted(metadata.partitions):
                 _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
@@ -293,6 +300,7 @@ class ProjectionReplay:
         the positions reached (past transaction markers and aborted records)."""
         from confluent_kafka import KafkaException, TopicPartition
 
+        from orderstream.kafka.dead_letters import is_dead_letter_topic, retry_group
         from orderstream.schemas.catalog import default_catalog
         from orderstream.schemas.codec import Codec
         from orderstream.schemas.errors import DecodeError
@@ -315,6 +323,9 @@ class ProjectionReplay:
                         raise KafkaException(message.error())
                 events = []
                 for message in messages:
+                    if is_dead_letter_topic(message.topic()) and retry_group(message) != self.group_id:
+                        events.append(None)  # not a retry request for the live projector's group: skipped as it does
+                        continue
                     try:
                         events.append(codec.decode(message.value()))
                     except DecodeError as exc:
