@@ -20,10 +20,12 @@ def read_records(
     or aborted records never delivers its last offset. A record carrying an error is raised, never skipped."""
     from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
+    from orderstream.kafka.offsets import watermarks
+
     assignment, ends = [], {}
     for topic in topics:
         for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            low, high = watermarks(consumer, topic, partition, 10.0)  # rides out a leader not elected yet
             ends[(topic, partition)] = high
             if follow or (from_beginning and high > low):
                 assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING if from_beginning else OFFSET_END))
