@@ -17,13 +17,12 @@ from orderstream.cli.main import app
 from orderstream.runtime.projector import Projector
 from orderstream.views.registry import spec_of
 from orderstream.views.store import ProjectionStore
-from tests.support.databases import db_url  # noqa: F401
 from tests.support.event_log import EventLog, wait_applied
 from tests.support.histories import random_history
 from tests.support.orders import read_topic
 
 
-def test_bad_records_are_dead_lettered_and_the_rest_projected(topics, db_url):  # noqa: F811
+def test_bad_records_are_dead_lettered_and_the_rest_projected(topics, db_url):
     settings = topics.model_copy(update={"database_url": db_url})
     rng = random.Random(7)
     good = [random_history(rng, f"ok-{i}") for i in range(5)]
@@ -64,7 +63,7 @@ def test_bad_records_are_dead_lettered_and_the_rest_projected(topics, db_url):  
     assert keys == sorted([b"garbage-1"] + [b"parked-1"] * (len(parked) - 1))
 
 
-def replay_skips_what_the_projector_dead_letters(settings, db_url, rejected: int) -> None:  # noqa: F811
+def replay_skips_what_the_projector_dead_letters(settings, db_url, rejected: int) -> None:
     """`replay projection` over a log holding records that cannot be projected: it skips them (the count is in its
     --json), swaps, and the new generation holds exactly the rows the live projector made."""
     store = ProjectionStore(settings.database_url_for("order-view"), spec_of("order-view"))
