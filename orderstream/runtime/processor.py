@@ -36,7 +36,18 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
 from orderstream.config import Settings
+from orderstream.kafka.clients import consumer_config, producer_config
+from orderstream.kafka.dead_letters import (
+    READER_RESTORE,
+    DeadLetter,
+    dead_letter,
+    is_dead_letter_topic,
+    produce_dead_letter,
+    retry_group,
+)
 from orderstream.runtime.checkpoints import CheckpointCache
 from orderstream.runtime.processor_spec import (
     DeadLetterHook,
@@ -51,6 +62,7 @@ from orderstream.runtime.processor_spec import (
 )
 from orderstream.runtime.restore import ChangelogRestore, Restored
 from orderstream.runtime.state import Handled, KeyState, PartitionState
+from orderstream.schemas.errors import DecodeError
 from orderstream.topology import dlq_name
 
 __all__ = [
@@ -92,8 +104,6 @@ def _with_deadline(what: str, call: Callable[[], Any], deadline_s: float) -> Any
     this raises a fatal _TIMED_OUT error, so the processor abandons that producer (its thread stays blocked) and makes
     a new one with the same transactional.id, whose init_transactions fences the old one and aborts its transaction.
     """
-    from confluent_kafka import KafkaError, KafkaException
-
     outcome: list[Any] = []
     failure: list[BaseException] = []
 
@@ -169,10 +179,6 @@ class Processor(Generic[S]):
     # --- lifecycle -----------------------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        from confluent_kafka import Consumer
-
-        from orderstream.kafka.clients import consumer_config
-
         self._producer = self._new_producer()
         self._consumer = Consumer(
             consumer_config(
@@ -220,10 +226,6 @@ class Processor(Generic[S]):
         log.info("%s: stopped", self.name)
 
     def _new_producer(self) -> Any:
-        from confluent_kafka import Producer
-
-        from orderstream.kafka.clients import producer_config
-
         producer = Producer(
             producer_config(
                 self.settings,
@@ -284,10 +286,6 @@ class Processor(Generic[S]):
         """Dead-letter what the restore skipped, in ONE transaction with the restore group's screened offsets (see
         runtime/restore.py): committed, the next restore skips these records without writing them again; failed,
         nothing is marked and the next restore finds and dead-letters them again."""
-        from confluent_kafka import KafkaException, TopicPartition
-
-        from orderstream.kafka.dead_letters import READER_RESTORE, dead_letter, produce_dead_letter
-
         marks = [TopicPartition(self.changelog, n, offset) for n, offset in sorted(restored.screened.items())]
         try:
             self._producer.begin_transaction()
@@ -331,8 +329,6 @@ class Processor(Generic[S]):
     # --- one batch, one transaction ------------------------------------------------------------------------------
 
     def _process(self, records: list[Any]) -> None:
-        from confluent_kafka import KafkaException
-
         began = time.monotonic()
         batch = _Batch()
         for record in records:
@@ -380,8 +376,6 @@ class Processor(Generic[S]):
         """commit_transaction, flushing the replies (it fails if any was not delivered). A commit that times out goes
         on in the background and librdkafka says to call it again (aborting then would conflict with it and stop the
         service): so a retriable error that does not require an abort is retried, COMMIT_ATTEMPTS times in all."""
-        from confluent_kafka import KafkaException
-
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
                 self._producer.commit_transaction(KAFKA_TIMEOUT_S)
@@ -395,9 +389,6 @@ class Processor(Generic[S]):
                 )
 
     def _handle(self, batch: _Batch, record: Any) -> None:
-        from orderstream.kafka.dead_letters import is_dead_letter_topic, retry_group
-        from orderstream.schemas.errors import DecodeError
-
         partition = record.partition()
         if is_dead_letter_topic(record.topic()) and retry_group(record) != self.spec.group_id:
             return  # a letter, a marker or another group's retry request: its position moves on, nothing else
@@ -437,8 +428,6 @@ class Processor(Generic[S]):
             batch.replies.append(outcome.reply)
 
     def _dead_letter(self, batch: _Batch, record: Any, error: Exception, stage: str) -> None:
-        from orderstream.kafka.dead_letters import DeadLetter, dead_letter, produce_dead_letter, retry_group
-
         if retry_group(record) is not None:  # a retry that failed again: a marker, never a second letter
             produce_dead_letter(self._producer, dead_letter(record, self.spec.group_id, stage, error))
             batch.outputs += 1
@@ -473,8 +462,6 @@ class Processor(Generic[S]):
         )
 
     def _flush(self, batch: _Batch) -> None:
-        from confluent_kafka import KafkaError, KafkaException
-
         try:
             remaining = self._producer.flush(KAFKA_TIMEOUT_S)
         except SystemError as exc:
@@ -492,8 +479,6 @@ class Processor(Generic[S]):
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{remaining} records unacknowledged after flush"))
 
     def _positions(self, batch: _Batch) -> list[Any]:
-        from confluent_kafka import TopicPartition
-
         return [TopicPartition(topic, partition, offset) for (topic, partition), offset in batch.next_offsets.items()]
 
     def _apply(self, batch: _Batch) -> None:
@@ -510,8 +495,6 @@ class Processor(Generic[S]):
 
     def _recover(self, error: Any, batch: _Batch) -> None:
         """Abort (or, after a fatal error, replace the producer), drop the batch's state, rewind the consumer."""
-        from confluent_kafka import KafkaException
-
         log.warning(
             "%s: transaction failed (%s); %s",
             self.name,
@@ -535,8 +518,6 @@ class Processor(Generic[S]):
         self._rewind(batch)
 
     def _rewind(self, batch: _Batch) -> None:
-        from confluent_kafka import KafkaError, KafkaException, TopicPartition
-
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
         for (topic, partition), offset in batch.first_offsets.items():
             if (topic, partition) not in assigned:
@@ -555,8 +536,6 @@ class Processor(Generic[S]):
 
     def _abort_quietly(self, why: str) -> None:
         """Abort on the way out of a failure that is already being raised (its error matters more than this one)."""
-        from confluent_kafka import KafkaException
-
         try:
             self._producer.abort_transaction(KAFKA_TIMEOUT_S)
             log.warning("%s: transaction aborted (%s)", self.name, why)

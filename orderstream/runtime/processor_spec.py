@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+from orderstream.kafka.dead_letters import dead_letter
 from orderstream.runtime.state import KeyState
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,6 @@ DeadLetterHook = Callable[[Any, Exception, str, str], Sequence[Any]]
 def to_dead_letter_topic(record: Any, error: Exception, stage: str, group: str) -> Sequence[Any]:
     """The default hook: the record goes to <topic>.dlq, unchanged, in the same transaction as the batch (so it is
     dead-lettered exactly once), and processing continues with the next record. See orderstream.kafka.dead_letters."""
-    from orderstream.kafka.dead_letters import dead_letter
-
     log.error(
         "%s[%d]@%d failed at %s (%s: %s): sent to the dead-letter topic",
         record.topic(),

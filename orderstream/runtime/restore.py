@@ -23,11 +23,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
 from orderstream.config import Settings
+from orderstream.kafka.clients import consumer_config
 from orderstream.kafka.offsets import watermarks
 from orderstream.runtime.checkpoints import CheckpointCache
 from orderstream.runtime.processor_spec import ProcessorError, ProcessorLogic
 from orderstream.runtime.state import Handled, KeyState, PartitionState
+from orderstream.schemas.errors import DecodeError
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +90,6 @@ class ChangelogRestore:
 
     def restore(self, states: dict[int, PartitionState], partitions: set[int]) -> Restored:
         """Restore these partitions into `states` (changed in place: a partition's entry may be replaced)."""
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-        from orderstream.kafka.clients import consumer_config
-
         reader = Consumer(consumer_config(self.settings, self.group_id))
         done = Restored()
         try:
@@ -155,16 +155,12 @@ class ChangelogRestore:
     def _screened_marks(self, reader: Any, partitions: set[int]) -> dict[int, int]:
         """Per partition, the changelog offset below which poisoned records were dead-lettered already. read_committed
         asks for stable offsets: a transaction still carrying letters and a mark (a zombie's) is resolved first."""
-        from confluent_kafka import TopicPartition
-
         asked = [TopicPartition(self.changelog, n) for n in sorted(partitions)]
         return {tp.partition: max(tp.offset, 0) for tp in reader.committed(asked, timeout=KAFKA_TIMEOUT_S)}
 
     def _fold(self, state: PartitionState, record: Any, mark: int, done: Restored, kept: bool) -> None:
         """Judge one changelog record and fold it into its key's state when it is applied. kept: the state came from
         the cache or memory, so a record that does not follow it raises EvolveFailed (the cache is wrong)."""
-        from orderstream.schemas.errors import DecodeError
-
         state.next_offset = record.offset() + 1
         if record.key() is None:
             self._poisoned(record, ValueError("the record has no key"), "validate", mark, done)
@@ -230,8 +226,6 @@ class ChangelogRestore:
     ) -> None:
         """The changelog does not continue the cached state of a partition (the cache is not what its offset says):
         the log is the truth, so forget the cache and fold the partition again from its first record."""
-        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
         log.warning(
             "%s: %s - the cached state of partition %d does not match the changelog; rebuilding it from the start",
             self.name,
