@@ -226,13 +226,10 @@ class Processor(Generic[S]):
         log.info("%s: stopped", self.name)
 
     def _new_producer(self) -> Any:
-        producer = Producer(
-            producer_config(
-                self.settings,
-                self.spec.transactional_id,
-                **(DEFAULT_PRODUCER_OVERRIDES | self.spec.producer_overrides),
-            )
+        config = producer_config(
+            self.settings, self.spec.transactional_id, **(DEFAULT_PRODUCER_OVERRIDES | self.spec.producer_overrides)
         )
+        producer = (self.spec.producer_factory or Producer)(config)
         producer.init_transactions(KAFKA_TIMEOUT_S)  # fences any older producer with our id, aborts its open txn
         return producer
 

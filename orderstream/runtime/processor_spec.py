@@ -109,5 +109,7 @@ class ProcessorSpec(Generic[S]):
     dead_letter: DeadLetterHook = to_dead_letter_topic
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
     producer_overrides: dict[str, Any] = field(default_factory=dict)
+    # makes the transactional producer from its librdkafka configuration (None: confluent_kafka.Producer); a test seam
+    producer_factory: Callable[[dict[str, Any]], Any] | None = None
     checkpoint_interval_s: float = 30.0
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
