@@ -38,9 +38,9 @@ from orderstream.topology import (
 )
 from orderstream.views.registry import ALL_SPECS
 from orderstream.views.store import ProjectionStore
-from tests.faults.pipeline import ServiceProcess
 from tests.support import garbage
 from tests.support.orders import place_order, read_topic
+from tests.support.pipeline import ServiceProcess
 
 STAGES = (
     order_service.STAGE,
