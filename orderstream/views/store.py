@@ -38,7 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from orderstream.domain.events import Event
-from orderstream.views.base import RowChanges
+from orderstream.views.base import RowChanges, follow_versions
 from orderstream.views.bulk import BulkRows
 from orderstream.views.spec import BulkChanges, ProjectionSpec
 from orderstream.views.tables import TableSet, bookkeeping, projection_meta, projection_offsets
@@ -430,6 +430,9 @@ class ProjectionStore:
         if not events:
             return fresh, None
         current = self._bulk.load(conn, self.tables(generation)[self.spec.state_role], {e.aggregate_id for e in events})
+        events = follow_versions(events, current)  # repeats left out, a gap raises ProjectionError
+        if not events:
+            return fresh, None
         if bulk and self.spec.bulk is not None:
             return fresh, self.spec.bulk.fold(events, current)
         return fresh, self.spec.project(events, current)
