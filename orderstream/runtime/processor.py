@@ -36,6 +36,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from orderstream.config import Settings
 from orderstream.kafka.offsets import watermarks
 from orderstream.runtime.state import Handled, KeyState, PartitionState, StateCache
+from orderstream.telemetry.processor import ProcessorTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,7 @@ class ProcessorSpec(Generic[S]):
     producer_overrides: dict[str, Any] = field(default_factory=dict)
     checkpoint_interval_s: float = 30.0
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    service: str = ""  # the service the stage belongs to (metrics and spans say so); "" = its name
 
 
 @dataclass
@@ -225,6 +227,10 @@ class Processor(Generic[S]):
         self._saver: ThreadPoolExecutor | None = None  # writes periodic checkpoints off the loop
         self._saving: Future | None = None
         self.batches_committed = 0  # for tests and status
+        self._telemetry = ProcessorTelemetry(
+            settings, spec.service or spec.name, spec.name, spec.group_id, self._logical
+        )
+        self._tracing = self._telemetry.tracer  # None when tracing is off: then no per-record tracing work at all
 
     # --- lifecycle -----------------------------------------------------------------------------------------------
 
@@ -317,6 +323,7 @@ class Processor(Generic[S]):
         replayed = self._restore(numbers)
         self._owned |= numbers
         consumer.assign(committed)
+        self._telemetry.rebalanced("assigned", partitions)
         log.info(
             "%s: assigned partitions %s; state rebuilt (%d changelog records replayed) in %.2fs",
             self.name,
@@ -331,6 +338,7 @@ class Processor(Generic[S]):
         if self._in_transaction:
             self._abort_quietly("partitions revoked")
         numbers = {tp.partition for tp in partitions}
+        self._telemetry.rebalanced("revoked", partitions)
         self._checkpoint(numbers & self._owned)
         self._owned -= numbers  # the state stays in memory as a cache: replay from its checkpoint catches up
         log.info("%s: partitions %s revoked", self.name, sorted(numbers))
@@ -512,6 +520,8 @@ class Processor(Generic[S]):
 
         began = time.monotonic()
         batch = _Batch()
+        trace = self._telemetry.trace_batch(records)  # None when tracing is off
+        handle = self._handle if trace is None else trace.wrap(self._handle)
         for record in records:
             where = (record.topic(), record.partition())
             batch.first_offsets.setdefault(where, record.offset())
@@ -520,7 +530,7 @@ class Processor(Generic[S]):
             self._producer.begin_transaction()
             self._in_transaction = True
             for record in records:
-                self._handle(batch, record)
+                handle(batch, record)
             self._flush(batch)
             for reply in batch.replies:
                 self._produce(batch, reply(), None)
@@ -531,17 +541,20 @@ class Processor(Generic[S]):
                 lambda: producer.send_offsets_to_transaction(positions, group, KAFKA_TIMEOUT_S),
                 KAFKA_TIMEOUT_S + 5,
             )
-            self._commit_transaction()
+            self._telemetry.timed_commit(self._commit_transaction)
             self._in_transaction = False
         except KafkaException as exc:
+            self._telemetry.aborted(exc.args[0], trace)
             self._recover(exc.args[0], batch)
             return
-        except BaseException:
+        except BaseException as exc:
+            self._telemetry.aborted(exc, trace)
             self._abort_quietly("handler or decode error")
             raise
         self._apply(batch)
         self._fatal_recoveries = 0
         self.batches_committed += 1
+        self._telemetry.committed(records, batch.events, began, self._consumer, trace)
         log.info(
             "%s: batch of %d records (partitions %s) -> %d events, %d other records, %d replies; committed in %.0f ms",
             self.name,
@@ -612,6 +625,7 @@ class Processor(Generic[S]):
     def _dead_letter(self, batch: _Batch, record: Any, error: Exception, stage: str) -> None:
         from orderstream.kafka.dead_letters import DeadLetter, produce_dead_letter
 
+        self._telemetry.dead_lettered(record, stage)
         for item in self.spec.dead_letter(record, error, stage, self.spec.group_id):
             if isinstance(item, DeadLetter):
                 produce_dead_letter(self._producer, item)  # a failed delivery fails commit_transaction
@@ -632,11 +646,14 @@ class Processor(Generic[S]):
                 )
 
         extra = {} if output.partition is None else {"partition": output.partition}
+        headers = self.codec.headers(output.value, self.spec.source)
+        if self._tracing is not None:  # the context of the record being decided (none for replies)
+            headers += self._telemetry.context_headers()
         self._producer.produce(
             topic,
             key=output.key.encode("utf-8"),
             value=self.codec.encode(output.value),
-            headers=self.codec.headers(output.value, self.spec.source),
+            headers=headers,
             on_delivery=delivered,
             **extra,
         )
