@@ -7,6 +7,7 @@ names (docs/ARCHITECTURE.md describes the views); without it, rich tables for pe
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -21,7 +22,6 @@ TimeoutOption = Annotated[
     float | None,
     typer.Option("--timeout", help="Seconds --after waits for the view (default: the wait_timeout_s setting).", min=0),
 ]
-TOKEN_CHECK_TIMEOUT_S = 5.0  # the most asking the broker whether an --after token can exist takes
 
 
 def _open(settings, projection: str):
@@ -35,106 +35,23 @@ def _open(settings, projection: str):
 
 
 def _wait_for(settings, projection: str, token_text: str, timeout_s: float | None) -> None:
-    """Block until the projection's stored next offset on the token's partition is past the token's offset.
+    """Block until the projection has applied the token (the core's read-your-writes wait); one line and exit 1
+    when the token is refused or cannot exist, or the view is still behind after the timeout."""
+    from orderstream.ops.read_your_writes import (
+        TokenRefused,
+        TokenUnreachable,
+        ViewBehind,
+        parse_token,
+        wait_until_applied,
+    )
+    from orderstream.views.store import StoreError
 
-    A token not applied yet is first checked against the broker (_check_token): one naming a partition or an offset
-    its topic does not have would otherwise be waited for until the timeout, which then blamed the projections.
-    """
-    import math
-    import time
-
-    from orderstream.views.queries import ReadModel
-    from orderstream.views.store import NotInitialized, StoreError
-
-    token = _token_for(projection, token_text)
-    timeout_s = settings.wait_timeout_s if timeout_s is None else timeout_s
-    if not math.isfinite(timeout_s):
+    if timeout_s is not None and not math.isfinite(timeout_s):
         fail(f"--timeout must be a finite number of seconds, got {timeout_s:g}")
-    deadline = time.monotonic() + timeout_s
-    url, topic = settings.database_url_for(projection), settings.topic(token.topic)
-    model, next_offset, checked = None, None, False
     try:
-        while True:
-            try:
-                model = model or ReadModel(url, projection)
-                next_offset = model.next_offset(topic, token.partition)
-            except NotInitialized:
-                next_offset = None
-            if token.is_applied(next_offset):
-                return
-            if not checked:
-                _check_token(settings, token, min(TOKEN_CHECK_TIMEOUT_S, max(1.0, deadline - time.monotonic())))
-                checked = True
-            if time.monotonic() >= deadline:
-                behind = token.offset + 1 - (next_offset or 0)
-                fail(
-                    f"{projection} is behind by {behind} event(s) on {token.topic} partition {token.partition} after "
-                    f"{timeout_s:g}s (it has applied up to offset {(next_offset or 0) - 1}, the token needs {token.offset}); "
-                    "is `orderstream run projections` running?"
-                )
-            time.sleep(0.05)
-    except StoreError as exc:
+        wait_until_applied(settings, projection, parse_token(projection, token_text), timeout_s)
+    except (TokenRefused, TokenUnreachable, ViewBehind, StoreError) as exc:
         fail(str(exc))
-    finally:
-        if model is not None:
-            model.close()
-
-
-def _token_for(projection: str, token_text: str):
-    """The parsed token, which must name a topic the projection reads."""
-    from orderstream.kafka.consistency import ConsistencyToken, TokenError
-    from orderstream.views.registry import spec_of
-
-    try:
-        token = ConsistencyToken.parse(token_text)
-    except TokenError as exc:
-        fail(str(exc))
-    if token.topic not in spec_of(projection).topics:
-        fail(f"token {token} names {token.topic}; {projection} projects {', '.join(spec_of(projection).topics)}")
-    return token
-
-
-def _check_token(settings, token, timeout_s: float) -> None:
-    """Fail at once when the token's partition or offset does not exist in its topic (or the topic does not).
-
-    One metadata and one watermark request, timeout_s each at most: a broker that does not answer proves nothing
-    about the token, so then the wait goes on as it always did (it reads only the view's database).
-    The high watermark is read_uncommitted: an event of a transaction still open counts, the view will apply it.
-    """
-    import uuid
-
-    from confluent_kafka import Consumer, KafkaError, KafkaException
-
-    from orderstream.kafka.clients import KafkaAuthenticationError, consumer_config
-    from orderstream.kafka.offsets import watermarks
-
-    topic = settings.topic(token.topic)
-    group = f"orderstream.query.{uuid.uuid4().hex[:8]}"  # never joined: no subscribe, no commit
-    consumer = Consumer(consumer_config(settings, group, **{"isolation.level": "read_uncommitted"}))
-    try:
-        metadata = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-        if metadata is not None and metadata.error is not None:
-            if metadata.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                return  # e.g. no leader yet: cannot say
-            metadata = None
-        if metadata is None:
-            fail(
-                f"topic {topic} does not exist at {settings.effective_bootstrap}, so token {token} cannot be "
-                "reached: create the topics with `orderstream topics init` (with the same --topic-prefix)"
-            )
-        partitions, end = len(metadata.partitions), None
-        if token.partition < partitions:
-            end = watermarks(consumer, topic, token.partition, timeout_s=timeout_s)[1]
-    except (KafkaException, KafkaAuthenticationError):
-        return
-    finally:
-        consumer.close()
-    reason = token.impossibility(partitions, end)
-    if reason is not None:
-        fail(
-            f"token {token} cannot be reached: {reason}; use a token printed by `place --wait` or "
-            "`stock add --wait` against this cluster and --topic-prefix"
-        )
 
 
 def _money(amount_minor: int, currency: str) -> str:
@@ -172,7 +89,9 @@ def order(
     if detail is None:
         fail(f"order {order_id} not found in order-view" + (f" as of {as_of}" if moment else ""))
     if json_output:
-        print_json(detail)
+        from orderstream.views.models import OrderDetail, dump
+
+        print_json(dump(OrderDetail.model_validate(detail)))
         return
     from rich.table import Table
 
@@ -247,7 +166,9 @@ def orders(
         except QueryError as exc:
             fail(str(exc))
     if json_output:
-        print_json(rows)
+        from orderstream.views.models import OrderSummary, dump
+
+        print_json([dump(OrderSummary.model_validate(row)) for row in rows])
         return
     from rich.table import Table
 
@@ -278,7 +199,9 @@ def sales(
             fail(str(exc))
         statuses = status_counts(model)
     if json_output:
-        print_json({"by": by, "rows": rows, "statuses": statuses})
+        from orderstream.views.models import SalesReport, dump
+
+        print_json(dump(SalesReport.model_validate({"by": by, "rows": rows, "statuses": statuses})))
         return
     from rich.table import Table
 
@@ -309,7 +232,9 @@ def customer(
     if not rows:
         fail(f"customer {customer_id} not found in customer-view")
     if json_output:
-        print_json(rows)
+        from orderstream.views.models import CustomerTotal, dump
+
+        print_json([dump(CustomerTotal.model_validate(row)) for row in rows])
         return
     from rich.table import Table
 
@@ -341,7 +266,9 @@ def stock(
     if sku is not None and not rows:
         fail(f"sku {sku} not found in stock-view")
     if json_output:
-        print_json(rows)
+        from orderstream.views.models import StockLevel, dump
+
+        print_json([dump(StockLevel.model_validate(row)) for row in rows])
         return
     from rich.table import Table
 

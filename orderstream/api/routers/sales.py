@@ -1,0 +1,40 @@
+"""Sales and customers: GET /sales?by=sku|day|day-sku (the sales view), GET /customers/{id} (the customer view)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from orderstream.api.context import Context
+from orderstream.api.problems import not_found
+from orderstream.views.models import CustomerTotal, SalesReport, dump
+from orderstream.views.queries import customer_summary, status_counts
+from orderstream.views.queries import sales as sales_rows
+
+router = APIRouter(tags=["sales"])
+
+
+@router.get("/sales", response_model=SalesReport, summary="Booked units and revenue, and orders per status")
+async def sales(context: Context, by: Annotated[Literal["sku", "day", "day-sku"], Query()] = "sku") -> dict:
+    model = await asyncio.to_thread(context.views.get, "sales-view")
+
+    def read() -> dict:
+        return {"by": by, "rows": sales_rows(model, by=by), "statuses": status_counts(model)}
+
+    return dump(SalesReport.model_validate(await asyncio.to_thread(read)))
+
+
+@router.get(
+    "/customers/{customer_id}",
+    response_model=list[CustomerTotal],
+    responses={404: {}},
+    summary="A customer's orders count and lifetime value, per currency",
+)
+async def customer(context: Context, customer_id: str) -> list[dict]:
+    model = await asyncio.to_thread(context.views.get, "customer-view")
+    rows = await asyncio.to_thread(customer_summary, model, customer_id)
+    if not rows:
+        raise not_found(f"customer {customer_id[:80]!r} not found in customer-view")
+    return [dump(CustomerTotal.model_validate(r)) for r in rows]

@@ -1,0 +1,47 @@
+"""API tokens: with the setting api_token, every request needs `Authorization: Bearer <token>` (401 otherwise).
+
+A pure ASGI middleware in front of everything (routes, /docs, /openapi.json, unknown paths alike), so no route can
+forget it. The comparison is hmac.compare_digest (constant time); the token is never logged nor echoed.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+from pydantic import SecretStr
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from orderstream.api.problems import problem_response
+
+
+class BearerTokenMiddleware:
+    def __init__(self, app: ASGIApp, token: SecretStr) -> None:
+        self.app = app
+        self._expected = f"Bearer {token.get_secret_value()}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = b""
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                given = value
+                break
+        if not hmac.compare_digest(given, self._expected):
+            detail = "a valid `Authorization: Bearer <token>` header is required" if given else "no API token given"
+            response = problem_response(401, "Unauthorized", detail, {"WWW-Authenticate": "Bearer"})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
