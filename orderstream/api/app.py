@@ -5,7 +5,8 @@ Shape (kept stable for the routers that plug in, e.g. the web console):
   lifespan state (`request.state.context`, dependency `context.Context`); nothing lives in a module global;
 - ROUTERS lists the resource routers; extra_routers (create_app's argument) are included after them, so the web
   console is `create_app(settings, extra_routers=[console.router])` or added to ROUTERS' list here;
-- middleware, outermost first: bearer token (when api_token is set), CORS (when api_cors_origins is set), and the
+- middleware, outermost first: request metrics and spans (orderstream.telemetry.http, which also serves GET
+  /metrics), bearer token (when api_token is set), CORS (when api_cors_origins is set), and the
   request body limit (api_max_body_bytes, FastAPI's own).
 """
 
@@ -21,6 +22,7 @@ from orderstream.api.context import ApiContext, Commands, LiveEvents, ReadModels
 from orderstream.api.routers import events, ops, orders, sales, stock
 from orderstream.api.security import BearerTokenMiddleware
 from orderstream.config import Settings
+from orderstream.telemetry import http as telemetry
 from orderstream.topology import INVENTORY_REPLIES, ORDERS_REPLIES, SHIPPING_REPLIES
 
 ROUTERS: tuple[APIRouter, ...] = (orders.router, events.router, stock.router, sales.router, ops.router)
@@ -68,4 +70,5 @@ def create_app(settings: Settings, extra_routers: Sequence[APIRouter] = ()) -> F
         )  # fmt: skip
     if settings.api_token is not None:
         app.add_middleware(BearerTokenMiddleware, token=settings.api_token)
+    telemetry.install(app, settings)  # outermost: request time by route and status, GET /metrics
     return app
