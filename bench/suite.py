@@ -8,6 +8,7 @@ from bench.memory import bench_memory
 from bench.produce import bench_produce
 from bench.query import bench_query
 from bench.rebuild import bench_rebuild
+from bench.telemetry import bench_telemetry
 
 
 def _events(scale: float) -> int:
@@ -23,4 +24,5 @@ SUITE = {
         env, rate=500, seconds=max(4.0, 20 * scale), warm_seconds=max(2.0, 60 * scale)
     ),
     "query": lambda env, scale: bench_query(env, orders=max(20_000, int(1_000_000 * scale))),
+    "telemetry": bench_telemetry,  # metrics + tracing on vs off: produce, rebuild, end-to-end latency
 }
