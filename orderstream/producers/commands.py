@@ -75,6 +75,7 @@ class CommandSender:
         self._producer = Producer(producer_config(settings, **{"linger.ms": 0}))
         self._reader: Any = None
         self._telemetry = SenderTelemetry(settings)
+        self._logical_topic = commands_topic  # spans and metrics name topics without the prefix
 
     def __enter__(self) -> CommandSender:
         return self
@@ -96,7 +97,7 @@ class CommandSender:
     def send(self, command: Command, timeout_s: float = KAFKA_TIMEOUT_S) -> Sent:
         """Write the command (with its trace context when tracing is on); counted in commands_sent_total."""
         return self._telemetry.send(
-            command, self.commands_topic, lambda trace_headers: self._send(command, timeout_s, trace_headers)
+            command, self._logical_topic, lambda trace_headers: self._send(command, timeout_s, trace_headers)
         )
 
     def _send(self, command: Command, timeout_s: float, trace_headers: list[tuple[str, bytes]]) -> Sent:

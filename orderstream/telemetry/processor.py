@@ -23,19 +23,24 @@ class BatchTrace:
     def __init__(self, tracer: Any, stage: str, service: str, group: str, records: list[Any], logical: dict) -> None:
         self.tracer = tracer
         self.logical = logical
-        self.attributes = {
-            "orderstream.service": service,
-            "orderstream.stage": stage,
-            "messaging.consumer.group.name": group,
-        }
-        self.span = spans.start_batch_span(tracer, stage, records, self.attributes)
+        self.attributes = {"orderstream.service": service, "orderstream.stage": stage}
+        contexts = spans.contexts_of(records)
+        self.contexts = {id(record): context for record, context in zip(records, contexts, strict=True)}
+        self.span = spans.start_batch_span(
+            tracer, stage, records, contexts, {**self.attributes, "messaging.consumer.group.name": group}
+        )
 
     def wrap(self, handle: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
         from opentelemetry import trace
 
         def traced(batch: Any, record: Any) -> None:
             span = spans.start_record_span(
-                self.tracer, record, self.logical.get(record.topic(), record.topic()), self.span, self.attributes
+                self.tracer,
+                record,
+                self.contexts.get(id(record)),
+                self.logical.get(record.topic(), record.topic()),
+                self.span,
+                self.attributes,
             )
             with trace.use_span(span, end_on_exit=True, record_exception=True):
                 handle(batch, record)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orderstream.config import Settings
-from orderstream.telemetry import metrics, propagation, spans, tracing
+from orderstream.telemetry import metrics, spans, tracing
 from orderstream.telemetry.lag import cached_high_watermark
 
 
@@ -73,7 +73,8 @@ class ProjectorTelemetry:
         from opentelemetry import trace
 
         began = time.time_ns()
-        batch = spans.start_batch_span(self.tracer, self.view, messages, self.attributes)
+        contexts = spans.contexts_of(messages)
+        batch = spans.start_batch_span(self.tracer, self.view, messages, contexts, self.attributes)
         try:
             with trace.use_span(batch, end_on_exit=False, record_exception=True):
                 positions = write(messages, records)
@@ -81,18 +82,18 @@ class ProjectorTelemetry:
             spans.end_with_error(batch, exc)
             raise
         traced = 0
-        for message in messages:  # the records that carry a context join it with an `apply` span
-            remote = propagation.extract(message.headers())
+        record_attributes = {"orderstream.view": self.view}
+        for message, remote in zip(messages, contexts, strict=True):  # records with a context join it: `apply`
             if remote is None:
                 continue
             span = spans.start_record_span(
                 self.tracer,
                 message,
+                remote,
                 self.logical(message.topic()),
                 batch,
-                self.attributes,
+                record_attributes,
                 name="apply",
-                remote=remote,
                 start_time=began,
             )
             span.end()

@@ -13,8 +13,6 @@ from typing import Any
 
 TRACEPARENT = "ce_traceparent"
 TRACESTATE = "ce_tracestate"
-_READ_PARENT = (TRACEPARENT, "traceparent")
-_READ_STATE = (TRACESTATE, "tracestate")
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -39,38 +37,49 @@ def parse_traceparent(value: str) -> tuple[int, int, int] | None:
     return trace_id, span_id, int(flags_hex, 16)
 
 
-def _header(headers: Iterable[tuple[str, Any]], names: tuple[str, ...]) -> str | None:
-    found: dict[str, Any] = {}
-    for name, value in headers:
-        if name in names and value is not None:
-            found[name] = value
-    for name in names:
-        value = found.get(name)
-        if value is not None:
-            return value.decode("ascii", errors="replace") if isinstance(value, bytes | bytearray) else str(value)
-    return None
+_api: dict[str, Any] = {}  # the OpenTelemetry API classes, imported on first use (tracing on)
 
 
 def extract(headers: Iterable[tuple[str, Any]] | None) -> Any:
-    """The remote SpanContext a record's headers carry, or None (no header, or a malformed one)."""
+    """The remote SpanContext a record's headers carry, or None (no header, or a malformed one). One pass over the
+    headers; ce_traceparent wins over a plain traceparent."""
     if not headers:
         return None
-    headers = list(headers)
-    parent = _header(headers, _READ_PARENT)
+    parent = state = None
+    plain_parent = plain_state = None
+    for name, value in headers:
+        if name == TRACEPARENT:
+            parent = value
+        elif name == TRACESTATE:
+            state = value
+        elif name == "traceparent":
+            plain_parent = value
+        elif name == "tracestate":
+            plain_state = value
+    if parent is None:
+        parent, state = plain_parent, plain_state
     if parent is None:
         return None
-    parsed = parse_traceparent(parent)
+    parsed = parse_traceparent(_text(parent))
     if parsed is None:
         return None
-    from opentelemetry.trace import SpanContext, TraceFlags, TraceState
+    if not _api:
+        from opentelemetry.trace import SpanContext, TraceFlags, TraceState
 
-    state_text = _header(headers, _READ_STATE)
+        _api.update(SpanContext=SpanContext, TraceFlags=TraceFlags, TraceState=TraceState)
+    trace_state = _api["TraceState"]
     try:
-        state = TraceState.from_header([state_text]) if state_text else TraceState()
+        tracestate = trace_state.from_header([_text(state)]) if state else trace_state()
     except ValueError:
-        state = TraceState()
+        tracestate = trace_state()
     trace_id, span_id, flags = parsed
-    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags & 0x01), trace_state=state)
+    return _api["SpanContext"](
+        trace_id, span_id, is_remote=True, trace_flags=_api["TraceFlags"](flags & 0x01), trace_state=tracestate
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode("ascii", errors="replace") if isinstance(value, bytes | bytearray) else str(value)
 
 
 def headers_of(span_context: Any) -> list[tuple[str, bytes]]:

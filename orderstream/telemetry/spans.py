@@ -18,31 +18,31 @@ from orderstream.telemetry.tracing import MAX_LINKS
 SYSTEM = {"messaging.system": "kafka"}
 
 
-def record_links(records: Iterable[Any]) -> list[Any]:
-    """Links to the contexts the records carry (their ce_traceparent headers), at most MAX_LINKS."""
-    from opentelemetry.trace import Link
+def contexts_of(records: Iterable[Any]) -> list[Any]:
+    """The trace context each record carries in its headers (None where it has none), read once per batch."""
+    return [propagation.extract(record.headers()) for record in records]
+
+
+def start_batch_span(
+    tracer: Any, name: str, records: list[Any], contexts: list[Any], attributes: dict[str, Any]
+) -> Any:
+    """The span of one batch: a root of its own trace (not made current), linking to its records' contexts (at most
+    MAX_LINKS, the first ones)."""
+    from opentelemetry import context as otel_context
+    from opentelemetry.trace import Link, SpanKind
 
     links = []
-    for record in records:
-        context = propagation.extract(record.headers())
+    for context in contexts:
         if context is not None:
             links.append(Link(context))
             if len(links) == MAX_LINKS:
                 break
-    return links
-
-
-def start_batch_span(tracer: Any, name: str, records: list[Any], attributes: dict[str, Any]) -> Any:
-    """The span of one batch: links to its records' contexts; a root of its own trace (not made current)."""
-    from opentelemetry import context as otel_context
-    from opentelemetry.trace import SpanKind
-
     topics = sorted({record.topic() for record in records})
     return tracer.start_span(
         f"process {name}",
         context=otel_context.Context(),  # a new trace: the records' own traces are linked, not adopted
         kind=SpanKind.CONSUMER,
-        links=record_links(records),
+        links=links,
         attributes={
             **SYSTEM,
             "messaging.operation.type": "process",
@@ -57,35 +57,32 @@ def start_batch_span(tracer: Any, name: str, records: list[Any], attributes: dic
 def start_record_span(
     tracer: Any,
     record: Any,
+    remote: Any,
     logical_topic: str,
     batch_span: Any,
     attributes: dict[str, Any],
     name: str = "process",
-    remote: Any = None,
     start_time: int | None = None,
 ) -> Any:
-    """The span of one record: child of the context in its headers (a new trace, sampled by ratio, when it has
-    none), linked to the batch's span. `remote`: the record's context when the caller has extracted it already."""
+    """The span of one record: child of `remote`, the context in its headers (a new trace, sampled by ratio, when it
+    has none), linked to the batch's span. Few attributes: a span's cost grows with them."""
     from opentelemetry import trace
     from opentelemetry.trace import Link, SpanKind
 
-    if remote is None:
-        remote = propagation.extract(record.headers())
-    parent = trace.set_span_in_context(trace.NonRecordingSpan(remote)) if remote is not None else None
+    parent = trace.set_span_in_context(trace.NonRecordingSpan(remote)) if remote is not None else _empty_context()
     key = record.key()
     return tracer.start_span(
         f"{name} {logical_topic}",
-        context=parent if parent is not None else _empty_context(),
+        context=parent,
         kind=SpanKind.CONSUMER,
-        links=[Link(batch_span.get_span_context())] if batch_span is not None else (),
+        links=(Link(batch_span.get_span_context()),),
         attributes={
-            **SYSTEM,
+            "messaging.system": "kafka",
             "messaging.operation.type": "process",
-            "messaging.operation.name": name,
             "messaging.destination.name": logical_topic,
             "messaging.destination.partition.id": str(record.partition()),
             "messaging.kafka.offset": record.offset(),
-            **({"messaging.kafka.message.key": key.decode("utf-8", errors="replace")} if key is not None else {}),
+            "messaging.kafka.message.key": key.decode("utf-8", errors="replace") if key is not None else "",
             **attributes,
         },
         start_time=start_time,
