@@ -23,9 +23,8 @@ def free_port() -> int:
 
 
 def _root_args(settings: Settings) -> list[str]:
-    return [
-        "-b", settings.effective_bootstrap, "--topic-prefix", settings.topic_prefix, "--data-dir", str(settings.data_dir)
-    ]  # fmt: skip
+    s = settings
+    return ["-b", s.effective_bootstrap, "--topic-prefix", s.topic_prefix, "--data-dir", str(s.data_dir)]
 
 
 def _env(settings: Settings, extra: dict[str, str] | None) -> dict[str, str]:

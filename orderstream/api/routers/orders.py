@@ -10,11 +10,8 @@ and tracking number derive from the key too), which the service answers with its
 from __future__ import annotations
 
 import asyncio
-import csv
 import hashlib
-import io
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -32,10 +29,9 @@ from orderstream.domain.validation import check_currency, check_version
 from orderstream.producers.commands import Outcome
 from orderstream.producers.outcomes import CommandQueued, OrderCommandOutcome, ShipmentOutcome
 from orderstream.topology import ORDERS_COMMANDS, SHIPPING_COMMANDS
-from orderstream.views.models import OrderDetail, OrderPage, OrderSummary, dump
+from orderstream.views.models import OrderDetail, OrderPage, OrderSummary, dump, orders_csv
 from orderstream.views.queries import (
     ORDER_SORTS,
-    SUMMARY_FIELDS,
     OrderCursor,
     OrderSelection,
     order_detail,
@@ -330,19 +326,6 @@ def _selection(customer: str | None, status: str | None, since: str | None, sort
     return OrderSelection(customer, None if status is None else status.upper(), moment, sort, not asc)
 
 
-def _csv_rows(model, selection: OrderSelection) -> Iterator[str]:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(SUMMARY_FIELDS)
-    for row in walk_orders(model, selection):
-        writer.writerow([row[name] for name in SUMMARY_FIELDS])
-        if out.tell() > 64_000:
-            yield out.getvalue()
-            out.seek(0)
-            out.truncate()
-    yield out.getvalue()
-
-
 @router.get(
     "/orders",
     response_model=OrderPage,
@@ -368,7 +351,7 @@ async def list_orders(
     model = await _view(context, ORDER_VIEW)
     if "text/csv" in request.headers.get("accept", ""):
         return StreamingResponse(
-            _csv_rows(model, selection),
+            orders_csv(walk_orders(model, selection)),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="orders.csv"'},
         )
