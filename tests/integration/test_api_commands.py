@@ -1,5 +1,6 @@
-"""The HTTP API against the whole pipeline: `orderstream run all --no-api` and `orderstream serve` as real
-processes on the real broker (SQLite views), httpx as the client.
+"""The HTTP API against the whole pipeline: `orderstream run all` (every service and projector, and the API as one
+more child on api_port) as real processes on the real broker (SQLite views), httpx as the client; `orderstream
+serve` on its own for the token test.
 
 One pipeline and one server for the module (starting them costs more than every scenario together); each scenario
 uses its own customers, SKUs and orders.
@@ -17,7 +18,7 @@ import pytest
 
 from orderstream.config import Settings, load_settings
 from orderstream.topology import INVENTORY_COMMANDS, ORDERS_COMMANDS, SHIPPING_COMMANDS
-from tests.support.api_server import ApiServer, Child, start_pipeline
+from tests.support.api_server import ApiServer
 
 PROBLEM = "application/problem+json"
 
@@ -32,15 +33,11 @@ def api(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         partitions=3,
     )  # fmt: skip
     ensure_topics(settings)
-    pipeline: Child = start_pipeline(settings, base / "pipeline.log")
-    server = None
+    pipeline = ApiServer(settings, base / "run-all.log", pipeline=True)  # run all: the services and the API
     try:
-        server = ApiServer(settings, base / "serve.log")
-        yield settings, server
+        yield settings, pipeline
         assert pipeline.alive(), pipeline.output()[-3000:]
     finally:
-        if server is not None:
-            server.stop()
         assert pipeline.stop() == 0, pipeline.output()[-3000:]
 
 
