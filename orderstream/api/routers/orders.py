@@ -302,13 +302,12 @@ async def get_order(
 ) -> Response:
     moment = parse_time(as_of, "as_of") if as_of is not None else None
     await wait_for_token(context, ORDER_VIEW, after if after is not None else consistency_token, timeout)
-    model = await _view(context, ORDER_VIEW)
     if moment is None:
-        detail = await asyncio.to_thread(order_detail, model, order_id)
+        detail = await asyncio.to_thread(lambda: order_detail(context.views.get(ORDER_VIEW), order_id))
     else:
         from orderstream.views.time_travel import order_as_of
 
-        detail = await asyncio.to_thread(order_as_of, model, order_id, moment)
+        detail = await asyncio.to_thread(lambda: order_as_of(context.views.get(ORDER_VIEW), order_id, moment))
     if detail is None:
         raise not_found(f"order {_short(order_id)} not found in order-view" + (f" as of {as_of}" if moment else ""))
     etag = f'"{detail["version"]}"'
