@@ -2,8 +2,8 @@
 
 Off by default. configure(settings, service) does nothing unless settings.otlp_endpoint is set; then it builds an SDK
 TracerProvider (resource service.name=orderstream-<service>, sampler parent-based with trace_sampling_ratio for new
-traces), a batch span processor exporting over OTLP/HTTP to that endpoint, and turns on the SQLAlchemy
-instrumentation (every engine created afterwards makes SQL spans). The provider is flushed and shut down at exit.
+traces) and a batch span processor exporting over OTLP/HTTP to that endpoint; projection stores created while
+tracing is on make SQL spans (trace_engine). The provider is flushed and shut down at exit.
 
 Like OpenTelemetry's own global provider, the active provider is per process (set once, at the edge: the first
 component that is built with the settings). tracer() returns None while none is active, and the runtimes keep that
@@ -23,7 +23,7 @@ from orderstream.config import Settings
 MAX_LINKS = 128
 
 _lock = threading.Lock()
-_active: dict[str, Any] = {}  # "provider" -> the active TracerProvider, "instrumentor" -> the SQLAlchemy one
+_active: dict[str, Any] = {}  # "provider": the active TracerProvider
 
 
 class TracingUnavailable(RuntimeError):
@@ -74,29 +74,68 @@ def install(provider: Any) -> None:
 
 
 def _install(provider: Any) -> None:
-    _uninstall()
     _active["provider"] = provider
+
+
+def trace_engine(engine: Any) -> Any:
+    """Make SQL spans for this engine's statements (opentelemetry-instrumentation-sqlalchemy's engine hooks) when
+    tracing is on; with tracing off, return it untouched.
+
+    Per engine rather than the instrumentor's patch of create_engine: a module that imported create_engine before
+    tracing was set up would keep the unpatched one. The engine's spans go to whichever provider is active when a
+    statement runs (none: no span). SQLAlchemy 2.1 is past the instrumentation's declared range, but the engine events
+    it hooks are unchanged (tests/integration/test_tracing.py checks the SQL spans)."""
+    if "provider" not in _active:
+        return engine
     try:
-        from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+        from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+        from opentelemetry.metrics import NoOpUpDownCounter
     except ImportError:  # the SQL spans are optional: traces go on without them
-        return
-    instrumentor = SQLAlchemyInstrumentor()
-    # skip_dep_check: its declared range stops below SQLAlchemy 2.1, whose engine events it hooks are unchanged
-    # (tests/integration/test_tracing.py checks the SQL spans appear)
-    instrumentor.instrument(tracer_provider=provider, skip_dep_check=True)
-    _active["instrumentor"] = instrumentor
+        return engine
+    tracer = _active_provider().get_tracer("opentelemetry.instrumentation.sqlalchemy")
+    EngineTracer(tracer, engine, NoOpUpDownCounter("db.client.connections.usage"))
+    return engine
 
 
 def uninstall() -> None:
+    """No active provider any more: components built afterwards do not trace; traced engines make no more spans."""
     with _lock:
-        _uninstall()
+        _active.pop("provider", None)
 
 
-def _uninstall() -> None:
-    instrumentor = _active.pop("instrumentor", None)
-    if instrumentor is not None:
-        instrumentor.uninstrument()
-    _active.pop("provider", None)
+def _active_provider_class() -> type:
+    from opentelemetry import trace
+
+    class ActiveTracer(trace.Tracer):
+        def __init__(self, args: tuple, kwargs: dict) -> None:
+            self._args, self._kwargs, self._for = args, kwargs, (None, None)
+
+        def _tracer(self) -> Any:
+            provider = _active.get("provider")
+            if provider is None:
+                return trace.NoOpTracer()
+            if self._for[0] is not provider:
+                self._for = (provider, provider.get_tracer(*self._args, **self._kwargs))
+            return self._for[1]
+
+        def start_span(self, *args: Any, **kwargs: Any) -> Any:
+            return self._tracer().start_span(*args, **kwargs)
+
+        def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+            return self._tracer().start_as_current_span(*args, **kwargs)
+
+    class ActiveProvider(trace.TracerProvider):
+        """A TracerProvider whose tracers use the active provider of the moment (none: no-op)."""
+
+        def get_tracer(self, *args: Any, **kwargs: Any) -> Any:
+            return ActiveTracer(args, kwargs)
+
+    return ActiveProvider
+
+
+def _active_provider() -> Any:
+    """Built on first use, so nothing imports OpenTelemetry before tracing is on."""
+    return _active_provider_class()()
 
 
 def tracer(name: str) -> Any:
