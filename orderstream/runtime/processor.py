@@ -625,7 +625,7 @@ class Processor(Generic[S]):
     def _dead_letter(self, batch: _Batch, record: Any, error: Exception, stage: str) -> None:
         from orderstream.kafka.dead_letters import DeadLetter, produce_dead_letter
 
-        self._telemetry.dead_lettered(record, stage)
+        self._telemetry.dead_lettered(record, stage, error)
         for item in self.spec.dead_letter(record, error, stage, self.spec.group_id):
             if isinstance(item, DeadLetter):
                 produce_dead_letter(self._producer, item)  # a failed delivery fails commit_transaction

@@ -120,9 +120,11 @@ class ProcessorTelemetry:
     def rebalanced(self, event: str, partitions: list[Any]) -> None:
         self._child(metrics.rebalances, self.stage, event).inc()
 
-    def dead_lettered(self, record: Any, reason: str) -> None:
+    def dead_lettered(self, record: Any, reason: str, error: Exception) -> None:
         topic = record.topic()
         self._child(metrics.dead_letters, self.stage, self.logical.get(topic, topic), reason).inc()
+        if self.tracer is not None:  # the record's span (current while it is decided) ends in error
+            spans.mark_current_failed(error, reason)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (metric, *labels)

@@ -114,3 +114,14 @@ def end_with_error(span: Any, error: BaseException | Any | None) -> None:
             kind = error.name() if callable(getattr(error, "name", None)) else str(error)
         span.set_attribute("error.type", kind)
     span.end()
+
+
+def mark_current_failed(error: BaseException, stage: str) -> None:
+    """The current span's record was dead-lettered at `stage` (decode, validate, apply)."""
+    from opentelemetry import trace
+    from opentelemetry.trace import Status, StatusCode
+
+    span = trace.get_current_span()
+    span.set_status(Status(StatusCode.ERROR, f"dead-lettered at {stage}: {type(error).__name__}"))
+    span.set_attribute("error.type", type(error).__name__)
+    span.set_attribute("orderstream.dead_letter.stage", stage)

@@ -17,10 +17,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
+from orderstream.kafka.clients import producer_config
 from orderstream.producers.commands import CommandSender
-from orderstream.topology import ORDERS_COMMANDS, ORDERS_REPLIES
+from orderstream.topology import ORDERS_COMMANDS, ORDERS_REPLIES, PAYMENTS_EVENTS
 from tests.support.orders import place_order
 
 ORDERS = 12
@@ -101,6 +103,9 @@ def test_counts_on_metrics_agree_with_the_load_across_the_process_tree(topics, p
     with CommandSender(topics, ORDERS_COMMANDS, ORDERS_REPLIES) as sender:
         for _ in range(ORDERS):
             sender.send(place_order(f"{ORDER_ID_PREFIX}{uuid.uuid4().hex[:12]}"))
+    garbage = Producer(producer_config(topics))  # one undecodable record on an input of the order service
+    garbage.produce(topics.topic(PAYMENTS_EVENTS), key=b"garbage", value=b"not avro")
+    assert garbage.flush(10) == 0
 
     deadline = time.monotonic() + 180  # generous: the CI machine may be busy
     samples = _scrape(port)
@@ -108,6 +113,7 @@ def test_counts_on_metrics_agree_with_the_load_across_the_process_tree(topics, p
         _total(samples, "orderstream_view_events_applied_total", view="order-view", type="OrderPlaced") < ORDERS
         # the projector reports its lag once the consumer thread has settled the writer's batch
         or not _has(samples, "orderstream_consumer_lag_records", consumer="order-view", topic="orders.events")
+        or not _has(samples, "orderstream_dead_letters_total", consumer="order", topic="payments.events")
     ):
         if process.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"the order view never applied {ORDERS} OrderPlaced; log:\n{log.read_text()[-3000:]}")
@@ -137,6 +143,12 @@ def test_counts_on_metrics_agree_with_the_load_across_the_process_tree(topics, p
     ]
     assert stamps and all(time.time() - 600 < v <= time.time() + 5 for v in stamps), stamps
     assert _total(samples, "orderstream_consumer_rebalances_total", consumer="order", event="assigned") >= 1
+    # the undecodable record was dead-lettered (and counted in, apart from the commands)
+    assert (
+        _total(samples, "orderstream_dead_letters_total", consumer="order", topic="payments.events", reason="decode")
+        == 1
+    )
+    assert _total(samples, "orderstream_processor_records_in_total", service="order", topic="payments.events") == 1
     # no order id ever becomes a label
     assert not any(ORDER_ID_PREFIX in value for (_, labels) in samples for _, value in labels)
 
