@@ -13,7 +13,8 @@ from orderstream.api.serving import UnsafeBind, check_bind
 from orderstream.config import load_settings
 from orderstream.ops.read_your_writes import TokenRefused, parse_token
 from orderstream.views.models import OrderSummary, SalesReport, dump, orders_csv
-from orderstream.views.queries import InvalidCursor, OrderCursor, OrderSelection, QueryError
+from orderstream.views.order_view import InvalidCursor, OrderCursor, OrderSelection
+from orderstream.views.queries import QueryError
 
 
 def test_a_cursor_round_trips_and_anything_else_is_refused():
