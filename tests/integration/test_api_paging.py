@@ -23,7 +23,6 @@ from orderstream.topology import ORDERS_EVENTS
 from orderstream.views.registry import spec_of
 from orderstream.views.store import ProjectionStore, Record
 from tests.support.api_server import ApiServer
-from tests.support.databases import db_url  # noqa: F401
 
 EXISTING = 25_000  # the walk while orders arrive
 FEW = 2_000  # every other test
@@ -60,7 +59,7 @@ class OrderViewFiller:
         self.store.dispose()
 
 
-def _filled(count, db_url, tmp_path, kafka_bootstrap):  # noqa: F811
+def _filled(count, db_url, tmp_path, kafka_bootstrap):
     settings = load_settings(
         bootstrap_servers=kafka_bootstrap, topic_prefix=f"p{uuid.uuid4().hex[:8]}.", data_dir=tmp_path / "data",
         database_url=db_url,
@@ -76,12 +75,12 @@ def _filled(count, db_url, tmp_path, kafka_bootstrap):  # noqa: F811
 
 
 @pytest.fixture
-def filled(db_url, tmp_path, kafka_bootstrap):  # noqa: F811
+def filled(db_url, tmp_path, kafka_bootstrap):
     yield from _filled(EXISTING, db_url, tmp_path, kafka_bootstrap)
 
 
 @pytest.fixture
-def few(db_url, tmp_path, kafka_bootstrap):  # noqa: F811
+def few(db_url, tmp_path, kafka_bootstrap):
     yield from _filled(FEW, db_url, tmp_path, kafka_bootstrap)
 
 
