@@ -6,8 +6,9 @@ Shape (kept stable for the routers that plug in, e.g. the web console):
 - ROUTERS lists the resource routers; extra_routers (create_app's argument) are included after them, so the web
   console is `create_app(settings, extra_routers=[console.router])` or added to ROUTERS' list here;
 - middleware, outermost first: request metrics and spans (orderstream.telemetry.http, which also serves GET
-  /metrics), bearer token (when api_token is set), CORS (when api_cors_origins is set), and the
-  request body limit (api_max_body_bytes, security.BodyLimitMiddleware: a 413 Problem).
+  /metrics), CORS (when api_cors_origins is set: it answers a browser's preflight, which carries no token), the
+  bearer token (when api_token is set), and the request body limit (api_max_body_bytes,
+  security.BodyLimitMiddleware: a 413 Problem).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def create_app(settings: Settings, extra_routers: Sequence[APIRouter] = ()) -> F
     for router in (*ROUTERS, *extra_routers):
         app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
+    if settings.api_token is not None:
+        app.add_middleware(BearerTokenMiddleware, token=settings.api_token)
     if settings.api_cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -68,7 +71,5 @@ def create_app(settings: Settings, extra_routers: Sequence[APIRouter] = ()) -> F
                            "Consistency-Token", "Last-Event-ID"],
             expose_headers=["ETag", "Link", "Retry-After", "Location"],
         )  # fmt: skip
-    if settings.api_token is not None:
-        app.add_middleware(BearerTokenMiddleware, token=settings.api_token)
     telemetry.install(app, settings)  # outermost: request time by route and status, GET /metrics
     return app
