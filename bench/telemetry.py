@@ -266,13 +266,13 @@ def bench_telemetry(env: BenchEnv, scale: float) -> list[dict]:
     events = max(100_000, int(1_000_000 * scale))
     rate, seconds, warm = 500, max(6.0, 20 * scale), max(4.0, 60 * scale)
     results: dict[str, dict[str, list[float]]] = {k: {"off": [], "on": []} for k in ("produce", "rebuild", "latency")}
-    filled = fill_traced(env, events)
     with otlp_sink() as endpoint:
         for side in ("off", "on", "off", "on"):
             on = side == "on"
             with tracing_on(endpoint) if on else contextlib.nullcontext():
                 results["produce"][side].append(produce_once(env, commands, traced=on))
-                results["rebuild"][side].append(rebuild_once(env, filled, events))
+                # a fresh fill each time: the shared broker's topics may be cleaned up by others meanwhile
+                results["rebuild"][side].append(rebuild_once(env, fill_traced(env, events), events))
             results["latency"][side].append(latency_once(env, rate, seconds, warm, endpoint if on else None))
             print(
                 f"  telemetry {side}: " + ", ".join(f"{k} {v[side][-1]:,.1f}" for k, v in results.items()), flush=True

@@ -31,7 +31,7 @@ class BatchTrace:
         )
 
     def wrap(self, handle: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
-        from opentelemetry import trace
+        from opentelemetry import context, trace
 
         def traced(batch: Any, record: Any) -> None:
             span = spans.start_record_span(
@@ -42,8 +42,16 @@ class BatchTrace:
                 self.span,
                 self.attributes,
             )
-            with trace.use_span(span, end_on_exit=True, record_exception=True):
+            token = context.attach(trace.set_span_in_context(span))  # current while the record is decided
+            try:
                 handle(batch, record)
+            except BaseException as exc:
+                spans.end_with_error(span, exc)
+                raise
+            else:
+                span.end()
+            finally:
+                context.detach(token)
 
         return traced
 
