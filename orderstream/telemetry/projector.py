@@ -73,19 +73,16 @@ class ProjectorTelemetry:
         from opentelemetry import trace
 
         began = time.time_ns()
-        contexts = spans.contexts_of(messages)
-        batch = spans.start_batch_span(self.tracer, self.view, messages, contexts, self.attributes)
+        traced = spans.first_contexts(messages)  # bounded: see spans.SCAN_LIMIT
+        batch = spans.start_batch_span(self.tracer, self.view, messages, [c for _, c in traced], self.attributes)
         try:
             with trace.use_span(batch, end_on_exit=False, record_exception=True):
                 positions = write(messages, records)
         except BaseException as exc:
             spans.end_with_error(batch, exc)
             raise
-        traced = 0
         record_attributes = {"orderstream.view": self.view}
-        for message, remote in zip(messages, contexts, strict=True):  # records with a context join it: `apply`
-            if remote is None:
-                continue
+        for message, remote in traced:  # the records that carry a context join its trace with an `apply` span
             span = spans.start_record_span(
                 self.tracer,
                 message,
@@ -97,9 +94,6 @@ class ProjectorTelemetry:
                 start_time=began,
             )
             span.end()
-            traced += 1
-            if traced == tracing.MAX_LINKS:
-                break
         batch.end()
         return positions
 

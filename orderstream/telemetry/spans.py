@@ -18,9 +18,26 @@ from orderstream.telemetry.tracing import MAX_LINKS
 SYSTEM = {"messaging.system": "kafka"}
 
 
+# A projector links (and gives an `apply` span to) the contexts of at most MAX_LINKS records per batch, looking at no
+# more than this many records for them: a catch-up batch of thousands costs no more to trace than a live one.
+SCAN_LIMIT = 4 * MAX_LINKS
+
+
 def contexts_of(records: Iterable[Any]) -> list[Any]:
     """The trace context each record carries in its headers (None where it has none), read once per batch."""
     return [propagation.extract(record.headers()) for record in records]
+
+
+def first_contexts(records: list[Any]) -> list[tuple[Any, Any]]:
+    """(record, context) of the first MAX_LINKS records that carry one, among the first SCAN_LIMIT records."""
+    found = []
+    for record in records[:SCAN_LIMIT]:
+        context = propagation.extract(record.headers())
+        if context is not None:
+            found.append((record, context))
+            if len(found) == MAX_LINKS:
+                break
+    return found
 
 
 def start_batch_span(
