@@ -75,7 +75,7 @@ def tracing_on(endpoint: str) -> Iterator[None]:
     from orderstream.telemetry import tracing
 
     provider = tracing.new_provider("bench", sampling_ratio=1.0)
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    provider.add_span_processor(tracing.span_processor(BatchSpanProcessor, OTLPSpanExporter(endpoint=endpoint)))
     tracing.install(provider)
     try:
         yield
@@ -229,8 +229,8 @@ def rebuild_once(env: BenchEnv, filled, events: int) -> float:
 # --- end-to-end latency ------------------------------------------------------------------------------------------
 
 
-def latency_once(env: BenchEnv, rate: float, seconds: float, warm: float, endpoint: str | None) -> float:
-    """p99 of bench/latency.py's measurement, ms (ON: tracing and multiprocess metrics in the children)."""
+def latency_once(env: BenchEnv, rate: float, seconds: float, warm: float, endpoint: str | None) -> dict[str, float]:
+    """p50 and p99 of bench/latency.py's measurement, ms (ON: tracing and multiprocess metrics in the children)."""
     from bench.latency import bench_latency
 
     patched: dict[str, str] = {}
@@ -255,7 +255,7 @@ def latency_once(env: BenchEnv, rate: float, seconds: float, warm: float, endpoi
                 os.environ[key] = value
     if directory is not None and not any(Path(directory).glob("*.db")):
         raise RuntimeError("the ON run's children wrote no multiprocess metrics")
-    return next(r["value"] for r in rows if r["benchmark"].endswith("p99"))
+    return {q: next(r["value"] for r in rows if r["benchmark"].endswith(q)) for q in ("p50", "p99")}
 
 
 # --- the comparison ----------------------------------------------------------------------------------------------
@@ -265,7 +265,9 @@ def bench_telemetry(env: BenchEnv, scale: float) -> list[dict]:
     commands = max(5_000, int(50_000 * scale))
     events = max(100_000, int(1_000_000 * scale))
     rate, seconds, warm = 500, max(6.0, 20 * scale), max(4.0, 60 * scale)
-    results: dict[str, dict[str, list[float]]] = {k: {"off": [], "on": []} for k in ("produce", "rebuild", "latency")}
+    results: dict[str, dict[str, list[float]]] = {
+        k: {"off": [], "on": []} for k in ("produce", "rebuild", "latency p50", "latency p99")
+    }
     with otlp_sink() as endpoint:
         for side in ("off", "on", "off", "on"):
             on = side == "on"
@@ -273,7 +275,9 @@ def bench_telemetry(env: BenchEnv, scale: float) -> list[dict]:
                 results["produce"][side].append(produce_once(env, commands, traced=on))
                 # a fresh fill each time: the shared broker's topics may be cleaned up by others meanwhile
                 results["rebuild"][side].append(rebuild_once(env, fill_traced(env, events), events))
-            results["latency"][side].append(latency_once(env, rate, seconds, warm, endpoint if on else None))
+            latency = latency_once(env, rate, seconds, warm, endpoint if on else None)
+            results["latency p50"][side].append(latency["p50"])
+            results["latency p99"][side].append(latency["p99"])
             print(
                 f"  telemetry {side}: " + ", ".join(f"{k} {v[side][-1]:,.1f}" for k, v in results.items()), flush=True
             )
@@ -284,7 +288,8 @@ def bench_telemetry(env: BenchEnv, scale: float) -> list[dict]:
     for name, unit, higher_is_better, label in (
         ("produce", "commands/s", True, "order service deciding a burst of PlaceOrder (in-process)"),
         ("rebuild", "events/s", True, f"order-view projector catching up on {events:,} events into SQLite"),
-        ("latency", "ms", False, "end-to-end latency p99, place -> visible in order view (subprocesses)"),
+        ("latency p50", "ms", False, "end-to-end latency p50, place -> visible in order view (subprocesses)"),
+        ("latency p99", "ms", False, "end-to-end latency p99, place -> visible in order view (subprocesses)"),
     ):
         off = max(results[name]["off"]) if higher_is_better else min(results[name]["off"])
         on = max(results[name]["on"]) if higher_is_better else min(results[name]["on"])
