@@ -102,8 +102,9 @@ class ApiContext:
     live: LiveEvents
 
 
-def context_of(request: Request) -> ApiContext:
-    """The context the lifespan built (Starlette hands lifespan state to every request)."""
+async def context_of(request: Request) -> ApiContext:
+    """The context the lifespan built (Starlette hands lifespan state to every request). A coroutine on purpose:
+    FastAPI runs a plain-function dependency in its thread pool, a thread hop per request for a dict read."""
     return request.state.context
 
 
