@@ -38,6 +38,7 @@ from typing import Any
 from orderstream import failpoints
 from orderstream.config import Settings
 from orderstream.telemetry.projector import ProjectorTelemetry
+from orderstream.topology import dlq_name
 from orderstream.views.registry import ProjectionSpec
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,8 @@ class Projector:
         self._telemetry = ProjectorTelemetry(settings, spec.name, self.group_id)
         self.on_undecodable = self._telemetry.counting(on_undecodable or DeadLetterSink(settings, self.group_id))
         self.consumer_overrides = consumer_overrides or {}
-        self.topics = [settings.topic(name) for name in spec.topics]
+        # its topics, and their DLQ topics for the retry requests addressed to its group (kafka/dead_letters.py)
+        self.topics = [settings.topic(name) for name in (*spec.topics, *map(dlq_name, spec.topics))]
         self._store = None
         self._generation = 0
         self._mirrored: dict[tuple[str, int], int] = {}  # the positions last mirrored to Kafka
@@ -229,6 +231,7 @@ class Projector:
         failure hook (event None). Error messages carry no record and are left out of both."""
         from confluent_kafka import KafkaException
 
+        from orderstream.kafka.dead_letters import is_dead_letter_topic, retry_group
         from orderstream.schemas.errors import DecodeError
         from orderstream.views.store import Record
 
@@ -241,11 +244,14 @@ class Projector:
                 # next poll; the positions in the database keep whatever it does next exactly-once
                 log.warning("%s: consumer error (librdkafka recovers): %s", self.name, message.error())
                 continue
-            try:
-                event = codec.decode(message.value())
-            except DecodeError as exc:
-                self.on_undecodable(message, exc, "decode")
-                event = None
+            if is_dead_letter_topic(message.topic()) and retry_group(message) != self.group_id:
+                event = None  # a letter, a marker or another group's retry request: only its position moves on
+            else:
+                try:
+                    event = codec.decode(message.value())
+                except DecodeError as exc:
+                    self.on_undecodable(message, exc, "decode")
+                    event = None
             kept.append(message)
             records.append(Record(message.topic(), message.partition(), message.offset(), event))
         return kept, records
