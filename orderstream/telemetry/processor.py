@@ -66,7 +66,9 @@ class ProcessorTelemetry:
         tracing.configure(settings, service)
         self.tracer = tracing.tracer("processor")  # None: tracing off
         self.service, self.stage, self.group = service, stage, group
-        self.logical = logical  # physical topic -> logical name
+        # physical topic -> its name without the prefix (a retry read from <input>.dlq is labelled so, not as the input)
+        prefix = settings.topic_prefix
+        self.logical = {topic: topic[len(prefix) :] if topic.startswith(prefix) else topic for topic in logical}
         labels = (service, stage)
         self._batches = metrics.batches.labels(*labels)
         self._batch_duration = metrics.batch_duration.labels(*labels)
