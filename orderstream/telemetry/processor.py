@@ -2,7 +2,7 @@
 
 The processor calls into ProcessorTelemetry at a handful of points (batch start, each record when tracing, commit,
 failure, rebalance, dead letter), so its own code stays about Kafka transactions. Metric updates are per batch, with
-per-partition sums made in one pass over the batch's records; tracing work happens only when `tracing` is not None.
+per-partition sums made in one pass over the batch's records; tracing work happens only when `tracer` is not None.
 """
 
 from __future__ import annotations
