@@ -16,14 +16,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from orderstream.api import problems
+from orderstream.api import console, problems
 from orderstream.api.context import ApiContext, Commands, LiveEvents, ReadModels
 from orderstream.api.routers import events, ops, orders, sales, stock
 from orderstream.api.security import BearerTokenMiddleware
 from orderstream.config import Settings
 from orderstream.topology import INVENTORY_REPLIES, ORDERS_REPLIES, SHIPPING_REPLIES
 
-ROUTERS: tuple[APIRouter, ...] = (orders.router, events.router, stock.router, sales.router, ops.router)
+ROUTERS: tuple[APIRouter, ...] = (orders.router, events.router, stock.router, sales.router, ops.router, console.router)
 
 
 def create_app(settings: Settings, extra_routers: Sequence[APIRouter] = ()) -> FastAPI:
@@ -67,5 +67,5 @@ def create_app(settings: Settings, extra_routers: Sequence[APIRouter] = ()) -> F
             expose_headers=["ETag", "Link", "Retry-After", "Location"],
         )  # fmt: skip
     if settings.api_token is not None:
-        app.add_middleware(BearerTokenMiddleware, token=settings.api_token)
+        app.add_middleware(BearerTokenMiddleware, token=settings.api_token, public=console.public_request)
     return app
