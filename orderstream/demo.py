@@ -286,6 +286,7 @@ def show_views(settings: Settings, console, sample_order: str | None) -> None:
         f"orderstream tail all --from-beginning --no-follow --correlation {order_hint}",
         "orderstream replay projection sales-view --from-beginning",
         "orderstream status",
+        f"orderstream serve   # the HTTP API on http://{settings.api_host}:{settings.api_port} (/docs); run all starts it",
         "orderstream broker stop",
     ):
         console.print(f"  {line}", highlight=False, soft_wrap=True)

@@ -23,6 +23,7 @@ def run(
             help="`all`, or service names: order, payment, inventory, shipping, projections.", show_default=False
         ),
     ],
+    no_api: Annotated[bool, typer.Option("--no-api", help="With `all`: do not start the HTTP API (`serve`).")] = False,
 ) -> None:
     """Run services in the foreground. One name runs in this process; several (or `all`) run one child process each.
 
@@ -53,15 +54,19 @@ def run(
             fail(str(exc))
         service.run(stop)
         return
-    _supervise(ctx, selected)
+    _supervise(ctx, selected, api_port=None if names != ["all"] or no_api else settings.api_port)
 
 
-def _supervise(ctx: typer.Context, names: list[str]) -> None:
-    """One child process per service; a signal to the supervisor is passed to every child; a child that dies is reported."""
+def _supervise(ctx: typer.Context, names: list[str], api_port: int | None = None) -> None:
+    """One child process per service (and the HTTP API on api_port unless None); a signal to the supervisor is passed
+    to every child; a child that dies is reported."""
     args = root_args(ctx)
     children = {
         name: subprocess.Popen([sys.executable, "-m", "orderstream.cli.main", *args, "run", name]) for name in names
     }
+    if api_port is not None:
+        command = [sys.executable, "-m", "orderstream.cli.main", *args, "serve", "--port", str(api_port)]
+        children["api"] = subprocess.Popen(command)
     stopping = threading.Event()
 
     def forward(signum, _frame):
@@ -72,9 +77,14 @@ def _supervise(ctx: typer.Context, names: list[str]) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, forward)
-    failed = []
+    failed, api_reported = [], False
     while any(c.poll() is None for c in children.values()):
         for name, child in children.items():
+            if name == "api":  # the services keep running without their HTTP door (e.g. its port was taken)
+                if child.poll() not in (None, 0) and not api_reported and not stopping.is_set():
+                    api_reported = True
+                    typer.echo(f"error: the HTTP API exited with code {child.returncode}; the services go on", err=True)
+                continue
             if child.poll() not in (None, 0) and name not in failed and not stopping.is_set():
                 failed.append(name)
                 typer.echo(f"error: service {name} exited with code {child.returncode}; stopping the others", err=True)
