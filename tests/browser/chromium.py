@@ -71,6 +71,7 @@ def start_chromium(width: int = 1280, height: int = 900):
 def full_page_screenshot(driver, path: Path, width: int | None = None) -> None:
     """The whole page (not just the window) as a PNG: the window grows to the page's height for the shot."""
     size = driver.get_window_size()
+    driver.execute_script("window.scrollTo(0, 0)")
     height = driver.execute_script("return Math.ceil(document.documentElement.scrollHeight)")
     driver.set_window_size(width or size["width"], min(max(height + 100, 400), 4000))
     try:

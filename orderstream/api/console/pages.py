@@ -12,6 +12,8 @@ the event loop.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +31,7 @@ from orderstream.api.console.order_pages import PAGE_SIZES, SORT_LABELS, load_or
 from orderstream.api.context import context_of
 from orderstream.views.base import STATUSES
 from orderstream.views.registry import ALL_SPECS
+from orderstream.views.store import StoreError
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -47,7 +50,12 @@ NAV = (
 )
 SCARCE_BELOW = 10  # the default: a SKU with fewer units available than this is highlighted
 PIPELINE_REFRESH_MS = 3000  # how often the pipeline page refreshes itself
-STATUS_SAMPLE_S = 0.5  # a live refresh watches a consumer that is behind this long, to tell catching-up from stuck
+STATUS_SAMPLE_S = 0.5
+AFTER_WAIT_S = 5.0  # the longest an order page refresh waits for the view to apply the event that triggered it
+
+log = logging.getLogger(
+    __name__
+)  # a live refresh watches a consumer that is behind this long, to tell catching-up from stuck
 
 router = APIRouter(include_in_schema=False)
 
@@ -81,6 +89,12 @@ def _authorized(request: Request, settings) -> bool:
     return scheme.lower() == "bearer" and secrets.compare_digest(value.encode(), token.get_secret_value().encode())
 
 
+def _self_url(request: Request) -> str:
+    """The page's own URL, for its refreshes: its query less `after` (which belongs to one refresh only)."""
+    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "after"])
+    return request.url.path + (f"?{query}" if query else "")
+
+
 def _is_fragment_request(request: Request) -> bool:
     return request.headers.get("hx-request") == "true" and request.headers.get("hx-history-restore-request") != "true"
 
@@ -110,7 +124,7 @@ def _render(
         "nav": NAV,
         "token_required": settings.api_token is not None,
         "loaded": authorized,
-        "self_url": str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+        "self_url": _self_url(request),
         "fragment": f"fragments/{page}.html",
         **frame,
     }
@@ -156,18 +170,38 @@ def orders_page(
 
 
 @router.get("/console/orders/{order_id}", response_class=HTMLResponse)
-def order_page(request: Request, order_id: str) -> HTMLResponse:
-    """One order: summary, lines, totals, payment and shipment, timeline; live from the order's event stream."""
+async def order_page(request: Request, order_id: str, after: str = "") -> HTMLResponse:
+    """One order: summary, lines, totals, payment and shipment, timeline; live from the order's event stream.
+
+    after: the id of the last event the page's stream delivered (a log position of orders.events); the page waits
+    (asynchronously, at most AFTER_WAIT_S) until the order view has applied it, so a refresh triggered by an event
+    shows that event, not the view's state from a moment before."""
+    context = _context(request)
+    if after and _authorized(request, context.settings):
+        await _view_applied(context, "order-view", after)
     found: dict[str, Any] = {}
 
     def load() -> dict[str, Any]:
-        found.update(load_order(_context(request).views, order_id))
+        found.update(load_order(context.views, order_id))
         return found
 
-    response = _render(request, "order", f"Order {order_id}", load)
+    response = await asyncio.to_thread(_render, request, "order", f"Order {order_id}", load)
     if found and found.get("order") is None and found.get("problem") is None:
         response.status_code = 404
     return response
+
+
+async def _view_applied(context, projection: str, after: str) -> None:
+    """Wait until the view has applied the position `after`; past AFTER_WAIT_S (or for a position no view can reach)
+    the page shows what the view has, and the next event refreshes it again."""
+    from orderstream.ops.read_your_writes import TokenRefused, TokenUnreachable, ViewBehind, await_applied, parse_token
+
+    try:
+        token = parse_token(projection, after)
+        model = await asyncio.to_thread(context.views.get, projection)
+        await await_applied(context.settings, projection, token, AFTER_WAIT_S, model=model)
+    except (TokenRefused, TokenUnreachable, ViewBehind, StoreError) as exc:
+        log.info("console: showing %s without waiting for %s: %s", projection, after, exc)
 
 
 # --- pipeline ----------------------------------------------------------------------------------------------------

@@ -55,17 +55,19 @@
   document.addEventListener("htmx:sendError", () => announce("The console's server did not answer."));
 
   // The page's data: loaded inline, or (with a token, which a navigation cannot carry) fetched now.
-  function refresh() {
+  function refresh(query) {
     const data = pageData();
     if (!data || !window.htmx || data.getAttribute("aria-busy") === "true") return Promise.resolve();
     data.setAttribute("aria-busy", "true");
-    return htmx.ajax("GET", data.dataset.url, { target: "#page-data", swap: "outerHTML" })
+    let url = data.dataset.url;
+    if (query) url += (url.includes("?") ? "&" : "?") + new URLSearchParams(query).toString();
+    return htmx.ajax("GET", url, { target: "#page-data", swap: "outerHTML" })
       .finally(() => { const d = pageData(); if (d) d.setAttribute("aria-busy", "false"); });
   }
   function ready() {
-    if (tokenRequired && body.dataset.loaded !== "true") {
+    if (document.getElementById("needs-token")) {  // the page came without its data: fetch it with the token
       if (!token()) { askToken(); return; }
-      refresh().then(() => { body.dataset.loaded = "true"; startPage(); });
+      refresh().then(() => { if (!document.getElementById("needs-token")) startPage(); });
       return;
     }
     startPage();
@@ -96,18 +98,26 @@
     let lastStatus = currentOrder().status;
 
     function show(text, on) { state.textContent = text; state.classList.toggle("on", !!on); }
+    let refreshing = false;
     function scheduleRefresh() {
-      if (pending) return;
-      pending = window.setTimeout(() => {
-        pending = null;
-        const known = new Set([...document.querySelectorAll("#timeline li")].map((li) => li.textContent));
-        refresh().then(() => {
-          document.querySelectorAll("#timeline li").forEach((li) => { if (!known.has(li.textContent)) li.classList.add("new"); });
-          const now = currentOrder().status;
-          if (now && now !== lastStatus) { announce("Order status is now " + now); lastStatus = now; }
-          updateActions();
-        });
-      }, 250);
+      if (!pending) pending = window.setTimeout(refreshNow, 250);
+    }
+    function refreshNow() {
+      pending = null;
+      if (refreshing) { scheduleRefresh(); return; }
+      refreshing = true;
+      const upTo = lastId;
+      const known = new Set([...document.querySelectorAll("#timeline li")].map((li) => li.dataset.version));
+      // after: the page waits until the order view has applied the event that triggered this refresh
+      refresh(upTo ? { after: upTo } : null).then(() => {
+        document.querySelectorAll("#timeline li").forEach((li) => { if (known.size && !known.has(li.dataset.version)) li.classList.add("new"); });
+        const now = currentOrder().status;
+        if (now && now !== lastStatus) { announce("Order status is now " + now); lastStatus = now; }
+        updateActions();
+      }).finally(() => {
+        refreshing = false;
+        if (lastId !== upTo) scheduleRefresh();  // events arrived meanwhile
+      });
     }
     async function run(signal) {
       while (!signal.aborted) {
@@ -252,7 +262,8 @@
   // Pipeline: events applied per second per view, from the positions each refresh shows.
   const samples = new Map();  // view -> [{t, total}]
   const rates = new Map();    // view -> [[t...], [rate...]]
-  const WINDOW_S = 600;
+  const WINDOW_S = 600;     // rates kept
+  const CHART_SPAN_S = 300; // rates shown: the last five minutes
   function samplePipeline() {
     const rows = document.querySelectorAll('#pipeline-table tbody tr[data-kind="projection"]');
     if (!rows.length) return;
@@ -277,6 +288,12 @@
     }
     drawRates();
   }
+  // From when the page started sampling (at least the last minute), up to the last five minutes.
+  function chartSpan(times) {
+    const now = Date.now() / 1000;
+    const first = times.length ? times[0] : now;
+    return [Math.max(now - CHART_SPAN_S, Math.min(first, now - 60)), now];
+  }
   function drawRates() {
     if (!window.uPlot) return;
     document.querySelectorAll("figure.chart[data-view]").forEach((figure, i) => {
@@ -286,7 +303,10 @@
       if (series[1].length) now.textContent = series[1][series[1].length - 1].toFixed(1);
       makeChart(figure.querySelector(".chart-canvas"), {
         legend: { show: false },
-        scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(5, max * 1.2)] } },
+        scales: {
+          x: { time: true, range: () => chartSpan((rates.get(view) || [[]])[0]) },
+          y: { range: (u, min, max) => [0, Math.max(5, (max || 0) * 1.2)] },
+        },
         axes: [{}, { size: 50 }],
         series: [{}, { label: "events/s", stroke: PALETTE[i % PALETTE.length], width: 2, fill: PALETTE[i % PALETTE.length] + "22" }],
       }, series);
@@ -310,7 +330,7 @@
       charts.delete(dayEl); dayEl.innerHTML = "";
       makeChart(dayEl, {
         legend: { live: false },
-        scales: { x: { time: true, range: (u, min, max) => [min - DAY * 0.75, max + DAY * 0.75] } },
+        scales: { x: { time: true, range: (u, min, max) => [min - DAY * 0.75, max + DAY * 0.75] }, y: { range: (u, min, max) => [0, (max || 1) * 1.1] } },
         axes: [{ splits: () => xs, values: (u, splits) => splits.map((t) => new Date(t * 1000).toISOString().slice(5, 10)) }, { size: 70 }],
         series: [{}, ...currencies.map((c, i) => ({ label: c, stroke: PALETTE[i % PALETTE.length], fill: PALETTE[i % PALETTE.length] + "99", paths: bars, points: { show: false } }))],
       }, [xs, ...ys]);
@@ -325,7 +345,7 @@
       makeChart(skuEl, {
         legend: { live: false },
         padding: [8, 24, 0, 0],
-        scales: { x: { time: false, range: (u, min, max) => [min - 0.5, max + 0.5] } },
+        scales: { x: { time: false, range: (u, min, max) => [min - 0.5, max + 0.5] }, y: { range: (u, min, max) => [0, (max || 1) * 1.1] } },
         axes: [{ values: (u, splits) => splits.map((i) => skus[i] ?? ""), rotate: -35, size: 72, splits: () => xs }, { size: 70 }],
         series: [{ label: "SKU", value: (u, i) => skus[i] ?? "" }, ...currencies.map((c, i) => ({ label: c, stroke: PALETTE[i % PALETTE.length], fill: PALETTE[i % PALETTE.length] + "99", paths: bars, points: { show: false } }))],
       }, [xs, ...ys]);
