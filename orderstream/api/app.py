@@ -6,7 +6,7 @@ Shape (kept stable for the routers that plug in, e.g. the web console):
 - ROUTERS lists the resource routers; extra_routers (create_app's argument) are included after them, so the web
   console is `create_app(settings, extra_routers=[console.router])` or added to ROUTERS' list here;
 - middleware, outermost first: bearer token (when api_token is set), CORS (when api_cors_origins is set), and the
-  request body limit (api_max_body_bytes, FastAPI's own).
+  request body limit (api_max_body_bytes, security.BodyLimitMiddleware: a 413 Problem).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from fastapi import APIRouter, FastAPI
 from orderstream.api import console, problems
 from orderstream.api.context import ApiContext, Commands, LiveEvents, ReadModels
 from orderstream.api.routers import events, ops, orders, sales, stock
-from orderstream.api.security import BearerTokenMiddleware
+from orderstream.api.security import BearerTokenMiddleware, BodyLimitMiddleware
 from orderstream.config import Settings
 from orderstream.topology import INVENTORY_REPLIES, ORDERS_REPLIES, SHIPPING_REPLIES
 
@@ -50,11 +50,11 @@ def create_app(settings: Settings, extra_routers: Sequence[APIRouter] = ()) -> F
         summary="Orders, stock and sales of the orderstream pipeline: commands, read models, live order events.",
         version="1",
         lifespan=lifespan,
-        max_body_size=settings.api_max_body_bytes,
     )
     problems.install(app)
     for router in (*ROUTERS, *extra_routers):
         app.include_router(router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     if settings.api_cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

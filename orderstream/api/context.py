@@ -28,6 +28,9 @@ class ReadModels:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, projection: str) -> ReadModel:
+        model = self._open.get(projection)  # the usual case: open already (a dict read is atomic)
+        if model is not None:
+            return model
         with self._lock:
             model = self._open.get(projection)
             if model is None:

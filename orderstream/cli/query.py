@@ -8,6 +8,7 @@ names (docs/ARCHITECTURE.md describes the views); without it, rich tables for pe
 from __future__ import annotations
 
 import math
+import sys
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -137,38 +138,65 @@ def orders(
     since: Annotated[
         str | None, typer.Option("--since", help="Only orders placed at or after this ISO time (UTC if no zone).")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many orders.", min=1, max=10_000)] = 50,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many orders per page.", min=1, max=10_000)] = 50,
     sort: Annotated[
         str, typer.Option("--sort", help="placed_at, updated_at, total_minor, order_id, customer_id or status.")
     ] = "placed_at",
     ascending: Annotated[bool, typer.Option("--asc", help="Oldest/smallest first (default: newest first).")] = False,
+    cursor: Annotated[
+        str | None,
+        typer.Option("--cursor", help="Go on after this cursor (printed on stderr after a page that is not the last)."),
+    ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Every order of the selection, page by page (no limit).")
+    ] = False,
+    csv_output: Annotated[bool, typer.Option("--csv", help="Print CSV (a header row, one row per order).")] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Order summaries, newest first."""
-    from orderstream.views.base import STATUSES
-    from orderstream.views.queries import QueryError, list_orders
+    """Order summaries, newest first, a page at a time: a page that is not the last ends with `next cursor: C` on
+    stderr (--cursor C goes on; the cursor carries the filters and sort). --all walks every page."""
+    from orderstream.views.base import STATUSES, utc_text
+    from orderstream.views.queries import OrderCursor, OrderSelection, QueryError, page_orders, walk_orders
 
     if status is not None and status.upper() not in STATUSES:
         fail(f"unknown status {status!r}; choose from: {', '.join(STATUSES)}")
+    if csv_output and json_output:
+        fail("--csv and --json: choose one")
     settings = settings_of(ctx)
-    moment = _parse_time(since) if since is not None else None
+    moment = utc_text(_parse_time(since)) if since is not None else None
+    try:
+        after = OrderCursor.decode(cursor) if cursor is not None else None
+        selection = OrderSelection(customer, None if status is None else status.upper(), moment, sort, not ascending)
+        if after is not None and not (customer or status or since or sort != "placed_at" or ascending):
+            selection = after.selection  # --cursor alone goes on with the cursor's own selection
+    except QueryError as exc:
+        fail(str(exc))
+    next_cursor = None
     with _open(settings, "order-view") as model:
         try:
-            rows = list_orders(
-                model,
-                customer_id=customer,
-                status=status,
-                since=moment,
-                limit=limit,
-                sort=sort,
-                descending=not ascending,
-            )
+            if every:
+                if after is not None:
+                    fail("--all walks from the start: give it without --cursor")
+                rows = list(walk_orders(model, selection))
+            else:
+                rows, next_cursor = page_orders(model, selection, limit, after)
         except QueryError as exc:
             fail(str(exc))
-    if json_output:
-        from orderstream.views.models import OrderSummary, dump
+    _print_orders(rows, json_output, csv_output)
+    if next_cursor is not None:
+        typer.echo(f"next cursor: {next_cursor.encode()}", err=True)
 
+
+def _print_orders(rows: list[dict], json_output: bool, csv_output: bool) -> None:
+    from orderstream.views.models import OrderSummary, dump, orders_csv
+
+    if json_output:
         print_json([dump(OrderSummary.model_validate(row)) for row in rows])
+        return
+    if csv_output:
+        for chunk in orders_csv(rows):
+            sys.stdout.write(chunk)
+        sys.stdout.flush()
         return
     from rich.table import Table
 

@@ -24,7 +24,7 @@ from orderstream.views.queries import ReadModel
 from orderstream.views.registry import spec_of
 from orderstream.views.store import NotInitialized
 
-POLL_INTERVAL_S = 0.05
+FIRST_POLL_S, MAX_POLL_S = 0.005, 0.05  # looks at the view: soon after the first miss, then backing off to 50 ms
 TOKEN_CHECK_TIMEOUT_S = 5.0  # the most asking the broker whether a token can exist takes
 
 
@@ -124,12 +124,14 @@ def wait_until_applied(
     timeout_s = check_timeout(settings.wait_timeout_s if timeout_s is None else timeout_s)
     wait = _Wait(settings, projection, token, timeout_s, model)
     deadline = time.monotonic() + timeout_s
+    pause = FIRST_POLL_S
     try:
         while not wait.applied():
             wait.check_once(deadline - time.monotonic())
             if time.monotonic() >= deadline:
                 raise wait.behind()
-            time.sleep(POLL_INTERVAL_S)
+            time.sleep(pause)
+            pause = min(MAX_POLL_S, pause * 2)
     finally:
         wait.close()
 
@@ -148,13 +150,15 @@ async def await_applied(
     wait = _Wait(settings, projection, token, timeout_s, model)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
+    pause = FIRST_POLL_S
     try:
         while not await asyncio.to_thread(wait.applied):
             if not wait.checked:
                 await asyncio.to_thread(wait.check_once, deadline - loop.time())
             if loop.time() >= deadline:
                 raise wait.behind()
-            await asyncio.sleep(POLL_INTERVAL_S)
+            await asyncio.sleep(pause)
+            pause = min(MAX_POLL_S, pause * 2)
     finally:
         wait.close()
 

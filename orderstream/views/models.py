@@ -4,6 +4,11 @@ contract" (add fields freely, never rename these). Light on purpose: pydantic on
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -97,3 +102,19 @@ def dump(model: BaseModel) -> dict:
     """The JSON-ready dict of an answer, without the optional fields its query did not fill (so a sales row by sku
     has no "day": exactly the keys the CLI always printed)."""
     return model.model_dump(mode="json", exclude_unset=True)
+
+
+def orders_csv(rows: Iterable[dict[str, Any]], chunk_chars: int = 64_000) -> Iterator[str]:
+    """Order summaries as CSV (a header row of OrderSummary's fields, then one row per order; None as empty), in
+    chunks of about chunk_chars: what `query orders --csv` prints and GET /orders with Accept: text/csv streams."""
+    fields = list(OrderSummary.model_fields)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(fields)
+    for row in rows:
+        writer.writerow([row[name] for name in fields])
+        if out.tell() >= chunk_chars:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()

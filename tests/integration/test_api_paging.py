@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,8 @@ from orderstream.views.store import ProjectionStore, Record
 from tests.support.api_server import ApiServer
 from tests.support.databases import db_url  # noqa: F401
 
-EXISTING = 25_000
+EXISTING = 25_000  # the walk while orders arrive
+FEW = 2_000  # every other test
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -58,20 +60,29 @@ class OrderViewFiller:
         self.store.dispose()
 
 
-@pytest.fixture
-def filled(db_url, tmp_path, kafka_bootstrap):  # noqa: F811
+def _filled(count, db_url, tmp_path, kafka_bootstrap):  # noqa: F811
     settings = load_settings(
         bootstrap_servers=kafka_bootstrap, topic_prefix=f"p{uuid.uuid4().hex[:8]}.", data_dir=tmp_path / "data",
         database_url=db_url,
     )  # fmt: skip
     filler = OrderViewFiller(settings.database_url_for("order-view"), settings.topic(ORDERS_EVENTS))
-    ids = filler.place(EXISTING, 0)
+    ids = filler.place(count, 0)
     server = ApiServer(settings, tmp_path / "serve.log")
     try:
         yield settings, filler, ids, server
     finally:
         server.stop()
         filler.close()
+
+
+@pytest.fixture
+def filled(db_url, tmp_path, kafka_bootstrap):  # noqa: F811
+    yield from _filled(EXISTING, db_url, tmp_path, kafka_bootstrap)
+
+
+@pytest.fixture
+def few(db_url, tmp_path, kafka_bootstrap):  # noqa: F811
+    yield from _filled(FEW, db_url, tmp_path, kafka_bootstrap)
 
 
 def _walk(client: httpx.Client, params: dict) -> tuple[list[dict], int]:
@@ -91,7 +102,7 @@ def _walk(client: httpx.Client, params: dict) -> tuple[list[dict], int]:
 
 
 def test_paging_by_cursor_while_orders_arrive_yields_every_existing_order_once_and_csv_has_the_same_rows(filled):
-    settings, filler, ids, server = filled
+    _, filler, ids, server = filled
     stop = threading.Event()
 
     def arrive():  # orders keep being placed (newer ones) while the client walks
@@ -126,32 +137,33 @@ def test_paging_by_cursor_while_orders_arrive_yields_every_existing_order_once_a
         assert row == {k: "" if v is None else str(v) for k, v in item.items()}
 
 
-def test_filters_sorts_and_a_cursor_for_another_selection(filled):
-    _, _, ids, server = filled
+def test_filters_sorts_and_a_cursor_for_another_selection(few):
+    _, _, ids, server = few
     with server.client() as client:
         items, _ = _walk(client, {"customer": "c-5", "sort": "order_id", "asc": "true", "limit": 37})
         expected = sorted(i for n, i in enumerate(ids) if n % 97 == 5)
         assert [item["order_id"] for item in items] == expected
-        by_total, _ = _walk(client, {"sort": "total_minor", "limit": 999, "since": "2026-01-01T06:00:00Z"})
+        by_total, _ = _walk(client, {"sort": "total_minor", "limit": 999, "since": "2026-01-01T00:16:40Z"})
         keys = [(-item["total_minor"], item["order_id"]) for item in by_total]
-        assert keys == sorted(keys) and len(by_total) == EXISTING - 6 * 3600
+        assert keys == sorted(keys) and len(by_total) == FEW - 1_000
         first = client.get("/orders", params={"limit": 10}).json()
         other = client.get("/orders", params={"limit": 10, "cursor": first["next"], "sort": "order_id"})
         assert other.status_code == 400 and other.headers["content-type"] == "application/problem+json"
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
-def test_two_servers_on_one_postgresql_database_answer_the_same(filled, tmp_path):
-    settings, filler, ids, first = filled
+def test_two_servers_on_one_postgresql_database_answer_the_same(few, tmp_path):
+    settings, filler, ids, first = few
     second = ApiServer(settings, tmp_path / "serve-2.log")
     try:
         with first.client() as a, second.client() as b:
             page_a = a.get("/orders", params={"limit": 100}).json()
             assert page_a == b.get("/orders", params={"limit": 100}).json()
             # a cursor from one server goes on at the other: the API keeps no state
-            assert a.get("/orders", params={"cursor": page_a["next"]}).json() == b.get(
-                "/orders", params={"cursor": page_a["next"]}
-            ).json()
+            assert (
+                a.get("/orders", params={"cursor": page_a["next"]}).json()
+                == b.get("/orders", params={"cursor": page_a["next"]}).json()
+            )
             detail_a, detail_b = a.get(f"/orders/{ids[7]}"), b.get(f"/orders/{ids[7]}")
             assert detail_a.status_code == 200 and detail_a.json() == detail_b.json()
             assert detail_a.headers["etag"] == detail_b.headers["etag"] == '"1"'
@@ -163,3 +175,27 @@ def test_two_servers_on_one_postgresql_database_answer_the_same(filled, tmp_path
                 assert client.get(f"/orders/{ids[-1]}", headers={"If-None-Match": '"1"'}).status_code == 304
     finally:
         second.stop()
+
+
+def test_the_cli_pages_by_cursor_walks_everything_with_all_and_prints_csv(few):
+    from typer.testing import CliRunner
+
+    from orderstream.cli.main import app
+
+    settings, _, ids, _ = few
+    runner = CliRunner()
+    root = ["-b", settings.effective_bootstrap, "--topic-prefix", settings.topic_prefix, "--data-dir",
+            str(settings.data_dir)]  # fmt: skip
+    env = {"ORDERSTREAM_DATABASE_URL": settings.database_url}
+    first = runner.invoke(app, [*root, "query", "orders", "--limit", "1500", "--json"], env=env)
+    assert first.exit_code == 0, first.stderr
+    cursor = first.stderr.strip().removeprefix("next cursor: ")
+    rest = runner.invoke(app, [*root, "query", "orders", "--cursor", cursor, "--limit", "1500", "--json"], env=env)
+    assert rest.exit_code == 0 and rest.stderr == "", rest.stderr
+    walked = [o["order_id"] for o in json.loads(first.stdout) + json.loads(rest.stdout)]
+    assert sorted(walked) == sorted(ids) and len(walked) == len(ids)
+    everything = runner.invoke(app, [*root, "query", "orders", "--all", "--csv"], env=env)
+    assert everything.exit_code == 0, everything.stderr
+    assert sorted(row["order_id"] for row in csv.DictReader(io.StringIO(everything.stdout))) == sorted(ids)
+    bad = runner.invoke(app, [*root, "query", "orders", "--cursor", "nonsense"], env=env)
+    assert bad.exit_code == 1 and "cursor" in bad.stderr and bad.stdout == ""

@@ -23,9 +23,8 @@ def free_port() -> int:
 
 
 def _root_args(settings: Settings) -> list[str]:
-    return [
-        "-b", settings.effective_bootstrap, "--topic-prefix", settings.topic_prefix, "--data-dir", str(settings.data_dir)
-    ]  # fmt: skip
+    s = settings
+    return ["-b", s.effective_bootstrap, "--topic-prefix", s.topic_prefix, "--data-dir", str(s.data_dir)]
 
 
 def _env(settings: Settings, extra: dict[str, str] | None) -> dict[str, str]:
@@ -58,16 +57,25 @@ class Child:
 
 
 class ApiServer(Child):
-    """`orderstream serve` on a free port; url, and an httpx client bound to it."""
+    """`orderstream serve` on a free port (or, with pipeline=True, `orderstream run all` with its API on a free
+    port: every service, every projector and the API); url, and an httpx client bound to it."""
 
-    def __init__(self, settings: Settings, log: Path, env: dict[str, str] | None = None, token: str | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        log: Path,
+        env: dict[str, str] | None = None,
+        token: str | None = None,
+        pipeline: bool = False,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = token
-        extra = dict(env or {})
+        extra = dict(env or {}) | {"ORDERSTREAM_API_PORT": str(self.port)}
         if token is not None:
             extra["ORDERSTREAM_API_TOKEN"] = token
-        args = [sys.executable, "-m", "orderstream.cli.main", *_root_args(settings), "serve", "--port", str(self.port)]
+        command = ["run", "all"] if pipeline else ["serve"]
+        args = [sys.executable, "-m", "orderstream.cli.main", *_root_args(settings), *command]
         super().__init__(args, log, _env(settings, extra))
         self._wait_ready()
 
@@ -90,9 +98,3 @@ class ApiServer(Child):
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"serve did not answer within {timeout_s}s:\n{self.output()[-3000:]}")
-
-
-def start_pipeline(settings: Settings, log: Path, env: dict[str, str] | None = None) -> Child:
-    """Every service and projector: `orderstream run all --no-api`."""
-    args = [sys.executable, "-m", "orderstream.cli.main", *_root_args(settings), "run", "all", "--no-api"]
-    return Child(args, log, _env(settings, env))

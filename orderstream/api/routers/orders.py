@@ -10,11 +10,8 @@ and tracking number derive from the key too), which the service answers with its
 from __future__ import annotations
 
 import asyncio
-import csv
 import hashlib
-import io
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -32,10 +29,9 @@ from orderstream.domain.validation import check_currency, check_version
 from orderstream.producers.commands import Outcome
 from orderstream.producers.outcomes import CommandQueued, OrderCommandOutcome, ShipmentOutcome
 from orderstream.topology import ORDERS_COMMANDS, SHIPPING_COMMANDS
-from orderstream.views.models import OrderDetail, OrderPage, OrderSummary, dump
+from orderstream.views.models import OrderDetail, OrderPage, OrderSummary, dump, orders_csv
 from orderstream.views.queries import (
     ORDER_SORTS,
-    SUMMARY_FIELDS,
     OrderCursor,
     OrderSelection,
     order_detail,
@@ -306,13 +302,12 @@ async def get_order(
 ) -> Response:
     moment = parse_time(as_of, "as_of") if as_of is not None else None
     await wait_for_token(context, ORDER_VIEW, after if after is not None else consistency_token, timeout)
-    model = await _view(context, ORDER_VIEW)
     if moment is None:
-        detail = await asyncio.to_thread(order_detail, model, order_id)
+        detail = await asyncio.to_thread(lambda: order_detail(context.views.get(ORDER_VIEW), order_id))
     else:
         from orderstream.views.time_travel import order_as_of
 
-        detail = await asyncio.to_thread(order_as_of, model, order_id, moment)
+        detail = await asyncio.to_thread(lambda: order_as_of(context.views.get(ORDER_VIEW), order_id, moment))
     if detail is None:
         raise not_found(f"order {_short(order_id)} not found in order-view" + (f" as of {as_of}" if moment else ""))
     etag = f'"{detail["version"]}"'
@@ -328,19 +323,6 @@ def _selection(customer: str | None, status: str | None, since: str | None, sort
         raise Problem(400, "Bad Request", f"unknown status; choose from: {', '.join(STATUSES)}")
     moment = utc_text(parse_time(since, "since")) if since is not None else None
     return OrderSelection(customer, None if status is None else status.upper(), moment, sort, not asc)
-
-
-def _csv_rows(model, selection: OrderSelection) -> Iterator[str]:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(SUMMARY_FIELDS)
-    for row in walk_orders(model, selection):
-        writer.writerow([row[name] for name in SUMMARY_FIELDS])
-        if out.tell() > 64_000:
-            yield out.getvalue()
-            out.seek(0)
-            out.truncate()
-    yield out.getvalue()
 
 
 @router.get(
@@ -368,7 +350,7 @@ async def list_orders(
     model = await _view(context, ORDER_VIEW)
     if "text/csv" in request.headers.get("accept", ""):
         return StreamingResponse(
-            _csv_rows(model, selection),
+            orders_csv(walk_orders(model, selection)),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="orders.csv"'},
         )
