@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages orderstream needs when they are missing: a JDK 17+ and Maven (the local Apache Kafka
 # broker is fetched from Maven Central and run under java), PostgreSQL (tests start a throwaway cluster with
-# initdb/pg_ctl), and Chromium with its chromedriver (tests/browser drive the web console in it). Does nothing when all are present. Needs root (or sudo) only when something must be installed.
+# initdb/pg_ctl), and Chromium with its chromedriver (tests/browser drive the web console in it). Does nothing when
+# all are present. Needs root (or sudo) only when something must be installed.
 set -euo pipefail
 
 missing=()
