@@ -164,6 +164,8 @@ def test_a_garbage_record_is_dead_lettered_shown_with_its_provenance_and_bytes_a
     link = f'#letters-table tr[data-letter-id] a[href*="{stack.settings.topic("orders.commands.dlq")}"]'
 
     def letter_listed(b):
+        if b.find_elements(By.ID, "deferred"):  # the page's data is still on its way
+            return False
         rows = [r for r in b.find_elements(By.CSS_SELECTOR, "#letters-table tr[data-letter-id]") if key in r.text]
         if not rows:
             b.refresh()

@@ -90,8 +90,8 @@ def _authorized(request: Request, settings) -> bool:
 
 
 def _self_url(request: Request) -> str:
-    """The page's own URL, for its refreshes: its query less `after` (which belongs to one refresh only)."""
-    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "after"])
+    """The page's own URL, for its refreshes: its query less `after` and `now` (which belong to one request only)."""
+    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k not in ("after", "now")])
     return request.url.path + (f"?{query}" if query else "")
 
 
@@ -105,11 +105,15 @@ def _render(
     title: str,
     load: Callable[[], dict[str, Any]],
     status_code: int = 200,
+    deferred: bool = False,
     **frame: Any,
 ) -> HTMLResponse:
     """The page (or, for htmx, its fragment) with the data `load` returns; without the token, the page's frame only.
 
-    A fragment request without the token is refused with 401, which the console's script answers by asking for it."""
+    A fragment request without the token is refused with 401, which the console's script answers by asking for it.
+
+    deferred: the data takes broker round trips (hundreds of ms), so the first response is the page without it and
+    the script fetches it at once; ?now=1 (the link a browser without JavaScript follows) renders it inline."""
     context = _context(request)
     settings = context.settings
     fragment = _is_fragment_request(request)
@@ -128,7 +132,10 @@ def _render(
         "fragment": f"fragments/{page}.html",
         **frame,
     }
-    if authorized:
+    values["deferred"] = deferred and not fragment and authorized and request.query_params.get("now") != "1"
+    if values["deferred"]:
+        values["loaded"] = False
+    elif authorized:
         values |= load()
     name = "partial.html" if fragment else f"{page}.html"
     response = templates.TemplateResponse(request, name, values, status_code=status_code)
@@ -216,6 +223,7 @@ def pipeline_page(request: Request) -> HTMLResponse:
         "pipeline",
         "Pipeline",
         lambda: load_pipeline(_context(request).settings, sample_s),
+        deferred=True,
         refresh_ms=PIPELINE_REFRESH_MS,
         chart_views=tuple(ALL_SPECS),
     )
@@ -238,7 +246,11 @@ def sales_page(request: Request, scarce_below: int = SCARCE_BELOW) -> HTMLRespon
 def dead_letters_page(request: Request, topic: str = "", letter: str = "") -> HTMLResponse:
     """Dead letters per DLQ topic; one letter's provenance, headers and bytes, with a retry button."""
     return _render(
-        request, "dead_letters", "Dead letters", lambda: load_dead_letters(_context(request).settings, topic, letter)
+        request,
+        "dead_letters",
+        "Dead letters",
+        lambda: load_dead_letters(_context(request).settings, topic, letter),
+        deferred=True,
     )
 
 

@@ -70,6 +70,10 @@
       refresh().then(() => { if (!document.getElementById("needs-token")) startPage(); });
       return;
     }
+    if (document.getElementById("deferred")) {  // the page came before its data (broker round trips): fetch it
+      refresh().then(startPage);
+      return;
+    }
     startPage();
   }
 
