@@ -5,8 +5,9 @@ Shape (kept stable for the routers that plug in, e.g. the web console):
   lifespan state (`request.state.context`, dependency `context.Context`); nothing lives in a module global;
 - ROUTERS lists the resource routers; extra_routers (create_app's argument) are included after them, so the web
   console is `create_app(settings, extra_routers=[console.router])` or added to ROUTERS' list here;
-- middleware, outermost first: bearer token (when api_token is set), CORS (when api_cors_origins is set), and the
-  request body limit (api_max_body_bytes, security.BodyLimitMiddleware: a 413 Problem).
+- middleware, outermost first: CORS (when api_cors_origins is set: it answers a browser's preflight, which carries
+  no token), the bearer token (when api_token is set), and the request body limit (api_max_body_bytes,
+  security.BodyLimitMiddleware: a 413 Problem).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def create_app(settings: Settings, extra_routers: Sequence[APIRouter] = ()) -> F
     for router in (*ROUTERS, *extra_routers):
         app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
+    if settings.api_token is not None:
+        app.add_middleware(BearerTokenMiddleware, token=settings.api_token, public=console.public_request)
     if settings.api_cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -66,6 +69,4 @@ def create_app(settings: Settings, extra_routers: Sequence[APIRouter] = ()) -> F
                            "Consistency-Token", "Last-Event-ID"],
             expose_headers=["ETag", "Link", "Retry-After", "Location"],
         )  # fmt: skip
-    if settings.api_token is not None:
-        app.add_middleware(BearerTokenMiddleware, token=settings.api_token, public=console.public_request)
     return app

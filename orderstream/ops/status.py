@@ -57,7 +57,11 @@ class StatusReport:
         return {"consumers": [asdict(c) for c in self.consumers], "broker": self.broker, "topics": self.topics}
 
 
-class NoTopics(RuntimeError):
+class StatusUnavailable(RuntimeError):
+    """The broker could not answer a question status must ask; the message says which and why."""
+
+
+class NoTopics(StatusUnavailable):
     """None of the pipeline's topics exist under the settings' prefix: there is nothing to report on."""
 
 
@@ -170,13 +174,20 @@ def _require_topics(settings: Settings, existing, names: list[str]) -> None:
 
 
 def _running_groups(admin, groups: list[str]) -> set[str]:
+    """The groups with at least one live member. A group the broker does not know is not running; any other failure
+    to describe a group raises StatusUnavailable: "stopped" must mean stopped, not "could not ask"."""
+    from confluent_kafka import KafkaError, KafkaException
+
     running = set()
-    for group, future in admin.describe_consumer_groups(list(set(groups)), request_timeout=10).items():
+    for group, future in admin.describe_consumer_groups(sorted(set(groups)), request_timeout=10).items():
         try:
             if future.result().members:
                 running.add(group)
-        except Exception:  # noqa: BLE001 - a group that does not exist yet is simply not running
-            pass
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if error is not None and error.code() == KafkaError.GROUP_ID_NOT_FOUND:
+                continue
+            raise StatusUnavailable(f"could not ask the broker whether consumer group {group} runs: {exc}") from exc
     return running
 
 
@@ -199,18 +210,31 @@ def _offsets(admin, tps, spec, isolation, timeout_s: float = 15.0) -> dict[Posit
 
 
 def _positions(admin, watched: WatchedConsumer, tps) -> dict[Position, int]:
-    if watched.stored_positions is not None:
-        return watched.stored_positions()
-    from confluent_kafka import ConsumerGroupTopicPartitions
+    """Where a consumer is: its stored positions (a projection's database) or its group's committed offsets. No
+    position yet is an empty dict; a failure to find out raises StatusUnavailable (never read as "nothing applied")."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException
 
+    if watched.stored_positions is not None:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from orderstream.views.store import StoreError
+
+        try:
+            return watched.stored_positions()
+        except (StoreError, SQLAlchemyError) as exc:
+            raise StatusUnavailable(f"could not read how far {watched.name} is from its database: {exc}") from exc
     wanted = [tp for tp in tps if any(tp.topic.endswith(t) for t in watched.topics)]
     if not wanted:  # none of its topics exist: no offsets, and the AdminClient refuses an empty list
         return {}
     future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(watched.group, wanted)])[watched.group]
     try:
         result = future.result()
-    except Exception:  # noqa: BLE001 - no committed offsets yet
-        return {}
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        if error is not None and error.code() == KafkaError.GROUP_ID_NOT_FOUND:
+            return {}  # the group never committed
+        raise StatusUnavailable(f"could not ask the broker where consumer group {watched.group} is: {exc}") from exc
+    # a partition without a committed offset reads as OFFSET_INVALID (-1001): no position yet
     return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions if tp.offset >= 0}
 
 

@@ -49,6 +49,17 @@ class AsyncCommandSender:
         self._reader: Any = None
 
     def start(self) -> None:
+        from confluent_kafka import KafkaException
+
+        try:
+            self._start()
+        except KafkaException as exc:
+            self.close()
+            raise SendError(
+                f"cannot reach the broker at {self.settings.effective_bootstrap} to send commands: {exc.args[0].str()}"
+            ) from None
+
+    def _start(self) -> None:
         from confluent_kafka import Consumer, Producer, TopicPartition
 
         from orderstream.kafka.clients import consumer_config, producer_config

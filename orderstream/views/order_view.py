@@ -5,22 +5,49 @@ placed_at, updated_at. Status follows the status-changing events (base.STATUS_AF
 payment_status (None until the first one); OrderLineReservationUpdated only adds a timeline entry. Every event,
 whatever its type, appends one timeline row (order_id, version, type, occurred_at, event_id, payment_status) and
 bumps version and updated_at. The timeline row carries the payment status an OrderPaymentUpdated set (None for other
-events), so the timeline alone holds everything the summary's fold needs: `query order --as-of` (time_travel.py)
+events), so the timeline alone holds everything the summary's fold needs: `query order --as-of` (order_as_of below)
 folds it up to a moment.
+
+Time travel: "as it was at T" means the fold of the order's events whose occurred_at is at or before T (event time,
+the time the order service decided them), folded from the view's lines and timeline (never by reading Kafka).
+fold_timeline() is pure; order_as_of() reads one order through the ReadModel in one transaction.
+
+Replay from a time T: orders placed (appended) at or after T get their summary, lines and timeline rebuilt; older
+orders are copied with their lines and timeline (see replay_scope.py).
 
 Schema versions: 1 = timeline without payment_status; 2 = with it (rebuild with `replay projection order-view`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import binascii
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, and_, or_, select
 
 from orderstream.domain.events import Event, OrderPaymentUpdated, OrderPlaced
-from orderstream.views.base import STATUS_AFTER, RowChanges, StateRows, check_next, utc_text
+from orderstream.topology import ORDERS_EVENTS
+from orderstream.views.base import STATUS_AFTER, QueryError, RowChanges, StateRows, check_next, utc_text
+from orderstream.views.spec import ProjectionSpec, ReplayScope, ViewReader
+from orderstream.views.tables import TableSet
 
 NAME = "order-view"
 SCHEMA_VERSION = 2
 STATE_ROLE = "orders"
+ORDER_SORTS = ("placed_at", "updated_at", "total_minor", "order_id", "customer_id", "status")
+SUMMARY_FIELDS = (
+    "order_id", "customer_id", "status", "version", "currency", "total_minor", "payment_status", "placed_at",
+    "updated_at",
+)  # fmt: skip
+# The order status each status-changing event type leads to, by the type name the timeline stores.
+_STATUS_BY_TYPE = {kind.__name__: status for kind, status in STATUS_AFTER.items()}
+_PLACED = OrderPlaced.__name__
+_PAYMENT_UPDATED = OrderPaymentUpdated.__name__
 
 
 def project(events: Sequence[Event], current: StateRows) -> RowChanges:
@@ -79,3 +106,283 @@ def project(events: Sequence[Event], current: StateRows) -> RowChanges:
         }
     changes.upserts["orders"] = {(order_id,): row for order_id, row in touched.items()}
     return changes
+
+
+def tables(generation: int) -> TableSet:
+    """The view's tables of one generation (see tables.py for the naming and the bookkeeping tables)."""
+    g = f"g{generation}"
+    metadata = MetaData()
+    orders = Table(
+        f"order_view_orders_{g}",
+        metadata,
+        Column("order_id", String, primary_key=True),
+        Column("customer_id", String, nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("currency", String(3), nullable=False),
+        Column("total_minor", BigInteger, nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("payment_status", String(16)),
+        Column("placed_at", String(32), nullable=False),
+        Column("updated_at", String(32), nullable=False),
+    )
+    Index(f"ix_order_view_orders_{g}_customer", orders.c.customer_id, orders.c.placed_at)
+    Index(f"ix_order_view_orders_{g}_status", orders.c.status, orders.c.placed_at)
+    Index(f"ix_order_view_orders_{g}_placed", orders.c.placed_at)
+    lines = Table(
+        f"order_view_lines_{g}",
+        metadata,
+        Column("order_id", String, primary_key=True),
+        Column("line_no", Integer, primary_key=True),
+        Column("sku", String, nullable=False),
+        Column("quantity", Integer, nullable=False),
+        Column("unit_price_minor", BigInteger, nullable=False),
+    )
+    timeline = Table(
+        f"order_view_timeline_{g}",
+        metadata,
+        Column("order_id", String, primary_key=True),
+        Column("version", Integer, primary_key=True),
+        Column("type", String(64), nullable=False),
+        Column("occurred_at", String(32), nullable=False),
+        Column("event_id", String, nullable=False),
+        Column("payment_status", String(16)),  # OrderPaymentUpdated's value (schema v2: what `query --as-of` folds)
+    )
+    return {"orders": orders, "lines": lines, "timeline": timeline}
+
+
+# --- queries ---
+
+
+def order_detail(model: ViewReader, order_id: str) -> dict[str, Any] | None:
+    """One order's summary with its lines and timeline, or None if the view has no such order."""
+    with model.reading() as (conn, t):
+        orders, lines, timeline = t["orders"], t["lines"], t["timeline"]
+        row = conn.execute(select(orders).where(orders.c.order_id == order_id)).one_or_none()
+        if row is None:
+            return None
+        detail = {name: row._mapping[name] for name in SUMMARY_FIELDS}
+        detail["lines"] = [
+            dict(r._mapping)
+            for r in conn.execute(
+                select(lines.c.sku, lines.c.quantity, lines.c.unit_price_minor)
+                .where(lines.c.order_id == order_id)
+                .order_by(lines.c.line_no)
+            )
+        ]
+        detail["timeline"] = [
+            dict(r._mapping)
+            for r in conn.execute(
+                select(timeline.c.type, timeline.c.version, timeline.c.occurred_at, timeline.c.event_id)
+                .where(timeline.c.order_id == order_id)
+                .order_by(timeline.c.version)
+            )
+        ]
+        return detail
+
+
+def list_orders(
+    model: ViewReader,
+    *,
+    customer_id: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+    sort: str = "placed_at",
+    descending: bool = True,
+) -> list[dict[str, Any]]:
+    """Order summaries, filtered by customer, status and placed-at-or-after time, newest first by default."""
+    if sort not in ORDER_SORTS:
+        raise QueryError(f"cannot sort by {sort!r}; choose from: {', '.join(ORDER_SORTS)}")
+    with model.reading() as (conn, t):
+        orders = t["orders"]
+        query = select(*(orders.c[name] for name in SUMMARY_FIELDS))
+        if customer_id is not None:
+            query = query.where(orders.c.customer_id == customer_id)
+        if status is not None:
+            query = query.where(orders.c.status == status.upper())
+        if since is not None:
+            query = query.where(orders.c.placed_at >= utc_text(since))
+        column = orders.c[sort]
+        query = query.order_by(column.desc() if descending else column.asc(), orders.c.order_id).limit(limit)
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+class InvalidCursor(QueryError):
+    """A cursor this read model did not hand out (or one for another selection)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSelection:
+    """Which orders, in what order: the filters and the sort of a walk through the order view."""
+
+    customer_id: str | None = None
+    status: str | None = None
+    since: str | None = None  # RFC 3339 UTC text (base.utc_text)
+    sort: str = "placed_at"
+    descending: bool = True
+
+    def __post_init__(self) -> None:
+        if self.sort not in ORDER_SORTS:
+            raise QueryError(f"cannot sort by {self.sort!r}; choose from: {', '.join(ORDER_SORTS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCursor:
+    """Where a walk stopped: its selection and the sort key (sort value, order id) of the last order handed out.
+
+    Opaque to clients: url-safe base64 of a small JSON document. Keyset pagination: the next page is the orders
+    strictly after that key in the selection's order, so however many orders arrive or change meanwhile, an order
+    whose sort value does not change (placed_at, order_id, customer_id, total_minor never do) is handed out exactly
+    once; sorting by updated_at or status, an order that changes while the walk goes on may move past the cursor."""
+
+    selection: OrderSelection
+    last_value: Any
+    last_order_id: str
+
+    def encode(self) -> str:
+        s = self.selection
+        document = [1, s.customer_id, s.status, s.since, s.sort, s.descending, self.last_value, self.last_order_id]
+        return base64.urlsafe_b64encode(json.dumps(document, separators=(",", ":")).encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> OrderCursor:
+        try:
+            if len(text) > MAX_CURSOR_LENGTH:
+                raise ValueError("too long")
+            document = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+            version, customer_id, status, since, sort, descending, last_value, last_order_id = document
+            if version != 1 or not isinstance(descending, bool) or not isinstance(last_order_id, str):
+                raise TypeError("not a cursor")
+            for value in (customer_id, status, since):
+                if value is not None and not isinstance(value, str):
+                    raise TypeError("not a cursor")
+            selection = OrderSelection(customer_id, status, since, sort, descending)
+            expected = int if sort == "total_minor" else str
+            if not isinstance(last_value, expected) or isinstance(last_value, bool):
+                raise TypeError("not a cursor")
+        except (ValueError, TypeError, QueryError, binascii.Error, UnicodeDecodeError):
+            raise InvalidCursor("the cursor is not one this API handed out (use the `next` of the last page)") from None
+        return cls(selection, last_value, last_order_id)
+
+
+MAX_CURSOR_LENGTH = 4_096
+MAX_PAGE = 10_000
+
+
+def page_orders(
+    model: ViewReader, selection: OrderSelection, limit: int = 50, after: OrderCursor | None = None
+) -> tuple[list[dict[str, Any]], OrderCursor | None]:
+    """One page of order summaries of `selection`, after the cursor (None: from the start), and the cursor of the
+    next page (None when this page is the last)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise QueryError(f"a page holds 1 to {MAX_PAGE} orders, not {limit}")
+    if after is not None and after.selection != selection:
+        raise InvalidCursor("the cursor belongs to another selection (other filters or sort)")
+    with model.reading() as (conn, t):
+        orders = t["orders"]
+        query = select(*(orders.c[name] for name in SUMMARY_FIELDS))
+        if selection.customer_id is not None:
+            query = query.where(orders.c.customer_id == selection.customer_id)
+        if selection.status is not None:
+            query = query.where(orders.c.status == selection.status.upper())
+        if selection.since is not None:
+            query = query.where(orders.c.placed_at >= selection.since)
+        column, order_id = orders.c[selection.sort], orders.c.order_id
+        if after is not None:
+            if selection.sort == "order_id":
+                query = query.where(order_id > after.last_order_id)
+            else:
+                beyond = column < after.last_value if selection.descending else column > after.last_value
+                query = query.where(or_(beyond, and_(column == after.last_value, order_id > after.last_order_id)))
+        ordering = [column.desc() if selection.descending else column.asc()]
+        if selection.sort != "order_id":
+            ordering.append(order_id.asc())
+        rows = [dict(row._mapping) for row in conn.execute(query.order_by(*ordering).limit(limit + 1))]
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, OrderCursor(selection, last[selection.sort], last["order_id"])
+
+
+def walk_orders(model: ViewReader, selection: OrderSelection, page: int = 1_000) -> Iterator[dict[str, Any]]:
+    """Every order of the selection, page by page (one short read transaction per page, so a long export never
+    holds a snapshot open)."""
+    cursor = None
+    while True:
+        rows, cursor = page_orders(model, selection, page, cursor)
+        yield from rows
+        if cursor is None:
+            return
+
+
+def fold_timeline(
+    placed: Mapping[str, Any], lines: Sequence[Mapping[str, Any]], timeline: Sequence[Mapping[str, Any]], as_of: str
+) -> dict[str, Any] | None:
+    """The order's detail (query order's fields) as of `as_of` (RFC 3339 UTC text, base.utc_text), or None when it
+    was not placed yet. `placed` holds the immutable facts of the order (order_id, customer_id, currency,
+    total_minor); `timeline` its rows in version order."""
+    seen = [entry for entry in timeline if entry["occurred_at"] <= as_of]
+    if not seen or seen[0]["type"] != _PLACED:
+        return None
+    status, payment_status = "PLACED", None
+    for entry in seen:
+        status = _STATUS_BY_TYPE.get(entry["type"], status)
+        if entry["type"] == _PAYMENT_UPDATED:
+            payment_status = entry["payment_status"]
+    return {
+        "order_id": placed["order_id"],
+        "customer_id": placed["customer_id"],
+        "status": status,
+        "version": seen[-1]["version"],
+        "currency": placed["currency"],
+        "total_minor": placed["total_minor"],
+        "payment_status": payment_status,
+        "placed_at": seen[0]["occurred_at"],
+        "updated_at": seen[-1]["occurred_at"],
+        "as_of": as_of,
+        "lines": [dict(line) for line in lines],
+        "timeline": [
+            {"type": e["type"], "version": e["version"], "occurred_at": e["occurred_at"], "event_id": e["event_id"]}
+            for e in seen
+        ],
+    }
+
+
+def order_as_of(model: ViewReader, order_id: str, moment: datetime) -> dict[str, Any] | None:
+    """One order as it was at `moment` (see the module docstring); None if the view has no such order or it was
+    placed after `moment`. Reads the live generation of order-view in one transaction."""
+    with model.reading() as (conn, t):
+        orders, lines, timeline = t["orders"], t["lines"], t["timeline"]
+        row = conn.execute(
+            select(orders.c.order_id, orders.c.customer_id, orders.c.currency, orders.c.total_minor).where(
+                orders.c.order_id == order_id
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        line_rows = conn.execute(
+            select(lines.c.sku, lines.c.quantity, lines.c.unit_price_minor)
+            .where(lines.c.order_id == order_id)
+            .order_by(lines.c.line_no)
+        )
+        entries = conn.execute(
+            select(timeline.c.type, timeline.c.version, timeline.c.occurred_at, timeline.c.event_id,
+                   timeline.c.payment_status)
+            .where(timeline.c.order_id == order_id)
+            .order_by(timeline.c.version)
+        )  # fmt: skip
+        return fold_timeline(
+            row._mapping, [r._mapping for r in line_rows], [e._mapping for e in entries], utc_text(moment)
+        )
+
+
+SPEC = ProjectionSpec(
+    name=NAME,
+    schema_version=SCHEMA_VERSION,
+    topics=(ORDERS_EVENTS,),
+    state_role=STATE_ROLE,
+    tables=tables,
+    project=project,
+    replay_scope=ReplayScope({"orders": "order_id", "lines": "order_id", "timeline": "order_id"}),
+)

@@ -1,35 +1,23 @@
-"""The read side of the projections: what the CLI (and later an HTTP API) asks. Nothing else reads their tables.
+"""The read side of the projections: ReadModel, the read-only handle every query of a view module takes (order_view.
+order_detail, sales_view.sales, ...). Nothing else reads the views' tables.
 
-Every query resolves the live generation through the pointer and checks the schema version first, binds every value
-as a parameter, and takes sort columns only from an allow-list.
+Every query resolves the live generation through the pointer and checks the schema version first (ReadModel.reading),
+binds every value as a parameter, and takes sort columns only from an allow-list.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection
 
-from orderstream.views.base import utc_text
+from orderstream.views.base import QueryError
 from orderstream.views.registry import spec_of
 from orderstream.views.store import NotInitialized, ProjectionStore, database_exists
 from orderstream.views.tables import TableSet
 
-ORDER_SORTS = ("placed_at", "updated_at", "total_minor", "order_id", "customer_id", "status")
-SUMMARY_FIELDS = (
-    "order_id", "customer_id", "status", "version", "currency", "total_minor", "payment_status", "placed_at", "updated_at"
-)  # fmt: skip
-
-
-class QueryError(ValueError):
-    """A query the read model cannot answer as asked (bad sort column, bad grouping)."""
+__all__ = ["QueryError", "ReadModel"]
 
 
 class ReadModel:
@@ -65,231 +53,3 @@ class ReadModel:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def order_detail(model: ReadModel, order_id: str) -> dict[str, Any] | None:
-    """One order's summary with its lines and timeline, or None if the view has no such order."""
-    with model.reading() as (conn, t):
-        orders, lines, timeline = t["orders"], t["lines"], t["timeline"]
-        row = conn.execute(select(orders).where(orders.c.order_id == order_id)).one_or_none()
-        if row is None:
-            return None
-        detail = {name: row._mapping[name] for name in SUMMARY_FIELDS}
-        detail["lines"] = [
-            dict(r._mapping)
-            for r in conn.execute(
-                select(lines.c.sku, lines.c.quantity, lines.c.unit_price_minor)
-                .where(lines.c.order_id == order_id)
-                .order_by(lines.c.line_no)
-            )
-        ]
-        detail["timeline"] = [
-            dict(r._mapping)
-            for r in conn.execute(
-                select(timeline.c.type, timeline.c.version, timeline.c.occurred_at, timeline.c.event_id)
-                .where(timeline.c.order_id == order_id)
-                .order_by(timeline.c.version)
-            )
-        ]
-        return detail
-
-
-def list_orders(
-    model: ReadModel,
-    *,
-    customer_id: str | None = None,
-    status: str | None = None,
-    since: datetime | None = None,
-    limit: int = 50,
-    sort: str = "placed_at",
-    descending: bool = True,
-) -> list[dict[str, Any]]:
-    """Order summaries, filtered by customer, status and placed-at-or-after time, newest first by default."""
-    if sort not in ORDER_SORTS:
-        raise QueryError(f"cannot sort by {sort!r}; choose from: {', '.join(ORDER_SORTS)}")
-    with model.reading() as (conn, t):
-        orders = t["orders"]
-        query = select(*(orders.c[name] for name in SUMMARY_FIELDS))
-        if customer_id is not None:
-            query = query.where(orders.c.customer_id == customer_id)
-        if status is not None:
-            query = query.where(orders.c.status == status.upper())
-        if since is not None:
-            query = query.where(orders.c.placed_at >= utc_text(since))
-        column = orders.c[sort]
-        query = query.order_by(column.desc() if descending else column.asc(), orders.c.order_id).limit(limit)
-        return [dict(row._mapping) for row in conn.execute(query)]
-
-
-class InvalidCursor(QueryError):
-    """A cursor this read model did not hand out (or one for another selection)."""
-
-
-@dataclass(frozen=True, slots=True)
-class OrderSelection:
-    """Which orders, in what order: the filters and the sort of a walk through the order view."""
-
-    customer_id: str | None = None
-    status: str | None = None
-    since: str | None = None  # RFC 3339 UTC text (base.utc_text)
-    sort: str = "placed_at"
-    descending: bool = True
-
-    def __post_init__(self) -> None:
-        if self.sort not in ORDER_SORTS:
-            raise QueryError(f"cannot sort by {self.sort!r}; choose from: {', '.join(ORDER_SORTS)}")
-
-
-@dataclass(frozen=True, slots=True)
-class OrderCursor:
-    """Where a walk stopped: its selection and the sort key (sort value, order id) of the last order handed out.
-
-    Opaque to clients: url-safe base64 of a small JSON document. Keyset pagination: the next page is the orders
-    strictly after that key in the selection's order, so however many orders arrive or change meanwhile, an order
-    whose sort value does not change (placed_at, order_id, customer_id, total_minor never do) is handed out exactly
-    once; sorting by updated_at or status, an order that changes while the walk goes on may move past the cursor."""
-
-    selection: OrderSelection
-    last_value: Any
-    last_order_id: str
-
-    def encode(self) -> str:
-        s = self.selection
-        document = [1, s.customer_id, s.status, s.since, s.sort, s.descending, self.last_value, self.last_order_id]
-        return base64.urlsafe_b64encode(json.dumps(document, separators=(",", ":")).encode()).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, text: str) -> OrderCursor:
-        try:
-            if len(text) > MAX_CURSOR_LENGTH:
-                raise ValueError("too long")
-            document = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-            version, customer_id, status, since, sort, descending, last_value, last_order_id = document
-            if version != 1 or not isinstance(descending, bool) or not isinstance(last_order_id, str):
-                raise TypeError("not a cursor")
-            for value in (customer_id, status, since):
-                if value is not None and not isinstance(value, str):
-                    raise TypeError("not a cursor")
-            selection = OrderSelection(customer_id, status, since, sort, descending)
-            expected = int if sort == "total_minor" else str
-            if not isinstance(last_value, expected) or isinstance(last_value, bool):
-                raise TypeError("not a cursor")
-        except (ValueError, TypeError, QueryError, binascii.Error, UnicodeDecodeError):
-            raise InvalidCursor("the cursor is not one this API handed out (use the `next` of the last page)") from None
-        return cls(selection, last_value, last_order_id)
-
-
-MAX_CURSOR_LENGTH = 4_096
-MAX_PAGE = 10_000
-
-
-def page_orders(
-    model: ReadModel, selection: OrderSelection, limit: int = 50, after: OrderCursor | None = None
-) -> tuple[list[dict[str, Any]], OrderCursor | None]:
-    """One page of order summaries of `selection`, after the cursor (None: from the start), and the cursor of the
-    next page (None when this page is the last)."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise QueryError(f"a page holds 1 to {MAX_PAGE} orders, not {limit}")
-    if after is not None and after.selection != selection:
-        raise InvalidCursor("the cursor belongs to another selection (other filters or sort)")
-    with model.reading() as (conn, t):
-        orders = t["orders"]
-        query = select(*(orders.c[name] for name in SUMMARY_FIELDS))
-        if selection.customer_id is not None:
-            query = query.where(orders.c.customer_id == selection.customer_id)
-        if selection.status is not None:
-            query = query.where(orders.c.status == selection.status.upper())
-        if selection.since is not None:
-            query = query.where(orders.c.placed_at >= selection.since)
-        column, order_id = orders.c[selection.sort], orders.c.order_id
-        if after is not None:
-            if selection.sort == "order_id":
-                query = query.where(order_id > after.last_order_id)
-            else:
-                beyond = column < after.last_value if selection.descending else column > after.last_value
-                query = query.where(or_(beyond, and_(column == after.last_value, order_id > after.last_order_id)))
-        ordering = [column.desc() if selection.descending else column.asc()]
-        if selection.sort != "order_id":
-            ordering.append(order_id.asc())
-        rows = [dict(row._mapping) for row in conn.execute(query.order_by(*ordering).limit(limit + 1))]
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    last = rows[-1]
-    return rows, OrderCursor(selection, last[selection.sort], last["order_id"])
-
-
-def walk_orders(model: ReadModel, selection: OrderSelection, page: int = 1_000) -> Iterator[dict[str, Any]]:
-    """Every order of the selection, page by page (one short read transaction per page, so a long export never
-    holds a snapshot open)."""
-    cursor = None
-    while True:
-        rows, cursor = page_orders(model, selection, page, cursor)
-        yield from rows
-        if cursor is None:
-            return
-
-
-def sales(model: ReadModel, *, by: str = "sku") -> list[dict[str, Any]]:
-    """Booked units and revenue (see sales_view) per SKU or per day, per currency; rows with no sales left out."""
-    groupings = {"sku": ("sku",), "day": ("day",), "day-sku": ("day", "sku")}
-    if by not in groupings:
-        raise QueryError(f"cannot group sales by {by!r}; choose from: {', '.join(groupings)}")
-    with model.reading() as (conn, t):
-        daily = t["daily"]
-        keys = [daily.c[name] for name in groupings[by]] + [daily.c.currency]
-        units, revenue = func.sum(daily.c.units), func.sum(daily.c.revenue_minor)
-        query = (
-            select(*keys, units.label("units"), revenue.label("revenue_minor"))
-            .group_by(*keys)
-            .having(units != 0)
-            .order_by(*keys)
-        )
-        return [
-            {**dict(row._mapping), "units": int(row.units), "revenue_minor": int(row.revenue_minor)}
-            for row in conn.execute(query)
-        ]
-
-
-def status_counts(model: ReadModel) -> list[dict[str, Any]]:
-    """How many orders are in each status right now (statuses with none left out)."""
-    with model.reading() as (conn, t):
-        statuses = t["statuses"]
-        query = select(statuses.c.status, statuses.c.orders).where(statuses.c.orders != 0).order_by(statuses.c.status)
-        return [dict(row._mapping) for row in conn.execute(query)]
-
-
-def customer_summary(model: ReadModel, customer_id: str) -> list[dict[str, Any]]:
-    """A customer's orders count and lifetime value, one row per currency (empty: no such customer)."""
-    with model.reading() as (conn, t):
-        customers = t["customers"]
-        query = (
-            select(
-                customers.c.customer_id,
-                customers.c.currency,
-                customers.c.orders_count,
-                customers.c.lifetime_value_minor,
-            )
-            .where(customers.c.customer_id == customer_id)
-            .order_by(customers.c.currency)
-        )
-        return [dict(row._mapping) for row in conn.execute(query)]
-
-
-def stock_levels(model: ReadModel, sku: str | None = None) -> list[dict[str, Any]]:
-    """On hand, reserved and available (on hand - reserved) units per SKU, by SKU; one SKU's row when sku is given
-    (empty: the view knows no such SKU)."""
-    with model.reading() as (conn, t):
-        skus = t["skus"]
-        query = select(skus.c.sku, skus.c.on_hand, skus.c.reserved).order_by(skus.c.sku)
-        if sku is not None:
-            query = query.where(skus.c.sku == sku)
-        return [
-            {
-                "sku": row.sku,
-                "on_hand": int(row.on_hand),
-                "reserved": int(row.reserved),
-                "available": int(row.on_hand) - int(row.reserved),
-            }
-            for row in conn.execute(query)
-        ]

@@ -86,6 +86,19 @@ def test_post_then_get_after_its_token_shows_the_order_every_time(client):
     assert again.status_code == 200
     unchanged = client.get(f"/orders/{body['order_id']}", headers={"If-None-Match": again.headers["etag"]})
     assert unchanged.status_code == 304 and unchanged.headers["etag"] == again.headers["etag"]
+    (customer,) = client.get("/customers/c-ryw").json()
+    assert customer["orders_count"] >= 1 and customer["currency"] == "EUR"
+
+
+def test_restock_then_read_the_sku_after_its_token(client):
+    restocked = client.post("/stock/RS-1/restock", json={"quantity": 7})
+    assert restocked.status_code == 200, restocked.text
+    body = restocked.json()
+    assert body["sku"] == "RS-1" and body["quantity"] == 7 and body["accepted"] is True
+    level = client.get("/stock/RS-1", params={"after": body["token"], "timeout": 30})
+    assert level.status_code == 200 and level.json() == {"sku": "RS-1", "on_hand": 7, "reserved": 0, "available": 7}
+    assert any(row["sku"] == "RS-1" for row in client.get("/stock").json())
+    assert client.get("/stock/RS-404").status_code == 404
 
 
 def test_a_retried_post_with_the_same_idempotency_key_makes_one_order_and_gets_the_same_body(client):

@@ -23,7 +23,6 @@ from orderstream.topology import ORDERS_EVENTS
 from orderstream.views.registry import spec_of
 from orderstream.views.store import ProjectionStore, Record
 from tests.support.api_server import ApiServer
-from tests.support.databases import db_url  # noqa: F401
 
 EXISTING = 25_000  # the walk while orders arrive
 FEW = 2_000  # every other test
@@ -60,7 +59,7 @@ class OrderViewFiller:
         self.store.dispose()
 
 
-def _filled(count, db_url, tmp_path, kafka_bootstrap):  # noqa: F811
+def _filled(count, db_url, tmp_path, kafka_bootstrap):
     settings = load_settings(
         bootstrap_servers=kafka_bootstrap, topic_prefix=f"p{uuid.uuid4().hex[:8]}.", data_dir=tmp_path / "data",
         database_url=db_url,
@@ -76,12 +75,12 @@ def _filled(count, db_url, tmp_path, kafka_bootstrap):  # noqa: F811
 
 
 @pytest.fixture
-def filled(db_url, tmp_path, kafka_bootstrap):  # noqa: F811
+def filled(db_url, tmp_path, kafka_bootstrap):
     yield from _filled(EXISTING, db_url, tmp_path, kafka_bootstrap)
 
 
 @pytest.fixture
-def few(db_url, tmp_path, kafka_bootstrap):  # noqa: F811
+def few(db_url, tmp_path, kafka_bootstrap):
     yield from _filled(FEW, db_url, tmp_path, kafka_bootstrap)
 
 
@@ -199,3 +198,50 @@ def test_the_cli_pages_by_cursor_walks_everything_with_all_and_prints_csv(few):
     assert sorted(row["order_id"] for row in csv.DictReader(io.StringIO(everything.stdout))) == sorted(ids)
     bad = runner.invoke(app, [*root, "query", "orders", "--cursor", "nonsense"], env=env)
     assert bad.exit_code == 1 and "cursor" in bad.stderr and bad.stdout == ""
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_view_behind_a_token_is_503_with_how_far_behind_and_as_of_answers_the_past(few, tmp_path):
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient
+
+    from orderstream.kafka.topics import ensure_topics
+
+    settings, _, ids, server = few
+    ensure_topics(settings)
+    try:
+        producer = Producer({"bootstrap.servers": settings.effective_bootstrap})
+        for n in range(4):  # events on partition 1, which no projector applies here
+            producer.produce(settings.topic(ORDERS_EVENTS), key=b"k", value=b"x%d" % n, partition=1)
+        producer.flush(10)
+        with server.client() as client:
+            late = client.get(f"/orders/{ids[0]}", params={"after": f"{ORDERS_EVENTS}:1:3", "timeout": 0.5})
+            assert late.status_code == 503 and late.headers["retry-after"], late.text
+            assert late.headers["content-type"] == "application/problem+json" and late.json()["behind"] == 4
+            placed_at = datetime.fromisoformat(client.get(f"/orders/{ids[9]}").json()["placed_at"])
+            before = (placed_at - timedelta(seconds=1)).isoformat()
+            assert client.get(f"/orders/{ids[9]}", params={"as_of": before}).status_code == 404
+            then = client.get(f"/orders/{ids[9]}", params={"as_of": placed_at.isoformat()})
+            assert then.status_code == 200 and then.json()["as_of"] and then.json()["version"] == 1
+    finally:
+        admin = AdminClient({"bootstrap.servers": settings.effective_bootstrap})
+        names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix)]
+        for future in admin.delete_topics(names, request_timeout=30).values():
+            future.result()
+
+
+def test_a_database_that_does_not_answer_is_503_with_retry_after(tmp_path, kafka_bootstrap):
+    settings = load_settings(
+        bootstrap_servers=kafka_bootstrap, data_dir=tmp_path / "data", topic_prefix="nodb.",
+        database_url="postgresql+psycopg://nobody@127.0.0.1:1/{projection}",
+    )  # fmt: skip
+    server = ApiServer(settings, tmp_path / "serve.log")
+    try:
+        with server.client() as client:
+            for path in ("/orders/o-1", "/orders", "/stock", "/sales", "/customers/c-1"):
+                answer = client.get(path)
+                assert answer.status_code == 503 and answer.headers["retry-after"], (path, answer.text)
+                assert answer.headers["content-type"] == "application/problem+json"
+                assert "nobody" not in answer.text and "Traceback" not in answer.text
+    finally:
+        server.stop()

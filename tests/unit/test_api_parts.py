@@ -13,7 +13,8 @@ from orderstream.api.serving import UnsafeBind, check_bind
 from orderstream.config import load_settings
 from orderstream.ops.read_your_writes import TokenRefused, parse_token
 from orderstream.views.models import OrderSummary, SalesReport, dump, orders_csv
-from orderstream.views.queries import InvalidCursor, OrderCursor, OrderSelection, QueryError
+from orderstream.views.order_view import InvalidCursor, OrderCursor, OrderSelection
+from orderstream.views.queries import QueryError
 
 
 def test_a_cursor_round_trips_and_anything_else_is_refused():
@@ -75,3 +76,15 @@ def test_answer_models_keep_the_cli_fields_and_refuse_unknown_ones():
     report = {"by": "sku", "rows": [{"sku": "A", "currency": "EUR", "units": 1, "revenue_minor": 5}], "statuses": []}
     assert dump(SalesReport.model_validate(report)) == report
     assert "".join(orders_csv([row])).splitlines() == [",".join(row), "o-1,c,PLACED,1,EUR,5,,t,t"]
+
+
+def test_the_serve_command_refuses_a_public_address_without_a_token(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from orderstream.cli.main import app
+
+    monkeypatch.delenv("ORDERSTREAM_API_TOKEN", raising=False)
+    result = CliRunner().invoke(app, ["--data-dir", str(tmp_path), "serve", "--host", "0.0.0.0", "--port", "1"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: refusing to listen on 0.0.0.0 without an API token")
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -12,7 +12,7 @@ from orderstream.api.console.letters import decode_value
 from orderstream.api.console.order_pages import parse_since, shipment_state
 from orderstream.api.console.pages import public_request
 from orderstream.schemas.codec import Codec
-from orderstream.views.queries import QueryError
+from orderstream.views.base import QueryError
 from tests.support.orders import place_order
 
 

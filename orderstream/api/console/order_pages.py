@@ -1,4 +1,4 @@
-"""What the orders, order and sales pages show, read through the views' own queries (views/queries.py): the same
+"""What the orders, order and sales pages show, read through the views' own queries (each view module's): the same
 functions GET /orders, GET /orders/{id}, GET /sales and GET /stock call. Every loader returns the template's values;
 a view that cannot answer (no database yet, built by another schema version) becomes a `problem` line on the page
 rather than an error page, so the rest of the page still shows."""
@@ -10,18 +10,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from orderstream.domain.money import decimals_of
-from orderstream.views.base import STATUSES, utc_text
-from orderstream.views.queries import (
-    ORDER_SORTS,
-    OrderCursor,
-    OrderSelection,
-    QueryError,
-    order_detail,
-    page_orders,
-    sales,
-    status_counts,
-    stock_levels,
-)
+from orderstream.views.base import STATUSES, QueryError, utc_text
+from orderstream.views.order_view import ORDER_SORTS, OrderCursor, OrderSelection, order_detail, page_orders
+from orderstream.views.sales_view import sales, status_counts
+from orderstream.views.stock_view import stock_levels
 from orderstream.views.store import StoreError
 
 PAGE_SIZES = (25, 50, 100, 200)

@@ -22,7 +22,8 @@ from orderstream.api.problems import Problem
 from orderstream.kafka.consistency import ConsistencyToken, TokenError
 from orderstream.ops.tail import jsonable
 from orderstream.topology import ORDERS_EVENTS
-from orderstream.views.queries import order_detail
+from orderstream.views import order_view
+from orderstream.views.order_view import order_detail
 from orderstream.views.store import StoreError
 
 router = APIRouter(tags=["orders"])
@@ -83,7 +84,7 @@ async def order_events(
         start = _resume_point(resume_text, partition)
     else:
         try:
-            model = await asyncio.to_thread(context.views.get, "order-view")
+            model = await asyncio.to_thread(context.views.get, order_view.NAME)
             detail = await asyncio.to_thread(order_detail, model, order_id)
         except StoreError:
             detail = None  # no view to ask: read the partition from its start

@@ -30,7 +30,8 @@ from orderstream.producers.commands import Outcome
 from orderstream.producers.outcomes import CommandQueued, OrderCommandOutcome, ShipmentOutcome
 from orderstream.topology import ORDERS_COMMANDS, SHIPPING_COMMANDS
 from orderstream.views.models import OrderDetail, OrderPage, OrderSummary, dump, orders_csv
-from orderstream.views.queries import (
+from orderstream.views.order_view import NAME as ORDER_VIEW
+from orderstream.views.order_view import (
     ORDER_SORTS,
     OrderCursor,
     OrderSelection,
@@ -41,7 +42,6 @@ from orderstream.views.queries import (
 
 router = APIRouter(tags=["orders"])
 
-ORDER_VIEW = "order-view"
 MAX_TIMEOUT_S = 60.0
 
 
@@ -305,7 +305,7 @@ async def get_order(
     if moment is None:
         detail = await asyncio.to_thread(lambda: order_detail(context.views.get(ORDER_VIEW), order_id))
     else:
-        from orderstream.views.time_travel import order_as_of
+        from orderstream.views.order_view import order_as_of
 
         detail = await asyncio.to_thread(lambda: order_as_of(context.views.get(ORDER_VIEW), order_id, moment))
     if detail is None:

@@ -20,11 +20,10 @@ from orderstream.domain.validation import check_id, check_stock_quantity
 from orderstream.producers.outcomes import CommandQueued, RestockOutcome
 from orderstream.topology import INVENTORY_COMMANDS
 from orderstream.views.models import StockLevel, dump
-from orderstream.views.queries import stock_levels
+from orderstream.views.stock_view import NAME as STOCK_VIEW
+from orderstream.views.stock_view import stock_levels
 
 router = APIRouter(tags=["stock"])
-
-STOCK_VIEW = "stock-view"
 
 
 class RestockIn(BaseModel):
