@@ -25,7 +25,8 @@ SORT_LABELS = {
     "customer_id": "customer",
     "status": "status",
 }
-CHARTED_SKUS = 200  # the chart shows the top 15 of these; the table lists every SKU
+CHARTED_SKUS = 15  # the revenue-per-SKU chart shows the top 15 SKUs
+TABLED_SKUS = 100  # its table the top 100 (GET /sales?by=sku has them all)
 CANCELLABLE = frozenset({"PLACED", "CONFIRMED"})
 SHIPPABLE = frozenset({"CONFIRMED"})
 DELIVERABLE = frozenset({"SHIPPED"})
@@ -133,6 +134,7 @@ def load_sales(views, scarce_below: int) -> dict[str, Any]:
     values: dict[str, Any] = {
         "by_day": [],
         "by_sku": [],
+        "sku_count": 0,
         "stock": [],
         "scarce_below": scarce_below,
         "sales_problem": None,
@@ -141,7 +143,9 @@ def load_sales(views, scarce_below: int) -> dict[str, Any]:
     try:
         model = views.get("sales-view")
         values["by_day"] = sales(model, by="day")
-        values["by_sku"] = sorted(sales(model, by="sku"), key=lambda r: (r["currency"], -r["revenue_minor"], r["sku"]))
+        by_sku = sorted(sales(model, by="sku"), key=lambda r: (-r["revenue_minor"], r["currency"], r["sku"]))
+        values["sku_count"] = len(by_sku)
+        values["by_sku"] = by_sku[:TABLED_SKUS]
     except StoreError as exc:
         values["sales_problem"] = str(exc)
     try:
@@ -151,10 +155,10 @@ def load_sales(views, scarce_below: int) -> dict[str, Any]:
     else:
         values["stock"] = [{**row, "scarce": row["available"] < scarce_below} for row in rows]
         values["scarce_count"] = sum(1 for row in values["stock"] if row["scarce"])
-    currencies = {row["currency"] for row in values["by_day"]}
+    currencies = {row["currency"] for row in values["by_day"] + values["by_sku"]}
     values["chart_data"] = {
         "by_day": values["by_day"],
-        "by_sku": values["by_sku"][:CHARTED_SKUS],
+        "by_sku": values["by_sku"][:CHARTED_SKUS],  # the top SKUs by revenue
         "decimals": {currency: decimals_of(currency) for currency in currencies},
     }
     return values

@@ -334,14 +334,17 @@
       charts.delete(dayEl); dayEl.innerHTML = "";
       makeChart(dayEl, {
         legend: { live: false },
-        scales: { x: { time: true, range: (u, min, max) => [min - DAY * 0.75, max + DAY * 0.75] }, y: { range: (u, min, max) => [0, (max || 1) * 1.1] } },
+        scales: {
+          x: { time: true, range: (u, min, max) => (xs.length ? [xs[0] - DAY * 0.75, xs[xs.length - 1] + DAY * 0.75] : [min, max]) },
+          y: { range: (u, min, max) => [0, (max || 1) * 1.15] },
+        },
         axes: [{ splits: () => xs, values: (u, splits) => splits.map((t) => new Date(t * 1000).toISOString().slice(5, 10)) }, { size: 70 }],
         series: [{}, ...currencies.map((c, i) => ({ label: c, stroke: PALETTE[i % PALETTE.length], fill: PALETTE[i % PALETTE.length] + "99", paths: bars, points: { show: false } }))],
       }, [xs, ...ys]);
     }
     const skuEl = document.getElementById("chart-by-sku");
     if (skuEl) {
-      const top = [...data.by_sku].sort((a, b) => major(b) - major(a)).slice(0, 15);
+      const top = data.by_sku;  // the top SKUs by revenue, largest first
       const skus = [...new Set(top.map((r) => r.sku))];
       const xs = skus.map((_, i) => i);
       const ys = currencies.map((c) => skus.map((s) => { const r = top.find((x) => x.sku === s && x.currency === c); return r ? major(r) : null; }));
@@ -349,7 +352,7 @@
       makeChart(skuEl, {
         legend: { live: false },
         padding: [8, 24, 0, 0],
-        scales: { x: { time: false, range: (u, min, max) => [min - 0.5, max + 0.5] }, y: { range: (u, min, max) => [0, (max || 1) * 1.1] } },
+        scales: { x: { time: false, range: (u, min, max) => [min - 0.5, max + 0.5] }, y: { range: (u, min, max) => [0, (max || 1) * 1.15] } },
         axes: [{ values: (u, splits) => splits.map((i) => skus[i] ?? ""), rotate: -35, size: 72, splits: () => xs }, { size: 70 }],
         series: [{ label: "SKU", value: (u, i) => skus[i] ?? "" }, ...currencies.map((c, i) => ({ label: c, stroke: PALETTE[i % PALETTE.length], fill: PALETTE[i % PALETTE.length] + "99", paths: bars, points: { show: false } }))],
       }, [xs, ...ys]);
