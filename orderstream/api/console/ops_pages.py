@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from orderstream.api.console.letters import decode_value, headers_text, letter_id, provenance
 from orderstream.config import Settings
@@ -123,7 +124,7 @@ def retry_letter(settings: Settings, wanted: str) -> dict[str, Any]:
     from orderstream.ops.dlq import retry
 
     topic = wanted.rsplit(":", 2)[0].removeprefix(settings.topic_prefix)
-    back = {"back_url": f"/console/dead-letters?topic={topic}&letter={wanted}"}
+    back = {"back_url": "/console/dead-letters?" + urlencode({"topic": topic, "letter": wanted})}
     try:
         letters = [x for x in _read(settings) if letter_id(x) == wanted]
         if not letters:

@@ -6,8 +6,9 @@ set, a navigation cannot carry it (browsers send no Authorization header there),
 data and the console's script fetches the fragment with the token it keeps in sessionStorage. The data always comes
 from the same core functions the HTTP API and the CLI call; commands go from the browser to the API's endpoints.
 
-Route handlers are plain functions: FastAPI runs them in its thread pool, so a slow database or broker never blocks
-the event loop.
+Route handlers are plain functions (FastAPI runs them in its thread pool), or async where they wait (the order page
+awaits the view's read-your-writes position, then renders in a worker thread), so a slow database or broker never
+blocks the event loop.
 """
 
 from __future__ import annotations
@@ -50,12 +51,10 @@ NAV = (
 )
 SCARCE_BELOW = 10  # the default: a SKU with fewer units available than this is highlighted
 PIPELINE_REFRESH_MS = 3000  # how often the pipeline page refreshes itself
-STATUS_SAMPLE_S = 0.5
+STATUS_SAMPLE_S = 0.5  # a live refresh watches a consumer that is behind this long, to tell catching-up from stuck
 AFTER_WAIT_S = 5.0  # the longest an order page refresh waits for the view to apply the event that triggered it
 
-log = logging.getLogger(
-    __name__
-)  # a live refresh watches a consumer that is behind this long, to tell catching-up from stuck
+log = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 
@@ -104,7 +103,6 @@ def _render(
     page: str,
     title: str,
     load: Callable[[], dict[str, Any]],
-    status_code: int = 200,
     deferred: bool = False,
     **frame: Any,
 ) -> HTMLResponse:
@@ -138,7 +136,7 @@ def _render(
     elif authorized:
         values |= load()
     name = "partial.html" if fragment else f"{page}.html"
-    response = templates.TemplateResponse(request, name, values, status_code=status_code)
+    response = templates.TemplateResponse(request, name, values)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Vary"] = "HX-Request, Authorization"
     return response
@@ -278,8 +276,7 @@ def retry_dead_letter(request: Request, letter_id: str, confirm: str = "") -> Re
 
 
 def _letter_location(letter_id: str) -> dict[str, Any]:
-    topic = letter_id.rsplit(":", 2)[0]
-    return {"back_url": "/console/dead-letters?" + urlencode({"topic": topic, "letter": letter_id})}
+    return {"back_url": "/console/dead-letters?" + urlencode({"letter": letter_id})}
 
 
 # --- static files ------------------------------------------------------------------------------------------------
@@ -287,9 +284,10 @@ def _letter_location(letter_id: str) -> dict[str, Any]:
 
 @router.get("/console/static/{name}")
 def static_file(name: str) -> FileResponse:
-    """The console's own scripts and styles and the vendored libraries (with their licences); names carry versions,
-    so browsers may keep them."""
+    """The console's own script and styles (revalidated on every use: they change with orderstream) and the vendored
+    libraries with their licences (their names carry their versions, so browsers keep them)."""
     if name not in STATIC_FILES:
         raise HTTPException(status_code=404, detail=f"no static file {name!r}")
     media = next((t for suffix, t in STATIC_TYPES.items() if name.endswith(suffix)), "application/octet-stream")
-    return FileResponse(STATIC / name, media_type=media, headers={"Cache-Control": "public, max-age=3600"})
+    cache = "no-cache" if name.startswith("console.") else "public, max-age=86400"
+    return FileResponse(STATIC / name, media_type=media, headers={"Cache-Control": cache})
