@@ -25,6 +25,7 @@ from typing import Any
 
 from orderstream.config import Settings
 from orderstream.kafka.partitioner import partition_of
+from orderstream.kafka.reading import consume_available
 from orderstream.topology import ORDERS_EVENTS
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ class OrderEventsTail:
     def _follow(self) -> None:
         while not self._stop.is_set():
             try:
-                records = self._consumer.consume(500, 0.2)
+                records = consume_available(self._consumer, 500, 0.2)
             except Exception as exc:  # noqa: BLE001 - reported to every stream (they end), and logged
                 self._fail(f"reading {self.topic}: {exc}")
                 return
@@ -178,7 +179,7 @@ def read_history(settings: Settings, key: bytes, partition: int, start: int, unt
     try:
         consumer.assign([TopicPartition(topic, partition, start)])
         while time.monotonic() < deadline:
-            for record in consumer.consume(1_000, 0.2):
+            for record in consume_available(consumer, 1_000, 0.2):
                 if record.error() is not None:
                     if record.error().fatal():
                         raise TailUnavailable(f"reading {topic}: {record.error().str()}")

@@ -2,6 +2,7 @@
 per project exception type, as the CLI turns them into one line in one place. Never a stack trace: an error nobody
 expected is logged here and answered 500 with a generic detail.
 
+`type` is a URN naming the kind of problem (urn:orderstream:problem:<title as a slug>: no page to dereference).
 Extension members carry what a client acts on: `behind` for a view that is late, `reason`/`version` for a refused
 command. Errors the broker or a database cause are 503 with Retry-After.
 """
@@ -40,7 +41,7 @@ def problem_response(
     status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
     slug = title.lower().replace(" ", "-")
-    body = {"type": f"https://orderstream.dev/problems/{slug}", "title": title, "status": status, "detail": detail}
+    body = {"type": f"urn:orderstream:problem:{slug}", "title": title, "status": status, "detail": detail}
     return JSONResponse(body | extra, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 

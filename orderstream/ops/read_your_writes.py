@@ -5,8 +5,11 @@ One core, two drivers: `wait_until_applied` (blocking, for the CLI) and `await_a
 it awaits between looks at the view and never parks a thread in a sleep). Both:
 1. parse the token and check it names a topic the view projects (TokenRefused);
 2. read the view's stored next offset on the token's partition; done once it is past the token's offset;
-3. the first time it is not, ask the broker once whether the token can exist at all (TokenUnreachable: a partition
-   or offset its topic does not have would otherwise be waited for until the timeout, blaming the view);
+3. once it has waited CHECK_AFTER_S in vain (or at the timeout, whichever is first), ask the broker once whether the
+   token can exist at all (TokenUnreachable: a partition or offset its topic does not have would otherwise be waited
+   for until the timeout, blaming the view). Not sooner: the usual token is applied within milliseconds, and a
+   Kafka client per wait would cost more than the wait (an API answering 100 such reads a second spent its threads
+   on them);
 4. past the timeout, raise ViewBehind with how many events the view still has to apply.
 A view that has no database yet counts as "applied nothing"; any other store error propagates.
 """
@@ -26,6 +29,7 @@ from orderstream.views.store import NotInitialized
 
 FIRST_POLL_S, MAX_POLL_S = 0.005, 0.05  # looks at the view: soon after the first miss, then backing off to 50 ms
 TOKEN_CHECK_TIMEOUT_S = 5.0  # the most asking the broker whether a token can exist takes
+CHECK_AFTER_S = 0.5  # how long a wait goes on before the broker is asked whether its token can exist
 
 
 class TokenRefused(ValueError):
@@ -123,12 +127,15 @@ def wait_until_applied(
     Raises ViewBehind past timeout_s (default: the wait_timeout_s setting), TokenUnreachable, StoreError."""
     timeout_s = check_timeout(settings.wait_timeout_s if timeout_s is None else timeout_s)
     wait = _Wait(settings, projection, token, timeout_s, model)
-    deadline = time.monotonic() + timeout_s
+    began = time.monotonic()
+    deadline = began + timeout_s
     pause = FIRST_POLL_S
     try:
         while not wait.applied():
-            wait.check_once(deadline - time.monotonic())
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline or now - began >= CHECK_AFTER_S:
+                wait.check_once(deadline - now)
+            if now >= deadline:
                 raise wait.behind()
             time.sleep(pause)
             pause = min(MAX_POLL_S, pause * 2)
@@ -149,13 +156,15 @@ async def await_applied(
     timeout_s = check_timeout(settings.wait_timeout_s if timeout_s is None else timeout_s)
     wait = _Wait(settings, projection, token, timeout_s, model)
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
+    began = loop.time()
+    deadline = began + timeout_s
     pause = FIRST_POLL_S
     try:
         while not await asyncio.to_thread(wait.applied):
-            if not wait.checked:
-                await asyncio.to_thread(wait.check_once, deadline - loop.time())
-            if loop.time() >= deadline:
+            now = loop.time()
+            if not wait.checked and (now >= deadline or now - began >= CHECK_AFTER_S):
+                await asyncio.to_thread(wait.check_once, deadline - now)
+            if now >= deadline:
                 raise wait.behind()
             await asyncio.sleep(pause)
             pause = min(MAX_POLL_S, pause * 2)

@@ -146,10 +146,11 @@ class AsyncCommandSender:
             self._producer.poll(0.1)
 
     def _read_replies(self) -> None:
+        from orderstream.kafka.reading import consume_available
         from orderstream.schemas.cloudevents import read_headers
 
         while not self._stop.is_set():
-            for record in self._reader.consume(100, 0.1):
+            for record in consume_available(self._reader, 100, 0.1):
                 if record.error():
                     if record.error().fatal():
                         log.error("reading replies: %s", record.error())

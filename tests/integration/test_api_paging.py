@@ -245,3 +245,30 @@ def test_a_database_that_does_not_answer_is_503_with_retry_after(tmp_path, kafka
                 assert "nobody" not in answer.text and "Traceback" not in answer.text
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_broker_that_does_not_answer_is_503_with_retry_after_and_queries_still_answer(few, tmp_path):
+    settings, _, ids, _ = few
+    offline = settings.model_copy(update={"bootstrap_servers": "127.0.0.1:1"})
+    server = ApiServer(offline, tmp_path / "serve-offline.log")
+    try:
+        with server.client() as client:
+            body = {
+                "customer_id": "c-1",
+                "currency": "EUR",
+                "lines": [{"sku": "S", "quantity": 1, "unit_price_minor": 1}],
+            }
+            for method, path, kwargs in (
+                ("post", "/orders", {"json": body}),
+                ("post", "/stock/S/restock", {"json": {"quantity": 1}}),
+                ("get", f"/orders/{ids[0]}/events", {}),
+                ("get", "/readyz", {}),
+            ):
+                answer = getattr(client, method)(path, **kwargs)
+                assert answer.status_code == 503 and answer.headers["retry-after"], (path, answer.text)
+                assert answer.headers["content-type"] == "application/problem+json"
+                assert "127.0.0.1:1" in answer.json()["detail"], answer.text
+            assert client.get(f"/orders/{ids[0]}").status_code == 200  # the views need no broker
+    finally:
+        server.stop()
