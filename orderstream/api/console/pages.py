@@ -29,7 +29,7 @@ from starlette.types import Scope
 from orderstream.api.console import formatting
 from orderstream.api.console.ops_pages import load_dead_letters, load_pipeline, retry_letter
 from orderstream.api.console.order_pages import PAGE_SIZES, SORT_LABELS, load_order, load_orders, load_sales
-from orderstream.api.context import context_of
+from orderstream.api.context import ApiContext
 from orderstream.views.base import STATUSES
 from orderstream.views.registry import ALL_SPECS
 from orderstream.views.store import StoreError
@@ -59,8 +59,9 @@ log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 
-def _context(request: Request):
-    return context_of(request)
+def _context(request: Request) -> ApiContext:
+    """The context the API's lifespan built (api/context.py), read where the page needs it."""
+    return request.state.context
 
 
 PAGE_PATHS = frozenset({"/", "/console/pipeline", "/console/sales", "/console/dead-letters"})
