@@ -63,7 +63,7 @@ class RunningService:
     @property
     def owned(self) -> set[int]:
         processor = getattr(self.service, "processor", None)
-        return set(processor._owned) if processor is not None else set()
+        return set(processor.owned) if processor is not None else set()
 
     def wait_owned(self, predicate, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
