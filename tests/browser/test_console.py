@@ -149,7 +149,9 @@ def test_an_order_goes_placed_to_confirmed_live_is_shipped_and_delivered_and_a_s
         full_page_screenshot(browser, SCREENSHOTS / "orders.png")
 
 
-def test_a_garbage_record_is_dead_lettered_shown_with_its_provenance_and_bytes_and_retried(stack, browser):
+def test_a_garbage_record_is_dead_lettered_shown_with_its_provenance_and_bytes_and_sent_back_after_a_confirmation(
+    stack, browser
+):
     from confluent_kafka import Producer
 
     from orderstream.kafka.clients import producer_config
@@ -183,17 +185,25 @@ def test_a_garbage_record_is_dead_lettered_shown_with_its_provenance_and_bytes_a
     letter_id = browser.find_element(By.CSS_SELECTOR, "#letters-table tr.selected").get_attribute("data-letter-id")
     browser.find_element(By.ID, "retry-button").click()
     alert = wait_for(browser, lambda b: _alert(b), message="no confirmation was asked")
-    assert "Re-publish" in alert.text
+    assert "back to" in alert.text and stack.settings.topic("order-service") in alert.text
     alert.accept()
-    wait_for(browser, lambda b: "re-published" in text_of(b, "#retry-outcome"), message=text_of(browser, "main"))
+    wait_for(browser, lambda b: "sent" in text_of(b, "#retry-outcome"), message=text_of(browser, "main"))
 
-    # Marked retried in the DLQ, and re-published: the order service dead-letters the same garbage once more.
-    letters = [x for x in read_letters(stack.settings) if x.key == key]
-    assert [x.retried for x in letters if f"{x.dlq_topic}:{x.dlq_partition}:{x.dlq_offset}" == letter_id] == [True]
+    # The order service got the record back, failed on it again: the same letter waits again, its failure counted.
+    def failed_again() -> bool:
+        mine = [
+            x for x in read_letters(stack.settings) if f"{x.dlq_topic}:{x.dlq_partition}:{x.dlq_offset}" == letter_id
+        ]
+        return bool(mine) and mine[0].retry_failures >= 1 and not mine[0].retried
+
     deadline = time.monotonic() + 60
-    while len([x for x in read_letters(stack.settings) if x.key == key]) < 2:
+    while not failed_again():
         assert time.monotonic() < deadline, "the retried record never came back to the order service"
         time.sleep(1)
+    assert len([x for x in read_letters(stack.settings) if x.key == key]) == 1, "a failed retry is not a second letter"
+    browser.find_element(By.ID, "back-to-letter").click()
+    wait_for(browser, lambda b: "failed again after 1 retry" in text_of(b, "#letter-provenance"))
+    assert browser.find_elements(By.ID, "retry-button"), "a letter that failed again can be retried again"
 
 
 def _alert(browser):

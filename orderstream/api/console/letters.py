@@ -78,8 +78,16 @@ def provenance(letter: StoredLetter) -> list[tuple[str, Any]]:
         ("stage", letter.stage),
         ("error", f"{letter.error_class}: {letter.error_message}"),
         ("key", letter.key if letter.key is not None else "(none)"),
-        ("retried", "yes" if letter.retried else "no"),
+        ("retried", _retried(letter)),
     ]
+
+
+def _retried(letter: StoredLetter) -> str:
+    if letter.retried:
+        return "yes: sent back to its group, not failed again (yet)"
+    if letter.retry_failures:
+        return f"failed again after {letter.retry_failures} retr{'y' if letter.retry_failures == 1 else 'ies'}: waiting"
+    return "no"
 
 
 def headers_text(letter: StoredLetter) -> list[tuple[str, str]]:

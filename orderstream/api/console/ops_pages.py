@@ -118,10 +118,11 @@ def load_dead_letters(settings: Settings, topic: str, selected: str) -> dict[str
 
 
 def retry_letter(settings: Settings, wanted: str) -> dict[str, Any]:
-    """Re-publish one letter not yet retried (ops/dlq.retry); the values of the page that says how it went."""
+    """Send one waiting letter back to the group that wrote it (ops/dlq.retry, as `orderstream dlq retry ID`); the
+    values of the page that says how it went."""
     from confluent_kafka import KafkaException
 
-    from orderstream.ops.dlq import retry
+    from orderstream.ops.dlq import RetryRefused, retry
 
     topic = wanted.rsplit(":", 2)[0].removeprefix(settings.topic_prefix)
     back = {"back_url": "/console/dead-letters?" + urlencode({"topic": topic, "letter": wanted})}
@@ -130,12 +131,15 @@ def retry_letter(settings: Settings, wanted: str) -> dict[str, Any]:
         if not letters:
             return {**back, "outcome": "failed", "message": f"no dead letter {wanted!r}"}
         if letters[0].retried:
-            return {**back, "outcome": "failed", "message": f"{wanted} was already retried; it is not sent twice"}
+            return {**back, "outcome": "failed", "message": f"{wanted} was retried already and is not sent twice"}
         retry(settings, letters)
+    except RetryRefused as exc:
+        return {**back, "outcome": "failed", "message": f"cannot retry: {exc}"}
     except (KafkaException, RuntimeError) as exc:
         return {**back, "outcome": "failed", "message": f"the retry failed: {exc}"}
     return {
         **back,
         "outcome": "retried",
-        "message": f"re-published {wanted} to {letters[0].original.rsplit(':', 2)[0]}",
+        "message": f"sent {wanted} back to {letters[0].group} to process again (if it fails again, the letter "
+        "waits here again, with the failure counted)",
     }

@@ -280,6 +280,7 @@
     for (const [view, total] of totals) {
       const list = samples.get(view) || [];
       const last = list[list.length - 1];
+      if (last && t - last.t < 1) continue;  // the same refresh seen twice
       list.push({ t, total });
       samples.set(view, list.slice(-2));
       const series = rates.get(view) || [[], []];
