@@ -141,6 +141,8 @@ def test_an_order_goes_placed_to_confirmed_live_is_shipped_and_delivered_and_a_s
         assert "Conflict" in message and "version" in message and "Nothing was cancelled" in message
         assert api_status(api, second) == "CONFIRMED"
         full_page_screenshot(browser, SCREENSHOTS / "order-conflict.png")
+        browser.find_element(By.ID, "reload-order").click()
+        wait_for(browser, lambda b: text_of(b, "#order-status") == "CONFIRMED")
         browser.close()
         browser.switch_to.window(browser.window_handles[0])
 

@@ -201,6 +201,13 @@
     p.id = "action-message";
     p.dataset.outcome = kind;
     p.textContent = text;
+    if (kind === "conflict") {
+      const reload = document.createElement("a");
+      reload.href = window.location.pathname;
+      reload.textContent = "Reload the order";
+      reload.id = "reload-order";
+      p.append(" ", reload);
+    }
     out.appendChild(p);
   }
   function setupActions() {
