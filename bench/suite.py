@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench.cli_help import bench_help
+from bench.console import bench_console
 from bench.http import bench_http
 from bench.latency import bench_latency
 from bench.memory import bench_memory
@@ -25,6 +26,7 @@ SUITE = {
         env, rate=500, seconds=max(4.0, 20 * scale), warm_seconds=max(2.0, 60 * scale)
     ),
     "query": lambda env, scale: bench_query(env, orders=max(20_000, int(1_000_000 * scale))),
+    "console": lambda env, scale: bench_console(env, orders=max(20_000, int(1_000_000 * scale))),
     "http": lambda env, scale: bench_http(
         env, orders=max(20_000, int(1_000_000 * scale)), seconds=max(5.0, 15 * scale)
     ),

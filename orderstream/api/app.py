@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from orderstream.api import problems
+from orderstream.api import console, problems
 from orderstream.api.context import ApiContext, Commands, LiveEvents, ReadModels
 from orderstream.api.routers import events, ops, orders, sales, stock
 from orderstream.api.security import BearerTokenMiddleware, BodyLimitMiddleware
@@ -26,7 +26,7 @@ from orderstream.config import Settings
 from orderstream.telemetry import http as telemetry
 from orderstream.topology import INVENTORY_REPLIES, ORDERS_REPLIES, SHIPPING_REPLIES
 
-ROUTERS: tuple[APIRouter, ...] = (orders.router, events.router, stock.router, sales.router, ops.router)
+ROUTERS: tuple[APIRouter, ...] = (orders.router, events.router, stock.router, sales.router, ops.router, console.router)
 
 
 def create_app(settings: Settings, extra_routers: Sequence[APIRouter] = ()) -> FastAPI:
@@ -59,7 +59,7 @@ def create_app(settings: Settings, extra_routers: Sequence[APIRouter] = ()) -> F
         app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     if settings.api_token is not None:
-        app.add_middleware(BearerTokenMiddleware, token=settings.api_token)
+        app.add_middleware(BearerTokenMiddleware, token=settings.api_token, public=console.public_request)
     if settings.api_cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
