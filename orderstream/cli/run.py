@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -38,6 +39,7 @@ def run(
     unknown = [n for n in selected if n not in SERVICES]
     if unknown:
         fail(f"unknown service {unknown[0]!r}; choose from: all, {', '.join(SERVICES)}")
+    lock = _lock_for_all(settings) if names == ["all"] else None
     require_broker(settings)  # seconds, not a 30 s transaction set-up that times out, when no broker answers
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
@@ -53,14 +55,40 @@ def run(
             fail(str(exc))
         service.run(stop)
         return
-    _supervise(ctx, selected)
+    try:
+        _supervise(ctx, selected, lock)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
-def _supervise(ctx: typer.Context, names: list[str]) -> None:
-    """One child process per service; a signal to the supervisor is passed to every child; a child that dies is reported."""
+def _lock_for_all(settings):
+    """One `run all` per data directory: a second one would run a second copy of every service."""
+    from orderstream.cli.supervision import AlreadyRunning, lock_data_dir
+
+    try:
+        return lock_data_dir(settings.data_dir)
+    except AlreadyRunning as exc:
+        fail(str(exc))
+
+
+def _supervise(ctx: typer.Context, names: list[str], lock=None) -> None:
+    """One child process per service; a signal to the supervisor is passed to every child; a child that dies is
+    reported.
+
+    Each child dies with the supervisor, even one killed by SIGKILL (a parent-death signal), and holds the run lock
+    (when there is one) until it exits."""
+    from orderstream.cli.supervision import die_with_parent
+
     args = root_args(ctx)
+    keep = (lock.fileno(),) if lock is not None else ()
     children = {
-        name: subprocess.Popen([sys.executable, "-m", "orderstream.cli.main", *args, "run", name]) for name in names
+        name: subprocess.Popen(
+            [sys.executable, "-m", "orderstream.cli.main", *args, "run", name],
+            preexec_fn=die_with_parent(os.getpid()),  # only prctl and getppid run in the child
+            pass_fds=keep,
+        )
+        for name in names
     }
     stopping = threading.Event()
 

@@ -18,8 +18,8 @@ def status(
     ] = 1.5,
 ) -> None:
     """Per service and projection and partition: lag (the records still to process: transaction markers and aborted
-    records do not count), age of the last event applied, running or not, and its state: idle, catching-up, stuck or
-    stopped."""
+    records do not count), age of the last event applied, running or not, its state (idle, catching-up, stuck or
+    stopped), and how many members its consumer group has."""
     from orderstream.ops.status import NoTopics, collect_status
     from orderstream.services.composition import watched_consumers
 
@@ -38,7 +38,16 @@ def status(
 
     title = f"topic prefix {settings.topic_prefix!r}" if settings.topic_prefix else None
     table = Table(
-        id_column("consumer"), id_column("topic"), "part", "position", "end", "lag", "last event", "state", title=title
+        id_column("consumer"),
+        id_column("topic"),
+        "part",
+        "position",
+        "end",
+        "lag",
+        "last event",
+        "state",
+        "members",
+        title=title,
     )
     colors = {"idle": "green", "catching-up": "yellow", "stuck": "bold red", "stopped": "dim"}
     for row in report.consumers:
@@ -52,6 +61,7 @@ def status(
             str(row.lag),
             age,
             f"[{colors[row.state]}]{row.state}[/]",
+            str(row.members),
         )
     out = console()
     out.print(table)

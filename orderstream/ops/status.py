@@ -11,6 +11,7 @@ and its position did not move during the sample), stopped (no live member in its
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -45,6 +46,7 @@ class PartitionStatus:
     last_event_age_s: float | None
     running: bool
     state: str = ""
+    members: int = 0  # live members of its consumer group: 2 on one data directory means a second copy runs
 
 
 @dataclass
@@ -77,7 +79,7 @@ def collect_status(settings: Settings, watched: list[WatchedConsumer], sample_s:
         for name in w.topics
         if settings.topic(name) in metadata.topics
     }
-    running = _running_groups(admin, [w.group for w in watched])
+    members = _group_members(admin, [w.group for w in watched])
     tps = [TopicPartition(settings.topic(t), p) for t, ps in partitions.items() for p in ps]
     ends = _offsets(admin, tps, OffsetSpec.latest(), IsolationLevel.READ_COMMITTED) if tps else {}
     starts = _offsets(admin, tps, OffsetSpec.earliest(), IsolationLevel.READ_COMMITTED) if tps else {}
@@ -107,7 +109,8 @@ def collect_status(settings: Settings, watched: list[WatchedConsumer], sample_s:
                             position=position,
                             end=end,
                             lag=remaining.get((full, p, position), max(0, end - effective)),
-                            running=w.group in running,
+                            running=members.get(w.group, 0) > 0,
+                            members=members.get(w.group, 0),
                             last_event_age_s=None if stamp is None else round(max(0.0, now_ms - stamp) / 1000, 1),
                         )
                     )
@@ -169,15 +172,13 @@ def _require_topics(settings: Settings, existing, names: list[str]) -> None:
     )
 
 
-def _running_groups(admin, groups: list[str]) -> set[str]:
-    running = set()
+def _group_members(admin, groups: list[str]) -> dict[str, int]:
+    """The number of live members per consumer group (0 for one that has none or does not exist yet)."""
+    counts = dict.fromkeys(groups, 0)
     for group, future in admin.describe_consumer_groups(list(set(groups)), request_timeout=10).items():
-        try:
-            if future.result().members:
-                running.add(group)
-        except Exception:  # noqa: BLE001 - a group that does not exist yet is simply not running
-            pass
-    return running
+        with contextlib.suppress(Exception):  # a group that does not exist yet is simply not running: 0 members
+            counts[group] = len(future.result().members)
+    return counts
 
 
 def _offsets(admin, tps, spec, isolation, timeout_s: float = 15.0) -> dict[Position, int]:
