@@ -9,10 +9,10 @@ Clients themselves are created lazily by whoever needs one (never at import time
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from orderstream.config import Settings
+from orderstream.kafka.client_log import client_logger
 
 
 class KafkaAuthenticationError(RuntimeError):
@@ -38,8 +38,9 @@ def common_config(settings: Settings) -> dict[str, Any]:
         "bootstrap.servers": settings.effective_bootstrap,
         "client.id": settings.client_id,
         "security.protocol": settings.security_protocol,
-        # librdkafka's own log lines go to Python logging (logger "librdkafka"), not straight to stderr.
-        "logger": logging.getLogger("librdkafka"),
+        # librdkafka's own log lines go to Python logging (logger "librdkafka"), not straight to stderr, and while a
+        # broker is away, one line per broker per 10 s with a count instead of one per reconnect attempt.
+        "logger": client_logger(),
         "error_cb": _raise_on_authentication_failure,
     }
     if settings.sasl_mechanism:
