@@ -18,8 +18,8 @@ def status(
     ] = 1.5,
 ) -> None:
     """Per service and projection and partition: lag (the records still to process: transaction markers and aborted
-    records do not count), age of the last event applied, running or not, its state (idle, catching-up, stuck or
-    stopped), and how many members its consumer group has."""
+    records do not count), the lag Kafka's own kafka-consumer-groups shows and why it differs, age of the last event
+    applied, running or not, its state (idle, catching-up, stuck or stopped), and how many members its group has."""
     from orderstream.ops.status import NoTopics, collect_status
     from orderstream.services.composition import watched_consumers
 
@@ -44,9 +44,11 @@ def status(
         "position",
         "end",
         "lag",
+        "kafka lag",
         "last event",
         "state",
         "members",
+        "kafka lag differs by",
         title=title,
     )
     colors = {"idle": "green", "catching-up": "yellow", "stuck": "bold red", "stopped": "dim"}
@@ -59,9 +61,11 @@ def status(
             "-" if row.position is None else str(row.position),
             str(row.end),
             str(row.lag),
+            "-" if row.kafka_lag is None else str(row.kafka_lag),
             age,
             f"[{colors[row.state]}]{row.state}[/]",
             str(row.members),
+            row.lag_note,
         )
     out = console()
     out.print(table)

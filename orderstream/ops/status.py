@@ -5,6 +5,11 @@ Positions come from where each consumer keeps them: a projection's own database 
 a processor's committed offsets in Kafka. End offsets are read_committed (the last stable offset), so transaction
 markers and open transactions never show up as lag.
 
+Kafka's own tool (kafka-consumer-groups, ConsumerGroupCommand) counts from the high watermark instead: a transaction's
+commit marker takes an offset, so a transactional consumer that is caught up shows lag 1 there. Each row carries that
+number too (kafka_lag) and, where the two differ, why (lag_note): transaction markers or aborted records, an open
+transaction, or a view whose position is not yet committed to Kafka.
+
 States: idle (caught up), catching-up (behind, and its position moved during the sample), stuck (behind, running,
 and its position did not move during the sample), stopped (no live member in its group).
 """
@@ -47,6 +52,10 @@ class PartitionStatus:
     running: bool
     state: str = ""
     members: int = 0  # live members of its consumer group: 2 on one data directory means a second copy runs
+    # The lag Kafka's own tools show (kafka-consumer-groups --describe: high watermark - the group's committed offset;
+    # None when the group committed nothing), and why it differs from `lag`, which counts only records still to do.
+    kafka_lag: int | None = None
+    lag_note: str = ""
 
 
 @dataclass
@@ -83,10 +92,15 @@ def collect_status(settings: Settings, watched: list[WatchedConsumer], sample_s:
     tps = [TopicPartition(settings.topic(t), p) for t, ps in partitions.items() for p in ps]
     ends = _offsets(admin, tps, OffsetSpec.latest(), IsolationLevel.READ_COMMITTED) if tps else {}
     starts = _offsets(admin, tps, OffsetSpec.earliest(), IsolationLevel.READ_COMMITTED) if tps else {}
+    watermarks = _offsets(admin, tps, OffsetSpec.latest(), IsolationLevel.READ_UNCOMMITTED) if tps else {}
 
     reader = Consumer(consumer_config(settings, f"orderstream.status.{uuid.uuid4().hex[:8]}"))
     try:
         first = {w.name: _positions(admin, w, tps) for w in watched}
+        committed = {
+            w.name: first[w.name] if w.stored_positions is None else _committed_offsets(admin, w.group, w.topics, tps)
+            for w in watched
+        }
         now_ms = time.time() * 1000
         wanted = {(t, p, o) for positions in first.values() for (t, p), o in positions.items()}
         applied, remaining = _scan(reader, wanted, ends)
@@ -99,6 +113,10 @@ def collect_status(settings: Settings, watched: list[WatchedConsumer], sample_s:
                     end = ends.get((full, p), 0)
                     effective = position if position is not None else starts.get((full, p), 0)
                     stamp = applied.get((full, p, position))
+                    lag = remaining.get((full, p, position), max(0, end - effective))
+                    in_kafka = committed[w.name].get((full, p))
+                    watermark = max(end, watermarks.get((full, p), end))
+                    kafka_lag = None if in_kafka is None else max(0, watermark - in_kafka)
                     rows.append(
                         PartitionStatus(
                             name=w.name,
@@ -108,7 +126,9 @@ def collect_status(settings: Settings, watched: list[WatchedConsumer], sample_s:
                             partition=p,
                             position=position,
                             end=end,
-                            lag=remaining.get((full, p, position), max(0, end - effective)),
+                            lag=lag,
+                            kafka_lag=kafka_lag,
+                            lag_note=lag_difference(lag, position, end, watermark, in_kafka),
                             running=members.get(w.group, 0) > 0,
                             members=members.get(w.group, 0),
                             last_event_age_s=None if stamp is None else round(max(0.0, now_ms - stamp) / 1000, 1),
@@ -199,15 +219,36 @@ def _offsets(admin, tps, spec, isolation, timeout_s: float = 15.0) -> dict[Posit
             time.sleep(0.2)
 
 
+def lag_difference(lag: int, position: int | None, lso: int, watermark: int, committed: int | None) -> str:
+    """Why Kafka's lag (watermark - committed) differs from ours (the data records from position to the last stable
+    offset), as the three parts that make up the difference; "" when they agree or Kafka has no committed offset."""
+    if committed is None or position is None:
+        return ""
+    open_txn = watermark - lso  # records of transactions not yet decided (and their coming markers)
+    not_committed = position - committed  # a view's position in its own database ahead of its Kafka commit
+    markers = (watermark - committed) - lag - open_txn - not_committed  # markers and aborted records before the LSO
+    parts = [
+        (markers, "transaction marker(s) or aborted record(s)"),
+        (open_txn, "in an open transaction"),
+        (not_committed, "applied but not yet committed to Kafka"),
+    ]
+    return "; ".join(f"{n:+d} {why}" for n, why in parts if n)
+
+
 def _positions(admin, watched: WatchedConsumer, tps) -> dict[Position, int]:
     if watched.stored_positions is not None:
         return watched.stored_positions()
+    return _committed_offsets(admin, watched.group, watched.topics, tps)
+
+
+def _committed_offsets(admin, group: str, topics: tuple[str, ...], tps) -> dict[Position, int]:
+    """The group's committed offsets in Kafka (what Kafka's tools count lag from)."""
     from confluent_kafka import ConsumerGroupTopicPartitions
 
-    wanted = [tp for tp in tps if any(tp.topic.endswith(t) for t in watched.topics)]
+    wanted = [tp for tp in tps if any(tp.topic.endswith(t) for t in topics)]
     if not wanted:  # none of its topics exist: no offsets, and the AdminClient refuses an empty list
         return {}
-    future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(watched.group, wanted)])[watched.group]
+    future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, wanted)])[group]
     try:
         result = future.result()
     except Exception:  # noqa: BLE001 - no committed offsets yet
