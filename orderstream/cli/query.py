@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from orderstream.cli.common import console, fail, id_column, print_json, settings_of
+from orderstream.cli.common import console, fail, id_column, print_json, settings_of, usage_error
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
 
@@ -88,7 +88,7 @@ def _token_for(projection: str, token_text: str):
     try:
         token = ConsistencyToken.parse(token_text)
     except TokenError as exc:
-        fail(str(exc))
+        usage_error(str(exc))
     if token.topic not in spec_of(projection).topics:
         fail(f"token {token} names {token.topic}; {projection} projects {', '.join(spec_of(projection).topics)}")
     return token
@@ -206,7 +206,7 @@ def _parse_time(text: str, option: str = "--since") -> datetime:
     try:
         moment = datetime.fromisoformat(stripped)
     except ValueError:
-        fail(f"{option} {text!r} is not an ISO 8601 time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)")
+        usage_error(f"{option} {text!r} is not an ISO 8601 time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -227,10 +227,12 @@ def orders(
 ) -> None:
     """Order summaries, newest first."""
     from orderstream.views.base import STATUSES
-    from orderstream.views.queries import QueryError, list_orders
+    from orderstream.views.queries import ORDER_SORTS, QueryError, list_orders
 
     if status is not None and status.upper() not in STATUSES:
-        fail(f"unknown status {status!r}; choose from: {', '.join(STATUSES)}")
+        usage_error(f"unknown status {status!r}; choose from: {', '.join(STATUSES)}")
+    if sort not in ORDER_SORTS:  # before the view is opened: a typo is reported even before the view exists
+        usage_error(f"cannot sort by {sort!r}; choose from: {', '.join(ORDER_SORTS)}")
     settings = settings_of(ctx)
     moment = _parse_time(since) if since is not None else None
     with _open(settings, "order-view") as model:
@@ -245,7 +247,7 @@ def orders(
                 descending=not ascending,
             )
         except QueryError as exc:
-            fail(str(exc))
+            usage_error(str(exc))
     if json_output:
         print_json(rows)
         return
@@ -260,6 +262,9 @@ def orders(
     console().print(table)
 
 
+SALES_GROUPINGS = ("sku", "day", "day-sku")
+
+
 @app.command("sales")
 def sales(
     ctx: typer.Context,
@@ -270,12 +275,14 @@ def sales(
     from orderstream.views.queries import QueryError, status_counts
     from orderstream.views.queries import sales as sales_rows
 
+    if by not in SALES_GROUPINGS:  # before the view is opened: a typo is reported even before the view exists
+        usage_error(f"cannot group sales by {by!r}; choose from: {', '.join(SALES_GROUPINGS)}")
     settings = settings_of(ctx)
     with _open(settings, "sales-view") as model:
         try:
             rows = sales_rows(model, by=by)
         except QueryError as exc:
-            fail(str(exc))
+            usage_error(str(exc))
         statuses = status_counts(model)
     if json_output:
         print_json({"by": by, "rows": rows, "statuses": statuses})

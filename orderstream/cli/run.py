@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from orderstream.cli.common import fail, require_broker, settings_of
+from orderstream.cli.common import fail, require_broker, settings_of, usage_error
 
 
 def run(
@@ -34,11 +34,11 @@ def run(
 
     settings = settings_of(ctx)
     if "all" in names and names != ["all"]:
-        fail("`all` runs every service: give it alone, or name the services")
+        usage_error("`all` runs every service: give it alone, or name the services")
     selected = list(SERVICES) if names == ["all"] else names
     unknown = [n for n in selected if n not in SERVICES]
     if unknown:
-        fail(f"unknown service {unknown[0]!r}; choose from: all, {', '.join(SERVICES)}")
+        usage_error(f"unknown service {unknown[0]!r}; choose from: all, {', '.join(SERVICES)}")
     lock = _lock_for_all(settings) if names == ["all"] else None
     require_broker(settings)  # seconds, not a 30 s transaction set-up that times out, when no broker answers
     logging.basicConfig(
