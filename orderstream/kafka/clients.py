@@ -19,7 +19,7 @@ class KafkaAuthenticationError(RuntimeError):
     """The cluster refused our credentials. Retrying cannot help: the settings must change."""
 
 
-def _raise_on_authentication_failure(error) -> None:
+def raise_on_authentication_failure(error) -> None:
     """error_cb for every client: an authentication failure becomes an exception in the caller's poll/consume.
 
     Other errors (a broker down, a connection reset) are transient: librdkafka retries them by itself.
@@ -41,7 +41,7 @@ def common_config(settings: Settings) -> dict[str, Any]:
         # librdkafka's own log lines go to Python logging (logger "librdkafka"), not straight to stderr, and while a
         # broker is away, one line per broker per 10 s with a count instead of one per reconnect attempt.
         "logger": client_logger(),
-        "error_cb": _raise_on_authentication_failure,
+        "error_cb": raise_on_authentication_failure,
     }
     if settings.sasl_mechanism:
         config["sasl.mechanism"] = settings.sasl_mechanism
