@@ -31,6 +31,7 @@ from orderstream.cli import (
     replay,
     run,
     schemas,
+    security,
     shipping,
     status,
     stock,
@@ -44,6 +45,12 @@ USAGE_ERROR = 2  # the conventional exit code of a command line that could not b
 INVALID = 1  # a well-formed value refused (see cli/common.py for every exit code)
 KAFKA_UNREACHABLE = {"_TRANSPORT", "_ALL_BROKERS_DOWN", "_RESOLVE"}
 KAFKA_SLOW = {"_TIMED_OUT", "_MSG_TIMED_OUT", "_TIMED_OUT_QUEUE"}
+KAFKA_DENIED = {
+    "TOPIC_AUTHORIZATION_FAILED",
+    "GROUP_AUTHORIZATION_FAILED",
+    "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+    "CLUSTER_AUTHORIZATION_FAILED",
+}
 
 
 class RootGroup(TyperGroup):
@@ -140,6 +147,11 @@ def _kafka_error(exc: Any, bootstrap: str) -> str:
         return (
             f"no broker answers at {bootstrap} ({detail}): start one with `orderstream broker start` "
             "or pass -b/--bootstrap-servers (or set ORDERSTREAM_BOOTSTRAP_SERVERS)"
+        )
+    if name in KAFKA_DENIED:
+        return (
+            f"not authorized by the cluster at {bootstrap} ({detail.rstrip('.')}): with ACLs on, only a topic's owner "
+            "writes it (`orderstream security acls` lists who owns what): run this with the owner's credentials"
         )
     if name in KAFKA_SLOW:
         return (
@@ -238,6 +250,12 @@ app.add_typer(
     help="Start, stop and inspect the local Apache Kafka broker (KRaft).",
 )
 app.add_typer(topics.app, name="topics", rich_help_panel=SETUP, help="Create and verify every topic of the pipeline.")
+app.add_typer(
+    security.app,
+    name="security",
+    rich_help_panel=SETUP,
+    help="Per-service SCRAM principals and the Kafka ACLs that let only a topic's owner write it.",
+)
 app.command(name="run", rich_help_panel=SETUP)(run.run)
 
 app.command(name="place", rich_help_panel=WRITE)(orders.place)

@@ -189,6 +189,10 @@ def topic(
             fail(str(exc), 130)
         except CopyError as exc:
             fail(str(exc))  # a Kafka error goes to the CLI's root, which names the broker and what to do
+        except Exception:  # the root reports it in one line: the bar goes away first, so that line is all there is
+            progress.live.transient = True
+            progress.console.quiet = not progress.console.is_terminal  # elsewhere rich would still end with a newline
+            raise
     summary = {
         "source": result.source, "destination": result.destination, "created": result.created,
         "same_partitioning": result.same_partitioning, "copied": result.copied, "examined": result.examined,

@@ -49,6 +49,9 @@ def run(
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
+        from orderstream.cli.security import as_service
+
+        settings = as_service(settings, selected[0])  # its own principal, when service_credentials is set
         try:
             service = build_service(selected[0], settings)
         except UnknownService as exc:
