@@ -134,7 +134,8 @@ def _seed_used(settings, ledger, seed: int) -> str | None:
         return f"recorded in {ledger.path}"
     from sqlalchemy.exc import SQLAlchemyError
 
-    from orderstream.views.queries import ReadModel, order_detail
+    from orderstream.views.order_view import order_detail
+    from orderstream.views.queries import ReadModel
     from orderstream.views.store import StoreError
 
     first = order_id(seed, 0)

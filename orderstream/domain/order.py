@@ -76,7 +76,6 @@ class OrderStatus(enum.Enum):
 
 
 CANCELLABLE = frozenset({OrderStatus.PLACED, OrderStatus.CONFIRMED})
-ENDED = frozenset({OrderStatus.DELIVERED, OrderStatus.REJECTED, OrderStatus.CANCELLED})
 
 
 class RejectionCode(enum.Enum):
@@ -249,7 +248,8 @@ def _cancel(command: CancelOrder, state: OrderState, emit: _Emitter) -> Decision
         return _reject(
             state,
             RejectionCode.VERSION_CONFLICT,
-            f"version conflict: expected version {command.expected_version}, order {state.order_id} is at {state.version}",
+            f"version conflict: expected version {command.expected_version}, "
+            f"order {state.order_id} is at {state.version}",
         )
     if state.status not in CANCELLABLE:
         return _reject(

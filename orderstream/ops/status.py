@@ -16,7 +16,6 @@ and its position did not move during the sample), stopped (no live member in its
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -68,7 +67,11 @@ class StatusReport:
         return {"consumers": [asdict(c) for c in self.consumers], "broker": self.broker, "topics": self.topics}
 
 
-class NoTopics(RuntimeError):
+class StatusUnavailable(RuntimeError):
+    """The broker could not answer a question status must ask; the message says which and why."""
+
+
+class NoTopics(StatusUnavailable):
     """None of the pipeline's topics exist under the settings' prefix: there is nothing to report on."""
 
 
@@ -193,11 +196,19 @@ def _require_topics(settings: Settings, existing, names: list[str]) -> None:
 
 
 def _group_members(admin, groups: list[str]) -> dict[str, int]:
-    """The number of live members per consumer group (0 for one that has none or does not exist yet)."""
+    """The number of live members per consumer group. A group the broker does not know has 0; any other failure to
+    describe a group raises StatusUnavailable: "stopped" must mean stopped, not "could not ask"."""
+    from confluent_kafka import KafkaError, KafkaException
+
     counts = dict.fromkeys(groups, 0)
-    for group, future in admin.describe_consumer_groups(list(set(groups)), request_timeout=10).items():
-        with contextlib.suppress(Exception):  # a group that does not exist yet is simply not running: 0 members
+    for group, future in admin.describe_consumer_groups(sorted(set(groups)), request_timeout=10).items():
+        try:
             counts[group] = len(future.result().members)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if error is not None and error.code() == KafkaError.GROUP_ID_NOT_FOUND:
+                continue
+            raise StatusUnavailable(f"could not ask the broker whether consumer group {group} runs: {exc}") from exc
     return counts
 
 
@@ -236,14 +247,23 @@ def lag_difference(lag: int, position: int | None, lso: int, watermark: int, com
 
 
 def _positions(admin, watched: WatchedConsumer, tps) -> dict[Position, int]:
+    """Where a consumer is: its stored positions (a projection's database) or its group's committed offsets. No
+    position yet is an empty dict; a failure to find out raises StatusUnavailable (never read as "nothing applied")."""
     if watched.stored_positions is not None:
-        return watched.stored_positions()
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from orderstream.views.store import StoreError
+
+        try:
+            return watched.stored_positions()
+        except (StoreError, SQLAlchemyError) as exc:
+            raise StatusUnavailable(f"could not read how far {watched.name} is from its database: {exc}") from exc
     return _committed_offsets(admin, watched.group, watched.topics, tps)
 
 
 def _committed_offsets(admin, group: str, topics: tuple[str, ...], tps) -> dict[Position, int]:
     """The group's committed offsets in Kafka (what Kafka's tools count lag from)."""
-    from confluent_kafka import ConsumerGroupTopicPartitions
+    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException
 
     wanted = [tp for tp in tps if any(tp.topic.endswith(t) for t in topics)]
     if not wanted:  # none of its topics exist: no offsets, and the AdminClient refuses an empty list
@@ -251,8 +271,12 @@ def _committed_offsets(admin, group: str, topics: tuple[str, ...], tps) -> dict[
     future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, wanted)])[group]
     try:
         result = future.result()
-    except Exception:  # noqa: BLE001 - no committed offsets yet
-        return {}
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        if error is not None and error.code() == KafkaError.GROUP_ID_NOT_FOUND:
+            return {}  # the group never committed
+        raise StatusUnavailable(f"could not ask the broker where consumer group {group} is: {exc}") from exc
+    # a partition without a committed offset reads as OFFSET_INVALID (-1001): no position yet
     return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions if tp.offset >= 0}
 
 

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy.engine import make_url
 
@@ -56,7 +56,8 @@ class ReplayInterrupted(ReplayError):
 
 
 class ParallelBuild(Protocol):
-    """Runs the build phase across worker processes; returns the positions reached (replay_workers.build_in_parallel)."""
+    """Runs the build phase across worker processes; returns the positions reached
+    (replay_workers.build_in_parallel)."""
 
     def __call__(
         self,
@@ -174,15 +175,13 @@ class ProjectionReplay:
         stored_version, live = store.pointer()  # type: ignore[misc]
         scope = None
         if self.from_time is not None:
-            from orderstream.views.replay_scope import SCOPES
-
             if stored_version != self.spec.schema_version:
                 raise ReplayError(
                     f"{self.spec.name} was built with schema version {stored_version}, this release projects "
                     f"{self.spec.schema_version}: --from-time copies rows from the live copy, which has the old "
                     f"shape; rebuild it whole with `orderstream replay projection {self.spec.name} --from-beginning`"
                 )
-            scope = SCOPES.get(self.spec.name)
+            scope = self.spec.replay_scope
             if scope is None:
                 raise ReplayError(f"{self.spec.name} has no --from-time scope; use --from-beginning")
         for old in sorted(store.generations() - {live}):

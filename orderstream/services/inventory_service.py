@@ -22,6 +22,7 @@ stage's transactional.id, <group>-<slot>, is stable across restarts).
 from __future__ import annotations
 
 import logging
+from types import MappingProxyType
 from typing import Any
 
 from orderstream.config import Settings
@@ -30,7 +31,7 @@ from orderstream.domain.commands import INVENTORY_COMMANDS as INVENTORY_COMMANDS
 from orderstream.domain.commands import RestockSku
 from orderstream.domain.events import ORDER_EVENTS
 from orderstream.domain.inventory import OrderLinesState, Rejection, StockState
-from orderstream.runtime.processor import HandleContext, Outcome, Output, ProcessorSpec
+from orderstream.runtime.processor import HandleContext, Outcome, Output
 from orderstream.runtime.replies import Replies
 from orderstream.runtime.slotted import SlottedService, Stage
 from orderstream.runtime.state import KeyState
@@ -149,20 +150,12 @@ SKU_STAGE: Stage[StockState] = Stage(
 )
 
 
-def order_stage_spec(settings: Settings, slot: int, **overrides: Any) -> ProcessorSpec[OrderLinesState]:
-    return ORDER_STAGE.slot_spec(settings, slot, **overrides)
-
-
-def sku_stage_spec(settings: Settings, slot: int, **overrides: Any) -> ProcessorSpec[StockState]:
-    return SKU_STAGE.slot_spec(settings, slot, **overrides)
-
-
 class InventoryService(SlottedService):
     """`orderstream run inventory`: the order stage and the SKU stage, each a Processor in its own thread, sharing one
     instance slot. If either stage fails, both stop and run() raises StageFailed (the first error as its cause)."""
 
     name = NAME
-    stages = {"orders": ORDER_STAGE, "stock": SKU_STAGE}
+    stages = MappingProxyType({"orders": ORDER_STAGE, "stock": SKU_STAGE})
 
 
 def build_inventory_service(settings: Settings) -> InventoryService:

@@ -12,12 +12,13 @@ writer per order for commands and reactions alike. A repeated reaction changes n
 from __future__ import annotations
 
 import logging
+from types import MappingProxyType
 from typing import Any
 
 from orderstream.config import Settings
 from orderstream.domain import order
 from orderstream.domain.order import OrderState
-from orderstream.runtime.processor import HandleContext, ProcessorSpec
+from orderstream.runtime.processor import HandleContext
 from orderstream.runtime.replies import Replies
 from orderstream.runtime.slotted import SlottedService, Stage
 from orderstream.services.order_keyed import OrderKeyedLogic
@@ -72,15 +73,11 @@ STAGE: Stage[OrderState] = Stage(
 )
 
 
-def order_spec(settings: Settings, transactional_id: str, **overrides: Any) -> ProcessorSpec[OrderState]:
-    return STAGE.spec(settings, transactional_id, **overrides)
-
-
 class OrderService(SlottedService):
     """`orderstream run order`: one order processor with a stable instance slot (and so a stable transactional.id)."""
 
     name = NAME
-    stages = {NAME: STAGE}
+    stages = MappingProxyType({NAME: STAGE})
 
 
 def build_order_service(settings: Settings) -> OrderService:

@@ -20,6 +20,7 @@ transactional.id, <group>-<slot>, is stable across restarts).
 from __future__ import annotations
 
 import logging
+from types import MappingProxyType
 from typing import Any
 
 from orderstream.config import Settings
@@ -27,7 +28,7 @@ from orderstream.domain import payment
 from orderstream.domain.commands import PAYMENT_COMMANDS, AuthorizePayment, ReleasePayment
 from orderstream.domain.events import ORDER_EVENTS
 from orderstream.domain.payment import CustomerLedger, PaymentLimits, PaymentOrder
-from orderstream.runtime.processor import HandleContext, Outcome, Output, ProcessorSpec
+from orderstream.runtime.processor import HandleContext, Outcome, Output
 from orderstream.runtime.slotted import SlottedService, Stage
 from orderstream.runtime.state import KeyState
 from orderstream.topology import ORDERS_EVENTS, PAYMENTS_EVENTS, PAYMENTS_LEDGER, PAYMENTS_ORDERS, PAYMENTS_REQUESTS
@@ -93,7 +94,7 @@ class CustomerStageLogic:
     def handle(self, message: Any, state: KeyState[CustomerLedger], context: HandleContext) -> Outcome:
         where = f"{context.topic}[{context.partition}]@{context.offset}"
         if not isinstance(message, AuthorizePayment | ReleasePayment):
-            raise ValueError(f"{where}: {type(message).__name__} is not a payment request")
+            raise TypeError(f"{where}: {type(message).__name__} is not a payment request")
         if message.customer_id != context.key:
             raise ValueError(
                 f"{where}: {message.type_name} for customer {message.customer_id!r} under key {context.key!r}"
@@ -134,20 +135,12 @@ CUSTOMER_STAGE: Stage[CustomerLedger] = Stage(
 )
 
 
-def order_stage_spec(settings: Settings, slot: int, **overrides: Any) -> ProcessorSpec[PaymentOrder]:
-    return ORDER_STAGE.slot_spec(settings, slot, **overrides)
-
-
-def customer_stage_spec(settings: Settings, slot: int, **overrides: Any) -> ProcessorSpec[CustomerLedger]:
-    return CUSTOMER_STAGE.slot_spec(settings, slot, **overrides)
-
-
 class PaymentService(SlottedService):
     """`orderstream run payment`: the order stage and the customer stage, each a Processor in its own thread, sharing
     one instance slot. If either stage fails, both stop and run() raises StageFailed (the first error as its cause)."""
 
     name = NAME
-    stages = {"orders": ORDER_STAGE, "customers": CUSTOMER_STAGE}
+    stages = MappingProxyType({"orders": ORDER_STAGE, "customers": CUSTOMER_STAGE})
 
 
 def build_payment_service(settings: Settings) -> PaymentService:

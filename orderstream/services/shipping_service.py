@@ -11,6 +11,7 @@ the batch's transaction (the processor's dead-letter hook).
 from __future__ import annotations
 
 import logging
+from types import MappingProxyType
 from typing import Any
 
 from orderstream.config import Settings
@@ -18,7 +19,7 @@ from orderstream.domain import shipping
 from orderstream.domain.commands import SHIPPING_COMMANDS as SHIPPING_COMMAND_TYPES
 from orderstream.domain.events import ORDER_EVENTS
 from orderstream.domain.shipping import ShipmentState
-from orderstream.runtime.processor import HandleContext, ProcessorSpec
+from orderstream.runtime.processor import HandleContext
 from orderstream.runtime.replies import Replies
 from orderstream.runtime.slotted import SlottedService, Stage
 from orderstream.services.order_keyed import OrderKeyedLogic
@@ -68,15 +69,11 @@ STAGE: Stage[ShipmentState] = Stage(
 )
 
 
-def shipping_spec(settings: Settings, transactional_id: str, **overrides: Any) -> ProcessorSpec[ShipmentState]:
-    return STAGE.spec(settings, transactional_id, **overrides)
-
-
 class ShippingService(SlottedService):
     """`orderstream run shipping`: one shipping processor with a stable instance slot (and so transactional.id)."""
 
     name = NAME
-    stages = {NAME: STAGE}
+    stages = MappingProxyType({NAME: STAGE})
 
 
 def build_shipping_service(settings: Settings) -> ShippingService:
