@@ -46,9 +46,11 @@ def run(
     )
     logging.getLogger("librdkafka").setLevel(logging.WARNING)  # a long-running service logs the client's warnings
     if len(selected) == 1:
+        from orderstream.cli.supervision import stop_handler
+
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
+            signal.signal(signum, stop_handler(stop))
         from orderstream.cli.security import as_service
 
         settings = as_service(settings, selected[0])  # its own principal, when service_credentials is set
@@ -85,14 +87,7 @@ def _supervise(ctx: typer.Context, names: list[str], lock=None) -> None:
 
     args = root_args(ctx)
     keep = (lock.fileno(),) if lock is not None else ()
-    children = {
-        name: subprocess.Popen(
-            [sys.executable, "-m", "orderstream.cli.main", *args, "run", name],
-            preexec_fn=die_with_parent(os.getpid()),  # only prctl and getppid run in the child
-            pass_fds=keep,
-        )
-        for name in names
-    }
+    children: dict[str, subprocess.Popen] = {}
     stopping = threading.Event()
 
     def forward(signum, _frame):
@@ -101,8 +96,16 @@ def _supervise(ctx: typer.Context, names: list[str], lock=None) -> None:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM):  # before the children exist: a signal then stops them too
         signal.signal(signum, forward)
+    for name in names:
+        if stopping.is_set():
+            break
+        children[name] = subprocess.Popen(
+            [sys.executable, "-m", "orderstream.cli.main", *args, "run", name],
+            preexec_fn=die_with_parent(os.getpid()),  # only prctl and getppid run in the child
+            pass_fds=keep,
+        )
     failed = []
     while any(c.poll() is None for c in children.values()):
         for name, child in children.items():

@@ -2,7 +2,8 @@
 
 - Children die with their supervisor: each child asks the kernel (prctl PR_SET_PDEATHSIG) for SIGTERM the moment the
   supervisor dies, however it dies (kill -9 included). SIGTERM lets a service abort its open transaction and close its
-  clients; whatever it leaves open, the next instance's init_transactions() aborts (same transactional.id slot).
+  clients; an orphaned child gets ORPHAN_GRACE_S for that, then exits regardless. Whatever it leaves open, the next
+  instance's init_transactions() aborts (same transactional.id slot).
 - One supervisor per data directory: an exclusive flock on <data_dir>/run-all.lock, which the kernel releases when the
   last process holding it exits. The children inherit the lock's descriptor, so a child that somehow outlived its
   supervisor still keeps a second `run all` from starting a second copy of every service.
@@ -41,6 +42,28 @@ def die_with_parent(parent_pid: int, signum: int = signal.SIGTERM):
             os.kill(os.getpid(), signum)
 
     return arm
+
+
+ORPHAN_GRACE_S = 3.0  # a child whose supervisor died has this long to close cleanly, then it exits regardless
+
+
+def stop_handler(stop, grace_s: float = ORPHAN_GRACE_S):
+    """The signal handler of a `run SERVICE` process: set `stop` (finish or abort the open transaction, close the
+    clients). When the process was orphaned (its parent died: the parent-death signal), it also exits after grace_s
+    however far the clean stop got, so no child outlives its supervisor by more than a few seconds; what it leaves
+    open, the next instance's init_transactions aborts."""
+    parent = os.getppid()
+
+    def handle(_signum, _frame) -> None:
+        stop.set()
+        if os.getppid() != parent:
+            import threading
+
+            timer = threading.Timer(grace_s, os._exit, (1,))
+            timer.daemon = True  # a clean stop that finishes first ends the process without waiting for it
+            timer.start()
+
+    return handle
 
 
 @dataclass
