@@ -22,12 +22,18 @@ INTERVAL_S = 10.0
 # ("thrd:main", "thrd:app") are no broker.
 _BROKER = re.compile(r"\[thrd:(?:[a-z_]+://)?(?P<broker>[^\]/]+:\d+)/[^\]]+\]")
 _ALL_DOWN = re.compile(r"\d+/\d+ brokers are down")
+# After a broker restart every client reports each partition's leader change ("new leader-1 not found in cache"),
+# one line per partition per refresh: counted per client facility like the connection errors.
+_BY_FACILITY = ("METADATAUPDATE",)
 
 
 def broker_of(message: str) -> str | None:
-    """The broker a librdkafka line is about, or None. "N/N brokers are down" is about all of them."""
+    """The broker a librdkafka line is about, or None. "N/N brokers are down" is about all of them, and a partition
+    leader change about the cluster's metadata."""
     if _ALL_DOWN.search(message):
         return "all brokers"
+    if message.startswith(_BY_FACILITY):
+        return "the cluster's partition leaders"
     match = _BROKER.search(message)
     return match.group("broker") if match else None
 

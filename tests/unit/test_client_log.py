@@ -26,6 +26,8 @@ def test_broker_of_names_host_and_port_for_every_connection_to_it():
     assert broker_of("FAIL [p] [thrd:sasl_plaintext://k1:9093/bootstrap]: k1:9093/bootstrap: Disconnected") == "k1:9093"
     assert broker_of("ERROR [p] [thrd:app]: rdkafka#producer-1: 1/1 brokers are down") == "all brokers"
     assert broker_of("CONFWARN [p] [thrd:app]: Configuration property x is ignored") is None
+    leader = "METADATAUPDATE [p] [thrd:main]: Partition t(x)[1]: new leader-1 not found in cache"
+    assert broker_of(leader) == "the cluster's partition leaders"
 
 
 def test_one_line_per_broker_per_interval_then_the_count_of_those_held_back():
