@@ -52,6 +52,9 @@ DEFAULT_CONSUMER_OVERRIDES = {
 DEFAULT_PRODUCER_OVERRIDES = {"transaction.timeout.ms": 30_000, "linger.ms": 1}
 KAFKA_TIMEOUT_S = 30.0
 COMMIT_ATTEMPTS = 4  # a commit that times out is resumed (see Processor._commit_transaction)
+# send_offsets_to_transaction answers in milliseconds, or hangs (librdkafka #5456) when its coordinator went away:
+# past this deadline the producer is replaced, so a broker restart costs seconds, not 35 s per stage.
+SEND_OFFSETS_DEADLINE_S = 10.0
 INIT_ATTEMPTS = 6  # init_transactions that times out is resumed: a restarted coordinator can take a while
 MAX_FATAL_RECOVERIES = 3
 # Errors after which the producer is replaced rather than used again. A broker connection lost (a broker restart): the
@@ -226,7 +229,7 @@ class Processor(Generic[S]):
         self._producer: Any = None
         self._consumer: Any = None
         self._in_transaction = False
-        self._connection_lost = False  # set by the producer's error callback: replace it before the next batch
+        self._connection_lost = False  # set by the producer's error callback or a revocation: replace it first
         self._fatal_recoveries = 0
         self._last_checkpoint = time.monotonic()
         self._saver: ThreadPoolExecutor | None = None  # writes periodic checkpoints off the loop
@@ -326,7 +329,7 @@ class Processor(Generic[S]):
         self._producer.poll(0)
         if self._connection_lost:
             log.warning(
-                "%s: the producer lost its broker connection; replacing it before the next transaction", self.name
+                "%s: broker connection lost or partitions moved; a new producer for the next transaction", self.name
             )
             self._producer = self._new_producer()
 
@@ -364,6 +367,7 @@ class Processor(Generic[S]):
         # open here; abort defensively if one is.
         if self._in_transaction:
             self._abort_quietly("partitions revoked")
+        self._connection_lost = True  # a revocation often follows a lost coordinator: start afresh (one init, ms)
         numbers = {tp.partition for tp in partitions}
         self._checkpoint(numbers & self._owned)
         self._owned -= numbers  # the state stays in memory as a cache: replay from its checkpoint catches up
@@ -564,7 +568,7 @@ class Processor(Generic[S]):
             _with_deadline(  # see _with_deadline: this call can block past its own timeout
                 "send_offsets_to_transaction",
                 lambda: producer.send_offsets_to_transaction(positions, group, KAFKA_TIMEOUT_S),
-                KAFKA_TIMEOUT_S + 5,
+                SEND_OFFSETS_DEADLINE_S,
             )
             self._commit_transaction()
             self._in_transaction = False
