@@ -17,10 +17,10 @@ from orderstream.domain.events import OrderConfirmed, OrderPlaced, OrderRejected
 from orderstream.kafka.topics import ensure_topics
 from orderstream.producers.commands import CommandSender
 from orderstream.topology import INVENTORY_COMMANDS, INVENTORY_REPLIES, ORDERS_EVENTS
-from tests.faults.history import History
-from tests.faults.pipeline import LoadDriver, ServiceProcess, observe_order_view
 from tests.support.brokers import start_test_broker
+from tests.support.history import History
 from tests.support.orders import read_topic
+from tests.support.pipeline import LoadDriver, ServiceProcess, observe_order_view
 
 pytestmark = pytest.mark.slow
 
