@@ -1,7 +1,8 @@
 """Who owns which topic: one Kafka principal per service, one for the CLI, and what each may read and write.
 
 Each service writes only its own output topics (its changelogs, the topics it re-keys into, its replies) and the
-dead-letter topics of what it reads; it reads only its inputs and its changelogs. The projections write nothing but
+dead-letter topics of what it reads; it reads only its inputs, its changelogs and those dead-letter topics (a retried
+letter comes back to the group that dead-lettered it through them). The projections write nothing but
 dead letters. The CLI's principal writes only the command topics and reads everything (replies, tail, status, views'
 replays). So a record on orders.events can only come from the order service's principal: `replay topic --force` into
 an event topic needs its owner's credentials.
@@ -52,10 +53,11 @@ def accesses(settings: Settings) -> dict[str, Access]:
     copy = f"{settings.topic_prefix}orderstream.topic-copy."  # `replay topic`'s group and transactional.id
 
     def service(name: str, reads: tuple[str, ...], outputs: tuple[str, ...], groups: tuple[str, ...]) -> Access:
+        letters = tuple(dlq_name(t) for t in reads)  # written when a record fails, read back by `dlq retry`
         return Access(
             principal=principal_of(settings, name),
-            reads=tuple(settings.topic(t) for t in reads),
-            writes=tuple(settings.topic(t) for t in (*outputs, *(dlq_name(t) for t in reads))),
+            reads=tuple(settings.topic(t) for t in (*reads, *letters)),
+            writes=tuple(settings.topic(t) for t in (*outputs, *letters)),
             groups=(*groups, copy),  # the owner's credentials can `replay topic --force` into its own topics
             transactional_ids=(*groups, copy),  # a processor's transactional.id is "<group>-<slot>"
         )
