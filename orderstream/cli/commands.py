@@ -33,17 +33,22 @@ def send_command(
     accepted_as: str,
     version_label: str = "version",
     rejected_as: str,
+    outcome_model: Any = None,
     follow_outcome: bool = False,
 ) -> None:
     """Send `command` to commands_topic (and with wait, read its reply from replies_topic), print, exit.
 
     name: printed alone once sent; fields / extra: the JSON result's first / last keys (around accepted, version,
     reason, token, command_id); accepted_as, version_label: "<accepted_as> accepted: <version_label> N, token T";
-    rejected_as: "<rejected_as> rejected: <reason>".
+    rejected_as: "<rejected_as> rejected: <reason>"; outcome_model: the pydantic model of the JSON result (shared
+    with the HTTP API; default: producers.outcomes.OrderCommandOutcome).
     follow_outcome (place --wait-for outcome): after an accepted reply, wait for the order's outcome too and report it
     (version and token are then the outcome event's, and "outcome" says CONFIRMED, REJECTED or CANCELLED); an order
     REJECTED or CANCELLED exits 1 with its reason."""
     from orderstream.producers.commands import CommandSender, OutcomeTimeout, ReplyTimeout, SendError
+    from orderstream.producers.outcomes import OrderCommandOutcome
+
+    model = outcome_model or OrderCommandOutcome
 
     def result(accepted, version, reason, token) -> dict[str, Any]:
         outcome = {
@@ -53,7 +58,7 @@ def send_command(
             "token": None if token is None else str(token),
             "command_id": command.command_id,
         }
-        return fields | outcome | (extra or {})
+        return model.model_validate(fields | outcome | (extra or {})).model_dump(mode="json", exclude_unset=True)
 
     settings = settings_of(ctx)
     require_broker(settings)  # seconds, not the sender's 10 s wait, when no broker answers

@@ -47,7 +47,7 @@ def wait_for(predicate, timeout_s: float, what: str):
 
 def test_one_run_all_per_data_dir_and_its_children_die_with_it(topics, tmp_path):
     log = (tmp_path / "run-all.log").open("w")
-    supervisor = subprocess.Popen(cli(topics, "run", "all"), stdout=log, stderr=subprocess.STDOUT)
+    supervisor = subprocess.Popen(cli(topics, "run", "all", "--no-api"), stdout=log, stderr=subprocess.STDOUT)
     children: list[int] = []
     try:
         children = wait_for(
@@ -56,7 +56,7 @@ def test_one_run_all_per_data_dir_and_its_children_die_with_it(topics, tmp_path)
             "five children",
         )
 
-        second = subprocess.run(cli(topics, "run", "all"), capture_output=True, text=True, timeout=60)
+        second = subprocess.run(cli(topics, "run", "all", "--no-api"), capture_output=True, text=True, timeout=60)
         assert second.returncode == 1, second
         assert second.stderr.count("\n") == 1 and "another `orderstream run all`" in second.stderr, second.stderr
         assert str(supervisor.pid) in second.stderr and second.stdout == ""
@@ -79,7 +79,9 @@ def test_one_run_all_per_data_dir_and_its_children_die_with_it(topics, tmp_path)
     # the lock file still names the dead supervisor, but the kernel released its lock: a new run all starts
     assert (topics.data_dir / "run-all.lock").read_text().strip() == str(supervisor.pid)
     third_log = tmp_path / "third.log"
-    third = subprocess.Popen(cli(topics, "run", "all"), stdout=subprocess.DEVNULL, stderr=third_log.open("w"))
+    third = subprocess.Popen(
+        cli(topics, "run", "all", "--no-api"), stdout=subprocess.DEVNULL, stderr=third_log.open("w")
+    )
     try:
         wait_for(lambda: len(children_of(third.pid)) == len(SERVICES), 60, "a new run all to start its children")
     finally:

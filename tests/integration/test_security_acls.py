@@ -124,7 +124,10 @@ def test_each_service_runs_as_its_own_principal_and_only_the_owner_writes_its_to
     services["ORDERSTREAM_SERVICE_CREDENTIALS"] = summary["credentials"]
     log = (tmp_path / "run-all.log").open("w")
     pipeline = subprocess.Popen(
-        [sys.executable, "-m", "orderstream.cli.main", "run", "all"], env=services, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "orderstream.cli.main", "run", "all", "--no-api"],
+        env=services,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         stocked = cli(as_cli, "stock", "add", "ACL-1", "5", "--wait", "--json", timeout=180)

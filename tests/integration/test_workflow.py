@@ -139,7 +139,7 @@ def pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
     env = os.environ | {"ORDERSTREAM_PAYMENT_CREDIT_LIMIT_MINOR": str(CREDIT_LIMIT_MINOR), "PYTHONUNBUFFERED": "1"}
     root = ["-b", kafka_bootstrap, "--topic-prefix", settings.topic_prefix, "--data-dir", str(settings.data_dir)]
     processes, logs = [], []
-    for name, args in [("all", ["run", "all"]), ("inventory-2", ["run", "inventory"])]:
+    for name, args in [("all", ["run", "all", "--no-api"]), ("inventory-2", ["run", "inventory"])]:
         log = base / f"{name}.log"
         handle = log.open("w")
         processes.append(
