@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from orderstream.cli.commands import send_command
-from orderstream.cli.common import fail
+from orderstream.cli.common import fail_input
 
 if TYPE_CHECKING:
     from orderstream.domain.commands import Command
@@ -53,7 +53,7 @@ def ship(
         )
         validate_dispatch(command)
     except ValidationError as exc:
-        fail(str(exc))
+        fail_input(exc)
     _send(ctx, command, wait, as_json)
 
 
@@ -78,7 +78,7 @@ def deliver(
         )
         validate_delivery(command)
     except ValidationError as exc:
-        fail(str(exc))
+        fail_input(exc)
     _send(ctx, command, wait, as_json)
 
 
