@@ -15,8 +15,9 @@ payment and inventory services carry it out), so a cancel and a ship of one orde
 its single writer: once the dispatch is accepted, a cancel is refused (a return is the way back). A return takes back
 at most what was delivered and not returned yet, line by line.
 
-An order is CONFIRMED once its payment is authorized AND every line is reserved. Reactions to other services' events are recorded (OrderPaymentUpdated, OrderLineReservationUpdated) even
-after the order ended, so compensation (voiding a payment, releasing stock) can be driven from the order's stream.
+An order is CONFIRMED once its payment is authorized AND every line is reserved. Reactions to other services' events
+are recorded (OrderPaymentUpdated, OrderLineReservationUpdated) even after the order ended, so compensation
+(voiding a payment, releasing stock) can be driven from the order's stream.
 
 The caller passes a Context: the event time, correlation and causation ids. Event ids are derived from the causation
 id and the version (a name-based UUID), so deciding the same input on the same state twice yields identical events.
