@@ -16,10 +16,10 @@ from typing import Any
 from orderstream.domain.commands import CancelOrder, Reply, ReturnItem, ReturnOrder
 from orderstream.domain.events import (
     OrderLine,
-    OrderReturned,
     OrderLineReservationUpdated,
     OrderPaymentUpdated,
     OrderPlaced,
+    OrderReturned,
     PaymentStatus,
     ReservationStatus,
     StockReserved,
