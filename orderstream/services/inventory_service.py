@@ -9,8 +9,8 @@ order event: an order line is re-keyed exactly once per event.
 SKU stage (keyed by SKU): inputs inventory.reservations and inventory.commands (RestockSku), changelog
 inventory.events. One writer per SKU (the group's owner of the SKU's partition) decides every change of a SKU on its
 latest state, so two reservations can never both take the last unit. ShipStock lowers on hand and reserved by what
-the order holds (StockShipped), ReturnStock puts returned units back on hand (StockReturned). Every StockReserved, StockReservationRejected
-and StockReleased is also written, in the same transaction, to inventory.results keyed by the order id (the partitioner
+the order holds (StockShipped), ReturnStock puts returned units back on hand (StockReturned).
+Every StockReserved, StockReservationRejected and StockReleased is also written, in the same transaction, to inventory.results keyed by the order id (the partitioner
 co-locates it with the order), which the order service consumes. A RestockSku gets a Reply on inventory.replies, keyed
 by SKU, on the command's partition number; a repeated command id gets the first reply again and changes nothing.
 

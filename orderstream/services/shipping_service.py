@@ -4,8 +4,8 @@ Inputs, both keyed by order id: orders.events (placed, confirmed, shipped, deliv
 shipping.commands. The order decides its dispatch and delivery (ShipOrder / DeliverOrder on orders.commands), so this
 service carries out only what the order accepted (OrderShipped -> ShipmentDispatched, OrderDelivered ->
 ShipmentDelivered) and refuses the old DispatchShipment / ConfirmDelivery commands with a reason naming the order
-service. Changelog: shipping.events, which the order service consumes (a repeat of what it decided changes nothing). Every command gets a Reply on shipping.replies, keyed by the order id, on the command's
-partition number; a repeated command id produces nothing new and gets the first reply again. A record that cannot be
+service. Changelog: shipping.events, which the order service consumes (a repeat of what it decided changes nothing).
+Every command gets a Reply on shipping.replies, keyed by the order id, on the command's partition number; a repeated command id produces nothing new and gets the first reply again. A record that cannot be
 decoded, is not of a type it takes (`accepts`) or is an order event under another order's key goes to <topic>.dlq in
 the batch's transaction (the processor's dead-letter hook).
 """
