@@ -4,9 +4,10 @@ The order service (`run order`) and the projections (`run projections`: order-, 
 own processes, exactly as deployed, on the bench broker; their views are SQLite files under their --data-dir. This
 process sends PlaceOrder commands at a fixed rate with the idempotent producer (what `place` does, without starting a
 CLI process per command) and, in another thread, polls the order view's table for rows inserted since its last poll
-(read-only sqlite3, every millisecond). Latency = first poll that sees the order row - the moment produce() was called. It includes the producer's
-acknowledgement, the order service's consume/decide/transaction commit, the projector's read_committed consume and SQL
-commit, and up to one poll interval (~1-3 ms) of the observer; it does not include a CLI process start.
+(read-only sqlite3, every millisecond). Latency = first poll that sees the order row - the moment produce() was called.
+It includes the producer's acknowledgement, the order service's consume/decide/transaction commit, the projector's
+read_committed consume and SQL commit, and up to one poll interval (~1-3 ms) of the observer; it does not include a
+CLI process start.
 """
 
 from __future__ import annotations

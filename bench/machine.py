@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 def machine_details() -> dict:
     cpu = "unknown"
     try:
-        for line in open("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as cpuinfo:
+            lines = cpuinfo.readlines()
+        for line in lines:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
@@ -19,7 +21,9 @@ def machine_details() -> dict:
         pass
     memory_gib = None
     try:
-        for line in open("/proc/meminfo"):
+        with open("/proc/meminfo") as meminfo:
+            lines = meminfo.readlines()
+        for line in lines:
             if line.startswith("MemTotal"):
                 memory_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
     except OSError:

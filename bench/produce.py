@@ -151,7 +151,9 @@ def bench_produce(env: BenchEnv, records: int) -> list[dict]:
             "unit": "events/s",
             "goal": "",
             "met": None,
-            "notes": "plans each order (seeded random lines, uuid ids); timed from its producer's creation, PID included",
+            "notes": (
+                "plans each order (seeded random lines, uuid ids); timed from its producer's creation, PID included"
+            ),
         },
         {
             "benchmark": "produce, Kafka ProducerPerformance (Java), same broker and record size",

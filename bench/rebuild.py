@@ -192,7 +192,8 @@ def run_replay(env: BenchEnv, filled: Filled, url: str, processes: int = 1) -> d
 
 
 def bench_rebuild(env: BenchEnv, events: int, batch_size: int = 5000, tuned_batch_size: int | None = 500) -> list[dict]:
-    """Rows for the default projector batch (settings.projection_batch_size = 5000) and, as a data point, a small one."""
+    """Rows for the default projector batch (settings.projection_batch_size = 5000) and, as a data point, a small
+    one."""
     filled = fill(env, events)
     rows = []
     decode = run_worker(env, filled, "decode", batch_size=batch_size)

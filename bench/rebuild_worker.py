@@ -16,6 +16,8 @@ import time
 
 
 def project(args: dict, settings) -> dict:
+    import sqlalchemy.exc
+
     from orderstream.runtime.projector import Projector
     from orderstream.topology import ORDERS_EVENTS
     from orderstream.views.registry import spec_of
@@ -46,7 +48,7 @@ def project(args: dict, settings) -> dict:
                 raise failure[0]
             try:
                 stored = reader.next_offsets()
-            except Exception:  # noqa: BLE001 - tables not created yet
+            except sqlalchemy.exc.DBAPIError:  # the projector has not created its tables yet
                 continue
             done = sum(min(stored.get((topic, p), 0), h) for p, h in highs.items())
             if first is None and done:

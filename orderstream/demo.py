@@ -136,7 +136,8 @@ def run_demo(settings: Settings, root_args: list[str], plan: DemoPlan = DemoPlan
                     )
                 )
         echo(
-            f"restocked {len(stock)} SKUs ({sum(stock.values()):,} units; the {plan.scarce_skus} most popular kept scarce)"
+            f"restocked {len(stock)} SKUs ({sum(stock.values()):,} units; "
+            f"the {plan.scarce_skus} most popular kept scarce)"
         )
 
         with Progress(

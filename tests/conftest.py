@@ -109,3 +109,14 @@ def pg_database(postgres_url: str) -> str:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
     return postgres_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A projection URL template for Settings.database_url, so one contract suite runs on SQLite and on PostgreSQL.
+    SQLite gets one file per projection ({projection} is replaced by the projection name), PostgreSQL one fresh
+    database shared by the projections (their tables and bookkeeping rows are named per projection, so they coexist).
+    """
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'views'}/{{projection}}.db"
+    return request.getfixturevalue("pg_database")

@@ -52,7 +52,7 @@ class LocalCluster:
     def start(self, timeout_s: float = 120.0) -> None:
         cluster_id = new_cluster_id()
         processes = [broker.launch(cluster_id=cluster_id) for broker in self.brokers]
-        for broker, process in zip(self.brokers, processes):
+        for broker, process in zip(self.brokers, processes, strict=True):
             broker.wait_until_ready(process, timeout_s)
 
     def restart(self, index: int, timeout_s: float = 120.0) -> None:

@@ -9,6 +9,7 @@ after a grace period).
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import signal
 import socket
@@ -267,10 +268,8 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     if _is_zombie(pid):
-        try:
+        with contextlib.suppress(ChildProcessError):  # not our child: its parent reaps it
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         return False
     return True
 

@@ -69,7 +69,8 @@ def _wait_for(settings, projection: str, token_text: str, timeout_s: float | Non
                 behind = token.offset + 1 - (next_offset or 0)
                 fail(
                     f"{projection} is behind by {behind} event(s) on {token.topic} partition {token.partition} after "
-                    f"{timeout_s:g}s (it has applied up to offset {(next_offset or 0) - 1}, the token needs {token.offset}); "
+                    f"{timeout_s:g}s (it has applied up to offset {(next_offset or 0) - 1}, "
+                    f"the token needs {token.offset}); "
                     "is `orderstream run projections` running?"
                 )
             time.sleep(0.05)

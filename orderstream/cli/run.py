@@ -57,7 +57,8 @@ def run(
 
 
 def _supervise(ctx: typer.Context, names: list[str]) -> None:
-    """One child process per service; a signal to the supervisor is passed to every child; a child that dies is reported."""
+    """One child process per service; a signal to the supervisor is passed to every child; a child that dies is
+    reported."""
     args = root_args(ctx)
     children = {
         name: subprocess.Popen([sys.executable, "-m", "orderstream.cli.main", *args, "run", name]) for name in names

@@ -20,7 +20,7 @@ def status(
     """Per service and projection and partition: lag (the records still to process: transaction markers and aborted
     records do not count), age of the last event applied, running or not, and its state: idle, catching-up, stuck or
     stopped."""
-    from orderstream.ops.status import NoTopics, collect_status
+    from orderstream.ops.status import StatusUnavailable, collect_status
     from orderstream.services.composition import watched_consumers
 
     if not math.isfinite(sample) or sample <= 0:  # 0 would skip the sample, so every consumer behind reads "stuck"
@@ -29,7 +29,7 @@ def status(
     require_broker(settings)
     try:
         report = collect_status(settings, watched_consumers(settings), sample_s=sample)
-    except NoTopics as exc:
+    except StatusUnavailable as exc:
         fail(str(exc))
     if json_output:
         print_json(report.as_json())

@@ -46,7 +46,8 @@ def tail(
             subject = record.headers.get("ce_subject", record.key)
             out.print(
                 f"[dim]{record.topic}[{record.partition}]@{record.offset}[/] [bold]{record.type}[/] {subject} "
-                f"[dim]corr={record.headers.get('ce_correlationid', '-')} cause={record.headers.get('ce_causationid', '-')}[/]",
+                f"[dim]corr={record.headers.get('ce_correlationid', '-')} "
+                f"cause={record.headers.get('ce_causationid', '-')}[/]",
                 highlight=False,
             )
             if record.body is not None:

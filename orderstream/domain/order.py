@@ -314,7 +314,8 @@ def _cancel(command: CancelOrder, state: OrderState, emit: _Emitter) -> Decision
         return _reject(
             state,
             RejectionCode.VERSION_CONFLICT,
-            f"version conflict: expected version {command.expected_version}, order {state.order_id} is at {state.version}",
+            f"version conflict: expected version {command.expected_version}, "
+            f"order {state.order_id} is at {state.version}",
         )
     if state.status not in CANCELLABLE:
         reason = f"order {state.order_id} is {state.status.value}: it cannot be cancelled"

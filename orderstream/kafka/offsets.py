@@ -3,6 +3,7 @@ elected, a leader moving): those errors are retried until the deadline, anything
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -44,8 +45,6 @@ def watermarks(consumer: Any, topic: str, partition: int, timeout_s: float = 30.
         except KafkaException as exc:
             if not is_transient(exc.args[0]) or time.monotonic() > deadline:
                 raise
-        try:
+        with contextlib.suppress(KafkaException):  # the next ask says whether the cluster can answer yet
             consumer.list_topics(topic, timeout=max(0.1, min(ATTEMPT_S, deadline - time.monotonic())))
-        except KafkaException:
-            pass  # the next ask says whether the cluster can answer yet
         time.sleep(0.1)

@@ -57,7 +57,11 @@ class StatusReport:
         return {"consumers": [asdict(c) for c in self.consumers], "broker": self.broker, "topics": self.topics}
 
 
-class NoTopics(RuntimeError):
+class StatusUnavailable(RuntimeError):
+    """The broker could not answer a question status must ask; the message says which and why."""
+
+
+class NoTopics(StatusUnavailable):
     """None of the pipeline's topics exist under the settings' prefix: there is nothing to report on."""
 
 
@@ -170,13 +174,20 @@ def _require_topics(settings: Settings, existing, names: list[str]) -> None:
 
 
 def _running_groups(admin, groups: list[str]) -> set[str]:
+    """The groups with at least one live member. A group the broker does not know is not running; any other failure
+    to describe a group raises StatusUnavailable: "stopped" must mean stopped, not "could not ask"."""
+    from confluent_kafka import KafkaError, KafkaException
+
     running = set()
-    for group, future in admin.describe_consumer_groups(list(set(groups)), request_timeout=10).items():
+    for group, future in admin.describe_consumer_groups(sorted(set(groups)), request_timeout=10).items():
         try:
             if future.result().members:
                 running.add(group)
-        except Exception:  # noqa: BLE001 - a group that does not exist yet is simply not running
-            pass
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if error is not None and error.code() == KafkaError.GROUP_ID_NOT_FOUND:
+                continue
+            raise StatusUnavailable(f"could not ask the broker whether consumer group {group} runs: {exc}") from exc
     return running
 
 

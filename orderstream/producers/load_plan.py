@@ -66,7 +66,7 @@ def plan_commands(
         rng = random.Random(f"{profile.seed}:order:{index}")
         oid = order_id(profile.seed, index)
         line_count = rng.randint(1, profile.max_lines)
-        skus = sorted({s for s in rng.choices(range(profile.skus), cum_weights=weights, k=line_count)})
+        skus = sorted(set(rng.choices(range(profile.skus), cum_weights=weights, k=line_count)))
         for s in skus:
             if s not in prices:
                 prices[s], names[s] = sku_price_minor(profile.seed, s), sku_name(s)

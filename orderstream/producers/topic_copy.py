@@ -157,7 +157,10 @@ class TopicCopy:
         self.stop = stop or threading.Event()
         self.batch_size = batch_size or settings.batch_size
         self.on_notice = on_notice or (lambda _: None)
-        self.job = f"{settings.topic_prefix}orderstream.topic-copy.{self.source}.{self.destination}.{copy_filter.fingerprint()}"
+        self.job = (
+            f"{settings.topic_prefix}orderstream.topic-copy."
+            f"{self.source}.{self.destination}.{copy_filter.fingerprint()}"
+        )
 
     def run(self) -> CopyResult:
         from confluent_kafka import Consumer, Producer
@@ -222,7 +225,8 @@ class TopicCopy:
         if not result.same_partitioning:
             self._notice(
                 result,
-                f"{self.destination} has {destination_partitions} partitions, {self.source} {source_partitions}: keys are "
+                f"{self.destination} has {destination_partitions} partitions, {self.source} {source_partitions}: "
+                "keys are "
                 "re-partitioned by the default partitioner (murmur2_random); per-key order is kept, partition numbers "
                 "are not",
             )

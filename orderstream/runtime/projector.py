@@ -66,10 +66,10 @@ def stop_on_undecodable(message: Any, error: Exception, stage: str = "decode") -
 
 
 class DeadLetterSink:
-    """The default failure hook: the record goes to <topic>.dlq unchanged (see orderstream.kafka.dead_letters) and the projector
-    moves past it. The dead letter is acknowledged by the broker BEFORE the batch's SQL commit stores the position past
-    it, so none is ever lost; a crash between the two writes it again on restart (same original position in its
-    headers, which `dlq list` shows).
+    """The default failure hook: the record goes to <topic>.dlq unchanged (see orderstream.kafka.dead_letters) and the
+    projector moves past it. The dead letter is acknowledged by the broker BEFORE the batch's SQL commit stores the
+    position past it, so none is ever lost; a crash between the two writes it again on restart (same original position
+    in its headers, which `dlq list` shows).
 
     Later events of the same order are applied when they can be; those that cannot (they need the failed one, e.g. a
     version gap) fail at the apply stage and are dead-lettered too, so an order's view is parked behind its first
@@ -191,9 +191,9 @@ class Projector:
             log.info("%s: stopped", self.name)
 
     def _next_batch(self, consumer) -> list:
-        """Up to projection_batch_size records: all that are buffered at once, else wait (poll_timeout_s at most) for the next one
-        and take whatever arrived with it. consume(n, timeout) alone would wait the whole timeout for n records,
-        which puts that timeout on every read-your-writes when traffic is low."""
+        """Up to projection_batch_size records: all that are buffered at once, else wait (poll_timeout_s at most) for
+        the next one and take whatever arrived with it. consume(n, timeout) alone would wait the whole timeout for n
+        records, which puts that timeout on every read-your-writes when traffic is low."""
         size = self.settings.projection_batch_size
         messages = consumer.consume(num_messages=size, timeout=0)
         if messages:
@@ -275,7 +275,7 @@ class Projector:
         from orderstream.views.base import ProjectionError
 
         positions: dict[tuple[str, int], int] = {}
-        for message, record in zip(messages, records):
+        for message, record in zip(messages, records, strict=True):
             try:
                 done = self._store.apply([record], self._generation)
             except ProjectionError as exc:

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy.engine import make_url
 
@@ -56,7 +56,8 @@ class ReplayInterrupted(ReplayError):
 
 
 class ParallelBuild(Protocol):
-    """Runs the build phase across worker processes; returns the positions reached (replay_workers.build_in_parallel)."""
+    """Runs the build phase across worker processes; returns the positions reached
+    (replay_workers.build_in_parallel)."""
 
     def __call__(
         self,

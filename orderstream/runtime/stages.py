@@ -23,7 +23,7 @@ def run_stages(stages: Sequence[Any], stop: threading.Event) -> None:
     def work(stage: Any) -> None:
         try:
             stage.run(halt)
-        except BaseException as exc:  # reported below, once every thread has stopped
+        except BaseException as exc:  # noqa: BLE001 - re-raised below as StageFailed, once every thread has stopped
             log.error("%s failed: %s", stage.name, exc)
             errors.append((stage.name, exc))
             halt.set()

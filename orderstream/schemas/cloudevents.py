@@ -65,7 +65,8 @@ def _kind_of(cls: type) -> int:
 
 
 def binary_headers(message: Any, ce_type: bytes, source: str) -> list[tuple[str, bytes]]:
-    """attributes() as Kafka record headers (UTF-8 values), built without the intermediate list: the produce hot path."""
+    """attributes() as Kafka record headers (UTF-8 values), built without the intermediate list: the produce hot
+    path."""
     kind = _kind_of(type(message))
     if kind == _EVENT:
         event_id, time, causation = message.event_id, message.occurred_at, message.causation_id

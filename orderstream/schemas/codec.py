@@ -279,7 +279,8 @@ class _Generator:
     def __init__(self) -> None:
         self.ns: dict[str, Any] = {
             "_Fallback": _Fallback, "_S": _SMALL, "_varint": _varint, "_rv": _read_varint, "_EPOCH": _EPOCH,
-            "_timedelta": timedelta, "_datetime": datetime, "_new": object.__new__, "_LMIN": _LONG_MIN, "_LMAX": _LONG_MAX,
+            "_timedelta": timedelta, "_datetime": datetime, "_new": object.__new__,
+            "_LMIN": _LONG_MIN, "_LMAX": _LONG_MAX,
         }  # fmt: skip
         self.count = 0
 

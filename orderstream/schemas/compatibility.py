@@ -12,6 +12,7 @@ import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from importlib.resources.abc import Traversable
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,7 +100,7 @@ def check(root: Traversable | Path | str | None = None) -> CompatibilityReport:
     pairs = 0
     for type_name, versions in sorted(parsed.items()):
         versions.sort(key=lambda item: item[0])
-        for (old_version, old), (new_version, new) in zip(versions, versions[1:]):
+        for (old_version, old), (new_version, new) in pairwise(versions):
             pairs += 1
             for direction, reader, writer in ((NEW_READS_OLD, new, old), (OLD_READS_NEW, old, new)):
                 for field, reason in pair_problems(reader, writer):

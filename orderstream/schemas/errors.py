@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 
 
-class DecodeFailure(str, enum.Enum):
+class DecodeFailure(enum.StrEnum):
     """What was wrong with a value that could not be decoded (DecodeError.reason)."""
 
     NOT_BYTES = "not_bytes"
@@ -17,9 +17,6 @@ class DecodeFailure(str, enum.Enum):
     TRAILING_BYTES = "trailing_bytes"
     UPCAST_FAILED = "upcast_failed"
     UNMAPPED = "unmapped"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class SchemaError(Exception):

@@ -105,7 +105,7 @@ def watched_consumers(settings: Settings) -> list:
 
 
 def _inventory_consumers(settings: Settings, watched_consumer) -> list:
-    from orderstream.services.composition import inventory_service as inv
+    from orderstream.services import inventory_service as inv
 
     return [
         watched_consumer("inventory-orders", "service", inv.order_stage_group(settings), inv.ORDER_STAGE_INPUTS),
@@ -114,8 +114,8 @@ def _inventory_consumers(settings: Settings, watched_consumer) -> list:
 
 
 def _payment_and_shipping_consumers(settings: Settings, watched_consumer) -> list:
-    from orderstream.services.composition import payment_service as pay
-    from orderstream.services.composition import shipping_service as ship
+    from orderstream.services import payment_service as pay
+    from orderstream.services import shipping_service as ship
 
     return [
         watched_consumer("payment-orders", "service", pay.order_stage_group(settings), pay.ORDER_STAGE_INPUTS),

@@ -6,13 +6,14 @@ lines and whether they were released or shipped - is rebuilt from it). It writes
 ShipStock / ReturnStock per line to inventory.reservations, keyed by SKU, in the same transaction that consumes the
 order event: an order line is re-keyed exactly once per event.
 
-SKU stage (keyed by SKU): inputs inventory.reservations and inventory.commands (RestockSku), changelog
-inventory.events. One writer per SKU (the group's owner of the SKU's partition) decides every change of a SKU on its
-latest state, so two reservations can never both take the last unit. ShipStock lowers on hand and reserved by what
-the order holds (StockShipped), ReturnStock puts returned units back on hand (StockReturned).
-Every StockReserved, StockReservationRejected and StockReleased is also written, in the same transaction, to inventory.results keyed by the order id (the partitioner
-co-locates it with the order), which the order service consumes. A RestockSku gets a Reply on inventory.replies, keyed
-by SKU, on the command's partition number; a repeated command id gets the first reply again and changes nothing.
+SKU stage (keyed by SKU): inputs inventory.reservations and inventory.commands (RestockSku), changelog inventory.events.
+One writer per SKU (the group's owner of the SKU's partition) decides every change of a SKU on its latest state, so two
+reservations can never both take the last unit. ShipStock lowers on hand and reserved by what the order holds
+(StockShipped), ReturnStock puts returned units back on hand (StockReturned). Every StockReserved,
+StockReservationRejected and StockReleased is also written, in the same transaction, to inventory.results keyed by the
+order id (the partitioner co-locates it with the order), which the order service consumes. A RestockSku gets a Reply on
+inventory.replies, keyed by SKU, on the command's partition number; a repeated command id gets the first reply again and
+changes nothing.
 
 A record a stage cannot take (undecodable, of a type it does not handle, or under a key that is not its aggregate id)
 goes to <topic>.dlq in the batch's transaction (the processor's dead-letter hook) and work goes on.
@@ -24,6 +25,7 @@ stage's transactional.id, <group>-<slot>, is stable across restarts).
 from __future__ import annotations
 
 import logging
+from types import MappingProxyType
 from typing import Any
 
 from orderstream.config import Settings
@@ -164,7 +166,7 @@ class InventoryService(SlottedService):
     instance slot. If either stage fails, both stop and run() raises StageFailed (the first error as its cause)."""
 
     name = NAME
-    stages = {"orders": ORDER_STAGE, "stock": SKU_STAGE}
+    stages = MappingProxyType({"orders": ORDER_STAGE, "stock": SKU_STAGE})
 
 
 def build_inventory_service(settings: Settings) -> InventoryService:

@@ -14,6 +14,7 @@ writer per order for commands and reactions alike. A repeated reaction changes n
 from __future__ import annotations
 
 import logging
+from types import MappingProxyType
 from typing import Any
 
 from orderstream.config import Settings
@@ -82,7 +83,7 @@ class OrderService(SlottedService):
     """`orderstream run order`: one order processor with a stable instance slot (and so a stable transactional.id)."""
 
     name = NAME
-    stages = {NAME: STAGE}
+    stages = MappingProxyType({NAME: STAGE})
 
 
 def build_order_service(settings: Settings) -> OrderService:

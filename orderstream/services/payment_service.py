@@ -22,6 +22,7 @@ transactional.id, <group>-<slot>, is stable across restarts).
 from __future__ import annotations
 
 import logging
+from types import MappingProxyType
 from typing import Any
 
 from orderstream.config import Settings
@@ -95,7 +96,7 @@ class CustomerStageLogic:
     def handle(self, message: Any, state: KeyState[CustomerLedger], context: HandleContext) -> Outcome:
         where = f"{context.topic}[{context.partition}]@{context.offset}"
         if not isinstance(message, PAYMENT_COMMANDS):
-            raise ValueError(f"{where}: {type(message).__name__} is not a payment request")
+            raise TypeError(f"{where}: {type(message).__name__} is not a payment request")
         if message.customer_id != context.key:
             raise ValueError(
                 f"{where}: {message.type_name} for customer {message.customer_id!r} under key {context.key!r}"
@@ -149,7 +150,7 @@ class PaymentService(SlottedService):
     one instance slot. If either stage fails, both stop and run() raises StageFailed (the first error as its cause)."""
 
     name = NAME
-    stages = {"orders": ORDER_STAGE, "customers": CUSTOMER_STAGE}
+    stages = MappingProxyType({"orders": ORDER_STAGE, "customers": CUSTOMER_STAGE})
 
 
 def build_payment_service(settings: Settings) -> PaymentService:

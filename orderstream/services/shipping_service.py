@@ -5,14 +5,16 @@ shipping.commands. The order decides its dispatch and delivery (ShipOrder / Deli
 service carries out only what the order accepted (OrderShipped -> ShipmentDispatched, OrderDelivered ->
 ShipmentDelivered) and refuses the old DispatchShipment / ConfirmDelivery commands with a reason naming the order
 service. Changelog: shipping.events, which the order service consumes (a repeat of what it decided changes nothing).
-Every command gets a Reply on shipping.replies, keyed by the order id, on the command's partition number; a repeated command id produces nothing new and gets the first reply again. A record that cannot be
-decoded, is not of a type it takes (`accepts`) or is an order event under another order's key goes to <topic>.dlq in
-the batch's transaction (the processor's dead-letter hook).
+Every command gets a Reply on shipping.replies, keyed by the order id, on the command's partition number; a repeated
+command id produces nothing new and gets the first reply again. A record that cannot be decoded, is not of a type it
+takes (`accepts`) or is an order event under another order's key goes to <topic>.dlq in the batch's transaction (the
+processor's dead-letter hook).
 """
 
 from __future__ import annotations
 
 import logging
+from types import MappingProxyType
 from typing import Any
 
 from orderstream.config import Settings
@@ -78,7 +80,7 @@ class ShippingService(SlottedService):
     """`orderstream run shipping`: one shipping processor with a stable instance slot (and so transactional.id)."""
 
     name = NAME
-    stages = {NAME: STAGE}
+    stages = MappingProxyType({NAME: STAGE})
 
 
 def build_shipping_service(settings: Settings) -> ShippingService:

@@ -64,7 +64,7 @@ class BulkRows:
             for sql, parameters in chunks:
                 cursor.execute(sql, parameters)
                 for values in cursor.fetchall():
-                    found[values[at]] = dict(zip(names, values))
+                    found[values[at]] = dict(zip(names, values, strict=True))
         finally:
             cursor.close()
         return found

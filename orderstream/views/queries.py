@@ -20,7 +20,8 @@ from orderstream.views.tables import TableSet
 
 ORDER_SORTS = ("placed_at", "updated_at", "total_minor", "order_id", "customer_id", "status")
 SUMMARY_FIELDS = (
-    "order_id", "customer_id", "status", "version", "currency", "total_minor", "payment_status", "placed_at", "updated_at"
+    "order_id", "customer_id", "status", "version", "currency", "total_minor", "payment_status", "placed_at",
+    "updated_at",
 )  # fmt: skip
 
 

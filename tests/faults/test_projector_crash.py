@@ -27,7 +27,7 @@ from orderstream.topology import ORDERS_EVENTS
 from orderstream.views.registry import SPECS
 from orderstream.views.store import ProjectionStore
 from tests.integration.test_projector import Running
-from tests.support.databases import another_database, db_url  # noqa: F401
+from tests.support.databases import another_database
 from tests.support.event_log import EventLog, digests_all, dump_all, wait_applied
 from tests.support.histories import public_rows, random_history, reference
 
@@ -105,7 +105,7 @@ class ProjectorProcess:
             )
 
 
-def test_crashes_at_every_commit_boundary_leave_views_equal_to_a_clean_rebuild(topics, db_url, tmp_path):  # noqa: F811
+def test_crashes_at_every_commit_boundary_leave_views_equal_to_a_clean_rebuild(topics, db_url, tmp_path):
     settings = topics.model_copy(update={"database_url": db_url})
     rng = random.Random(5)
     histories = [random_history(rng, f"f{n}", prefix="f") for n in range(300)]

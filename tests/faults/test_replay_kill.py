@@ -27,7 +27,6 @@ from orderstream.views.store import ProjectionStore
 from tests.integration.test_projector import Running
 from tests.integration.test_replay_projection import order_events_topic, url_of, write_orders
 from tests.integration.test_replay_topic import create, expected_copy, fill, read_all, without_offsets
-from tests.support.databases import db_url  # noqa: F401
 from tests.support.event_log import EventLog, digests_all, wait_applied
 from tests.support.histories import random_history
 

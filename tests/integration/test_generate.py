@@ -64,7 +64,7 @@ def test_generate_sends_every_command_once(topics):
     decoded = [codec.decode(m.value()) for m in records]
     assert Counter(type(c).__name__ for c in decoded)["PlaceOrder"] == 400
     assert len({c.command_id for c in decoded}) == len(decoded), "no command was sent twice"
-    for message, command in zip(records, decoded):
+    for message, command in zip(records, decoded, strict=True):
         assert message.key().decode() == command.order_id
     assert all(c.channel == "generator" for c in decoded if isinstance(c, PlaceOrder))
 

@@ -16,7 +16,6 @@ from orderstream.views import queries
 from orderstream.views.registry import SPECS, spec_of
 from orderstream.views.store import GenerationChanged, ProjectionStore, Record, SchemaMismatch
 from orderstream.views.tables import projection_offsets
-from tests.support.databases import db_url  # noqa: F401
 from tests.support.histories import interleaved, order_history, public_rows, reference
 
 TOPIC = "x.orders.events"
@@ -36,7 +35,7 @@ def open_stores(template):
 
 
 def dump_all(stores):
-    return public_rows({name: {role: rows for role, rows in store.dump().items()} for name, store in stores.items()})
+    return public_rows({name: dict(store.dump()) for name, store in stores.items()})
 
 
 @st.composite
@@ -49,7 +48,7 @@ def two_batches(draw):
 
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=two_batches())
-def test_batches_written_through_the_store_equal_the_reference(db_url, case):  # noqa: F811
+def test_batches_written_through_the_store_equal_the_reference(db_url, case):
     histories, log, cut = case
     stores, generations = open_stores(db_url)
     try:
@@ -70,7 +69,7 @@ def test_batches_written_through_the_store_equal_the_reference(db_url, case):  #
             store.dispose()
 
 
-def test_a_database_built_by_another_schema_version_is_refused(db_url):  # noqa: F811
+def test_a_database_built_by_another_schema_version_is_refused(db_url):
     url = url_for(db_url, "order-view")
     spec = spec_of("order-view")
     ProjectionStore(url, spec).ensure()
@@ -82,9 +81,9 @@ def test_a_database_built_by_another_schema_version_is_refused(db_url):  # noqa:
         ProjectionStore(url, newer).ensure()
 
 
-def test_queries_and_the_writer_follow_the_generation_pointer(db_url):  # noqa: F811
+def test_queries_and_the_writer_follow_the_generation_pointer(db_url):
     history = [_placed("o1", "alice", datetime(2024, 5, 1, tzinfo=UTC), [("A", 1, 1)])]
-    stores, generations = open_stores(db_url)
+    stores, _ = open_stores(db_url)
     store = stores["order-view"]
     store.apply(records_of(history), 1)
     model = queries.ReadModel(url_for(db_url, "order-view"), "order-view")
@@ -114,7 +113,7 @@ def _customer_totals(store, generation):
         )
 
 
-def test_two_instances_applying_a_partitions_first_batch_count_it_once(db_url):  # noqa: F811
+def test_two_instances_applying_a_partitions_first_batch_count_it_once(db_url):
     """A rebalance overlap on a partition nothing was applied from yet: instance A is between its writes and its
     commit when B applies the same records. B must wait for A and then drop them (on PostgreSQL there is no offset
     row to lock until A's commits), not add the customer's counters a second time."""
@@ -148,7 +147,7 @@ def test_two_instances_applying_a_partitions_first_batch_count_it_once(db_url): 
     b.dispose()
 
 
-def test_a_batch_racing_a_swap_is_refused_not_committed_into_the_replaced_generation(db_url):  # noqa: F811
+def test_a_batch_racing_a_swap_is_refused_not_committed_into_the_replaced_generation(db_url):
     """The live projector's batch arrives while a replay's swap holds its locks: once the swap commits, the batch
     must fail with GenerationChanged (the projector re-seeks to the new generation), never land in the old one."""
     url = url_for(db_url, "customer-view")
@@ -180,7 +179,7 @@ def test_a_batch_racing_a_swap_is_refused_not_committed_into_the_replaced_genera
     replay.dispose()
 
 
-def test_writers_of_different_partitions_share_counter_rows_without_deadlock(db_url):  # noqa: F811
+def test_writers_of_different_partitions_share_counter_rows_without_deadlock(db_url):
     """Two instances (or replay workers) on different partitions add to the same customers' counters, each batch
     touching them in another order; on PostgreSQL that deadlocked unless rows are locked in one order."""
     import random
@@ -224,7 +223,8 @@ def _placed(order_id, customer, at, lines, currency="EUR"):
     lines = tuple(OrderLine(sku=s, quantity=q, unit_price_minor=p) for s, q, p in lines)
     return OrderPlaced(
         event_id=f"{order_id}-1", version=1, occurred_at=at, correlation_id=order_id, causation_id="c",
-        order_id=order_id, customer_id=customer, currency=currency, lines=lines, total_minor=sum(l.amount_minor for l in lines),
+        order_id=order_id, customer_id=customer, currency=currency, lines=lines,
+        total_minor=sum(line.amount_minor for line in lines),
     )  # fmt: skip
 
 
@@ -242,7 +242,7 @@ def _confirmed(order_id, at):
 
 
 @pytest.fixture
-def shop(db_url):  # noqa: F811
+def shop(db_url):
     """Three orders of two customers projected into every view; yields the URL template."""
     day1, day2 = datetime(2024, 5, 1, 10, tzinfo=UTC), datetime(2024, 5, 2, 10, tzinfo=UTC)
     events = [
@@ -287,8 +287,10 @@ def test_sales_and_customer_queries(shop):
             {"sku": "A", "currency": "EUR", "units": 3, "revenue_minor": 300},
             {"sku": "B", "currency": "EUR", "units": 1, "revenue_minor": 50},
         ]
-        assert queries.sales(model, by="day") == [{"day": "2024-05-01", "currency": "EUR", "units": 3, "revenue_minor": 250},
-                                                  {"day": "2024-05-02", "currency": "EUR", "units": 1, "revenue_minor": 100}]  # fmt: skip
+        assert queries.sales(model, by="day") == [
+            {"day": "2024-05-01", "currency": "EUR", "units": 3, "revenue_minor": 250},
+            {"day": "2024-05-02", "currency": "EUR", "units": 1, "revenue_minor": 100},
+        ]
         assert queries.status_counts(model) == [{"status": "CONFIRMED", "orders": 2}, {"status": "PLACED", "orders": 1}]
     with queries.ReadModel(url_for(shop, "customer-view"), "customer-view") as model:
         assert queries.customer_summary(model, "alice") == [

@@ -7,6 +7,7 @@ import json
 import threading
 import uuid
 from datetime import UTC, datetime
+from itertools import pairwise
 
 import pytest
 from hypothesis import HealthCheck, Phase, given
@@ -21,7 +22,6 @@ from orderstream.services.projections import build_projections
 from orderstream.topology import ORDERS_EVENTS
 from orderstream.views.registry import spec_of
 from orderstream.views.store import ProjectionStore
-from tests.support.databases import db_url  # noqa: F401
 from tests.support.event_log import EventLog, dump_all, wait_applied
 from tests.support.histories import interleaved, order_history, public_rows, reference
 
@@ -55,7 +55,7 @@ class Running:
 
 
 @pytest.fixture
-def projected(topics, db_url):  # noqa: F811
+def projected(topics, db_url):
     """Settings for views in db_url, with the three projections running; yields (settings, event log)."""
     settings = topics.model_copy(update={"database_url": db_url, "projection_batch_size": 50})
     log = EventLog(settings)
@@ -71,7 +71,7 @@ def round_of_orders(draw):
     histories = [draw(order_history(prefix=prefix)) for _ in range(draw(st.integers(1, 4)))]
     log = draw(interleaved(histories))
     cuts = sorted(draw(st.lists(st.integers(1, max(1, len(log) - 1)), max_size=2, unique=True)))
-    transactions = [log[a:b] for a, b in zip([0, *cuts], [*cuts, len(log)]) if log[a:b]]
+    transactions = [log[a:b] for a, b in pairwise([0, *cuts, len(log)]) if log[a:b]]
     phantom = draw(order_history(prefix=f"aborted-{prefix}"))
     return histories, transactions, phantom
 
@@ -130,7 +130,7 @@ def test_read_your_writes_with_query_after_token(projected, tmp_path, monkeypatc
     producer.close()
 
 
-def test_the_stop_hook_stops_the_projector_before_an_undecodable_record(topics, db_url):  # noqa: F811
+def test_the_stop_hook_stops_the_projector_before_an_undecodable_record(topics, db_url):
     settings = topics.model_copy(update={"database_url": db_url})
     log = EventLog(settings)
     partition, offset = log.write_raw(b"o-bad", b"\xc3\x01not avro at all")

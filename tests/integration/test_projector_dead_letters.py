@@ -15,13 +15,12 @@ from orderstream.cli.main import app
 from orderstream.runtime.projector import Projector
 from orderstream.views.registry import spec_of
 from orderstream.views.store import ProjectionStore
-from tests.support.databases import db_url  # noqa: F401
 from tests.support.event_log import EventLog, wait_applied
 from tests.support.histories import random_history
 from tests.support.orders import read_topic
 
 
-def test_bad_records_are_dead_lettered_and_the_rest_projected(topics, db_url):  # noqa: F811
+def test_bad_records_are_dead_lettered_and_the_rest_projected(topics, db_url):
     settings = topics.model_copy(update={"database_url": db_url})
     rng = random.Random(7)
     good = [random_history(rng, f"ok-{i}") for i in range(5)]
@@ -61,7 +60,7 @@ def test_bad_records_are_dead_lettered_and_the_rest_projected(topics, db_url):  
     assert keys == sorted([b"garbage-1"] + [b"parked-1"] * (len(parked) - 1))
 
 
-def replay_stops_on_the_parked_order(settings, db_url) -> None:  # noqa: F811
+def replay_stops_on_the_parked_order(settings, db_url) -> None:
     """`replay projection` over a log holding events that cannot be projected: exit 1, one line, nothing swapped."""
     store = ProjectionStore(settings.database_url_for("order-view"), spec_of("order-view"))
     live = store.pointer()

@@ -16,7 +16,6 @@ from orderstream.views.queries import ReadModel
 from orderstream.views.registry import spec_of
 from orderstream.views.store import ProjectionStore, Record
 from orderstream.views.time_travel import order_as_of
-from tests.support.databases import db_url  # noqa: F401
 from tests.support.histories import random_history
 
 
@@ -27,15 +26,16 @@ def expected_as_of(events, moment):
         return None
     changes = order_view.project(seen, {})
     (row,) = changes.upserts["orders"].values()
-    lines = [dict(sku=l["sku"], quantity=l["quantity"], unit_price_minor=l["unit_price_minor"])
-             for _, l in sorted(changes.upserts["lines"].items())]  # fmt: skip
+    lines = [dict(sku=line["sku"], quantity=line["quantity"], unit_price_minor=line["unit_price_minor"])
+             for _, line in sorted(changes.upserts["lines"].items())]  # fmt: skip
     timeline = [dict(type=t["type"], version=t["version"], occurred_at=t["occurred_at"], event_id=t["event_id"])
                 for _, t in sorted(changes.upserts["timeline"].items())]  # fmt: skip
-    return {**{k: row[k] for k in ("order_id", "customer_id", "status", "version", "currency", "total_minor",
-                                    "payment_status", "placed_at", "updated_at")}, "lines": lines, "timeline": timeline}  # fmt: skip
+    fields = ("order_id", "customer_id", "status", "version", "currency", "total_minor", "payment_status", "placed_at",
+              "updated_at")  # fmt: skip
+    return {**{k: row[k] for k in fields}, "lines": lines, "timeline": timeline}
 
 
-def test_as_of_equals_the_fold_of_the_events_up_to_that_moment(db_url, tmp_path, monkeypatch):  # noqa: F811
+def test_as_of_equals_the_fold_of_the_events_up_to_that_moment(db_url, tmp_path, monkeypatch):
     url = db_url.replace("{projection}", "order_view")
     rng = random.Random(11)
     histories = []

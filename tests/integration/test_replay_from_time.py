@@ -10,20 +10,19 @@ from __future__ import annotations
 import random
 import time
 from datetime import UTC, datetime
+from itertools import zip_longest
 
-from orderstream.runtime.replay import ProjectionReplay
 from orderstream.runtime.replay_workers import projection_replay
 from orderstream.services.projections import build_projections
 from orderstream.views.registry import SPECS, spec_of
 from orderstream.views.store import ProjectionStore
 from tests.integration.test_projector import Running
 from tests.integration.test_replay_projection import order_events_topic, url_of, write_orders
-from tests.support.databases import db_url  # noqa: F401
 from tests.support.event_log import EventLog, dump_all, wait_applied
 from tests.support.histories import public_rows, random_history, reference
 
 
-def test_from_time_rebuilds_orders_placed_from_then_and_copies_the_rest(settings, db_url):  # noqa: F811
+def test_from_time_rebuilds_orders_placed_from_then_and_copies_the_rest(settings, db_url):
     settings = order_events_topic(settings).model_copy(update={"database_url": db_url, "projection_batch_size": 200})
     rng = random.Random(9)
     old = [random_history(rng, f"a{n}", prefix="a") for n in range(400)]
@@ -36,7 +35,7 @@ def test_from_time_rebuilds_orders_placed_from_then_and_copies_the_rest(settings
         moment = datetime.now(UTC)
         time.sleep(0.05)
         late = [h[(len(h) + 1) // 2 :] for h in old]
-        mixed = [e for pair in zip(late, new) for h in pair for e in h] + [e for h in late[len(new) :] for e in h]
+        mixed = [e for pair in zip_longest(late, new, fillvalue=[]) for h in pair for e in h]
         for start in range(0, len(mixed), 200):
             log.write(mixed[start : start + 200])
         wait_applied(settings.database_url, log, timeout_s=60, check=running.check)

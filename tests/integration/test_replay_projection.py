@@ -22,7 +22,6 @@ from orderstream.views.registry import SPECS, spec_of
 from orderstream.views.store import ProjectionStore, SchemaMismatch
 from orderstream.views.tables import projection_meta
 from tests.integration.test_projector import Running
-from tests.support.databases import db_url  # noqa: F401
 from tests.support.event_log import EventLog, digests_all, dump_all, wait_applied
 from tests.support.histories import public_rows, random_history, reference
 
@@ -108,7 +107,7 @@ def order_events_topic(settings):
 
 
 @pytest.fixture
-def live(settings, db_url):  # noqa: F811
+def live(settings, db_url):
     settings = order_events_topic(settings).model_copy(update={"database_url": db_url, "projection_batch_size": 200})
     log = EventLog(settings)
     running = Running(build_projections(settings, tuple(SPECS)))

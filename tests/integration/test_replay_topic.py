@@ -89,7 +89,7 @@ def read_all(settings, topic: str) -> list[tuple]:
 
 def expected_copy(source_records, source_topic, copy_filter: CopyFilter) -> list[tuple]:
     return [
-        (p, key, value, headers + [(SOURCE_HEADER, f"{source_topic}:{p}:{o}".encode())], ts)
+        (p, key, value, [*headers, (SOURCE_HEADER, f"{source_topic}:{p}:{o}".encode())], ts)
         for p, o, key, value, headers, ts in source_records
         if copy_filter.matches(ts, headers)
     ]
@@ -134,7 +134,7 @@ def test_copies_exactly_the_matching_records_into_a_topic_created_like_the_sourc
 
 
 def test_into_more_partitions_keys_are_repartitioned_and_the_tool_says_so(source):
-    settings, topic, records = source
+    settings, _, records = source
     create(settings, "wide.events", 5)
     runner = CliRunner()
     from orderstream.cli.main import app

@@ -54,7 +54,7 @@ class Pipeline:
         return ["-b", s.effective_bootstrap, "--topic-prefix", s.topic_prefix, "--data-dir", str(s.data_dir)]
 
     def check_running(self) -> None:
-        for process, log in zip(self.processes, self.logs):
+        for process, log in zip(self.processes, self.logs, strict=True):
             if process.poll() is not None:
                 pytest.fail(f"{process.args[-2:]} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
 

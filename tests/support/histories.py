@@ -118,7 +118,9 @@ def reference(histories: Iterable[Sequence[Event]]) -> dict[str, dict[str, list[
             (placed.order_id, placed.customer_id, status, placed.currency, placed.total_minor, last.version,
              payments[-1] if payments else None, utc_text(placed.occurred_at), utc_text(last.occurred_at))
         )  # fmt: skip
-        lines += [(placed.order_id, n, l.sku, l.quantity, l.unit_price_minor) for n, l in enumerate(placed.lines)]
+        lines += [
+            (placed.order_id, n, line.sku, line.quantity, line.unit_price_minor) for n, line in enumerate(placed.lines)
+        ]
         timeline += [
             (e.order_id, e.version, e.type_name, utc_text(e.occurred_at), e.event_id,
              e.payment_status.value if isinstance(e, OrderPaymentUpdated) else None)

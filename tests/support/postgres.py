@@ -61,7 +61,10 @@ def start_test_postgres(home: Path) -> PostgresCluster:
     user = "orderstream"
     _run([_pg_bin("initdb"), "-D", str(datadir), "-U", user, "-A", "trust", "--no-sync", "-E", "UTF8"], run_as)
     port = free_port()
-    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    options = (
+        f"-p {port} -k {home} -c listen_addresses=127.0.0.1 "
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    )
     _run(
         [_pg_bin("pg_ctl"), "-D", str(datadir), "-o", options, "-l", str(home / "pg.log"), "-w", "-t", "60", "start"],
         run_as,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -51,7 +52,7 @@ class MemoryTables:
                 pk = [c.name for c in spec.tables(1)[role].primary_key.columns]
                 rows = self.tables[projection].get(role, {})
                 out[projection][role] = [
-                    tuple(({**dict(zip(pk, key)), **row})[n] for n in names) for key, row in rows.items()
+                    tuple(({**dict(zip(pk, key, strict=True)), **row})[n] for n in names) for key, row in rows.items()
                 ]
         return out
 
@@ -61,7 +62,7 @@ def batched_histories(draw):
     histories = [draw(order_history(order_id=f"o{n}")) for n in range(draw(st.integers(1, 8)))]
     log = draw(interleaved(histories))
     cuts = sorted(draw(st.lists(st.integers(1, max(1, len(log) - 1)), max_size=6, unique=True)))
-    batches = [log[a:b] for a, b in zip([0, *cuts], [*cuts, len(log)]) if log[a:b]]
+    batches = [log[a:b] for a, b in pairwise([0, *cuts, len(log)]) if log[a:b]]
     return histories, batches
 
 
@@ -79,9 +80,10 @@ def test_batches_fold_to_the_reference(case):
 def _placed(order_id="o1", version=1, **kw):
     lines = kw.pop("lines", (OrderLine(sku="A", quantity=2, unit_price_minor=500),))
     return OrderPlaced(
-        event_id=f"{order_id}-{version}", version=version, occurred_at=kw.pop("at", datetime(2024, 5, 1, 23, 59, tzinfo=UTC)),
+        event_id=f"{order_id}-{version}", version=version,
+        occurred_at=kw.pop("at", datetime(2024, 5, 1, 23, 59, tzinfo=UTC)),
         correlation_id=order_id, causation_id="c", order_id=order_id, customer_id="alice", currency="EUR",
-        lines=lines, total_minor=sum(l.amount_minor for l in lines),
+        lines=lines, total_minor=sum(line.amount_minor for line in lines),
     )  # fmt: skip
 
 

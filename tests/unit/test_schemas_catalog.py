@@ -180,5 +180,5 @@ def test_an_invalid_avro_schema_is_refused(tmp_path: Path) -> None:
     }
     (root / "orders/OrderConfirmed.v2.avsc").write_text(json.dumps(bad))
 
-    with pytest.raises(CatalogError, match="OrderConfirmed.v2.avsc: not a valid Avro schema"):
+    with pytest.raises(CatalogError, match=r"OrderConfirmed\.v2\.avsc: not a valid Avro schema"):
         SchemaCatalog.from_directory(root)
