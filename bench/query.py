@@ -1,4 +1,4 @@
-"""Query latency: `query order ID` (queries.order_detail: summary, lines, timeline) on an order view of N orders in
+"""Query latency: `query order ID` (order_view.order_detail: summary, lines, timeline) on an order view of N orders in
 SQLite, timed in-process. The view's tables are filled directly with SQLAlchemy Core bulk inserts through the
 projection's own table definitions (ProjectionStore.ensure creates them, indexes included), not through Kafka."""
 
@@ -76,7 +76,8 @@ def _fill(store, orders: int) -> None:
 
 
 def bench_query(env: BenchEnv, orders: int, samples: int = 3000) -> list[dict]:
-    from orderstream.views.queries import ReadModel, order_detail
+    from orderstream.views.order_view import order_detail
+    from orderstream.views.queries import ReadModel
     from orderstream.views.registry import spec_of
     from orderstream.views.store import ProjectionStore
 

@@ -8,14 +8,14 @@ Secrets are SecretStr: their repr is masked, so they never reach a log line.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 DEFAULT_CONFIG_FILE = "orderstream.toml"
-PROJECTIONS = ("order-view", "customer-view", "sales-view", "stock-view")
 
 
 class Settings(BaseSettings):
@@ -151,10 +151,6 @@ class ConfigError(ValueError):
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Build the settings: overrides (CLI options; None values are ignored) > env > TOML file > defaults."""
-    import tomllib
-
-    from pydantic import ValidationError
-
     overrides = {key: value for key, value in overrides.items() if value is not None}
     previous = os.environ.get("ORDERSTREAM_CONFIG")
     if config_file is not None:
@@ -183,10 +179,6 @@ def with_overrides(settings: Settings, **overrides: Any) -> Settings:
     settings.model_copy(update=...) skips validation: a `--partitions 0` from the command line went through it
     unchecked (and -3 reached the AdminClient, which raised). model_validate runs the sources again (BaseSettings
     has its own __init__), but every field is passed, so none of their values can win over these."""
-    import tomllib
-
-    from pydantic import ValidationError
-
     overrides = {key: value for key, value in overrides.items() if value is not None}
     if not overrides:
         return settings

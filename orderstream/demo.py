@@ -111,7 +111,8 @@ def run_demo(settings: Settings, root_args: list[str], plan: DemoPlan = DemoPlan
         ORDERS_COMMANDS,
         ORDERS_REPLIES,
     )
-    from orderstream.views.queries import ReadModel, list_orders, order_detail
+    from orderstream.views import order_view
+    from orderstream.views.queries import ReadModel
 
     console = Console(stderr=True)
     seed = plan.seed if plan.seed is not None else random.randrange(1_000_000)
@@ -161,8 +162,8 @@ def run_demo(settings: Settings, root_args: list[str], plan: DemoPlan = DemoPlan
         echo(f"placed {plan.orders} orders ({result.records} commands, {result.rate:,.0f}/s, seed {seed})")
 
         _wait(settings, services, log, console, "the services decide every order")
-        with ReadModel(settings.database_url_for("order-view"), "order-view") as view:
-            confirmed = [o["order_id"] for o in list_orders(view, status="CONFIRMED", limit=plan.orders)]
+        with ReadModel(settings.database_url_for(order_view.NAME), order_view.NAME) as view:
+            confirmed = [o["order_id"] for o in order_view.list_orders(view, status="CONFIRMED", limit=plan.orders)]
         rng.shuffle(confirmed)
         to_ship = confirmed[: int(len(confirmed) * plan.ship_ratio)]
         to_cancel = confirmed[len(to_ship) : len(to_ship) + plan.late_cancellations]
@@ -200,9 +201,10 @@ def run_demo(settings: Settings, root_args: list[str], plan: DemoPlan = DemoPlan
                 )
         _wait(settings, services, log, console, f"delivering {len(to_deliver)} orders")
         to_return = to_deliver[: plan.returns]
-        with ReadModel(settings.database_url_for("order-view"), "order-view") as view:
+        with ReadModel(settings.database_url_for(order_view.NAME), order_view.NAME) as view:
             first_skus = [
-                (order_detail(view, order_id) or {"lines": [{}]})["lines"][0].get("sku") for order_id in to_return
+                (order_view.order_detail(view, order_id) or {"lines": [{}]})["lines"][0].get("sku")
+                for order_id in to_return
             ]
         with CommandSender(settings, ORDERS_COMMANDS, ORDERS_REPLIES, source="orderstream/demo") as sender:
             for i, (order_id, sku) in enumerate(zip(to_return, first_skus, strict=True)):
@@ -271,12 +273,13 @@ def show_returns(settings: Settings, console, returned: list[str]) -> None:
     """The returned orders as the order view shows them: status, and the returned quantity of every line."""
     from rich.table import Table
 
-    from orderstream.views.queries import ReadModel, order_detail
+    from orderstream.views import order_view
+    from orderstream.views.queries import ReadModel
 
     table = Table("order", "status", "returned (sku: returned/ordered)", title="Returned orders (order view)")
-    with ReadModel(settings.database_url_for("order-view"), "order-view") as view:
+    with ReadModel(settings.database_url_for(order_view.NAME), order_view.NAME) as view:
         for order_id in returned:
-            detail = order_detail(view, order_id)
+            detail = order_view.order_detail(view, order_id)
             if detail is None:
                 continue
             lines = ", ".join(
@@ -292,13 +295,14 @@ def show_views(settings: Settings, console, sample_order: str | None) -> None:
 
     from orderstream.ops.status import collect_status
     from orderstream.services.composition import watched_consumers
-    from orderstream.views.queries import ReadModel, sales, status_counts, stock_levels
+    from orderstream.views import sales_view, stock_view
+    from orderstream.views.queries import ReadModel
 
-    with ReadModel(settings.database_url_for("sales-view"), "sales-view") as view:
-        counts = status_counts(view)
-        top = sorted(sales(view, by="sku"), key=lambda r: -r["revenue_minor"])[:8]
-    with ReadModel(settings.database_url_for("stock-view"), "stock-view") as view:
-        stock = stock_levels(view)
+    with ReadModel(settings.database_url_for(sales_view.NAME), sales_view.NAME) as view:
+        counts = sales_view.status_counts(view)
+        top = sorted(sales_view.sales(view, by="sku"), key=lambda r: -r["revenue_minor"])[:8]
+    with ReadModel(settings.database_url_for(stock_view.NAME), stock_view.NAME) as view:
+        stock = stock_view.stock_levels(view)
 
     table = Table("status", "orders", title="Orders per status (sales view)")
     for row in counts:

@@ -55,9 +55,6 @@ class LocalCluster:
         for broker, process in zip(self.brokers, processes, strict=True):
             broker.wait_until_ready(process, timeout_s)
 
-    def restart(self, index: int, timeout_s: float = 120.0) -> None:
-        self.brokers[index].start(timeout_s=timeout_s)
-
     def stop(self) -> None:
         for broker in self.brokers:
             broker.stop()

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from confluent_kafka import KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+
 from orderstream.broker.distribution import KafkaDistribution
+from orderstream.kafka.clients import KafkaAuthenticationError
 
 
 def broker_answers(bootstrap: str, timeout_s: float = 2.0, extra: dict[str, Any] | None = None) -> bool:
     """True when a metadata request to bootstrap gets an answer naming at least one broker."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
     config = {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 1000, "log_level": 0}
     config.update(extra or {})
     admin = AdminClient(config)
@@ -38,8 +40,6 @@ class ClusterInfo:
 
 def describe_cluster(admin_config: dict[str, Any], timeout_s: float = 5.0) -> ClusterInfo:
     """Metadata of the cluster; raises KafkaException when it does not answer."""
-    from confluent_kafka.admin import AdminClient
-
     admin = AdminClient(admin_config)
     metadata = admin.list_topics(timeout=timeout_s)
     return ClusterInfo(
@@ -93,12 +93,6 @@ def check_connection(client_config: dict[str, Any], timeout_s: float = 5.0) -> N
 
     A refused login is reported at once (librdkafka's error callback, served by poll), not after the timeout.
     """
-    import time
-
-    from confluent_kafka import KafkaException, Producer
-
-    from orderstream.kafka.clients import KafkaAuthenticationError
-
     producer = Producer(client_config)
     deadline = time.monotonic() + timeout_s
     bootstrap = client_config["bootstrap.servers"]

@@ -1,6 +1,6 @@
 """`orderstream query order|orders|sales|customer|stock`: read the projections through their query interface.
 
---json prints only JSON on stdout: what the query functions of views/queries.py return, with stable field
+--json prints only JSON on stdout: what the query functions of the view modules return, with stable field
 names (docs/ARCHITECTURE.md describes the views); without it, rich tables for people.
 --after TOKEN (from `place --wait`) waits until the view has applied that event, up to --timeout seconds.
 """
@@ -161,17 +161,16 @@ def order(
     json_output: JsonOption = False,
 ) -> None:
     """One order: its summary, lines and the timeline of its events (--as-of: folded from its timeline up to TIME)."""
-    from orderstream.views.queries import order_detail
-    from orderstream.views.time_travel import order_as_of  # --as-of (issue 6)
+    from orderstream.views.order_view import NAME, order_as_of, order_detail
 
     settings = settings_of(ctx)
     moment = _parse_time(as_of, "--as-of") if as_of is not None else None  # --as-of (issue 6)
     if after is not None:  # --after '' is refused by the token's parser, not ignored
-        _wait_for(settings, "order-view", after, timeout)
-    with _open(settings, "order-view") as model:
+        _wait_for(settings, NAME, after, timeout)
+    with _open(settings, NAME) as model:
         detail = order_detail(model, order_id) if moment is None else order_as_of(model, order_id, moment)
     if detail is None:
-        fail(f"order {order_id} not found in order-view" + (f" as of {as_of}" if moment else ""))
+        fail(f"order {order_id} not found in {NAME}" + (f" as of {as_of}" if moment else ""))
     if json_output:
         print_json(detail)
         return
@@ -228,13 +227,14 @@ def orders(
 ) -> None:
     """Order summaries, newest first."""
     from orderstream.views.base import STATUSES
-    from orderstream.views.queries import QueryError, list_orders
+    from orderstream.views.order_view import NAME, list_orders
+    from orderstream.views.queries import QueryError
 
     if status is not None and status.upper() not in STATUSES:
         fail(f"unknown status {status!r}; choose from: {', '.join(STATUSES)}")
     settings = settings_of(ctx)
     moment = _parse_time(since) if since is not None else None
-    with _open(settings, "order-view") as model:
+    with _open(settings, NAME) as model:
         try:
             rows = list_orders(
                 model,
@@ -268,11 +268,12 @@ def sales(
     json_output: JsonOption = False,
 ) -> None:
     """Booked units and revenue (orders confirmed or later, by the day they were placed) and orders per status."""
-    from orderstream.views.queries import QueryError, status_counts
-    from orderstream.views.queries import sales as sales_rows
+    from orderstream.views.queries import QueryError
+    from orderstream.views.sales_view import NAME, status_counts
+    from orderstream.views.sales_view import sales as sales_rows
 
     settings = settings_of(ctx)
-    with _open(settings, "sales-view") as model:
+    with _open(settings, NAME) as model:
         try:
             rows = sales_rows(model, by=by)
         except QueryError as exc:
@@ -302,13 +303,13 @@ def customer(
     json_output: JsonOption = False,
 ) -> None:
     """A customer's orders count and lifetime value (orders not rejected or cancelled), per currency."""
-    from orderstream.views.queries import customer_summary
+    from orderstream.views.customer_view import NAME, customer_summary
 
     settings = settings_of(ctx)
-    with _open(settings, "customer-view") as model:
+    with _open(settings, NAME) as model:
         rows = customer_summary(model, customer_id)
     if not rows:
-        fail(f"customer {customer_id} not found in customer-view")
+        fail(f"customer {customer_id} not found in {NAME}")
     if json_output:
         print_json(rows)
         return
@@ -332,15 +333,15 @@ def stock(
     json_output: JsonOption = False,
 ) -> None:
     """Units on hand, reserved for orders and available (on hand - reserved) per SKU."""
-    from orderstream.views.queries import stock_levels
+    from orderstream.views.stock_view import NAME, stock_levels
 
     settings = settings_of(ctx)
     if after is not None:
-        _wait_for(settings, "stock-view", after, timeout)
-    with _open(settings, "stock-view") as model:
+        _wait_for(settings, NAME, after, timeout)
+    with _open(settings, NAME) as model:
         rows = stock_levels(model, sku)
     if sku is not None and not rows:
-        fail(f"sku {sku} not found in stock-view")
+        fail(f"sku {sku} not found in {NAME}")
     if json_output:
         print_json(rows)
         return

@@ -66,7 +66,7 @@ def _progress(json_output: bool, done: str):
 @app.command("projection")
 def projection(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="order-view, customer-view, sales-view or stock-view.")],
+    name: Annotated[str, typer.Argument(help="The view to rebuild, e.g. order-view (an unknown name lists them all).")],
     from_beginning: Annotated[
         bool, typer.Option("--from-beginning", help="Rebuild the whole projection from the start of its topics.")
     ] = False,

@@ -95,15 +95,6 @@ class OrderStatus(enum.Enum):
 CANCELLABLE = frozenset({OrderStatus.PLACED, OrderStatus.CONFIRMED})
 DELIVERED_OR_LATER = frozenset({OrderStatus.DELIVERED, OrderStatus.PARTIALLY_RETURNED, OrderStatus.RETURNED})
 RETURNABLE = frozenset({OrderStatus.DELIVERED, OrderStatus.PARTIALLY_RETURNED})
-ENDED = frozenset(
-    {
-        OrderStatus.DELIVERED,
-        OrderStatus.REJECTED,
-        OrderStatus.CANCELLED,
-        OrderStatus.PARTIALLY_RETURNED,
-        OrderStatus.RETURNED,
-    }
-)
 
 
 class RejectionCode(enum.Enum):

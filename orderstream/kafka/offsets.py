@@ -7,12 +7,12 @@ import contextlib
 import time
 from typing import Any
 
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
 
 def is_transient(error: Any) -> bool:
     """A KafkaError that only means "the cluster cannot say yet" (no leader yet, a leader moving, a broker
     restarting, metadata not arrived): worth retrying until a deadline."""
-    from confluent_kafka import KafkaError
-
     return error.retriable() or error.code() in {
         KafkaError.NOT_LEADER_FOR_PARTITION,
         KafkaError.LEADER_NOT_AVAILABLE,
@@ -35,8 +35,6 @@ def watermarks(consumer: Any, topic: str, partition: int, timeout_s: float = 30.
     Each ask gets ATTEMPT_S at most; after a transient failure the topic's metadata is fetched again, so when the
     partition's leader was a broker that has just died, the next ask goes to the new leader (KRaft moves leadership
     about 10 s after the loss) instead of spending the whole timeout on the dead one."""
-    from confluent_kafka import KafkaException, TopicPartition
-
     deadline = time.monotonic() + timeout_s
     while True:
         attempt = max(0.1, min(ATTEMPT_S, deadline - time.monotonic()))

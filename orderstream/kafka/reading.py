@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
+
 
 def read_records(
     consumer: Any,
@@ -18,8 +20,6 @@ def read_records(
     """The records of the given (full, existing) topics, by manual assignment. Without follow it stops at the end
     offsets seen at the start; it goes by the consumer's position, since a partition that ends in transaction markers
     or aborted records never delivers its last offset. A record carrying an error is raised, never skipped."""
-    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
-
     assignment, ends = [], {}
     for topic in topics:
         for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:

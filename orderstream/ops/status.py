@@ -210,18 +210,31 @@ def _offsets(admin, tps, spec, isolation, timeout_s: float = 15.0) -> dict[Posit
 
 
 def _positions(admin, watched: WatchedConsumer, tps) -> dict[Position, int]:
-    if watched.stored_positions is not None:
-        return watched.stored_positions()
-    from confluent_kafka import ConsumerGroupTopicPartitions
+    """Where a consumer is: its stored positions (a projection's database) or its group's committed offsets. No
+    position yet is an empty dict; a failure to find out raises StatusUnavailable (never read as "nothing applied")."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException
 
+    if watched.stored_positions is not None:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from orderstream.views.store import StoreError
+
+        try:
+            return watched.stored_positions()
+        except (StoreError, SQLAlchemyError) as exc:
+            raise StatusUnavailable(f"could not read how far {watched.name} is from its database: {exc}") from exc
     wanted = [tp for tp in tps if any(tp.topic.endswith(t) for t in watched.topics)]
     if not wanted:  # none of its topics exist: no offsets, and the AdminClient refuses an empty list
         return {}
     future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(watched.group, wanted)])[watched.group]
     try:
         result = future.result()
-    except Exception:  # noqa: BLE001 - no committed offsets yet
-        return {}
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        if error is not None and error.code() == KafkaError.GROUP_ID_NOT_FOUND:
+            return {}  # the group never committed
+        raise StatusUnavailable(f"could not ask the broker where consumer group {watched.group} is: {exc}") from exc
+    # a partition without a committed offset reads as OFFSET_INVALID (-1001): no position yet
     return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions if tp.offset >= 0}
 
 

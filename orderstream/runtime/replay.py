@@ -175,15 +175,13 @@ class ProjectionReplay:
         stored_version, live = store.pointer()  # type: ignore[misc]
         scope = None
         if self.from_time is not None:
-            from orderstream.views.replay_scope import SCOPES
-
             if stored_version != self.spec.schema_version:
                 raise ReplayError(
                     f"{self.spec.name} was built with schema version {stored_version}, this release projects "
                     f"{self.spec.schema_version}: --from-time copies rows from the live copy, which has the old "
                     f"shape; rebuild it whole with `orderstream replay projection {self.spec.name} --from-beginning`"
                 )
-            scope = SCOPES.get(self.spec.name)
+            scope = self.spec.replay_scope
             if scope is None:
                 raise ReplayError(f"{self.spec.name} has no --from-time scope; use --from-beginning")
         for old in sorted(store.generations() - {live}):

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from orderstream.config import Settings
+from orderstream.runtime.instances import claim_slot
 from orderstream.runtime.processor import Processor, ProcessorLogic, ProcessorSpec
+from orderstream.runtime.stages import run_stages
 
 S = TypeVar("S")
 
@@ -77,8 +79,6 @@ class SlottedService:
         return next(iter(self.processors.values()), None)
 
     def run(self, stop: threading.Event) -> None:
-        from orderstream.runtime.instances import claim_slot
-        from orderstream.runtime.stages import run_stages
 
         slot = claim_slot(self.settings.data_dir / "state" / self.name)
         try:

@@ -61,9 +61,6 @@ class Mapper:
     def type_names(self) -> tuple[str, ...]:
         return tuple(self._by_name)
 
-    def is_registered(self, cls: type) -> bool:
-        return cls in self._classes
-
     def field_names(self, cls: type) -> tuple[str, ...]:
         return self._plan(cls).names
 

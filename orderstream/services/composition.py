@@ -79,7 +79,7 @@ def watched_consumers(settings: Settings) -> list:
     from orderstream.services.order_service import INPUT_TOPICS as ORDER_INPUTS
     from orderstream.services.order_service import group_of as order_group
     from orderstream.views.registry import ALL_SPECS
-    from orderstream.views.store import ProjectionStore, database_exists
+    from orderstream.views.store import NotInitialized, ProjectionStore, database_exists
 
     watched = [WatchedConsumer("order", "service", order_group(settings), tuple(ORDER_INPUTS))]
     watched += _inventory_consumers(settings, WatchedConsumer)
@@ -93,7 +93,7 @@ def watched_consumers(settings: Settings) -> list:
             store = ProjectionStore(url, spec)
             try:
                 return store.next_offsets()
-            except Exception:  # noqa: BLE001 - a view whose tables do not exist yet has applied nothing
+            except NotInitialized:  # its projector has not created its tables yet: it has applied nothing
                 return {}
             finally:
                 store.dispose()

@@ -34,7 +34,7 @@ from orderstream.domain.commands import INVENTORY_COMMANDS as INVENTORY_COMMANDS
 from orderstream.domain.commands import RestockSku
 from orderstream.domain.events import ORDER_EVENTS
 from orderstream.domain.inventory import OrderLinesState, Rejection, StockState
-from orderstream.runtime.processor import HandleContext, Outcome, Output, ProcessorSpec
+from orderstream.runtime.processor import HandleContext, Outcome, Output
 from orderstream.runtime.replies import Replies
 from orderstream.runtime.slotted import SlottedService, Stage
 from orderstream.runtime.state import KeyState
@@ -151,14 +151,6 @@ SKU_STAGE: Stage[StockState] = Stage(
     changelog_topic=INVENTORY_EVENTS,
     logic=lambda settings: SkuStageLogic(),
 )
-
-
-def order_stage_spec(settings: Settings, slot: int, **overrides: Any) -> ProcessorSpec[OrderLinesState]:
-    return ORDER_STAGE.slot_spec(settings, slot, **overrides)
-
-
-def sku_stage_spec(settings: Settings, slot: int, **overrides: Any) -> ProcessorSpec[StockState]:
-    return SKU_STAGE.slot_spec(settings, slot, **overrides)
 
 
 class InventoryService(SlottedService):

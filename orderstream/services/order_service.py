@@ -20,7 +20,7 @@ from typing import Any
 from orderstream.config import Settings
 from orderstream.domain import order
 from orderstream.domain.order import OrderState
-from orderstream.runtime.processor import HandleContext, ProcessorSpec
+from orderstream.runtime.processor import HandleContext
 from orderstream.runtime.replies import Replies
 from orderstream.runtime.slotted import SlottedService, Stage
 from orderstream.services.order_keyed import OrderKeyedLogic
@@ -73,10 +73,6 @@ STAGE: Stage[OrderState] = Stage(
     changelog_topic=ORDERS_EVENTS,
     logic=lambda settings: OrderLogic(),
 )
-
-
-def order_spec(settings: Settings, transactional_id: str, **overrides: Any) -> ProcessorSpec[OrderState]:
-    return STAGE.spec(settings, transactional_id, **overrides)
 
 
 class OrderService(SlottedService):

@@ -30,7 +30,7 @@ from orderstream.domain import payment
 from orderstream.domain.commands import PAYMENT_COMMANDS
 from orderstream.domain.events import ORDER_EVENTS
 from orderstream.domain.payment import CustomerLedger, PaymentLimits, PaymentOrder
-from orderstream.runtime.processor import HandleContext, Outcome, Output, ProcessorSpec
+from orderstream.runtime.processor import HandleContext, Outcome, Output
 from orderstream.runtime.slotted import SlottedService, Stage
 from orderstream.runtime.state import KeyState
 from orderstream.topology import ORDERS_EVENTS, PAYMENTS_EVENTS, PAYMENTS_LEDGER, PAYMENTS_ORDERS, PAYMENTS_REQUESTS
@@ -135,14 +135,6 @@ CUSTOMER_STAGE: Stage[CustomerLedger] = Stage(
     changelog_topic=PAYMENTS_LEDGER,
     logic=lambda settings: CustomerStageLogic(limits_of(settings)),
 )
-
-
-def order_stage_spec(settings: Settings, slot: int, **overrides: Any) -> ProcessorSpec[PaymentOrder]:
-    return ORDER_STAGE.slot_spec(settings, slot, **overrides)
-
-
-def customer_stage_spec(settings: Settings, slot: int, **overrides: Any) -> ProcessorSpec[CustomerLedger]:
-    return CUSTOMER_STAGE.slot_spec(settings, slot, **overrides)
 
 
 class PaymentService(SlottedService):

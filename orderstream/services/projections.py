@@ -1,5 +1,5 @@
-"""`orderstream run projections`: order-view, customer-view, sales-view and stock-view, one projector and one consumer
-group each. Each projector runs in two threads: one reads and decodes, the other (its writer) applies to the database.
+"""`orderstream run projections`: every view of the registry (views/registry.py), one projector and one consumer group
+each. Each projector runs in two threads: one reads and decodes, the other (its writer) applies to the database.
 
 Why one consumer (and group) per projection rather than one consumer feeding all four: each view keeps its own
 position in its own database, so each must seek on its own - one shared consumer would have to hold back the fastest
@@ -13,9 +13,9 @@ from __future__ import annotations
 import threading
 
 from orderstream.config import Settings
+from orderstream.runtime.projector import Projector
 from orderstream.runtime.stages import run_stages
-
-RUN_BY_DEFAULT = ("order-view", "customer-view", "sales-view", "stock-view")
+from orderstream.views.registry import ALL_SPECS, spec_of
 
 
 class ProjectionsService:
@@ -31,8 +31,6 @@ class ProjectionsService:
         run_stages(self.projectors, stop)
 
 
-def build_projections(settings: Settings, names: tuple[str, ...] = RUN_BY_DEFAULT) -> ProjectionsService:
-    from orderstream.runtime.projector import Projector
-    from orderstream.views.registry import spec_of
-
-    return ProjectionsService(Projector(settings, spec_of(name)) for name in names)
+def build_projections(settings: Settings, names: tuple[str, ...] | None = None) -> ProjectionsService:
+    """The projectors of the named views (default: every view of the registry)."""
+    return ProjectionsService(Projector(settings, spec_of(name)) for name in (names or tuple(ALL_SPECS)))

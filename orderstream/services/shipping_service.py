@@ -22,7 +22,7 @@ from orderstream.domain import shipping
 from orderstream.domain.commands import SHIPPING_COMMANDS as SHIPPING_COMMAND_TYPES
 from orderstream.domain.events import ORDER_EVENTS
 from orderstream.domain.shipping import ShipmentState
-from orderstream.runtime.processor import HandleContext, ProcessorSpec
+from orderstream.runtime.processor import HandleContext
 from orderstream.runtime.replies import Replies
 from orderstream.runtime.slotted import SlottedService, Stage
 from orderstream.services.order_keyed import OrderKeyedLogic
@@ -70,10 +70,6 @@ STAGE: Stage[ShipmentState] = Stage(
     changelog_topic=SHIPPING_EVENTS,
     logic=lambda settings: ShippingLogic(),
 )
-
-
-def shipping_spec(settings: Settings, transactional_id: str, **overrides: Any) -> ProcessorSpec[ShipmentState]:
-    return STAGE.spec(settings, transactional_id, **overrides)
 
 
 class ShippingService(SlottedService):

@@ -50,6 +50,10 @@ class ProjectionError(Exception):
     """
 
 
+class QueryError(ValueError):
+    """A query a read model cannot answer as asked (bad sort column, bad grouping)."""
+
+
 @dataclass
 class RowChanges:
     """A batch's effect on a projection's tables, by table role.

@@ -5,22 +5,45 @@ placed_at, updated_at. Status follows the status-changing events (base.STATUS_AF
 payment_status (None until the first one); OrderLineReservationUpdated only adds a timeline entry. Every event,
 whatever its type, appends one timeline row (order_id, version, type, occurred_at, event_id, payment_status) and
 bumps version and updated_at. The timeline row carries the payment status an OrderPaymentUpdated set (None for other
-events), so the timeline alone holds everything the summary's fold needs: `query order --as-of` (time_travel.py)
+events), so the timeline alone holds everything the summary's fold needs: `query order --as-of` (order_as_of below)
 folds it up to a moment.
+
+Time travel: "as it was at T" means the fold of the order's events whose occurred_at is at or before T (event time,
+the time the order service decided them), folded from the view's lines and timeline (never by reading Kafka).
+fold_timeline() is pure; order_as_of() reads one order through the ReadModel in one transaction.
+
+Replay from a time T: orders placed (appended) at or after T get their summary, lines and timeline rebuilt; older
+orders are copied with their lines and timeline (see replay_scope.py).
 
 Schema versions: 1 = timeline without payment_status; 2 = with it (rebuild with `replay projection order-view`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, select
 
 from orderstream.domain.events import Event, OrderPaymentUpdated, OrderPlaced
-from orderstream.views.base import STATUS_AFTER, RowChanges, StateRows, check_next, utc_text
+from orderstream.topology import ORDERS_EVENTS
+from orderstream.views.base import STATUS_AFTER, QueryError, RowChanges, StateRows, check_next, utc_text
+from orderstream.views.spec import ProjectionSpec, ReplayScope, ViewReader
+from orderstream.views.tables import TableSet
 
 NAME = "order-view"
 SCHEMA_VERSION = 2
 STATE_ROLE = "orders"
+ORDER_SORTS = ("placed_at", "updated_at", "total_minor", "order_id", "customer_id", "status")
+SUMMARY_FIELDS = (
+    "order_id", "customer_id", "status", "version", "currency", "total_minor", "payment_status", "placed_at",
+    "updated_at",
+)  # fmt: skip
+# The order status each status-changing event type leads to, by the type name the timeline stores.
+_STATUS_BY_TYPE = {kind.__name__: status for kind, status in STATUS_AFTER.items()}
+_PLACED = OrderPlaced.__name__
+_PAYMENT_UPDATED = OrderPaymentUpdated.__name__
 
 
 def project(events: Sequence[Event], current: StateRows) -> RowChanges:
@@ -79,3 +102,174 @@ def project(events: Sequence[Event], current: StateRows) -> RowChanges:
         }
     changes.upserts["orders"] = {(order_id,): row for order_id, row in touched.items()}
     return changes
+
+
+def tables(generation: int) -> TableSet:
+    """The view's tables of one generation (see tables.py for the naming and the bookkeeping tables)."""
+    g = f"g{generation}"
+    metadata = MetaData()
+    orders = Table(
+        f"order_view_orders_{g}",
+        metadata,
+        Column("order_id", String, primary_key=True),
+        Column("customer_id", String, nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("currency", String(3), nullable=False),
+        Column("total_minor", BigInteger, nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("payment_status", String(16)),
+        Column("placed_at", String(32), nullable=False),
+        Column("updated_at", String(32), nullable=False),
+    )
+    Index(f"ix_order_view_orders_{g}_customer", orders.c.customer_id, orders.c.placed_at)
+    Index(f"ix_order_view_orders_{g}_status", orders.c.status, orders.c.placed_at)
+    Index(f"ix_order_view_orders_{g}_placed", orders.c.placed_at)
+    lines = Table(
+        f"order_view_lines_{g}",
+        metadata,
+        Column("order_id", String, primary_key=True),
+        Column("line_no", Integer, primary_key=True),
+        Column("sku", String, nullable=False),
+        Column("quantity", Integer, nullable=False),
+        Column("unit_price_minor", BigInteger, nullable=False),
+    )
+    timeline = Table(
+        f"order_view_timeline_{g}",
+        metadata,
+        Column("order_id", String, primary_key=True),
+        Column("version", Integer, primary_key=True),
+        Column("type", String(64), nullable=False),
+        Column("occurred_at", String(32), nullable=False),
+        Column("event_id", String, nullable=False),
+        Column("payment_status", String(16)),  # OrderPaymentUpdated's value (schema v2: what `query --as-of` folds)
+    )
+    return {"orders": orders, "lines": lines, "timeline": timeline}
+
+
+# --- queries ---
+
+
+def order_detail(model: ViewReader, order_id: str) -> dict[str, Any] | None:
+    """One order's summary with its lines and timeline, or None if the view has no such order."""
+    with model.reading() as (conn, t):
+        orders, lines, timeline = t["orders"], t["lines"], t["timeline"]
+        row = conn.execute(select(orders).where(orders.c.order_id == order_id)).one_or_none()
+        if row is None:
+            return None
+        detail = {name: row._mapping[name] for name in SUMMARY_FIELDS}
+        detail["lines"] = [
+            dict(r._mapping)
+            for r in conn.execute(
+                select(lines.c.sku, lines.c.quantity, lines.c.unit_price_minor)
+                .where(lines.c.order_id == order_id)
+                .order_by(lines.c.line_no)
+            )
+        ]
+        detail["timeline"] = [
+            dict(r._mapping)
+            for r in conn.execute(
+                select(timeline.c.type, timeline.c.version, timeline.c.occurred_at, timeline.c.event_id)
+                .where(timeline.c.order_id == order_id)
+                .order_by(timeline.c.version)
+            )
+        ]
+        return detail
+
+
+def list_orders(
+    model: ViewReader,
+    *,
+    customer_id: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+    sort: str = "placed_at",
+    descending: bool = True,
+) -> list[dict[str, Any]]:
+    """Order summaries, filtered by customer, status and placed-at-or-after time, newest first by default."""
+    if sort not in ORDER_SORTS:
+        raise QueryError(f"cannot sort by {sort!r}; choose from: {', '.join(ORDER_SORTS)}")
+    with model.reading() as (conn, t):
+        orders = t["orders"]
+        query = select(*(orders.c[name] for name in SUMMARY_FIELDS))
+        if customer_id is not None:
+            query = query.where(orders.c.customer_id == customer_id)
+        if status is not None:
+            query = query.where(orders.c.status == status.upper())
+        if since is not None:
+            query = query.where(orders.c.placed_at >= utc_text(since))
+        column = orders.c[sort]
+        query = query.order_by(column.desc() if descending else column.asc(), orders.c.order_id).limit(limit)
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def fold_timeline(
+    placed: Mapping[str, Any], lines: Sequence[Mapping[str, Any]], timeline: Sequence[Mapping[str, Any]], as_of: str
+) -> dict[str, Any] | None:
+    """The order's detail (query order's fields) as of `as_of` (RFC 3339 UTC text, base.utc_text), or None when it
+    was not placed yet. `placed` holds the immutable facts of the order (order_id, customer_id, currency,
+    total_minor); `timeline` its rows in version order."""
+    seen = [entry for entry in timeline if entry["occurred_at"] <= as_of]
+    if not seen or seen[0]["type"] != _PLACED:
+        return None
+    status, payment_status = "PLACED", None
+    for entry in seen:
+        status = _STATUS_BY_TYPE.get(entry["type"], status)
+        if entry["type"] == _PAYMENT_UPDATED:
+            payment_status = entry["payment_status"]
+    return {
+        "order_id": placed["order_id"],
+        "customer_id": placed["customer_id"],
+        "status": status,
+        "version": seen[-1]["version"],
+        "currency": placed["currency"],
+        "total_minor": placed["total_minor"],
+        "payment_status": payment_status,
+        "placed_at": seen[0]["occurred_at"],
+        "updated_at": seen[-1]["occurred_at"],
+        "as_of": as_of,
+        "lines": [dict(line) for line in lines],
+        "timeline": [
+            {"type": e["type"], "version": e["version"], "occurred_at": e["occurred_at"], "event_id": e["event_id"]}
+            for e in seen
+        ],
+    }
+
+
+def order_as_of(model: ViewReader, order_id: str, moment: datetime) -> dict[str, Any] | None:
+    """One order as it was at `moment` (see the module docstring); None if the view has no such order or it was
+    placed after `moment`. Reads the live generation of order-view in one transaction."""
+    with model.reading() as (conn, t):
+        orders, lines, timeline = t["orders"], t["lines"], t["timeline"]
+        row = conn.execute(
+            select(orders.c.order_id, orders.c.customer_id, orders.c.currency, orders.c.total_minor).where(
+                orders.c.order_id == order_id
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        line_rows = conn.execute(
+            select(lines.c.sku, lines.c.quantity, lines.c.unit_price_minor)
+            .where(lines.c.order_id == order_id)
+            .order_by(lines.c.line_no)
+        )
+        entries = conn.execute(
+            select(timeline.c.type, timeline.c.version, timeline.c.occurred_at, timeline.c.event_id,
+                   timeline.c.payment_status)
+            .where(timeline.c.order_id == order_id)
+            .order_by(timeline.c.version)
+        )  # fmt: skip
+        return fold_timeline(
+            row._mapping, [r._mapping for r in line_rows], [e._mapping for e in entries], utc_text(moment)
+        )
+
+
+SPEC = ProjectionSpec(
+    name=NAME,
+    schema_version=SCHEMA_VERSION,
+    topics=(ORDERS_EVENTS,),
+    state_role=STATE_ROLE,
+    tables=tables,
+    project=project,
+    replay_scope=ReplayScope({"orders": "order_id", "lines": "order_id", "timeline": "order_id"}),
+)

@@ -11,15 +11,7 @@ record at or after T in each partition). The unit a projection is rebuilt by is 
 - Aggregates over many orders (customer totals, daily sales, status counts) are never copied: they are recomputed
   from the copied state rows with the view's own contribution rules, then the replayed events add their deltas.
 
-Per projection this means:
-- order-view: orders placed (appended) at or after T get their summary, lines and timeline rebuilt; older orders are
-  copied with their lines and timeline.
-- customer-view: orders placed from T on are refolded; every customer's count and lifetime value is then exact for
-  the copied orders plus the refolded ones.
-- sales-view: orders placed from T on are refolded: the daily units and revenue of the days from T on (an order books
-  on the day it was placed) are recomputed entirely from the log; earlier days are recomputed from the copied order
-  rows; status counts from both.
-- stock-view: SKUs whose first stock event is at or after T are rebuilt; other SKUs' rows are copied.
+Each view module says what this means for it (its docstring and its SPEC.replay_scope).
 
 The start offset of a partition is min(first offset at or after T, the live generation's offset) so that a live
 projector lagging behind T cannot leave a gap.
@@ -27,54 +19,14 @@ projector lagging behind T cannot leave a gap.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
-
 from sqlalchemy import select
 
-from orderstream.views import customer_view, sales_view
 from orderstream.views.base import RowChanges
+from orderstream.views.spec import ReplayScope
 from orderstream.views.store import Position, ProjectionStore, create_engine_for
 from orderstream.views.tables import projection_offsets
 
 COPY_CHUNK = 1_000
-
-
-def _customer_totals(rows: Iterable[Mapping[str, Any]]) -> RowChanges:
-    changes = RowChanges()
-    for row in rows:
-        count, value = customer_view.contribution(row)
-        changes.increment(
-            "customers", (row["customer_id"], row["currency"]), {"orders_count": count, "lifetime_value_minor": value}
-        )
-    return changes
-
-
-def _sales_totals(rows: Iterable[Mapping[str, Any]]) -> RowChanges:
-    changes = RowChanges()
-    for row in rows:
-        changes.increment("statuses", (row["status"],), {"orders": 1})
-        for key, (units, revenue) in sales_view.booked(row).items():
-            changes.increment("daily", key, {"units": units, "revenue_minor": revenue})
-    return changes
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayScope:
-    """How a projection is rebuilt from a time on: `keyed` maps each per-aggregate table role to its aggregate-id
-    column (copied row by row); `totals` recomputes the aggregate roles from copied state rows (None: no such roles)."""
-
-    keyed: Mapping[str, str]
-    totals: Callable[[Iterable[Mapping[str, Any]]], RowChanges] | None = None
-
-
-SCOPES: dict[str, ReplayScope] = {
-    "order-view": ReplayScope({"orders": "order_id", "lines": "order_id", "timeline": "order_id"}),
-    "customer-view": ReplayScope({"orders": "order_id"}, _customer_totals),
-    "sales-view": ReplayScope({"orders": "order_id"}, _sales_totals),
-    "stock-view": ReplayScope({"skus": "sku"}),
-}
 
 
 def copy_live(

@@ -13,16 +13,25 @@ How cancelled and rejected orders count (the rule this view implements):
 State row (role "orders"): order_id, day, currency, status, version, lines (JSON text of [sku, quantity,
 unit_price_minor] triples) - what this view must remember to book or unbook an order when its status changes.
 Aggregates are increments: delta = contribution after the batch - contribution before.
+
+Replay from a time T: orders placed from T on are refolded, so the daily units and revenue of the days from T on (an
+order books on the day it was placed) are recomputed entirely from the log; earlier days are recomputed
+(replay_totals) from the copied order rows; status counts from both.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, func, select
+
 from orderstream.domain.events import Event, OrderPlaced
-from orderstream.views.base import Key, RowChanges, StateRows, fold_order_states, utc_day
+from orderstream.topology import ORDERS_EVENTS
+from orderstream.views.base import Key, QueryError, RowChanges, StateRows, fold_order_states, utc_day
+from orderstream.views.spec import ProjectionSpec, ReplayScope, ViewReader
+from orderstream.views.tables import TableSet
 
 NAME = "sales-view"
 SCHEMA_VERSION = 1
@@ -65,3 +74,88 @@ def _placed(event: OrderPlaced) -> dict[str, Any]:
         "currency": event.currency,
         "lines": json.dumps([[line.sku, line.quantity, line.unit_price_minor] for line in event.lines]),
     }
+
+
+def replay_totals(rows: Iterable[Mapping[str, Any]]) -> RowChanges:
+    """The daily sales and status counts of copied state rows (a replay from a time recomputes them, never copies
+    them)."""
+    changes = RowChanges()
+    for row in rows:
+        changes.increment("statuses", (row["status"],), {"orders": 1})
+        for key, (units, revenue) in booked(row).items():
+            changes.increment("daily", key, {"units": units, "revenue_minor": revenue})
+    return changes
+
+
+def tables(generation: int) -> TableSet:
+    g = f"g{generation}"
+    metadata = MetaData()
+    orders = Table(
+        f"sales_view_orders_{g}",
+        metadata,
+        Column("order_id", String, primary_key=True),
+        Column("day", String(10), nullable=False),
+        Column("currency", String(3), nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("lines", Text, nullable=False),
+    )
+    daily = Table(
+        f"sales_view_daily_{g}",
+        metadata,
+        Column("day", String(10), primary_key=True),
+        Column("sku", String, primary_key=True),
+        Column("currency", String(3), primary_key=True),
+        Column("units", BigInteger, nullable=False),
+        Column("revenue_minor", BigInteger, nullable=False),
+    )
+    statuses = Table(
+        f"sales_view_statuses_{g}",
+        metadata,
+        Column("status", String(16), primary_key=True),
+        Column("orders", BigInteger, nullable=False),
+    )
+    return {"orders": orders, "daily": daily, "statuses": statuses}
+
+
+# --- queries ---
+
+
+def sales(model: ViewReader, *, by: str = "sku") -> list[dict[str, Any]]:
+    """Booked units and revenue (see sales_view) per SKU or per day, per currency; rows with no sales left out."""
+    groupings = {"sku": ("sku",), "day": ("day",), "day-sku": ("day", "sku")}
+    if by not in groupings:
+        raise QueryError(f"cannot group sales by {by!r}; choose from: {', '.join(groupings)}")
+    with model.reading() as (conn, t):
+        daily = t["daily"]
+        keys = [daily.c[name] for name in groupings[by]] + [daily.c.currency]
+        units, revenue = func.sum(daily.c.units), func.sum(daily.c.revenue_minor)
+        query = (
+            select(*keys, units.label("units"), revenue.label("revenue_minor"))
+            .group_by(*keys)
+            .having(units != 0)
+            .order_by(*keys)
+        )
+        return [
+            {**dict(row._mapping), "units": int(row.units), "revenue_minor": int(row.revenue_minor)}
+            for row in conn.execute(query)
+        ]
+
+
+def status_counts(model: ViewReader) -> list[dict[str, Any]]:
+    """How many orders are in each status right now (statuses with none left out)."""
+    with model.reading() as (conn, t):
+        statuses = t["statuses"]
+        query = select(statuses.c.status, statuses.c.orders).where(statuses.c.orders != 0).order_by(statuses.c.status)
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+SPEC = ProjectionSpec(
+    name=NAME,
+    schema_version=SCHEMA_VERSION,
+    topics=(ORDERS_EVENTS,),
+    state_role=STATE_ROLE,
+    tables=tables,
+    project=project,
+    replay_scope=ReplayScope({"orders": "order_id"}, replay_totals),
+)

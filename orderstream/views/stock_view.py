@@ -7,15 +7,22 @@ the version. available = on_hand - reserved is derived when queried, never store
 State row (role "skus", keyed by the event's aggregate id, the SKU): sku, on_hand, reserved, version, updated_at.
 Versions of a SKU's stream must strictly increase: a duplicate or out-of-order event raises ProjectionError, which
 the projector's default failure hook dead-letters (stage apply) before it goes on; a replay stops on it.
+
+Replay from a time T: SKUs whose first stock event is at or after T are rebuilt; other SKUs' rows are copied.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, select
 
 from orderstream.domain.events import INVENTORY_EVENTS, Event, StockAdded, StockReleased, StockReserved
 from orderstream.topology import INVENTORY_EVENTS as INVENTORY_EVENTS_TOPIC
 from orderstream.views.base import ProjectionError, RowChanges, StateRows, utc_text
+from orderstream.views.spec import ProjectionSpec, ReplayScope, ViewReader
+from orderstream.views.tables import TableSet
 
 NAME = "stock-view"
 SCHEMA_VERSION = 1
@@ -49,3 +56,51 @@ def project(events: Sequence[Event], current: StateRows) -> RowChanges:
     for sku in touched:
         changes.upsert(STATE_ROLE, (sku,), skus[sku])
     return changes
+
+
+def tables(generation: int) -> TableSet:
+    g = f"g{generation}"
+    metadata = MetaData()
+    skus = Table(
+        f"stock_view_skus_{g}",
+        metadata,
+        Column("sku", String, primary_key=True),
+        Column("on_hand", BigInteger, nullable=False),
+        Column("reserved", BigInteger, nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("updated_at", String(32), nullable=False),
+    )
+    return {"skus": skus}
+
+
+# --- queries ---
+
+
+def stock_levels(model: ViewReader, sku: str | None = None) -> list[dict[str, Any]]:
+    """On hand, reserved and available (on hand - reserved) units per SKU, by SKU; one SKU's row when sku is given
+    (empty: the view knows no such SKU)."""
+    with model.reading() as (conn, t):
+        skus = t["skus"]
+        query = select(skus.c.sku, skus.c.on_hand, skus.c.reserved).order_by(skus.c.sku)
+        if sku is not None:
+            query = query.where(skus.c.sku == sku)
+        return [
+            {
+                "sku": row.sku,
+                "on_hand": int(row.on_hand),
+                "reserved": int(row.reserved),
+                "available": int(row.on_hand) - int(row.reserved),
+            }
+            for row in conn.execute(query)
+        ]
+
+
+SPEC = ProjectionSpec(
+    name=NAME,
+    schema_version=SCHEMA_VERSION,
+    topics=TOPICS,
+    state_role=STATE_ROLE,
+    tables=tables,
+    project=project,
+    replay_scope=ReplayScope({"skus": "sku"}),
+)

@@ -19,11 +19,14 @@ SQLite runs in WAL mode with synchronous=NORMAL and a busy timeout, so queries r
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
 import re
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,7 +40,7 @@ from sqlalchemy.exc import DBAPIError
 from orderstream.domain.events import Event
 from orderstream.views.base import RowChanges
 from orderstream.views.bulk import BulkRows
-from orderstream.views.registry import ProjectionSpec
+from orderstream.views.spec import ProjectionSpec
 from orderstream.views.tables import TableSet, bookkeeping, projection_meta, projection_offsets
 
 log = logging.getLogger(__name__)
@@ -133,9 +136,6 @@ def create_engine_for(url: str, *, writer: bool = False) -> Engine:
 def _enable_wal(cursor, attempts: int = 200) -> None:
     """Switch a SQLite file to WAL. The switch needs the file to itself and SQLite answers "database is locked" at
     once, without waiting, while a reader of a brand-new file holds it; so retry for a while (10 s)."""
-    import sqlite3
-    import time
-
     for attempt in range(attempts):
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -178,8 +178,6 @@ class WritersQueue:
     def __enter__(self) -> None:
         if self._path is None:
             return
-        import fcntl
-
         self._thread_lock.acquire()
         try:
             if self._file is None:
@@ -193,8 +191,6 @@ class WritersQueue:
     def __exit__(self, *exc_info) -> None:
         if self._path is None:
             return
-        import fcntl
-
         try:
             fcntl.flock(self._file, fcntl.LOCK_UN)
         finally:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from orderstream.views import queries
+from orderstream.views import customer_view, order_view, queries, sales_view
 from orderstream.views.registry import SPECS, spec_of
 from orderstream.views.store import GenerationChanged, ProjectionStore, Record, SchemaMismatch
 from orderstream.views.tables import projection_offsets
@@ -87,10 +87,10 @@ def test_queries_and_the_writer_follow_the_generation_pointer(db_url):
     store = stores["order-view"]
     store.apply(records_of(history), 1)
     model = queries.ReadModel(url_for(db_url, "order-view"), "order-view")
-    assert queries.order_detail(model, "o1")["order_id"] == "o1"
+    assert order_view.order_detail(model, "o1")["order_id"] == "o1"
     store.create_generation(2)
     store.activate(2, spec_of("order-view").schema_version)
-    assert queries.order_detail(model, "o1") is None  # the new generation is empty until a rebuild fills it
+    assert order_view.order_detail(model, "o1") is None  # the new generation is empty until a rebuild fills it
     with pytest.raises(GenerationChanged):
         store.apply(records_of(history, partition=1), 1)
     assert store.next_offsets() == {}
@@ -261,39 +261,44 @@ def shop(db_url):
 
 def test_order_queries_filter_sort_and_limit(shop):
     with queries.ReadModel(url_for(shop, "order-view"), "order-view") as model:
-        detail = queries.order_detail(model, "o1")
+        detail = order_view.order_detail(model, "o1")
         assert detail["lines"] == [
             {"sku": "A", "quantity": 2, "unit_price_minor": 100}, {"sku": "B", "quantity": 1, "unit_price_minor": 50}
         ]  # fmt: skip
         assert [(e["type"], e["version"]) for e in detail["timeline"]] == [("OrderPlaced", 1), ("OrderConfirmed", 2)]
         assert (detail["status"], detail["version"], detail["total_minor"]) == ("CONFIRMED", 2, 250)
-        assert [o["order_id"] for o in queries.list_orders(model)] == ["o3", "o2", "o1"]
-        assert [o["order_id"] for o in queries.list_orders(model, customer_id="alice")] == ["o3", "o1"]
-        assert [o["order_id"] for o in queries.list_orders(model, status="placed")] == ["o3"]
+        assert [o["order_id"] for o in order_view.list_orders(model)] == ["o3", "o2", "o1"]
+        assert [o["order_id"] for o in order_view.list_orders(model, customer_id="alice")] == ["o3", "o1"]
+        assert [o["order_id"] for o in order_view.list_orders(model, status="placed")] == ["o3"]
         since = datetime(2024, 5, 2, tzinfo=UTC)
-        assert [o["order_id"] for o in queries.list_orders(model, since=since, sort="order_id", descending=False)] == [
+        assert [
+            o["order_id"] for o in order_view.list_orders(model, since=since, sort="order_id", descending=False)
+        ] == [
             "o2",
             "o3",
         ]
-        assert len(queries.list_orders(model, limit=1)) == 1
+        assert len(order_view.list_orders(model, limit=1)) == 1
         with pytest.raises(queries.QueryError, match="cannot sort by"):
-            queries.list_orders(model, sort="total_minor; DROP TABLE x")
-        assert queries.list_orders(model, customer_id="alice' OR '1'='1") == []
+            order_view.list_orders(model, sort="total_minor; DROP TABLE x")
+        assert order_view.list_orders(model, customer_id="alice' OR '1'='1") == []
 
 
 def test_sales_and_customer_queries(shop):
     with queries.ReadModel(url_for(shop, "sales-view"), "sales-view") as model:
-        assert queries.sales(model, by="sku") == [
+        assert sales_view.sales(model, by="sku") == [
             {"sku": "A", "currency": "EUR", "units": 3, "revenue_minor": 300},
             {"sku": "B", "currency": "EUR", "units": 1, "revenue_minor": 50},
         ]
-        assert queries.sales(model, by="day") == [
+        assert sales_view.sales(model, by="day") == [
             {"day": "2024-05-01", "currency": "EUR", "units": 3, "revenue_minor": 250},
             {"day": "2024-05-02", "currency": "EUR", "units": 1, "revenue_minor": 100},
         ]
-        assert queries.status_counts(model) == [{"status": "CONFIRMED", "orders": 2}, {"status": "PLACED", "orders": 1}]
+        assert sales_view.status_counts(model) == [
+            {"status": "CONFIRMED", "orders": 2},
+            {"status": "PLACED", "orders": 1},
+        ]
     with queries.ReadModel(url_for(shop, "customer-view"), "customer-view") as model:
-        assert queries.customer_summary(model, "alice") == [
+        assert customer_view.customer_summary(model, "alice") == [
             {"customer_id": "alice", "currency": "EUR", "orders_count": 1, "lifetime_value_minor": 250},
             {"customer_id": "alice", "currency": "USD", "orders_count": 1, "lifetime_value_minor": 150},
         ]

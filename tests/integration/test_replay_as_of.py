@@ -15,7 +15,6 @@ from orderstream.views import order_view
 from orderstream.views.queries import ReadModel
 from orderstream.views.registry import spec_of
 from orderstream.views.store import ProjectionStore, Record
-from orderstream.views.time_travel import order_as_of
 from tests.support.histories import random_history
 
 
@@ -56,7 +55,7 @@ def test_as_of_equals_the_fold_of_the_events_up_to_that_moment(db_url, tmp_path,
             for e in history:
                 moments += [e.occurred_at, e.occurred_at + timedelta(microseconds=1)]
             for moment in moments:
-                got = order_as_of(model, history[0].order_id, moment)
+                got = order_view.order_as_of(model, history[0].order_id, moment)
                 want = expected_as_of(history, moment)
                 if want is None:
                     assert got is None

@@ -17,7 +17,7 @@ from orderstream.kafka.clients import admin_config, consumer_config
 from orderstream.runtime.replay import ProjectionReplay, ReplayError
 from orderstream.runtime.replay_workers import projection_replay
 from orderstream.services.projections import build_projections
-from orderstream.views import queries
+from orderstream.views import customer_view, order_view, queries, sales_view
 from orderstream.views.registry import SPECS, spec_of
 from orderstream.views.store import ProjectionStore, SchemaMismatch
 from orderstream.views.tables import projection_meta
@@ -85,16 +85,16 @@ class QueryLoop:
 def questions(name: str, histories):
     """A question about the whole view and a predicate true exactly of the complete view."""
     if name == "order-view":
-        return (lambda m: len(queries.list_orders(m, limit=10_000)), lambda n: n == len(histories))
+        return (lambda m: len(order_view.list_orders(m, limit=10_000)), lambda n: n == len(histories))
     if name == "customer-view":
         customers = sorted({h[0].customer_id for h in histories})
         expected = sum(len(h) > 0 for h in histories)
         return (
-            lambda m: sum(r["orders_count"] for c in customers for r in queries.customer_summary(m, c)),
+            lambda m: sum(r["orders_count"] for c in customers for r in customer_view.customer_summary(m, c)),
             lambda n: n == expected,
         )
     expected = len(histories)
-    return (lambda m: sum(r["orders"] for r in queries.status_counts(m)), lambda n: n == expected)
+    return (lambda m: sum(r["orders"] for r in sales_view.status_counts(m)), lambda n: n == expected)
 
 
 def order_events_topic(settings):
@@ -174,7 +174,7 @@ def test_a_replay_chases_a_growing_log_and_never_shows_the_view_going_back(live)
         seen["max"] = max(seen["max"], count)
         return ok
 
-    loop = QueryLoop(url, "order-view", lambda m: len(queries.list_orders(m, limit=100_000)), never_back)
+    loop = QueryLoop(url, "order-view", lambda m: len(order_view.list_orders(m, limit=100_000)), never_back)
     more, stop_writing = [], threading.Event()
 
     def keep_writing() -> None:  # the log grows while the replay runs (a bounded amount, so it can catch up)
@@ -228,7 +228,7 @@ def test_a_changed_schema_version_is_refused_with_the_command_and_rebuilt_next_t
     assert store.pointer() == (spec.schema_version, result.generation)
     assert store.generations() == {result.replaced, result.generation}  # the old copy is kept until the next replay
     with queries.ReadModel(url, "order-view") as model:
-        assert len(queries.list_orders(model, limit=10_000)) == len(histories)
+        assert len(order_view.list_orders(model, limit=10_000)) == len(histories)
     assert public_rows(dump_all(settings.database_url))["order-view"] == reference(histories)["order-view"]
     ProjectionReplay(settings, spec).run()
     assert store.generations() == {result.generation, result.generation + 1}  # the next replay dropped the oldest

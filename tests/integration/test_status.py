@@ -12,11 +12,14 @@ from confluent_kafka import Producer
 from orderstream.kafka.clients import producer_config
 from orderstream.ops.status import collect_status
 from orderstream.services.composition import watched_consumers
+from orderstream.views import order_view
+from orderstream.views.store import ProjectionStore
+from orderstream.views.tables import projection_meta
 from tests.support.orders import CODEC, place_order, running_order_service
 
 
-def status_json(settings) -> dict:
-    result = subprocess.run(
+def run_status(settings) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -36,6 +39,10 @@ def status_json(settings) -> dict:
         text=True,
         timeout=120,
     )
+
+
+def status_json(settings) -> dict:
+    result = run_status(settings)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -69,3 +76,26 @@ def test_status_tells_stopped_from_idle(topics):
         assert all(r.running and r.lag == 0 and r.state == "idle" for r in rows), rows
         applied = [r for r in rows if r.position]
         assert applied and all(r.last_event_age_s is not None and r.last_event_age_s < 60 for r in applied)
+
+
+def test_status_says_it_could_not_read_a_view_rather_than_call_it_stopped(topics):
+    """A view whose database cannot be read (here: built by another schema version) is not "nothing applied": status
+    says which view it could not read and why, in one line, and exits non-zero."""
+    store = ProjectionStore(topics.database_url_for(order_view.NAME), order_view.SPEC, writer=True)
+    try:
+        store.ensure()
+        with store.engine.begin() as conn:  # as if another release had built it
+            conn.execute(
+                projection_meta.update()
+                .where(projection_meta.c.projection == order_view.NAME)
+                .values(schema_version=order_view.SCHEMA_VERSION + 1)
+            )
+    finally:
+        store.dispose()
+
+    result = run_status(topics)
+    assert result.returncode == 1, result.stdout
+    assert result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert "could not read how far order-view is from its database" in line
+    assert f"built with schema version {order_view.SCHEMA_VERSION + 1}" in line
