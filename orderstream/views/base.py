@@ -21,6 +21,7 @@ from orderstream.domain.events import (
     OrderDelivered,
     OrderPlaced,
     OrderRejected,
+    OrderReturned,
     OrderShipped,
 )
 
@@ -37,8 +38,29 @@ STATUS_AFTER: dict[type[Event], str] = {
     OrderShipped: "SHIPPED",
     OrderDelivered: "DELIVERED",
 }
-STATUSES: tuple[str, ...] = tuple(STATUS_AFTER.values())
+STATUSES: tuple[str, ...] = (*STATUS_AFTER.values(), "PARTIALLY_RETURNED", "RETURNED")
 CLOSED_STATUSES = frozenset({"REJECTED", "CANCELLED"})
+
+
+def status_after(event: Event, status: str | None) -> str | None:
+    """The order's status after an event: STATUS_AFTER's, or for an OrderReturned RETURNED (nothing delivered left)
+    or PARTIALLY_RETURNED; other events leave `status` as it is."""
+    if isinstance(event, OrderReturned):
+        return "RETURNED" if event.fully_returned else "PARTIALLY_RETURNED"
+    return STATUS_AFTER.get(type(event), status)
+
+
+def kept_lines(lines: list[list[int | str]], returned: OrderReturned) -> list[list[int | str]]:
+    """[sku, quantity, unit_price_minor] lines less the quantities an OrderReturned took back."""
+    back: dict[str, int] = {}
+    for line in returned.lines:
+        back[line.sku] = back.get(line.sku, 0) + line.quantity
+    kept = []
+    for sku, quantity, price in lines:  # an old order may name a SKU on two lines: take back from the first first
+        taken = min(back.get(sku, 0), quantity)  # type: ignore[call-overload]
+        back[sku] = back.get(sku, 0) - taken  # type: ignore[index]
+        kept.append([sku, quantity - taken, price])  # type: ignore[operator]
+    return kept
 
 
 class ProjectionError(Exception):
@@ -126,11 +148,15 @@ def check_next(event: Event, state: Mapping[str, Any] | None) -> None:
 
 
 def fold_order_states(
-    events: Sequence[Event], current: StateRows, placed_row: Callable[[OrderPlaced], Row]
+    events: Sequence[Event],
+    current: StateRows,
+    placed_row: Callable[[OrderPlaced], Row],
+    returned_row: Callable[[Row, OrderReturned], Row] | None = None,
 ) -> Iterator[tuple[str, Mapping[str, Any] | None, Row]]:
     """The state-row fold an aggregate view needs: each touched order's (id, row before the batch, row after it), in
     the order first touched. OrderPlaced makes the row (placed_row gives its fields; status PLACED and the version are
-    added); any later event moves the version and, for a status change, the status."""
+    added); any later event moves the version and, for a status change, the status; returned_row (if given) adjusts
+    the row to what an OrderReturned took back."""
     orders = {order_id: dict(row) for order_id, row in current.items()}
     touched: dict[str, None] = {}
     for event in events:
@@ -140,7 +166,9 @@ def fold_order_states(
         if isinstance(event, OrderPlaced):
             row = {"order_id": order_id, **placed_row(event), "status": "PLACED", "version": event.version}
         else:
-            row = {**row, "version": event.version, "status": STATUS_AFTER.get(type(event), row["status"])}  # type: ignore[dict-item]
+            row = {**row, "version": event.version, "status": status_after(event, row["status"])}  # type: ignore[index]
+            if returned_row is not None and isinstance(event, OrderReturned):
+                row = returned_row(row, event)
         orders[order_id] = row
         touched[order_id] = None
     for order_id in touched:

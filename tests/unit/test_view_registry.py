@@ -28,7 +28,12 @@ def test_every_view_module_declares_its_own_spec_and_the_registry_lists_them_in_
 def test_table_names_are_per_view_and_per_generation():
     names = {name: sorted(t.name for t in spec.tables(7).values()) for name, spec in ALL_SPECS.items()}
     assert names == {
-        "order-view": ["order_view_lines_g7", "order_view_orders_g7", "order_view_timeline_g7"],
+        "order-view": [
+            "order_view_lines_g7",
+            "order_view_orders_g7",
+            "order_view_returns_g7",
+            "order_view_timeline_g7",
+        ],
         "customer-view": ["customer_view_customers_g7", "customer_view_orders_g7"],
         "sales-view": ["sales_view_daily_g7", "sales_view_orders_g7", "sales_view_statuses_g7"],
         "stock-view": ["stock_view_skus_g7"],
