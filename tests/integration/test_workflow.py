@@ -72,8 +72,8 @@ def test_happy_path_from_restock_to_delivery_and_every_view_agrees(pipeline: Pip
     assert shipped["accepted"] and delivered["accepted"] and delivered["version"] == shipped["version"] + 1
     assert [t["type"] for t in final["timeline"]][-3:] == ["OrderConfirmed", "OrderShipped", "OrderDelivered"]
     assert final["lines"] == [
-        {"sku": "WF-H1", "quantity": 2, "unit_price_minor": 1000},
-        {"sku": "WF-H2", "quantity": 1, "unit_price_minor": 500},
+        {"sku": "WF-H1", "quantity": 2, "unit_price_minor": 1000, "returned_quantity": 0},
+        {"sku": "WF-H2", "quantity": 1, "unit_price_minor": 500, "returned_quantity": 0},
     ]
     pipeline.stock_reaches("WF-H1", on_hand=8, reserved=0, available=8)  # the units left with the parcel
     pipeline.stock_reaches("WF-H2", on_hand=4, reserved=0, available=4)
