@@ -241,6 +241,30 @@ def _confirmed(order_id, at):
     )
 
 
+def _shipped(order_id, at):
+    from orderstream.domain.events import OrderShipped
+
+    return OrderShipped(
+        event_id=f"{order_id}-3",
+        version=3,
+        occurred_at=at,
+        correlation_id=order_id,
+        causation_id="c",
+        order_id=order_id,
+        carrier="DHL",
+        tracking_number="T",
+    )
+
+
+def _ship_in_sales_view(shop) -> None:
+    """o1 and o2 shipped (captured), as the sales view alone sees it: only captured orders count as sales."""
+    stores, generations = open_stores(shop)
+    at = datetime(2024, 5, 3, 10, tzinfo=UTC)
+    stores["sales-view"].apply(records_of([_shipped("o1", at), _shipped("o2", at)], start=5), generations["sales-view"])
+    for store in stores.values():
+        store.dispose()
+
+
 @pytest.fixture
 def shop(db_url):
     """Three orders of two customers projected into every view; yields the URL template."""
@@ -263,8 +287,9 @@ def test_order_queries_filter_sort_and_limit(shop):
     with queries.ReadModel(url_for(shop, "order-view"), "order-view") as model:
         detail = order_view.order_detail(model, "o1")
         assert detail["lines"] == [
-            {"sku": "A", "quantity": 2, "unit_price_minor": 100}, {"sku": "B", "quantity": 1, "unit_price_minor": 50}
-        ]  # fmt: skip
+            {"sku": "A", "quantity": 2, "unit_price_minor": 100, "returned_quantity": 0},
+            {"sku": "B", "quantity": 1, "unit_price_minor": 50, "returned_quantity": 0},
+        ]
         assert [(e["type"], e["version"]) for e in detail["timeline"]] == [("OrderPlaced", 1), ("OrderConfirmed", 2)]
         assert (detail["status"], detail["version"], detail["total_minor"]) == ("CONFIRMED", 2, 250)
         assert [o["order_id"] for o in order_view.list_orders(model)] == ["o3", "o2", "o1"]
@@ -285,6 +310,9 @@ def test_order_queries_filter_sort_and_limit(shop):
 
 def test_sales_and_customer_queries(shop):
     with queries.ReadModel(url_for(shop, "sales-view"), "sales-view") as model:
+        assert sales_view.sales(model, by="sku") == [], "confirmed orders are authorized, not captured: no revenue yet"
+    _ship_in_sales_view(shop)
+    with queries.ReadModel(url_for(shop, "sales-view"), "sales-view") as model:
         assert sales_view.sales(model, by="sku") == [
             {"sku": "A", "currency": "EUR", "units": 3, "revenue_minor": 300},
             {"sku": "B", "currency": "EUR", "units": 1, "revenue_minor": 50},
@@ -294,8 +322,8 @@ def test_sales_and_customer_queries(shop):
             {"day": "2024-05-02", "currency": "EUR", "units": 1, "revenue_minor": 100},
         ]
         assert sales_view.status_counts(model) == [
-            {"status": "CONFIRMED", "orders": 2},
             {"status": "PLACED", "orders": 1},
+            {"status": "SHIPPED", "orders": 2},
         ]
     with queries.ReadModel(url_for(shop, "customer-view"), "customer-view") as model:
         assert customer_view.customer_summary(model, "alice") == [
@@ -308,6 +336,7 @@ def test_cli_queries(shop, tmp_path, monkeypatch):
     from orderstream.cli.main import app
 
     monkeypatch.setenv("ORDERSTREAM_DATABASE_URL", shop)
+    _ship_in_sales_view(shop)
     runner = CliRunner()
     base = ["--data-dir", str(tmp_path / "data"), "--topic-prefix", "x."]
     result = runner.invoke(app, [*base, "query", "order", "o1", "--json"])
