@@ -259,7 +259,7 @@ def test_returns_whole_partial_over_and_undelivered_and_a_repeated_command_chang
     returned = pipeline.json("return", whole, "--reason", "too big", "--wait")
     assert returned["accepted"] is True and returned["restock"] is True
     view = pipeline.order(whole, "--after", returned["token"])
-    assert view["status"] == "RETURNED" and view["timeline"][-1]["type"] == "OrderReturned"
+    assert view["status"] == "RETURNED" and "OrderReturned" in [t["type"] for t in view["timeline"]]
     assert [line["returned_quantity"] for line in view["lines"]] == [2, 1]
 
     first = pipeline.json("return", partial, "--item", "WF-R1:1", "--wait")

@@ -224,6 +224,7 @@ def check_books(pipeline: Pipeline, skus: Iterable[str], orders: Iterable[str]) 
         money[e.order_id].append(e)
     kept_by_customer: dict[str, int] = defaultdict(int)
     net_by_customer: dict[str, int] = defaultdict(int)
+    kept_by_order: dict[str, int] = {}
     for order_id, events in by_order.items():
         placed = next(e for e in events if isinstance(e, OrderPlaced))
         kinds = [type(e) for e in events]
@@ -241,4 +242,26 @@ def check_books(pipeline: Pipeline, skus: Iterable[str], orders: Iterable[str]) 
             assert authorized - captured - voided == 0, f"order {order_id}: an authorization is still outstanding"
         kept_by_customer[placed.customer_id] += kept
         net_by_customer[placed.customer_id] += captured - refunded
+        kept_by_order[order_id] = kept
     assert net_by_customer == kept_by_customer
+
+    # the payment view says the same, per order and per customer (each scenario has customers of its own)
+    ended = {o for o, events in by_order.items() if any(isinstance(e, (*ENDED, OrderShipped)) for e in events)}
+    for customer, kept in kept_by_customer.items():
+        paid = {o for o, events in by_order.items() if events[0].customer_id == customer and money[o]}
+
+        def agrees(body, paid=paid, kept=kept) -> bool:
+            rows = {r["order_id"]: r for r in body["orders"] if r["order_id"] in paid}
+            totals = [t for t in body["customers"] if t["currency"] == "EUR"]
+            return (
+                rows.keys() == paid
+                and all(r["captured_minor"] - r["refunded_minor"] == kept_by_order[o] for o, r in rows.items())
+                and all(rows[o]["outstanding_minor"] == 0 for o in paid & ended)
+                and (not totals or totals[0]["captured_minor"] - totals[0]["refunded_minor"] == kept)
+            )
+
+        pipeline.eventually(
+            lambda c=customer: pipeline.json("query", "payments", "--customer", c, "--limit", "100000"),
+            agrees,
+            what=f"the payment view of customer {customer} agrees with payments.events",
+        )
