@@ -124,6 +124,7 @@ def projection(
         "projection": result.projection, "generation": result.generation, "replaced": result.replaced,
         "schema_version": result.schema_version, "events_applied": result.events_applied,
         "events_skipped": result.events_skipped, "rebuilt_aggregates": result.rebuilt_aggregates,
+        "records_rejected": result.records_rejected,
         "processes": processes, "seconds": round(result.seconds, 3),
     }  # fmt: skip
     if json_output:
@@ -133,6 +134,12 @@ def projection(
     typer.echo(
         f"{name}: generation {result.generation} is live (replaced {result.replaced}); {result.events_applied} events "
         f"applied, {result.events_skipped} skipped as copied, {scope} aggregates rebuilt, in {result.seconds:.2f}s"
+        + (
+            f"; {result.records_rejected} record(s) skipped that cannot be projected (the live projector "
+            "dead-letters them: `orderstream dlq list`)"
+            if result.records_rejected
+            else ""
+        )
     )
 
 

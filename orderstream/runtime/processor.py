@@ -17,8 +17,13 @@ dead-letter hook. The default (to_dead_letter_topic) sends it to <topic>.dlq wit
 on with the next record; stop_on_undecodable stops the loop with a ProcessorError instead.
 
 State: on partition assignment, the committed offsets are fetched first (read_committed => KIP-447 "require stable":
-pending transactions on them are resolved), then the changelog partition with the same number is replayed from the
-cached checkpoint up to its last stable offset, and only then is input consumed.
+pending transactions on them are resolved), then the changelog partition with the same number is restored from the
+cached checkpoint up to its last stable offset (runtime/restore.py: records that do not fit are skipped, and
+dead-lettered once in one transaction with the restore's screened offsets), and only then is input consumed. The
+checkpoint cache (runtime/checkpoints.py) writes the changed state now and then, on revocation and on close.
+
+The spec types (ProcessorSpec, ProcessorLogic, Outcome, Output, HandleContext, the dead-letter hooks, ProcessorError)
+live in runtime/processor_spec.py and are importable from here too.
 """
 
 from __future__ import annotations
@@ -26,16 +31,52 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from orderstream.config import Settings
-from orderstream.kafka.offsets import watermarks
-from orderstream.runtime.state import Handled, KeyState, PartitionState, StateCache
+from orderstream.kafka.clients import consumer_config, producer_config
+from orderstream.kafka.dead_letters import (
+    READER_RESTORE,
+    DeadLetter,
+    dead_letter,
+    is_dead_letter_topic,
+    produce_dead_letter,
+    retry_group,
+)
+from orderstream.runtime.checkpoints import CheckpointCache
+from orderstream.runtime.processor_spec import (
+    DeadLetterHook,
+    HandleContext,
+    Outcome,
+    Output,
+    ProcessorError,
+    ProcessorLogic,
+    ProcessorSpec,
+    stop_on_undecodable,
+    to_dead_letter_topic,
+)
+from orderstream.runtime.restore import ChangelogRestore, Restored
+from orderstream.runtime.state import Handled, KeyState, PartitionState
+from orderstream.schemas.errors import DecodeError
+from orderstream.topology import dlq_name
+
+__all__ = [
+    "DeadLetterHook",
+    "HandleContext",
+    "Outcome",
+    "Output",
+    "Processor",
+    "ProcessorError",
+    "ProcessorLogic",
+    "ProcessorSpec",
+    "stop_on_undecodable",
+    "to_dead_letter_topic",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +104,6 @@ def _with_deadline(what: str, call: Callable[[], Any], deadline_s: float) -> Any
     this raises a fatal _TIMED_OUT error, so the processor abandons that producer (its thread stays blocked) and makes
     a new one with the same transactional.id, whose init_transactions fences the old one and aborts its transaction.
     """
-    from confluent_kafka import KafkaError, KafkaException
-
     outcome: list[Any] = []
     failure: list[BaseException] = []
 
@@ -83,107 +122,6 @@ def _with_deadline(what: str, call: Callable[[], Any], deadline_s: float) -> Any
     if failure:
         raise failure[0]
     return outcome[0] if outcome else None
-
-
-class ProcessorError(RuntimeError):
-    """The processor cannot go on: a fatal consumer error, a changelog record it cannot decode, a state rebuild over
-    300 s, a transaction it cannot flush or abort, repeated fatal producer errors, or a failed input record when the
-    dead-letter hook is stop_on_undecodable (the default hook dead-letters it and carries on). The open transaction
-    was aborted: nothing of the failing batch is visible or committed."""
-
-
-class EvolveFailed(RuntimeError):
-    """A changelog record does not apply to the state restored so far (raised while restoring only)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Output:
-    """A record to produce. topic is the logical name (the runtime adds the topic prefix); partition None lets the
-    partitioner (murmur2_random, keyed) choose."""
-
-    topic: str
-    key: str
-    value: Any
-    partition: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What handling one input does: changelog events for the input's key, other records, a reply.
-
-    `reply` is called after the batch's flush, so the Handled entries of the key (keyed by causation id) know their
-    offsets by then."""
-
-    events: Sequence[Any] = ()
-    outputs: Sequence[Output] = ()
-    reply: Callable[[], Output] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class HandleContext:
-    now: datetime
-    topic: str  # logical input topic
-    partition: int
-    offset: int
-    key: str
-
-
-class ProcessorLogic(Protocol[S]):
-    """A service's domain wiring. handle() must be pure apart from reading the clock it is given."""
-
-    def initial(self, key: str) -> S: ...
-
-    def evolve(self, state: S, event: Any) -> S: ...
-
-    def handle(self, message: Any, state: KeyState[S], context: HandleContext) -> Outcome: ...
-
-
-# (record, error, stage, group) -> what to produce in the batch's transaction instead of handling the record:
-# kafka.dead_letters.DeadLetter records (raw bytes, unchanged) or Outputs. Raising stops the processor instead.
-DeadLetterHook = Callable[[Any, Exception, str, str], Sequence[Any]]
-
-
-def to_dead_letter_topic(record: Any, error: Exception, stage: str, group: str) -> Sequence[Any]:
-    """The default hook: the record goes to <topic>.dlq, unchanged, in the same transaction as the batch (so it is
-    dead-lettered exactly once), and processing continues with the next record. See orderstream.kafka.dead_letters."""
-    from orderstream.kafka.dead_letters import dead_letter
-
-    log.error(
-        "%s[%d]@%d failed at %s (%s: %s): sent to the dead-letter topic",
-        record.topic(),
-        record.partition(),
-        record.offset(),
-        stage,
-        type(error).__name__,
-        error,
-    )
-    return [dead_letter(record, group, stage, error)]
-
-
-def stop_on_undecodable(record: Any, error: Exception, stage: str, group: str) -> Sequence[Any]:
-    """A hook that stops the loop instead, naming the record (for services that must never skip anything)."""
-    raise ProcessorError(
-        f"{record.topic()}[{record.partition()}]@{record.offset()} failed at {stage}: {error}; stopping (no DLQ)"
-    )
-
-
-@dataclass
-class ProcessorSpec(Generic[S]):
-    """Everything that makes one service a processor."""
-
-    name: str
-    group_id: str
-    input_topics: tuple[str, ...]  # logical names
-    changelog_topic: str  # logical name
-    logic: ProcessorLogic[S]
-    transactional_id: str
-    state_dir: Path | None  # None: no on-disk cache
-    source: str  # CloudEvents source of what it produces
-    dead_letter: DeadLetterHook = to_dead_letter_topic
-    consumer_overrides: dict[str, Any] = field(default_factory=dict)
-    producer_overrides: dict[str, Any] = field(default_factory=dict)
-    checkpoint_interval_s: float = 30.0
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
 @dataclass
@@ -214,25 +152,33 @@ class Processor(Generic[S]):
         self.codec = codec
         self.changelog = settings.topic(spec.changelog_topic)
         self._logical = {settings.topic(t): t for t in (*spec.input_topics, spec.changelog_topic)}
-        self._cache = StateCache(spec.state_dir, self.changelog) if spec.state_dir else None
+        # dead-letter retries come back through the inputs' DLQ topics, addressed to one group (kafka/dead_letters.py)
+        self._logical |= {settings.topic(dlq_name(t)): t for t in spec.input_topics}
+        self._checkpoints = CheckpointCache(spec.name, spec.state_dir, self.changelog, spec.checkpoint_interval_s)
+        self._restore = ChangelogRestore(
+            settings, spec.name, spec.group_id, self.changelog, spec.logic, codec, self._checkpoints
+        )
         self._states: dict[int, PartitionState] = {}
         self._owned: set[int] = set()
         self._producer: Any = None
         self._consumer: Any = None
         self._in_transaction = False
         self._fatal_recoveries = 0
-        self._last_checkpoint = time.monotonic()
-        self._saver: ThreadPoolExecutor | None = None  # writes periodic checkpoints off the loop
-        self._saving: Future | None = None
         self.batches_committed = 0  # for tests and status
+
+    @property
+    def owned(self) -> frozenset[int]:
+        """The partitions this processor owns now: restored and consuming."""
+        return frozenset(self._owned)
+
+    @property
+    def states(self) -> Mapping[int, PartitionState]:
+        """The committed state per changelog partition (read-only view; owned partitions and cached ones)."""
+        return MappingProxyType(self._states)
 
     # --- lifecycle -----------------------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        from confluent_kafka import Consumer
-
-        from orderstream.kafka.clients import consumer_config
-
         self._producer = self._new_producer()
         self._consumer = Consumer(
             consumer_config(
@@ -240,7 +186,7 @@ class Processor(Generic[S]):
             )
         )
         self._consumer.subscribe(
-            [self.settings.topic(t) for t in self.spec.input_topics],
+            [self.settings.topic(t) for t in (*self.spec.input_topics, *map(dlq_name, self.spec.input_topics))],
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
@@ -253,8 +199,8 @@ class Processor(Generic[S]):
                 records = self._next_batch()
                 if records:
                     self._process(records)
-                if time.monotonic() - self._last_checkpoint > self.spec.checkpoint_interval_s:
-                    self._checkpoint(self._owned, wait=False)
+                if self._checkpoints.due():
+                    self._checkpoints.write(self._states, self._owned, wait=False)
         finally:
             self._close()
 
@@ -272,27 +218,18 @@ class Processor(Generic[S]):
         if self._consumer is not None:
             self._consumer.close()  # revokes (and so checkpoints) the assignment
             self._consumer = None
-        self._checkpoint(set(self._states))
-        if self._saver is not None:
-            self._saver.shutdown(wait=True)
-            self._saver = None
+        self._checkpoints.write(self._states, set(self._states))
+        self._checkpoints.close()
         if self._producer is not None:
             self._producer.flush(KAFKA_TIMEOUT_S)
             self._producer = None
         log.info("%s: stopped", self.name)
 
     def _new_producer(self) -> Any:
-        from confluent_kafka import Producer
-
-        from orderstream.kafka.clients import producer_config
-
-        producer = Producer(
-            producer_config(
-                self.settings,
-                self.spec.transactional_id,
-                **(DEFAULT_PRODUCER_OVERRIDES | self.spec.producer_overrides),
-            )
+        config = producer_config(
+            self.settings, self.spec.transactional_id, **(DEFAULT_PRODUCER_OVERRIDES | self.spec.producer_overrides)
         )
+        producer = (self.spec.producer_factory or Producer)(config)
         producer.init_transactions(KAFKA_TIMEOUT_S)  # fences any older producer with our id, aborts its open txn
         return producer
 
@@ -313,15 +250,20 @@ class Processor(Generic[S]):
         committed = consumer.committed(partitions, timeout=KAFKA_TIMEOUT_S)
         numbers = {tp.partition for tp in partitions}
         began = time.monotonic()
-        self._await_checkpoint()  # the restore below changes key states the background write may be pickling
-        replayed = self._restore(numbers)
+        self._checkpoints.wait()  # the restore below changes key states the background write may be pickling
+        restored = self._restore.restore(self._states, numbers)
+        if restored.poisoned:
+            self._dead_letter_changelog(restored)
         self._owned |= numbers
         consumer.assign(committed)
         log.info(
-            "%s: assigned partitions %s; state rebuilt (%d changelog records replayed) in %.2fs",
+            "%s: assigned partitions %s; state rebuilt (%d changelog records replayed, %d repeats ignored, %d skipped) "
+            "in %.2fs",
             self.name,
             sorted(numbers),
-            replayed,
+            restored.replayed,
+            restored.repeated,
+            restored.already_dead_lettered + len(restored.poisoned),
             time.monotonic() - began,
         )
 
@@ -331,171 +273,47 @@ class Processor(Generic[S]):
         if self._in_transaction:
             self._abort_quietly("partitions revoked")
         numbers = {tp.partition for tp in partitions}
-        self._checkpoint(numbers & self._owned)
+        self._checkpoints.write(self._states, numbers & self._owned)
         self._owned -= numbers  # the state stays in memory as a cache: replay from its checkpoint catches up
         log.info("%s: partitions %s revoked", self.name, sorted(numbers))
 
     # --- state -------------------------------------------------------------------------------------------------
 
-    def _restore(self, partitions: set[int]) -> int:
-        """Bring the state of these changelog partitions up to their last stable offset. Returns records replayed."""
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-        from orderstream.kafka.clients import consumer_config
-
-        reader = Consumer(consumer_config(self.settings, f"{self.spec.group_id}.restore"))
-        replayed = 0
+    def _dead_letter_changelog(self, restored: Restored) -> None:
+        """Dead-letter what the restore skipped, in ONE transaction with the restore group's screened offsets (see
+        runtime/restore.py): committed, the next restore skips these records without writing them again; failed,
+        nothing is marked and the next restore finds and dead-letters them again."""
+        marks = [TopicPartition(self.changelog, n, offset) for n, offset in sorted(restored.screened.items())]
         try:
-            ends: dict[int, int] = {}
-            starts = []
-            kept: set[int] = set()  # partitions replayed on top of a cached (or in-memory) state, not from scratch
-            for number in partitions:
-                state = self._states.get(number)
-                if state is None and self._cache is not None:
-                    state = self._cache.load(number)
-                low, end = watermarks(reader, self.changelog, number, KAFKA_TIMEOUT_S)
-                if state is None or not low <= state.next_offset <= end:
-                    if state is not None:
-                        log.warning(
-                            "%s: cached state of partition %d is at %d, outside the changelog's %d..%d; rebuilding",
-                            self.name,
-                            number,
-                            state.next_offset,
-                            low,
-                            end,
-                        )
-                    state = PartitionState(number, next_offset=0)
-                self._states[number] = state
-                if state.keys:
-                    kept.add(number)
-                if state.next_offset < end:
-                    ends[number] = end
-                    start = state.next_offset if state.next_offset > 0 else OFFSET_BEGINNING
-                    starts.append(TopicPartition(self.changelog, number, start))
-            if not starts:
-                return 0
-            reader.assign(starts)
-            deadline = time.monotonic() + 300
-            while ends:
-                if time.monotonic() > deadline:
-                    raise ProcessorError(f"{self.name}: rebuilding state from {self.changelog} took over 300s")
-                restarted: set[int] = set()
-                for record in reader.consume(1000, 0.5):
-                    if record.error():
-                        if record.error().fatal():
-                            raise ProcessorError(f"{self.name}: fatal error reading {self.changelog}: {record.error()}")
-                        continue
-                    if record.partition() in restarted:
-                        continue  # read before the seek back to the start
-                    try:
-                        self._replay(record)
-                    except EvolveFailed as failed:
-                        if record.partition() not in kept:
-                            raise ProcessorError(str(failed)) from failed.__cause__
-                        self._rebuild_from_start(reader, record.partition(), failed)
-                        kept.discard(record.partition())
-                        restarted.add(record.partition())
-                        continue
-                    replayed += 1
-                for tp in reader.position([TopicPartition(self.changelog, n) for n in list(ends)]):
-                    if tp.offset >= ends[tp.partition]:
-                        self._states[tp.partition].next_offset = ends.pop(tp.partition)
-            return replayed
-        finally:
-            reader.close()
-
-    def _rebuild_from_start(self, reader: Any, number: int, failed: Exception) -> None:
-        """The changelog does not continue the cached state of a partition (the cache is not what its offset says):
-        the log is the truth, so forget the cache and fold the partition again from its first record."""
-        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
-        log.warning(
-            "%s: %s - the cached state of partition %d does not match the changelog; rebuilding it from the start",
-            self.name,
-            failed,
-            number,
-        )
-        self._states[number] = PartitionState(number, next_offset=0)
-        reader.seek(TopicPartition(self.changelog, number, OFFSET_BEGINNING))
-
-    def _replay(self, record: Any) -> None:
-        from orderstream.schemas.errors import DecodeError
-
-        try:
-            event = self.codec.decode(record.value())
-        except DecodeError as exc:
-            raise ProcessorError(
-                f"{self.name}: changelog record {record.topic()}[{record.partition()}]@{record.offset()} "
-                f"cannot be decoded: {exc}"
-            ) from exc
-        state = self._states[record.partition()]
-        key = record.key().decode("utf-8")
-        current = state.keys.get(key)
-        if current is None:
-            current = state.keys[key] = KeyState(self.spec.logic.initial(key))
-        try:
-            current.value = self.spec.logic.evolve(current.value, event)
-        except Exception as exc:
-            raise EvolveFailed(
-                f"{self.name}: changelog record {record.topic()}[{record.partition()}]@{record.offset()} does not "
-                f"follow the state of key {key}: {type(exc).__name__}: {exc}"
-            ) from exc
-        current.handled[event.causation_id] = Handled(
-            event.version, record.partition(), record.offset(), event.occurred_at
-        )
-        state.next_offset = record.offset() + 1
-        state.changed.add(key)
-
-    def _checkpoint(self, partitions: set[int], wait: bool = True) -> None:
-        """Write what changed in these partitions' state to the cache (state.StateCache: an append-only file per
-        partition, rewritten whole now and then). wait=False (the periodic one) pickles in a background thread, so
-        the loop does not stall while it is written (pickling 15k orders' states took ~350 ms, which made the
-        end-to-end p99). The thread gets its own dicts of the states to write; a committed KeyState is replaced on
-        change, never changed in place, except by the restore of a newly assigned partition, so assignment,
-        revocation and close wait for the write first."""
-        from orderstream.runtime.state import Checkpoint
-
-        self._last_checkpoint = time.monotonic()
-        if self._cache is None:
-            return
-        self._await_checkpoint()
-        checkpoints = []
-        for number in sorted(partitions):
-            state = self._states.get(number)
-            if state is None or not state.dirty:
-                continue
-            whole = state.rewrite or self._cache.whole_write_due(number, len(state.keys))
-            keys = dict(state.keys) if whole else {key: state.keys[key] for key in state.changed}
-            checkpoints.append(Checkpoint(number, state.next_offset, keys, whole))
-            state.changed = set()
-            state.rewrite = False
-        if not checkpoints:
-            return
-        if self._saver is None:
-            self._saver = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-checkpoint")
-        self._saving = self._saver.submit(self._save, checkpoints)
-        if wait:
-            self._await_checkpoint()
-
-    def _save(self, checkpoints: list[Any]) -> None:
-        cache = self._cache
-        assert cache is not None
-        for checkpoint in checkpoints:
-            try:
-                cache.save(checkpoint)
-            except OSError as exc:  # only start-up time depends on the cache: say so and go on
-                self._states[checkpoint.partition].rewrite = True  # the file may be torn: write it whole next time
-                log.warning(
-                    "%s: state cache of partition %d not written (%s); a restart replays more of the changelog",
-                    self.name,
-                    checkpoint.partition,
-                    exc,
+            self._producer.begin_transaction()
+            self._in_transaction = True
+            for poisoned in restored.poisoned:
+                letter = dead_letter(
+                    poisoned.record, self.spec.group_id, poisoned.stage, poisoned.error, reader=READER_RESTORE
                 )
-
-    def _await_checkpoint(self) -> None:
-        if self._saving is not None:
-            saving, self._saving = self._saving, None
-            saving.result()
+                produce_dead_letter(self._producer, letter)
+            producer, group = self._producer, restored.group_metadata
+            _with_deadline(
+                "send_offsets_to_transaction",
+                lambda: producer.send_offsets_to_transaction(marks, group, KAFKA_TIMEOUT_S),
+                KAFKA_TIMEOUT_S + 5,
+            )
+            self._commit_transaction()
+            self._in_transaction = False
+        except KafkaException as exc:
+            log.error(
+                "%s: %d skipped changelog record(s) not dead-lettered (%s); the next restore does it",
+                self.name,
+                len(restored.poisoned),
+                exc,
+            )
+            if exc.args[0].fatal():
+                self._in_transaction = False
+                self._producer = self._new_producer()
+            elif self._in_transaction:
+                self._abort_quietly("changelog dead letters failed")
+            return
+        log.info("%s: %d skipped changelog record(s) dead-lettered", self.name, len(restored.poisoned))
 
     def _key_state(self, batch: _Batch, partition: int, key: str) -> KeyState[S]:
         current = batch.overlay.get((partition, key))
@@ -508,8 +326,6 @@ class Processor(Generic[S]):
     # --- one batch, one transaction ------------------------------------------------------------------------------
 
     def _process(self, records: list[Any]) -> None:
-        from confluent_kafka import KafkaException
-
         began = time.monotonic()
         batch = _Batch()
         for record in records:
@@ -557,8 +373,6 @@ class Processor(Generic[S]):
         """commit_transaction, flushing the replies (it fails if any was not delivered). A commit that times out goes
         on in the background and librdkafka says to call it again (aborting then would conflict with it and stop the
         service): so a retriable error that does not require an abort is retried, COMMIT_ATTEMPTS times in all."""
-        from confluent_kafka import KafkaException
-
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
                 self._producer.commit_transaction(KAFKA_TIMEOUT_S)
@@ -572,9 +386,9 @@ class Processor(Generic[S]):
                 )
 
     def _handle(self, batch: _Batch, record: Any) -> None:
-        from orderstream.schemas.errors import DecodeError
-
         partition = record.partition()
+        if is_dead_letter_topic(record.topic()) and retry_group(record) != self.spec.group_id:
+            return  # a letter, a marker or another group's retry request: its position moves on, nothing else
         if record.key() is None:
             self._dead_letter(batch, record, ValueError("the record has no key"), "validate")
             return
@@ -599,6 +413,7 @@ class Processor(Generic[S]):
             return
         for event in outcome.events:
             state.value = self.spec.logic.evolve(state.value, event)
+            state.version = max(state.version, event.version)
             handled = Handled(event.version, partition, None, event.occurred_at)
             state.handled[event.causation_id] = handled
             self._produce(batch, Output(self.spec.changelog_topic, key, event, partition), handled)
@@ -610,8 +425,10 @@ class Processor(Generic[S]):
             batch.replies.append(outcome.reply)
 
     def _dead_letter(self, batch: _Batch, record: Any, error: Exception, stage: str) -> None:
-        from orderstream.kafka.dead_letters import DeadLetter, produce_dead_letter
-
+        if retry_group(record) is not None:  # a retry that failed again: a marker, never a second letter
+            produce_dead_letter(self._producer, dead_letter(record, self.spec.group_id, stage, error))
+            batch.outputs += 1
+            return
         for item in self.spec.dead_letter(record, error, stage, self.spec.group_id):
             if isinstance(item, DeadLetter):
                 produce_dead_letter(self._producer, item)  # a failed delivery fails commit_transaction
@@ -642,8 +459,6 @@ class Processor(Generic[S]):
         )
 
     def _flush(self, batch: _Batch) -> None:
-        from confluent_kafka import KafkaError, KafkaException
-
         try:
             remaining = self._producer.flush(KAFKA_TIMEOUT_S)
         except SystemError as exc:
@@ -661,8 +476,6 @@ class Processor(Generic[S]):
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{remaining} records unacknowledged after flush"))
 
     def _positions(self, batch: _Batch) -> list[Any]:
-        from confluent_kafka import TopicPartition
-
         return [TopicPartition(topic, partition, offset) for (topic, partition), offset in batch.next_offsets.items()]
 
     def _apply(self, batch: _Batch) -> None:
@@ -679,8 +492,6 @@ class Processor(Generic[S]):
 
     def _recover(self, error: Any, batch: _Batch) -> None:
         """Abort (or, after a fatal error, replace the producer), drop the batch's state, rewind the consumer."""
-        from confluent_kafka import KafkaException
-
         log.warning(
             "%s: transaction failed (%s); %s",
             self.name,
@@ -704,8 +515,6 @@ class Processor(Generic[S]):
         self._rewind(batch)
 
     def _rewind(self, batch: _Batch) -> None:
-        from confluent_kafka import KafkaError, KafkaException, TopicPartition
-
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
         for (topic, partition), offset in batch.first_offsets.items():
             if (topic, partition) not in assigned:
@@ -724,8 +533,6 @@ class Processor(Generic[S]):
 
     def _abort_quietly(self, why: str) -> None:
         """Abort on the way out of a failure that is already being raised (its error matters more than this one)."""
-        from confluent_kafka import KafkaException
-
         try:
             self._producer.abort_transaction(KAFKA_TIMEOUT_S)
             log.warning("%s: transaction aborted (%s)", self.name, why)

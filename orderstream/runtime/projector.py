@@ -37,6 +37,7 @@ from typing import Any
 
 from orderstream import failpoints
 from orderstream.config import Settings
+from orderstream.topology import dlq_name
 from orderstream.views.registry import ProjectionSpec
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,8 @@ class Projector:
         self.group_id = group_id or group_id_of(spec.name, settings.topic_prefix)
         self.on_undecodable = on_undecodable or DeadLetterSink(settings, self.group_id)
         self.consumer_overrides = consumer_overrides or {}
-        self.topics = [settings.topic(name) for name in spec.topics]
+        # its topics, and their DLQ topics for the retry requests addressed to its group (kafka/dead_letters.py)
+        self.topics = [settings.topic(name) for name in (*spec.topics, *map(dlq_name, spec.topics))]
         self._store = None
         self._generation = 0
         self._mirrored: dict[tuple[str, int], int] = {}  # the positions last mirrored to Kafka
@@ -225,6 +227,7 @@ class Projector:
         failure hook (event None). Error messages carry no record and are left out of both."""
         from confluent_kafka import KafkaException
 
+        from orderstream.kafka.dead_letters import is_dead_letter_topic, retry_group
         from orderstream.schemas.errors import DecodeError
         from orderstream.views.store import Record
 
@@ -237,11 +240,14 @@ class Projector:
                 # next poll; the positions in the database keep whatever it does next exactly-once
                 log.warning("%s: consumer error (librdkafka recovers): %s", self.name, message.error())
                 continue
-            try:
-                event = codec.decode(message.value())
-            except DecodeError as exc:
-                self.on_undecodable(message, exc, "decode")
-                event = None
+            if is_dead_letter_topic(message.topic()) and retry_group(message) != self.group_id:
+                event = None  # a letter, a marker or another group's retry request: only its position moves on
+            else:
+                try:
+                    event = codec.decode(message.value())
+                except DecodeError as exc:
+                    self.on_undecodable(message, exc, "decode")
+                    event = None
             kept.append(message)
             records.append(Record(message.topic(), message.partition(), message.offset(), event))
         return kept, records

@@ -68,7 +68,7 @@ class ProjectionError(Exception):
 
     The projector does not apply it: it applies the batch again one record per transaction and hands the failing
     record to its failure hook (stage apply), which by default dead-letters it to <topic>.dlq, so the view never
-    silently diverges from the log. A replay stops on it and swaps nothing.
+    silently diverges from the log. A replay skips it the same way (without a letter: the live group wrote it).
     """
 
 
@@ -145,6 +145,32 @@ def check_next(event: Event, state: Mapping[str, Any] | None) -> None:
             f"{event.type_name} v{event.version} for order {order_id} arrived after v{state['version']}: "
             "a duplicate or out-of-order event"
         )
+
+
+def follow_versions(events: Sequence[Event], current: StateRows) -> list[Event]:
+    """The batch's events that follow their aggregate's state row (`current`, by aggregate id), in log order.
+
+    The poison policy of every read path (docs/ARCHITECTURE.md, "Dead letters"): an event whose version is at or
+    below the version its aggregate is at is a repeat (a copy written back, e.g. by `replay topic --force`) and is
+    left out, silently: the view holds it already. One that skips a version (a gap) raises ProjectionError, so the
+    projector dead-letters it and a replay skips it. A message without a version is left for the fold to judge."""
+    versions = {aggregate_id: row["version"] for aggregate_id, row in current.items()}
+    kept: list[Event] = []
+    for event in events:
+        version = getattr(event, "version", None)
+        if not isinstance(version, int):
+            kept.append(event)
+            continue
+        last = versions.get(event.aggregate_id, 0)
+        if version <= last:
+            continue
+        if version != last + 1:
+            raise ProjectionError(
+                f"{event.type_name} v{version} for {event.aggregate_id}, which is at v{last}: a version is missing"
+            )
+        versions[event.aggregate_id] = version
+        kept.append(event)
+    return kept
 
 
 def fold_order_states(

@@ -38,7 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from orderstream.domain.events import Event
-from orderstream.views.base import RowChanges
+from orderstream.views.base import RowChanges, follow_versions
 from orderstream.views.bulk import BulkRows
 from orderstream.views.spec import ProjectionSpec
 from orderstream.views.tables import TableSet, bookkeeping, projection_meta, projection_offsets
@@ -413,7 +413,8 @@ class ProjectionStore:
         if not events:
             return fresh, None
         current = self._bulk.load(conn, self.tables(generation)[self.spec.state_role], {e.aggregate_id for e in events})
-        return fresh, self.spec.project(events, current)
+        events = follow_versions(events, current)  # repeats left out, a gap raises ProjectionError
+        return fresh, self.spec.project(events, current) if events else None
 
     def _check_generation(self, conn: Connection, generation: int, shadow: bool, *, lock: bool = False) -> None:
         if shadow:

@@ -10,7 +10,7 @@ from collections import Counter
 
 from orderstream.domain.commands import PlaceOrder
 from orderstream.kafka.clients import consumer_config
-from orderstream.schemas.codec import Codec
+from tests.support.wire import CODEC
 
 
 def read_all(settings, topic: str, expected: int, timeout_s: float = 30.0) -> list:
@@ -60,8 +60,7 @@ def test_generate_sends_every_command_once(topics):
 
     records = read_all(topics, topics.topic("orders.commands"), summary["records"])
     assert len(records) == summary["records"]
-    codec = Codec()
-    decoded = [codec.decode(m.value()) for m in records]
+    decoded = [CODEC.decode(m.value()) for m in records]
     assert Counter(type(c).__name__ for c in decoded)["PlaceOrder"] == 400
     assert len({c.command_id for c in decoded}) == len(decoded), "no command was sent twice"
     for message, command in zip(records, decoded, strict=True):

@@ -9,11 +9,6 @@ from orderstream.schemas.codec import Codec
 from tests.golden.vectors import VECTORS, Vector
 
 
-@pytest.fixture(scope="module")
-def codec() -> Codec:
-    return Codec()
-
-
 @pytest.mark.parametrize("vector", VECTORS, ids=lambda vector: vector.file)
 def test_golden_value_decodes_to_the_expected_message(codec: Codec, vector: Vector) -> None:
     value = vector.path.read_bytes()

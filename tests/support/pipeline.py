@@ -14,7 +14,7 @@ from pathlib import Path
 
 from orderstream.config import Settings
 from orderstream.domain.events import OrderPlaced
-from tests.faults.history import History
+from tests.support.history import History
 from tests.support.orders import CODEC, place_order, read_topic
 
 
