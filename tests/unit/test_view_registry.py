@@ -13,7 +13,13 @@ from orderstream.views.registry import ALL_SPECS, SPECS, VIEWS, spec_of
 
 
 def test_every_view_module_declares_its_own_spec_and_the_registry_lists_them_in_order():
-    assert [view.SPEC.name for view in VIEWS] == ["order-view", "customer-view", "sales-view", "stock-view", "payment-view"]
+    assert [view.SPEC.name for view in VIEWS] == [
+        "order-view",
+        "customer-view",
+        "sales-view",
+        "stock-view",
+        "payment-view",
+    ]
     for view in VIEWS:
         spec = view.SPEC
         assert (spec.name, spec.schema_version, spec.state_role) == (view.NAME, view.SCHEMA_VERSION, view.STATE_ROLE)
