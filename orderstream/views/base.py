@@ -147,13 +147,15 @@ def check_next(event: Event, state: Mapping[str, Any] | None) -> None:
         )
 
 
-def follow_versions(events: Sequence[Event], current: StateRows) -> list[Event]:
+def follow_versions(events: Sequence[Event], current: StateRows, *, gaps: bool = False) -> list[Event]:
     """The batch's events that follow their aggregate's state row (`current`, by aggregate id), in log order.
 
     The poison policy of every read path (docs/ARCHITECTURE.md, "Dead letters"): an event whose version is at or
     below the version its aggregate is at is a repeat (a copy written back, e.g. by `replay topic --force`) and is
     left out, silently: the view holds it already. One that skips a version (a gap) raises ProjectionError, so the
-    projector dead-letters it and a replay skips it. A message without a version is left for the fold to judge."""
+    projector dead-letters it and a replay skips it. A message without a version is left for the fold to judge.
+    gaps=True: the versions only increase per aggregate (a payment event's version is its place in its customer's
+    ledger, so an order's payment events skip numbers): repeats are still left out, a gap is no error."""
     versions = {aggregate_id: row["version"] for aggregate_id, row in current.items()}
     kept: list[Event] = []
     for event in events:
@@ -164,7 +166,7 @@ def follow_versions(events: Sequence[Event], current: StateRows) -> list[Event]:
         last = versions.get(event.aggregate_id, 0)
         if version <= last:
             continue
-        if version != last + 1:
+        if version != last + 1 and not gaps:
             raise ProjectionError(
                 f"{event.type_name} v{version} for {event.aggregate_id}, which is at v{last}: a version is missing"
             )

@@ -172,4 +172,5 @@ SPEC = ProjectionSpec(
     tables=tables,
     project=project,
     replay_scope=ReplayScope({"orders": "order_id"}, replay_totals),
+    version_gaps=True,
 )

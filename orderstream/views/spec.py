@@ -51,3 +51,6 @@ class ProjectionSpec:
     tables: Callable[[int], TableSet]
     project: Callable[[Sequence[Event], StateRows], RowChanges]
     replay_scope: ReplayScope | None = None  # None: `replay projection --from-time` refuses it (rebuild it whole)
+    # True: the events' versions only increase per aggregate id, with gaps (payments.events: a payment event's version
+    # is its place in the customer's ledger, keyed by order id); repeats are still left out.
+    version_gaps: bool = False

@@ -96,3 +96,15 @@ def test_a_duplicate_or_a_foreign_event_stops_the_fold():
     )
     with pytest.raises(ProjectionError, match="not a payment event"):
         fold([delivered])
+
+
+def test_the_store_takes_payment_versions_with_gaps_but_leaves_out_repeats():
+    from orderstream.views.base import follow_versions
+    from orderstream.views.payment_view import SPEC
+
+    authorized, captured = _event(PaymentAuthorized, "o1", 3, 700), _event(PaymentCaptured, "o1", 9, 700)
+    assert SPEC.version_gaps is True
+    assert follow_versions([authorized, captured], {}, gaps=True) == [authorized, captured]
+    assert follow_versions([captured], {"o1": {"version": 9}}, gaps=True) == [], "a repeat is left out"
+    with pytest.raises(ProjectionError, match="a version is missing"):
+        follow_versions([authorized, captured], {})
