@@ -48,7 +48,7 @@ def start_services(settings: Settings, root_args: list[str]) -> tuple[subprocess
     log = Path(settings.data_dir) / "logs" / "services.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        [sys.executable, "-m", "orderstream.cli.main", *root_args, "run", "all"],
+        [sys.executable, "-m", "orderstream.cli.main", *root_args, "run", "all", "--no-api"],  # stopped at the end
         stdout=subprocess.DEVNULL,
         stderr=log.open("a"),
         stdin=subprocess.DEVNULL,
@@ -219,6 +219,10 @@ def run_demo(settings: Settings, root_args: list[str], plan: DemoPlan = DemoPlan
     finally:
         stop_services(services)
         echo("stopped the services and projections it started")
+        echo(
+            f"the HTTP API: `orderstream run all` (or `orderstream serve`) answers on "
+            f"http://{settings.api_host}:{settings.api_port} (docs at /docs)"
+        )
 
 
 def return_command(order_id: str, i: int, first_sku: str | None, now: datetime):
@@ -337,6 +341,7 @@ def show_views(settings: Settings, console, sample_order: str | None) -> None:
         f"orderstream tail all --from-beginning --no-follow --correlation {order_hint}",
         "orderstream replay projection sales-view --from-beginning",
         "orderstream status",
+        "orderstream serve",
         "orderstream broker stop",
     ):
         console.print(f"  {line}", highlight=False, soft_wrap=True)

@@ -31,13 +31,18 @@ def send_command(
     accepted_as: str,
     version_label: str = "version",
     rejected_as: str,
+    outcome_model: Any = None,
 ) -> None:
     """Send `command` to commands_topic (and with wait, read its reply from replies_topic), print, exit.
 
     name: printed alone once sent; fields / extra: the JSON result's first / last keys (around accepted, version,
     reason, token, command_id); accepted_as, version_label: "<accepted_as> accepted: <version_label> N, token T";
-    rejected_as: "<rejected_as> rejected: <reason>"."""
+    rejected_as: "<rejected_as> rejected: <reason>"; outcome_model: the pydantic model of the JSON result (shared
+    with the HTTP API; default: producers.outcomes.OrderCommandOutcome)."""
     from orderstream.producers.commands import CommandSender, ReplyTimeout, SendError
+    from orderstream.producers.outcomes import OrderCommandOutcome
+
+    model = outcome_model or OrderCommandOutcome
 
     def result(accepted, version, reason, token) -> dict[str, Any]:
         outcome = {
@@ -47,7 +52,7 @@ def send_command(
             "token": None if token is None else str(token),
             "command_id": command.command_id,
         }
-        return fields | outcome | (extra or {})
+        return model.model_validate(fields | outcome | (extra or {})).model_dump(mode="json", exclude_unset=True)
 
     settings = settings_of(ctx)
     require_broker(settings)  # seconds, not the sender's 10 s wait, when no broker answers

@@ -31,6 +31,7 @@ from orderstream.cli import (
     returns,
     run,
     schemas,
+    serve,
     shipping,
     status,
     stock,
@@ -246,6 +247,7 @@ app.add_typer(
 app.command(name="tail", rich_help_panel=READ)(tail.tail)
 
 app.command(name="status", rich_help_panel=OPERATE)(status.status)
+app.command(name="serve", rich_help_panel=OPERATE)(serve.serve)
 app.add_typer(
     dlq.app, name="dlq", rich_help_panel=OPERATE, help="Dead letters: list, show and retry records that failed."
 )

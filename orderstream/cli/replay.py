@@ -107,6 +107,12 @@ def projection(
         fail(str(exc.args[0]))
     settings = settings_of(ctx)
     require_broker(settings)  # seconds, not the consumer's own timeouts, when no broker answers
+    from orderstream.telemetry.exposition import MetricsServerError, serve
+
+    try:
+        serve(settings)  # with metrics_port set: /metrics shows the rebuild's progress while it runs
+    except MetricsServerError as exc:
+        fail(str(exc))
     with _progress(json_output, "applied") as progress:
         bar = _Bar(progress, name, "events")
         replay = projection_replay(

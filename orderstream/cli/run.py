@@ -23,15 +23,30 @@ def run(
             help="`all`, or service names: order, payment, inventory, shipping, projections.", show_default=False
         ),
     ],
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            help="Serve Prometheus /metrics on this port (setting metrics_port); under `all`, one target for every "
+            "child process.",
+            show_default=False,
+        ),
+    ] = None,
+    no_api: Annotated[bool, typer.Option("--no-api", help="With `all`: do not start the HTTP API (`serve`).")] = False,
 ) -> None:
     """Run services in the foreground. One name runs in this process; several (or `all`) run one child process each.
 
     Ctrl-C (SIGINT) or SIGTERM stops them all cleanly: open transactions finish or abort, consumers close.
     A second `run SERVICE` elsewhere joins the same consumer group and shares the partitions.
     """
+    from orderstream.config import ConfigError, with_overrides
     from orderstream.services.composition import SERVICES, UnknownService, build_service
+    from orderstream.telemetry.exposition import MetricsServerError, ProcessTree, serve
 
-    settings = settings_of(ctx)
+    try:
+        settings = with_overrides(settings_of(ctx), metrics_port=metrics_port)
+    except ConfigError as exc:
+        fail(f"--metrics-port: {exc.reason or exc}")
     if "all" in names and names != ["all"]:
         fail("`all` runs every service: give it alone, or name the services")
     selected = list(SERVICES) if names == ["all"] else names
@@ -49,20 +64,39 @@ def run(
             signal.signal(signum, lambda *_: stop.set())
         try:
             service = build_service(selected[0], settings)
-        except UnknownService as exc:
+            metrics = serve(settings)  # None unless metrics_port is set (and no supervisor serves for us)
+        except (UnknownService, MetricsServerError) as exc:
             fail(str(exc))
-        service.run(stop)
+        try:
+            service.run(stop)
+        finally:
+            if metrics is not None:
+                metrics.shutdown()
         return
-    _supervise(ctx, selected)
+    try:
+        tree = ProcessTree.start(settings)  # one /metrics for every child (prometheus-client multiprocess mode)
+    except MetricsServerError as exc:
+        fail(str(exc))
+    try:
+        _supervise(ctx, selected, api_port=None if names != ["all"] or no_api else settings.api_port, tree=tree)
+    finally:
+        if tree is not None:
+            tree.close()
 
 
-def _supervise(ctx: typer.Context, names: list[str]) -> None:
-    """One child process per service; a signal to the supervisor is passed to every child; a child that dies is
-    reported."""
+def _supervise(ctx: typer.Context, names: list[str], api_port: int | None = None, tree=None) -> None:
+    """One child process per service (and the HTTP API on api_port unless None); a signal to the supervisor is passed
+    to every child; a child that dies is reported. With a metrics ProcessTree, every child (the API too) writes its
+    metrics where the supervisor's /metrics reads them."""
     args = root_args(ctx)
+    env = tree.child_env() if tree is not None else None
     children = {
-        name: subprocess.Popen([sys.executable, "-m", "orderstream.cli.main", *args, "run", name]) for name in names
+        name: subprocess.Popen([sys.executable, "-m", "orderstream.cli.main", *args, "run", name], env=env)
+        for name in names
     }
+    if api_port is not None:
+        command = [sys.executable, "-m", "orderstream.cli.main", *args, "serve", "--port", str(api_port)]
+        children["api"] = subprocess.Popen(command, env=env)
     stopping = threading.Event()
 
     def forward(signum, _frame):
@@ -73,14 +107,22 @@ def _supervise(ctx: typer.Context, names: list[str]) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, forward)
-    failed = []
+    failed, api_reported = [], False
     while any(c.poll() is None for c in children.values()):
         for name, child in children.items():
+            if name == "api":  # the services keep running without their HTTP door (e.g. its port was taken)
+                if child.poll() not in (None, 0) and not api_reported and not stopping.is_set():
+                    api_reported = True
+                    typer.echo(f"error: the HTTP API exited with code {child.returncode}; the services go on", err=True)
+                continue
             if child.poll() not in (None, 0) and name not in failed and not stopping.is_set():
                 failed.append(name)
                 typer.echo(f"error: service {name} exited with code {child.returncode}; stopping the others", err=True)
                 forward(signal.SIGTERM, None)
         time.sleep(0.2)
+    if tree is not None:
+        for child in children.values():
+            tree.child_exited(child.pid)
     if failed:
         raise typer.Exit(code=1)
 

@@ -91,6 +91,8 @@ def _send(ctx: typer.Context, command: Command, wait: bool, as_json: bool) -> No
     extra = (
         {"carrier": command.carrier, "tracking_number": command.tracking_number} if hasattr(command, "carrier") else {}
     )
+    from orderstream.producers.outcomes import ShipmentOutcome
+
     send_command(
         ctx,
         command,
@@ -104,4 +106,5 @@ def _send(ctx: typer.Context, command: Command, wait: bool, as_json: bool) -> No
         accepted_as=order_id,
         version_label="order version",
         rejected_as=f"{command.type_name} {order_id}",
+        outcome_model=ShipmentOutcome,
     )

@@ -46,6 +46,7 @@ def add(
 
 
 def _send(ctx: typer.Context, command, wait: bool, as_json: bool) -> None:
+    from orderstream.producers.outcomes import RestockOutcome
     from orderstream.topology import INVENTORY_COMMANDS, INVENTORY_REPLIES
 
     send_command(
@@ -59,4 +60,5 @@ def _send(ctx: typer.Context, command, wait: bool, as_json: bool) -> None:
         fields={"sku": command.sku, "quantity": command.quantity},
         accepted_as=f"{command.sku} +{command.quantity}",
         rejected_as=f"restock of {command.sku}",
+        outcome_model=RestockOutcome,
     )

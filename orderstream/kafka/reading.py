@@ -42,3 +42,14 @@ def read_records(
             for topic, partition in list(remaining):
                 if consumer.position([TopicPartition(topic, partition)])[0].offset >= ends[(topic, partition)]:
                     remaining.discard((topic, partition))
+
+
+def consume_available(consumer: Any, max_records: int, timeout_s: float) -> list[Any]:
+    """Up to max_records records: waits up to timeout_s for the first one only, then takes what has already arrived.
+
+    consume(n, timeout) waits out its whole timeout unless n records arrive, so a reader that answers someone (a
+    reply, a live event) would add that timeout to every answer when traffic is light."""
+    first = consumer.poll(timeout_s)
+    if first is None:
+        return []
+    return [first, *consumer.consume(max_records - 1, 0)] if max_records > 1 else [first]

@@ -17,6 +17,7 @@ from typing import Any
 from orderstream.config import Settings
 from orderstream.domain.commands import Command, Reply
 from orderstream.kafka.consistency import ConsistencyToken
+from orderstream.telemetry.producer import SenderTelemetry
 
 SOURCE = "orderstream/cli"
 KAFKA_TIMEOUT_S = 10.0
@@ -73,6 +74,8 @@ class CommandSender:
         self.codec = Codec()
         self._producer = Producer(producer_config(settings, **{"linger.ms": 0}))
         self._reader: Any = None
+        self._telemetry = SenderTelemetry(settings)
+        self._logical_topic = commands_topic  # spans and metrics name topics without the prefix
 
     def __enter__(self) -> CommandSender:
         return self
@@ -92,12 +95,18 @@ class CommandSender:
             self._producer.flush(0)  # serves the purged records' reports; waits for nothing
 
     def send(self, command: Command, timeout_s: float = KAFKA_TIMEOUT_S) -> Sent:
+        """Write the command (with its trace context when tracing is on); counted in commands_sent_total."""
+        return self._telemetry.send(
+            command, self._logical_topic, lambda trace_headers: self._send(command, timeout_s, trace_headers)
+        )
+
+    def _send(self, command: Command, timeout_s: float, trace_headers: list[tuple[str, bytes]]) -> Sent:
         results: list[Any] = []
         self._producer.produce(
             self.commands_topic,
             key=command.aggregate_id.encode("utf-8"),
             value=self.codec.encode(command),
-            headers=self.codec.headers(command, self.source),
+            headers=self.codec.headers(command, self.source) + trace_headers,
             on_delivery=lambda error, record: results.append((error, record)),
         )
         self._producer.flush(timeout_s)

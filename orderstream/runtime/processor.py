@@ -63,6 +63,7 @@ from orderstream.runtime.processor_spec import (
 from orderstream.runtime.restore import ChangelogRestore, Restored
 from orderstream.runtime.state import Handled, KeyState, PartitionState
 from orderstream.schemas.errors import DecodeError
+from orderstream.telemetry.processor import ProcessorTelemetry
 from orderstream.topology import dlq_name
 
 __all__ = [
@@ -165,6 +166,10 @@ class Processor(Generic[S]):
         self._in_transaction = False
         self._fatal_recoveries = 0
         self.batches_committed = 0  # for tests and status
+        self._telemetry = ProcessorTelemetry(
+            settings, spec.service or spec.name, spec.name, spec.group_id, self._logical
+        )
+        self._tracing = self._telemetry.tracer  # None when tracing is off: then no per-record tracing work at all
 
     @property
     def owned(self) -> frozenset[int]:
@@ -256,6 +261,7 @@ class Processor(Generic[S]):
             self._dead_letter_changelog(restored)
         self._owned |= numbers
         consumer.assign(committed)
+        self._telemetry.rebalanced("assigned", partitions)
         log.info(
             "%s: assigned partitions %s; state rebuilt (%d changelog records replayed, %d repeats ignored, %d skipped) "
             "in %.2fs",
@@ -273,6 +279,7 @@ class Processor(Generic[S]):
         if self._in_transaction:
             self._abort_quietly("partitions revoked")
         numbers = {tp.partition for tp in partitions}
+        self._telemetry.rebalanced("revoked", partitions)
         self._checkpoints.write(self._states, numbers & self._owned)
         self._owned -= numbers  # the state stays in memory as a cache: replay from its checkpoint catches up
         log.info("%s: partitions %s revoked", self.name, sorted(numbers))
@@ -328,6 +335,8 @@ class Processor(Generic[S]):
     def _process(self, records: list[Any]) -> None:
         began = time.monotonic()
         batch = _Batch()
+        trace = self._telemetry.trace_batch(records)  # None when tracing is off
+        handle = self._handle if trace is None else trace.wrap(self._handle)
         for record in records:
             where = (record.topic(), record.partition())
             batch.first_offsets.setdefault(where, record.offset())
@@ -336,7 +345,7 @@ class Processor(Generic[S]):
             self._producer.begin_transaction()
             self._in_transaction = True
             for record in records:
-                self._handle(batch, record)
+                handle(batch, record)
             self._flush(batch)
             for reply in batch.replies:
                 self._produce(batch, reply(), None)
@@ -347,17 +356,20 @@ class Processor(Generic[S]):
                 lambda: producer.send_offsets_to_transaction(positions, group, KAFKA_TIMEOUT_S),
                 KAFKA_TIMEOUT_S + 5,
             )
-            self._commit_transaction()
+            self._telemetry.timed_commit(self._commit_transaction)
             self._in_transaction = False
         except KafkaException as exc:
+            self._telemetry.aborted(exc.args[0], trace)
             self._recover(exc.args[0], batch)
             return
-        except BaseException:
+        except BaseException as exc:
+            self._telemetry.aborted(exc, trace)
             self._abort_quietly("handler or decode error")
             raise
         self._apply(batch)
         self._fatal_recoveries = 0
         self.batches_committed += 1
+        self._telemetry.committed(records, batch.events, began, self._consumer, trace)
         log.info(
             "%s: batch of %d records (partitions %s) -> %d events, %d other records, %d replies; committed in %.0f ms",
             self.name,
@@ -425,6 +437,7 @@ class Processor(Generic[S]):
             batch.replies.append(outcome.reply)
 
     def _dead_letter(self, batch: _Batch, record: Any, error: Exception, stage: str) -> None:
+        self._telemetry.dead_lettered(record, stage, error)
         if retry_group(record) is not None:  # a retry that failed again: a marker, never a second letter
             produce_dead_letter(self._producer, dead_letter(record, self.spec.group_id, stage, error))
             batch.outputs += 1
@@ -449,11 +462,14 @@ class Processor(Generic[S]):
                 )
 
         extra = {} if output.partition is None else {"partition": output.partition}
+        headers = self.codec.headers(output.value, self.spec.source)
+        if self._tracing is not None:  # the context of the record being decided (none for replies)
+            headers += self._telemetry.context_headers()
         self._producer.produce(
             topic,
             key=output.key.encode("utf-8"),
             value=self.codec.encode(output.value),
-            headers=self.codec.headers(output.value, self.spec.source),
+            headers=headers,
             on_delivery=delivered,
             **extra,
         )

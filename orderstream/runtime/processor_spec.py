@@ -113,3 +113,4 @@ class ProcessorSpec(Generic[S]):
     producer_factory: Callable[[dict[str, Any]], Any] | None = None
     checkpoint_interval_s: float = 30.0
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    service: str = ""  # the service the stage belongs to (metrics and spans say so); "" = its name

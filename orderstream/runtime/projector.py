@@ -37,6 +37,7 @@ from typing import Any
 
 from orderstream import failpoints
 from orderstream.config import Settings
+from orderstream.telemetry.projector import ProjectorTelemetry
 from orderstream.topology import dlq_name
 from orderstream.views.registry import ProjectionSpec
 
@@ -137,7 +138,8 @@ class Projector:
         self.name = spec.name
         self.database_url = database_url or settings.database_url_for(spec.name)
         self.group_id = group_id or group_id_of(spec.name, settings.topic_prefix)
-        self.on_undecodable = on_undecodable or DeadLetterSink(settings, self.group_id)
+        self._telemetry = ProjectorTelemetry(settings, spec.name, self.group_id)
+        self.on_undecodable = self._telemetry.counting(on_undecodable or DeadLetterSink(settings, self.group_id))
         self.consumer_overrides = consumer_overrides or {}
         # its topics, and their DLQ topics for the retry requests addressed to its group (kafka/dead_letters.py)
         self.topics = [settings.topic(name) for name in (*spec.topics, *map(dlq_name, spec.topics))]
@@ -180,7 +182,7 @@ class Projector:
                     if not current:
                         continue  # the generation changed: `records` were read before the re-seek; read them again
                 if records:
-                    written = writer.submit(self._apply, messages, records)
+                    written = writer.submit(self._telemetry.apply, self._apply, messages, records)
             if written is not None:
                 self._settle(consumer, written)
                 written = None
@@ -215,9 +217,11 @@ class Projector:
                 self._mirrored[(tp.topic, tp.partition)] = tp.offset
         log.info("%s: assigned %s", self.name, ", ".join(f"{tp.topic}:{tp.partition}@{tp.offset}" for tp in partitions))
         consumer.assign(partitions)
+        self._telemetry.rebalanced("assigned")
 
     def _on_revoke(self, consumer, partitions) -> None:
         log.info("%s: revoked %s", self.name, ", ".join(f"{tp.topic}:{tp.partition}" for tp in partitions))
+        self._telemetry.rebalanced("revoked")
         for tp in partitions:  # their next owner mirrors them now: a later commit of ours would move the group back
             self._mirrored.pop((tp.topic, tp.partition), None)
         consumer.unassign()
@@ -272,6 +276,7 @@ class Projector:
             self._switch_generation(consumer, changed.generation)
             return False
         failpoints.point("after_sql_commit")
+        self._telemetry.settled(consumer, positions)
         self._commit_to_kafka(consumer, positions)
         return True
 

@@ -42,6 +42,7 @@ from sqlalchemy.engine import make_url
 from orderstream import failpoints
 from orderstream.config import Settings
 from orderstream.runtime.projector import group_id_of
+from orderstream.telemetry.rebuild import RebuildProgress
 from orderstream.topology import dlq_name
 from orderstream.views.base import ProjectionError
 from orderstream.views.registry import ProjectionSpec
@@ -138,7 +139,7 @@ class ProjectionReplay:
         self.spec = spec
         self.database_url = database_url or settings.database_url_for(spec.name)
         self.from_time = from_time
-        self.progress = progress or _Silent()
+        self.progress = RebuildProgress(spec.name, progress or _Silent())  # also the rebuild's progress metrics
         self.stop = stop or threading.Event()
         self.chase_timeout_s = chase_timeout_s
         self.processes = processes

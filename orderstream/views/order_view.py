@@ -23,11 +23,15 @@ column that `--as-of` folds, statuses up to 32 characters). Rebuild with `replay
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import base64
+import binascii
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, select
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, and_, or_, select
 
 from orderstream.domain.events import Event, OrderPaymentUpdated, OrderPlaced, OrderReturned
 from orderstream.topology import ORDERS_EVENTS
@@ -232,6 +236,115 @@ def list_orders(
         column = orders.c[sort]
         query = query.order_by(column.desc() if descending else column.asc(), orders.c.order_id).limit(limit)
         return [dict(row._mapping) for row in conn.execute(query)]
+
+
+class InvalidCursor(QueryError):
+    """A cursor this read model did not hand out (or one for another selection)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSelection:
+    """Which orders, in what order: the filters and the sort of a walk through the order view."""
+
+    customer_id: str | None = None
+    status: str | None = None
+    since: str | None = None  # RFC 3339 UTC text (base.utc_text)
+    sort: str = "placed_at"
+    descending: bool = True
+
+    def __post_init__(self) -> None:
+        if self.sort not in ORDER_SORTS:
+            raise QueryError(f"cannot sort by {self.sort!r}; choose from: {', '.join(ORDER_SORTS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCursor:
+    """Where a walk stopped: its selection and the sort key (sort value, order id) of the last order handed out.
+
+    Opaque to clients: url-safe base64 of a small JSON document. Keyset pagination: the next page is the orders
+    strictly after that key in the selection's order, so however many orders arrive or change meanwhile, an order
+    whose sort value does not change (placed_at, order_id, customer_id, total_minor never do) is handed out exactly
+    once; sorting by updated_at or status, an order that changes while the walk goes on may move past the cursor."""
+
+    selection: OrderSelection
+    last_value: Any
+    last_order_id: str
+
+    def encode(self) -> str:
+        s = self.selection
+        document = [1, s.customer_id, s.status, s.since, s.sort, s.descending, self.last_value, self.last_order_id]
+        return base64.urlsafe_b64encode(json.dumps(document, separators=(",", ":")).encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> OrderCursor:
+        try:
+            if len(text) > MAX_CURSOR_LENGTH:
+                raise ValueError("too long")
+            document = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+            version, customer_id, status, since, sort, descending, last_value, last_order_id = document
+            if version != 1 or not isinstance(descending, bool) or not isinstance(last_order_id, str):
+                raise TypeError("not a cursor")
+            for value in (customer_id, status, since):
+                if value is not None and not isinstance(value, str):
+                    raise TypeError("not a cursor")
+            selection = OrderSelection(customer_id, status, since, sort, descending)
+            expected = int if sort == "total_minor" else str
+            if not isinstance(last_value, expected) or isinstance(last_value, bool):
+                raise TypeError("not a cursor")
+        except (ValueError, TypeError, QueryError, binascii.Error, UnicodeDecodeError):
+            raise InvalidCursor("the cursor is not one this API handed out (use the `next` of the last page)") from None
+        return cls(selection, last_value, last_order_id)
+
+
+MAX_CURSOR_LENGTH = 4_096
+MAX_PAGE = 10_000
+
+
+def page_orders(
+    model: ViewReader, selection: OrderSelection, limit: int = 50, after: OrderCursor | None = None
+) -> tuple[list[dict[str, Any]], OrderCursor | None]:
+    """One page of order summaries of `selection`, after the cursor (None: from the start), and the cursor of the
+    next page (None when this page is the last)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise QueryError(f"a page holds 1 to {MAX_PAGE} orders, not {limit}")
+    if after is not None and after.selection != selection:
+        raise InvalidCursor("the cursor belongs to another selection (other filters or sort)")
+    with model.reading() as (conn, t):
+        orders = t["orders"]
+        query = select(*(orders.c[name] for name in SUMMARY_FIELDS))
+        if selection.customer_id is not None:
+            query = query.where(orders.c.customer_id == selection.customer_id)
+        if selection.status is not None:
+            query = query.where(orders.c.status == selection.status.upper())
+        if selection.since is not None:
+            query = query.where(orders.c.placed_at >= selection.since)
+        column, order_id = orders.c[selection.sort], orders.c.order_id
+        if after is not None:
+            if selection.sort == "order_id":
+                query = query.where(order_id > after.last_order_id)
+            else:
+                beyond = column < after.last_value if selection.descending else column > after.last_value
+                query = query.where(or_(beyond, and_(column == after.last_value, order_id > after.last_order_id)))
+        ordering = [column.desc() if selection.descending else column.asc()]
+        if selection.sort != "order_id":
+            ordering.append(order_id.asc())
+        rows = [dict(row._mapping) for row in conn.execute(query.order_by(*ordering).limit(limit + 1))]
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, OrderCursor(selection, last[selection.sort], last["order_id"])
+
+
+def walk_orders(model: ViewReader, selection: OrderSelection, page: int = 1_000) -> Iterator[dict[str, Any]]:
+    """Every order of the selection, page by page (one short read transaction per page, so a long export never
+    holds a snapshot open)."""
+    cursor = None
+    while True:
+        rows, cursor = page_orders(model, selection, page, cursor)
+        yield from rows
+        if cursor is None:
+            return
 
 
 def fold_timeline(

@@ -38,6 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from orderstream.domain.events import Event
+from orderstream.telemetry.tracing import trace_engine
 from orderstream.views.base import RowChanges, follow_versions
 from orderstream.views.bulk import BulkRows
 from orderstream.views.spec import ProjectionSpec
@@ -208,7 +209,7 @@ class ProjectionStore:
     def __init__(self, url: str, spec: ProjectionSpec, *, writer: bool = False) -> None:
         self.url = url
         self.spec = spec
-        self.engine = create_engine_for(url, writer=writer)
+        self.engine = trace_engine(create_engine_for(url, writer=writer))  # SQL spans when tracing is on
         self._tables: dict[int, TableSet] = {}
         self._bookkeeping_exists = False
         self._bulk = BulkRows(self.engine.dialect)

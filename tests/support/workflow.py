@@ -149,7 +149,7 @@ def start_pipeline(kafka_bootstrap: str, base: Path, database_url: str | None, e
         env["ORDERSTREAM_DATABASE_URL"] = database_url
     root = ["-b", kafka_bootstrap, "--topic-prefix", settings.topic_prefix, "--data-dir", str(settings.data_dir)]
     processes, logs = [], []
-    for name, args in [("all", ["run", "all"]), *((f"{s}-2", ["run", s]) for s in SECOND_INSTANCES)]:
+    for name, args in [("all", ["run", "all", "--no-api"]), *((f"{s}-2", ["run", s]) for s in SECOND_INSTANCES)]:
         log = base / f"{name}.log"
         with log.open("w") as handle:
             processes.append(
