@@ -45,6 +45,7 @@ def return_order(
     from orderstream.domain.commands import ReturnItem, ReturnOrder
     from orderstream.domain.order import validate_return_order
     from orderstream.domain.validation import ValidationError
+    from orderstream.producers.outcomes import ReturnOutcome
 
     try:
         command = ReturnOrder(
@@ -73,6 +74,7 @@ def return_order(
             "restock": command.restock,
         },
         accepted_as=f"return of {order_id}",
+        outcome_model=ReturnOutcome,
         version_label="order version",
         rejected_as=f"ReturnOrder {order_id}",
     )
