@@ -9,8 +9,10 @@ The steps, with what each guarantees:
    sees no rebalance, and it never commits). It starts at the beginning of each partition (--from-beginning) or at
    min(offsets_for_times(T), live offset) (--from-time, see replay_scope.py) and targets the high watermarks (the
    last stable offsets, read_committed) seen at start: the progress bar measures against them.
-4. Build: batches are folded into N+1 through ProjectionStore.apply(shadow=True): rows and N+1's offsets in one
-   transaction, exactly as the live projector does for N. Nothing else is written anywhere: no producer exists here.
+4. Build: batches are folded into N+1 through ProjectionStore.apply(shadow=True, bulk=True): rows and N+1's offsets
+   in one transaction, exactly as the live projector does for N, with the view's bulk fold (spec.bulk: tuples, plain
+   INSERT / COPY for rows only ever appended) into tables created without their secondary indexes, which are built
+   once, before the swap. Nothing else is written anywhere: no producer exists here.
    A record the live projector dead-letters (it cannot be decoded, or does not follow its aggregate's state: a gap)
    is skipped here the same way, and a repeated version is ignored the same way (views/base.follow_versions), so
    the rebuilt view equals the live one. The replay writes no letter: the live projector's group writes it, once.
@@ -205,7 +207,7 @@ class ProjectionReplay:
             log.info("%s: dropping generation %d (half-built or replaced before)", self.spec.name, old)
             store.drop_generation(old)
         target = live + 1
-        store.create_generation(target)
+        store.create_generation(target, defer_indexes=True)  # bulk load first, index once (create_indexes below)
         log.info("%s: building generation %d next to live generation %d", self.spec.name, target, live)
 
         consumer = self.new_consumer()
@@ -225,6 +227,7 @@ class ProjectionReplay:
                 reached = self.parallel_build(self, target, starts, ends, rebuilt, copied_up_to)
             else:
                 reached = self.consume_into(consumer, store, target, starts, ends, skip, "replay")
+            store.create_indexes(target)
             reached = self._swap(consumer, store, target, live, reached, skip)
         finally:
             consumer.close()
@@ -362,7 +365,7 @@ class ProjectionReplay:
                 records.append(Record(message.topic(), message.partition(), message.offset(), event))
             if records:
                 try:
-                    store.apply(records, target, shadow=True)
+                    store.apply(records, target, shadow=True, bulk=True)
                 except ProjectionError:
                     self._apply_one_by_one(store, target, messages, records)
                 self.progress.advance(0, sum(1 for r in records if r.event is not None))
