@@ -109,7 +109,7 @@ def interleaved(draw, histories: Sequence[Sequence[Event]]) -> list[Event]:
 
 def reference(histories: Iterable[Sequence[Event]]) -> dict[str, dict[str, list[tuple]]]:
     """Expected public rows of every view: projection -> role -> rows (tuples in table column order), sorted."""
-    orders, lines, timeline = [], [], []
+    orders, lines, timeline, returns = [], [], [], []
     customers: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     daily: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     statuses: Counter[str] = Counter()
@@ -130,6 +130,12 @@ def reference(histories: Iterable[Sequence[Event]]) -> dict[str, dict[str, list[
              e.payment_status.value if isinstance(e, OrderPaymentUpdated) else None, STATUS_AFTER.get(type(e)))
             for e in history
         ]  # fmt: skip
+        back: Counter[str] = Counter()
+        for e in history:
+            if isinstance(e, OrderReturned):
+                for line in e.lines:
+                    back[line.sku] += line.quantity
+        returns += [(placed.order_id, sku, quantity) for sku, quantity in back.items()]
         entry = customers[(placed.customer_id, placed.currency)]
         entry[0] += 1
         refunded = sum(e.refund_minor for e in history if isinstance(e, OrderReturned))
@@ -141,7 +147,12 @@ def reference(histories: Iterable[Sequence[Event]]) -> dict[str, dict[str, list[
                 cell[0] += line.quantity
                 cell[1] += line.amount_minor
     return {
-        "order-view": {"orders": sorted(orders), "lines": sorted(lines), "timeline": sorted(timeline)},
+        "order-view": {
+            "orders": sorted(orders),
+            "lines": sorted(lines),
+            "timeline": sorted(timeline),
+            "returns": sorted(returns),
+        },
         "customer-view": {"customers": sorted(k + tuple(v) for k, v in customers.items())},
         "sales-view": {
             "daily": sorted(k + tuple(v) for k, v in daily.items()),
@@ -151,7 +162,7 @@ def reference(histories: Iterable[Sequence[Event]]) -> dict[str, dict[str, list[
 
 
 PUBLIC_ROLES = {
-    "order-view": ("orders", "lines", "timeline"),
+    "order-view": ("orders", "lines", "timeline", "returns"),
     "customer-view": ("customers",),
     "sales-view": ("daily", "statuses"),
 }
