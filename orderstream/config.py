@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_ca_location: str | None = None
+    service_credentials: Path | None = Field(
+        None,
+        description="TOML file of per-service SASL credentials ([order] username, password; ...) written by "
+        "`orderstream security init`: `run SERVICE` then authenticates as that service's own principal",
+    )
 
     # Topics.
     topic_prefix: str = Field("", description="prepended to every topic name (isolates tests and environments)")

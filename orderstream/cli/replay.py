@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from orderstream.cli.common import err_console, fail, print_json, require_broker, settings_of
+from orderstream.cli.common import err_console, fail, print_json, require_broker, settings_of, usage_error
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
 
@@ -26,7 +26,7 @@ def _time(text: str | None, option: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        fail(f"{option} {text!r} is not an ISO 8601 time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)")
+        usage_error(f"{option} {text!r} is not an ISO 8601 time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -99,12 +99,12 @@ def projection(
     from orderstream.views.store import StoreError
 
     if from_beginning == (from_time is not None):
-        fail("choose one of --from-beginning or --from-time TIME")
+        usage_error("choose one of --from-beginning or --from-time TIME")
     moment = _time(from_time, "--from-time")
     try:
         spec = spec_of(name)
     except KeyError as exc:
-        fail(str(exc.args[0]))
+        usage_error(str(exc.args[0]))
     settings = settings_of(ctx)
     require_broker(settings)  # seconds, not the consumer's own timeouts, when no broker answers
     from orderstream.telemetry.exposition import MetricsServerError, serve
@@ -202,6 +202,10 @@ def topic(
             fail(str(exc), 130)
         except CopyError as exc:
             fail(str(exc))  # a Kafka error goes to the CLI's root, which names the broker and what to do
+        except Exception:  # the root reports it in one line: the bar goes away first, so that line is all there is
+            progress.live.transient = True
+            progress.console.quiet = not progress.console.is_terminal  # elsewhere rich would still end with a newline
+            raise
     summary = {
         "source": result.source, "destination": result.destination, "created": result.created,
         "same_partitioning": result.same_partitioning, "copied": result.copied, "examined": result.examined,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from orderstream.cli.commands import send_command
-from orderstream.cli.common import fail
+from orderstream.cli.common import fail_input
 
 if TYPE_CHECKING:
     from orderstream.domain.commands import Command
@@ -55,7 +55,7 @@ def ship(
         )
         validate_ship_order(command)
     except ValidationError as exc:
-        fail(str(exc))
+        fail_input(exc)
     _send(ctx, command, wait, as_json)
 
 
@@ -80,7 +80,7 @@ def deliver(
         )
         validate_deliver_order(command)
     except ValidationError as exc:
-        fail(str(exc))
+        fail_input(exc)
     _send(ctx, command, wait, as_json)
 
 

@@ -32,6 +32,21 @@ class ReplyTimeout(TimeoutError):
     """The command was written but no reply arrived in time (is the service running?)."""
 
 
+class OutcomeTimeout(ReplyTimeout):
+    """The order was accepted but reached no outcome in time (are the payment and inventory services running?)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderOutcome:
+    """Where an accepted order ended up: CONFIRMED, REJECTED (with the reason) or CANCELLED (with the reason), at
+    which version, and the read-your-writes token of that event."""
+
+    status: str
+    reason: str
+    version: int
+    token: ConsistencyToken
+
+
 @dataclass(frozen=True, slots=True)
 class Sent:
     topic: str
@@ -146,6 +161,45 @@ class CommandSender:
                 f"no reply to command {command.command_id} within {timeout_s:g}s (is the service running?)"
             )
         return Outcome(sent, reply)
+
+    def await_order_outcome(self, accepted: Outcome, timeout_s: float | None = None) -> OrderOutcome:
+        """After an accepted PlaceOrder: read the order's partition of its events topic from the reply's token on,
+        until the order's outcome event (OrderConfirmed, OrderRejected or OrderCancelled), or raise OutcomeTimeout.
+
+        A record that does not decode is passed over: this reader only watches; the services dead-letter it."""
+        from confluent_kafka import TopicPartition
+
+        from orderstream.domain.events import OrderCancelled, OrderConfirmed, OrderRejected
+        from orderstream.schemas.errors import DecodeError
+
+        statuses = {OrderConfirmed: "CONFIRMED", OrderRejected: "REJECTED", OrderCancelled: "CANCELLED"}
+        token, order_id = accepted.token, accepted.reply.aggregate_id
+        timeout_s = self.settings.wait_timeout_s if timeout_s is None else timeout_s
+        if token is None:
+            raise SendError(f"the reply to command {accepted.reply.command_id} names no event to follow")
+        deadline = time.monotonic() + timeout_s
+        topic, key = self.settings.topic(token.topic), order_id.encode("utf-8")
+        reader = self._reader_consumer()
+        reader.assign([TopicPartition(topic, token.partition, token.offset + 1)])
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                for record in reader.consume(100, min(left, 0.5)):
+                    if record.error() is not None or record.key() != key:
+                        continue
+                    try:
+                        event = self.codec.decode(record.value())
+                    except DecodeError:  # garbage on the topic: the services dead-letter it, a watcher passes
+                        continue
+                    status = statuses.get(type(event))
+                    if status is not None:
+                        at = ConsistencyToken(token.topic, record.partition(), record.offset())
+                        return OrderOutcome(status, getattr(event, "reason", ""), event.version, at)
+        finally:
+            reader.unassign()
+        raise OutcomeTimeout(
+            f"order {order_id} was accepted but reached no outcome within {timeout_s:g}s "
+            "(are the payment and inventory services running? `orderstream status` shows)"
+        )
 
     def _reader_consumer(self) -> Any:
         if self._reader is None:

@@ -39,7 +39,7 @@ from typing import Any, Generic, TypeVar
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from orderstream.config import Settings
-from orderstream.kafka.clients import consumer_config, producer_config
+from orderstream.kafka.clients import consumer_config, producer_config, raise_on_authentication_failure
 from orderstream.kafka.dead_letters import (
     READER_RESTORE,
     DeadLetter,
@@ -94,7 +94,16 @@ DEFAULT_CONSUMER_OVERRIDES = {
 DEFAULT_PRODUCER_OVERRIDES = {"transaction.timeout.ms": 30_000, "linger.ms": 1}
 KAFKA_TIMEOUT_S = 30.0
 COMMIT_ATTEMPTS = 4  # a commit that times out is resumed (see Processor._commit_transaction)
+# send_offsets_to_transaction answers in milliseconds, or hangs (librdkafka #5456) when its coordinator went away:
+# past this deadline the producer is replaced, so a broker restart costs seconds, not 35 s per stage.
+SEND_OFFSETS_DEADLINE_S = 10.0
+INIT_ATTEMPTS = 6  # init_transactions that times out is resumed: a restarted coordinator can take a while
 MAX_FATAL_RECOVERIES = 3
+# Errors after which the producer is replaced rather than used again. A broker connection lost (a broker restart): the
+# first transaction after it blocked in send_offsets_to_transaction for the full deadline, stage after stage. A
+# transaction whose records timed out: the same producer went on failing every transaction that way, for minutes.
+CONNECTION_LOST = {"_TRANSPORT", "_ALL_BROKERS_DOWN"}
+STUCK = {"_MSG_TIMED_OUT", "_TIMED_OUT", "_TIMED_OUT_QUEUE"}
 
 
 def _with_deadline(what: str, call: Callable[[], Any], deadline_s: float) -> Any:
@@ -164,6 +173,7 @@ class Processor(Generic[S]):
         self._producer: Any = None
         self._consumer: Any = None
         self._in_transaction = False
+        self._connection_lost = False  # set by the producer's error callback or a revocation: replace it first
         self._fatal_recoveries = 0
         self.batches_committed = 0  # for tests and status
         self._telemetry = ProcessorTelemetry(
@@ -232,11 +242,38 @@ class Processor(Generic[S]):
 
     def _new_producer(self) -> Any:
         config = producer_config(
-            self.settings, self.spec.transactional_id, **(DEFAULT_PRODUCER_OVERRIDES | self.spec.producer_overrides)
+            self.settings,
+            self.spec.transactional_id,
+            **(DEFAULT_PRODUCER_OVERRIDES | {"error_cb": self._on_producer_error} | self.spec.producer_overrides),
         )
         producer = (self.spec.producer_factory or Producer)(config)
-        producer.init_transactions(KAFKA_TIMEOUT_S)  # fences any older producer with our id, aborts its open txn
-        return producer
+        self._connection_lost = False
+        for attempt in range(1, INIT_ATTEMPTS + 1):
+            try:
+                producer.init_transactions(KAFKA_TIMEOUT_S)  # fences any older producer with our id, aborts its txn
+                return producer
+            except KafkaException as exc:  # a coordinator still loading, or the old producer's txn still aborting
+                if attempt == INIT_ATTEMPTS or not exc.args[0].retriable() or exc.args[0].fatal():
+                    raise
+                log.warning("%s: init_transactions not finished (%s); calling it again", self.name, exc.args[0])
+        raise AssertionError("unreachable")
+
+    def _on_producer_error(self, error: Any) -> None:
+        """The producer's error callback: authentication failures raise (as for every client); a lost broker
+        connection marks the producer to be replaced before the next transaction (see CONNECTION_LOST)."""
+        raise_on_authentication_failure(error)
+        if error.name() in CONNECTION_LOST:
+            self._connection_lost = True
+
+    def _replace_if_stale(self) -> None:
+        """Before a transaction: a producer that lost its broker connection since the last one is replaced by a new
+        one (init_transactions fences it). Its callbacks are served first, so a loss it saw is known here."""
+        self._producer.poll(0)
+        if self._connection_lost:
+            log.warning(
+                "%s: broker connection lost or partitions moved; a new producer for the next transaction", self.name
+            )
+            self._producer = self._new_producer()
 
     def _is_error_event(self, record: Any) -> bool:
         error = record.error()
@@ -278,6 +315,7 @@ class Processor(Generic[S]):
         # open here; abort defensively if one is.
         if self._in_transaction:
             self._abort_quietly("partitions revoked")
+        self._connection_lost = True  # a revocation often follows a lost coordinator: start afresh (one init, ms)
         numbers = {tp.partition for tp in partitions}
         self._telemetry.rebalanced("revoked", partitions)
         self._checkpoints.write(self._states, numbers & self._owned)
@@ -341,6 +379,7 @@ class Processor(Generic[S]):
             where = (record.topic(), record.partition())
             batch.first_offsets.setdefault(where, record.offset())
             batch.next_offsets[where] = record.offset() + 1
+        self._replace_if_stale()
         try:
             self._producer.begin_transaction()
             self._in_transaction = True
@@ -354,7 +393,7 @@ class Processor(Generic[S]):
             _with_deadline(  # see _with_deadline: this call can block past its own timeout
                 "send_offsets_to_transaction",
                 lambda: producer.send_offsets_to_transaction(positions, group, KAFKA_TIMEOUT_S),
-                KAFKA_TIMEOUT_S + 5,
+                SEND_OFFSETS_DEADLINE_S,
             )
             self._telemetry.timed_commit(self._commit_transaction)
             self._in_transaction = False
@@ -508,21 +547,29 @@ class Processor(Generic[S]):
 
     def _recover(self, error: Any, batch: _Batch) -> None:
         """Abort (or, after a fatal error, replace the producer), drop the batch's state, rewind the consumer."""
+        stuck = error.name() in STUCK  # the same producer would time out again: replace it (see STUCK)
         log.warning(
             "%s: transaction failed (%s); %s",
             self.name,
             error,
-            "recreating the producer" if error.fatal() else "aborting and retrying the batch",
+            "recreating the producer"
+            if error.fatal()
+            else "aborting, replacing the producer and retrying the batch"
+            if stuck
+            else "aborting and retrying the batch",
         )
         if not error.fatal():
             try:
                 self._producer.abort_transaction(KAFKA_TIMEOUT_S)
                 self._in_transaction = False
             except KafkaException as exc:
-                if not exc.args[0].fatal():
+                if not exc.args[0].fatal() and not (stuck and exc.args[0].retriable()):
                     raise ProcessorError(f"{self.name}: cannot abort the transaction: {exc}") from exc
-                error = exc.args[0]
-        if error.fatal():
+                error = exc.args[0]  # the new producer's init_transactions aborts what this one could not
+        if stuck and not error.fatal():
+            self._in_transaction = False
+            self._producer = self._new_producer()
+        elif error.fatal():
             self._fatal_recoveries += 1
             if self._fatal_recoveries > MAX_FATAL_RECOVERIES:
                 raise ProcessorError(f"{self.name}: {self._fatal_recoveries} fatal producer errors in a row: {error}")

@@ -83,4 +83,4 @@ def test_as_of_equals_the_fold_of_the_events_up_to_that_moment(db_url, tmp_path,
     result = runner.invoke(
         app, ["--data-dir", str(tmp_path), "query", "order", history[0].order_id, "--as-of", "yesterday"]
     )
-    assert result.exit_code == 1 and "--as-of 'yesterday' is not an ISO 8601 time" in result.output
+    assert result.exit_code == 2 and "--as-of 'yesterday' is not an ISO 8601 time" in result.output

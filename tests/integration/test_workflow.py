@@ -165,6 +165,28 @@ def test_a_line_out_of_stock_rejects_the_order_releases_the_other_lines_and_void
     check_books(pipeline, ["WF-O1", "WF-O2"], [order_id])
 
 
+def test_place_can_wait_for_the_orders_outcome_not_only_the_reply(pipeline: Pipeline):
+    pipeline.restock("WF-W1", 1)
+    confirmed = pipeline.json("place", "--customer", "c-wait", "--item", "WF-W1:1:4.00", "--wait-for", "outcome")
+    assert (confirmed["accepted"], confirmed["outcome"], confirmed["reason"]) == (True, "CONFIRMED", None)
+    # its token is the outcome's: a read after it sees the order confirmed, at once
+    after = pipeline.json("query", "order", confirmed["order_id"], "--after", confirmed["token"])
+    assert (after["status"], after["version"]) == ("CONFIRMED", confirmed["version"])
+
+    text = pipeline.cli("place", "--customer", "c-wait", "--item", "WF-W1:1:4.00", "--wait-for", "outcome", expect=1)
+    (line,) = text.stderr.strip().splitlines()  # the only unit is taken: the order is accepted, then rejected
+    assert line.startswith("error: o-") and " REJECTED: " in line and text.stdout == "", text.stderr
+    rejected = pipeline.cli(
+        "place", "--customer", "c-wait", "--item", "WF-W1:1:4.00", "--wait-for", "outcome", "--json", expect=1
+    )
+    body = json.loads(rejected.stdout)
+    assert (body["accepted"], body["outcome"]) == (True, "REJECTED") and body["reason"], body
+    timeline = pipeline.order_reaches(body["order_id"], "REJECTED")["timeline"]
+    assert {"type": "OrderRejected", "version": body["version"]}.items() <= next(
+        t for t in timeline if t["type"] == "OrderRejected"
+    ).items()
+
+
 def test_over_the_credit_limit_the_order_is_rejected_and_its_stock_released(pipeline: Pipeline):
     pipeline.restock("WF-C1", 10)
     first = pipeline.place("c-credit", "WF-C1:1:800.00")
