@@ -29,6 +29,7 @@ from orderstream.cli import (
     orders,
     query,
     replay,
+    returns,
     run,
     schemas,
     security,
@@ -264,6 +265,7 @@ app.command(name="cancel", rich_help_panel=WRITE)(orders.cancel)
 app.add_typer(stock.app, name="stock", rich_help_panel=WRITE, help="Inventory commands: add units of a SKU to stock.")
 app.command(name="ship", rich_help_panel=WRITE)(shipping.ship)
 app.command(name="deliver", rich_help_panel=WRITE)(shipping.deliver)
+app.command(name="return", rich_help_panel=WRITE)(returns.return_order)
 app.command(name="generate", rich_help_panel=WRITE)(generate.generate)
 
 app.add_typer(

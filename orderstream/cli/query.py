@@ -1,4 +1,4 @@
-"""`orderstream query order|orders|sales|customer|stock`: read the projections through their query interface.
+"""`orderstream query order|orders|sales|customer|stock|payments`: read the projections through their query interface.
 
 --json prints only JSON on stdout: what the query functions of the view modules return, with stable field
 names (docs/ARCHITECTURE.md describes the views); without it, rich tables for people.
@@ -317,3 +317,43 @@ def stock(
     for row in rows:
         table.add_row(row["sku"], str(row["on_hand"]), str(row["reserved"]), str(row["available"]))
     console().print(table)
+
+
+@app.command("payments")
+def payments(
+    ctx: typer.Context,
+    order_id: Annotated[str | None, typer.Option("--order", help="Only this order.", show_default=False)] = None,
+    customer: Annotated[
+        str | None,
+        typer.Option("--customer", help="Only this customer's orders, and their totals.", show_default=False),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many orders.", min=1)] = 100,
+    json_output: JsonOption = False,
+) -> None:
+    """Money per order (and per customer with --customer): authorized, captured, refunded, voided and outstanding
+    (authorized, neither captured nor voided: what holds the credit limit)."""
+    from orderstream.views.payment_view import NAME, customer_payments, order_payments
+
+    settings = settings_of(ctx)
+    with _open(settings, NAME) as model:
+        orders = order_payments(model, order_id=order_id, customer_id=customer, limit=limit)
+        totals = customer_payments(model, customer) if customer is not None else []
+    if order_id is not None and not orders:
+        fail(f"order {order_id} not found in {NAME}")
+    if json_output:
+        print_json({"orders": orders, "customers": totals})
+        return
+    from rich.table import Table
+
+    columns = ("authorized_minor", "captured_minor", "refunded_minor", "voided_minor", "outstanding_minor")
+    table = Table("order", "customer", "status", *(c.removesuffix("_minor") for c in columns), title="payments")
+    for row in orders:
+        amounts = (_money(row[c], row["currency"]) for c in columns)
+        table.add_row(row["order_id"], row["customer_id"], row["status"], *amounts)
+    console().print(table)
+    if totals:
+        table = Table("customer", "currency", *(c.removesuffix("_minor") for c in columns), title="per customer")
+        for row in totals:
+            amounts = (_money(row[c], row["currency"]) for c in columns)
+            table.add_row(row["customer_id"], row["currency"], *amounts)
+        console().print(table)

@@ -68,3 +68,6 @@ class ProjectionSpec:
     project: Callable[[Sequence[Event], StateRows], RowChanges]
     replay_scope: ReplayScope | None = None  # None: `replay projection --from-time` refuses it (rebuild it whole)
     bulk: BulkForm | None = None  # None: rebuilds and far-behind batches use project() too
+    # True: the events' versions only increase per aggregate id, with gaps (payments.events: a payment event's version
+    # is its place in the customer's ledger, keyed by order id); repeats are still left out.
+    version_gaps: bool = False

@@ -431,7 +431,8 @@ class ProjectionStore:
         if not events:
             return fresh, None
         current = self._bulk.load(conn, self.tables(generation)[self.spec.state_role], {e.aggregate_id for e in events})
-        events = follow_versions(events, current)  # repeats left out, a gap raises ProjectionError
+        # repeats left out, a gap raises ProjectionError (unless the view's versions only increase: spec.version_gaps)
+        events = follow_versions(events, current, gaps=self.spec.version_gaps)
         if not events:
             return fresh, None
         if bulk and self.spec.bulk is not None:

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from orderstream.views.base import ProjectionError
+from orderstream.views.base import ProjectionError, RowChanges
 from orderstream.views.order_view import bulk_fold, project
 from orderstream.views.registry import spec_of
 from orderstream.views.store import ProjectionStore, Record
@@ -140,6 +140,10 @@ def test_both_folds_refuse_the_same_batches(case):
                 bulk_fold(events, current)
             return
         rows = bulk_fold(events, current)
+        if isinstance(rows, RowChanges):  # a batch with a return is folded by project() itself
+            assert rows == changes
+            state.update({key[0]: row for key, row in changes.upserts["orders"].items()})
+            continue
         for role, (kind, tuples) in rows.items():
             expected = changes.upserts.get(role, {})
             assert sorted(tuples) == sorted(tuple(row.values()) for row in expected.values()), role

@@ -238,6 +238,31 @@ def _confirmed(order_id, at):
     )
 
 
+def _shipped(order_id, at):
+    from orderstream.domain.events import OrderShipped
+
+    return OrderShipped(
+        event_id=f"{order_id}-3",
+        version=3,
+        occurred_at=at,
+        correlation_id=order_id,
+        causation_id="c",
+        order_id=order_id,
+        carrier="DHL",
+        tracking_number="T",
+    )
+
+
+def ship_in_sales_view(url_template: str, topic: str = TOPIC) -> None:
+    """o1 and o2 shipped (captured), as the sales view alone sees it (offsets 5-6): only captured orders are sales."""
+    stores, generations = open_stores(url_template)
+    at = datetime(2024, 5, 3, 10, tzinfo=UTC)
+    shipped = [Record(topic, 0, 5 + n, e) for n, e in enumerate([_shipped("o1", at), _shipped("o2", at)])]
+    stores["sales-view"].apply(shipped, generations["sales-view"])
+    for store in stores.values():
+        store.dispose()
+
+
 def fill_shop(url_template: str, topic: str = TOPIC) -> str:
     """Three orders of two customers projected into every view, read from offsets 0-4 of `topic` partition 0;
     returns the URL template."""
@@ -265,8 +290,9 @@ def test_order_queries_filter_sort_and_limit(shop):
     with queries.ReadModel(url_of(shop, "order-view"), "order-view") as model:
         detail = order_view.order_detail(model, "o1")
         assert detail["lines"] == [
-            {"sku": "A", "quantity": 2, "unit_price_minor": 100}, {"sku": "B", "quantity": 1, "unit_price_minor": 50}
-        ]  # fmt: skip
+            {"sku": "A", "quantity": 2, "unit_price_minor": 100, "returned_quantity": 0},
+            {"sku": "B", "quantity": 1, "unit_price_minor": 50, "returned_quantity": 0},
+        ]
         assert [(e["type"], e["version"]) for e in detail["timeline"]] == [("OrderPlaced", 1), ("OrderConfirmed", 2)]
         assert (detail["status"], detail["version"], detail["total_minor"]) == ("CONFIRMED", 2, 250)
         assert [o["order_id"] for o in order_view.list_orders(model)] == ["o3", "o2", "o1"]
@@ -287,6 +313,9 @@ def test_order_queries_filter_sort_and_limit(shop):
 
 def test_sales_and_customer_queries(shop):
     with queries.ReadModel(url_of(shop, "sales-view"), "sales-view") as model:
+        assert sales_view.sales(model, by="sku") == [], "confirmed orders are authorized, not captured: no revenue yet"
+    ship_in_sales_view(shop)
+    with queries.ReadModel(url_of(shop, "sales-view"), "sales-view") as model:
         assert sales_view.sales(model, by="sku") == [
             {"sku": "A", "currency": "EUR", "units": 3, "revenue_minor": 300},
             {"sku": "B", "currency": "EUR", "units": 1, "revenue_minor": 50},
@@ -296,8 +325,8 @@ def test_sales_and_customer_queries(shop):
             {"day": "2024-05-02", "currency": "EUR", "units": 1, "revenue_minor": 100},
         ]
         assert sales_view.status_counts(model) == [
-            {"status": "CONFIRMED", "orders": 2},
             {"status": "PLACED", "orders": 1},
+            {"status": "SHIPPED", "orders": 2},
         ]
     with queries.ReadModel(url_of(shop, "customer-view"), "customer-view") as model:
         assert customer_view.customer_summary(model, "alice") == [
@@ -323,6 +352,7 @@ def test_cli_queries(settings, db_url, monkeypatch):
         producer.produce(topic, key=b"k", value=f"record {n}".encode(), partition=0)
     assert producer.flush(30) == 0
     shop = fill_shop(db_url, topic)
+    ship_in_sales_view(shop, topic)
     monkeypatch.setenv("ORDERSTREAM_DATABASE_URL", shop)
     runner = CliRunner()
     base = ["-b", settings.effective_bootstrap, "--data-dir", str(settings.data_dir)]
