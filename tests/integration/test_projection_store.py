@@ -387,4 +387,4 @@ def test_cli_queries(settings, db_url, monkeypatch):
     wrong = runner.invoke(app, [*base, "query", "order", "o1", "--after", "payments.events:0:1"])
     assert wrong.exit_code == 1 and "order-view projects orders.events" in wrong.stderr
     bad = runner.invoke(app, [*base, "query", "orders", "--status", "LOST"])
-    assert bad.exit_code == 1 and "unknown status" in bad.stderr
+    assert bad.exit_code == 2 and "unknown status" in bad.stderr  # not one of the listed choices: a usage error
