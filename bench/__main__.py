@@ -20,7 +20,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small counts (a smoke run, not a measurement)")
     parser.add_argument(
-        "--only", nargs="*", default=None, help="benchmarks to run: help, produce, rebuild, latency, query, memory, registry"
+        "--only",
+        nargs="*",
+        default=None,
+        help="benchmarks to run: help, produce, rebuild, latency, query, memory, console, http, telemetry, registry",
     )
     args = parser.parse_args()
     scale = 0.05 if args.quick else 1.0

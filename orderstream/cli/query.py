@@ -1,4 +1,4 @@
-"""`orderstream query order|orders|sales|customer|stock`: read the projections through their query interface.
+"""`orderstream query order|orders|sales|customer|stock|payments`: read the projections through their query interface.
 
 --json prints only JSON on stdout: what the query functions of the view modules return, with stable field
 names (docs/ARCHITECTURE.md describes the views); without it, rich tables for people.
@@ -7,12 +7,14 @@ names (docs/ARCHITECTURE.md describes the views); without it, rich tables for pe
 
 from __future__ import annotations
 
+import math
+import sys
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
-from orderstream.cli.common import console, fail, id_column, print_json, settings_of
+from orderstream.cli.common import console, fail, id_column, print_json, settings_of, usage_error
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
 
@@ -21,7 +23,6 @@ TimeoutOption = Annotated[
     float | None,
     typer.Option("--timeout", help="Seconds --after waits for the view (default: the wait_timeout_s setting).", min=0),
 ]
-TOKEN_CHECK_TIMEOUT_S = 5.0  # the most asking the broker whether an --after token can exist takes
 
 
 def _open(settings, projection: str):
@@ -35,107 +36,28 @@ def _open(settings, projection: str):
 
 
 def _wait_for(settings, projection: str, token_text: str, timeout_s: float | None) -> None:
-    """Block until the projection's stored next offset on the token's partition is past the token's offset.
-
-    A token not applied yet is first checked against the broker (_check_token): one naming a partition or an offset
-    its topic does not have would otherwise be waited for until the timeout, which then blamed the projections.
-    """
-    import math
-    import time
-
-    from orderstream.views.queries import ReadModel
-    from orderstream.views.store import NotInitialized, StoreError
-
-    token = _token_for(projection, token_text)
-    timeout_s = settings.wait_timeout_s if timeout_s is None else timeout_s
-    if not math.isfinite(timeout_s):
-        fail(f"--timeout must be a finite number of seconds, got {timeout_s:g}")
-    deadline = time.monotonic() + timeout_s
-    url, topic = settings.database_url_for(projection), settings.topic(token.topic)
-    model, next_offset, checked = None, None, False
-    try:
-        while True:
-            try:
-                model = model or ReadModel(url, projection)
-                next_offset = model.next_offset(topic, token.partition)
-            except NotInitialized:
-                next_offset = None
-            if token.is_applied(next_offset):
-                return
-            if not checked:
-                _check_token(settings, token, min(TOKEN_CHECK_TIMEOUT_S, max(1.0, deadline - time.monotonic())))
-                checked = True
-            if time.monotonic() >= deadline:
-                behind = token.offset + 1 - (next_offset or 0)
-                fail(
-                    f"{projection} is behind by {behind} event(s) on {token.topic} partition {token.partition} after "
-                    f"{timeout_s:g}s (it has applied up to offset {(next_offset or 0) - 1}, "
-                    f"the token needs {token.offset}); "
-                    "is `orderstream run projections` running?"
-                )
-            time.sleep(0.05)
-    except StoreError as exc:
-        fail(str(exc))
-    finally:
-        if model is not None:
-            model.close()
-
-
-def _token_for(projection: str, token_text: str):
-    """The parsed token, which must name a topic the projection reads."""
+    """Block until the projection has applied the token (the core's read-your-writes wait); one line and exit 1
+    when the token is refused or cannot exist, or the view is still behind after the timeout."""
     from orderstream.kafka.consistency import ConsistencyToken, TokenError
-    from orderstream.views.registry import spec_of
+    from orderstream.ops.read_your_writes import (
+        TokenRefused,
+        TokenUnreachable,
+        ViewBehind,
+        parse_token,
+        wait_until_applied,
+    )
+    from orderstream.views.store import StoreError
 
-    try:
-        token = ConsistencyToken.parse(token_text)
+    if timeout_s is not None and not math.isfinite(timeout_s):
+        fail(f"--timeout must be a finite number of seconds, got {timeout_s:g}")
+    try:  # a token not of the <topic>:<partition>:<offset> kind is a usage error (exit 2)
+        ConsistencyToken.parse(token_text)
     except TokenError as exc:
-        fail(str(exc))
-    if token.topic not in spec_of(projection).topics:
-        fail(f"token {token} names {token.topic}; {projection} projects {', '.join(spec_of(projection).topics)}")
-    return token
-
-
-def _check_token(settings, token, timeout_s: float) -> None:
-    """Fail at once when the token's partition or offset does not exist in its topic (or the topic does not).
-
-    One metadata and one watermark request, timeout_s each at most: a broker that does not answer proves nothing
-    about the token, so then the wait goes on as it always did (it reads only the view's database).
-    The high watermark is read_uncommitted: an event of a transaction still open counts, the view will apply it.
-    """
-    import uuid
-
-    from confluent_kafka import Consumer, KafkaError, KafkaException
-
-    from orderstream.kafka.clients import KafkaAuthenticationError, consumer_config
-    from orderstream.kafka.offsets import watermarks
-
-    topic = settings.topic(token.topic)
-    group = f"orderstream.query.{uuid.uuid4().hex[:8]}"  # never joined: no subscribe, no commit
-    consumer = Consumer(consumer_config(settings, group, **{"isolation.level": "read_uncommitted"}))
+        usage_error(str(exc))
     try:
-        metadata = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-        if metadata is not None and metadata.error is not None:
-            if metadata.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                return  # e.g. no leader yet: cannot say
-            metadata = None
-        if metadata is None:
-            fail(
-                f"topic {topic} does not exist at {settings.effective_bootstrap}, so token {token} cannot be "
-                "reached: create the topics with `orderstream topics init` (with the same --topic-prefix)"
-            )
-        partitions, end = len(metadata.partitions), None
-        if token.partition < partitions:
-            end = watermarks(consumer, topic, token.partition, timeout_s=timeout_s)[1]
-    except (KafkaException, KafkaAuthenticationError):
-        return
-    finally:
-        consumer.close()
-    reason = token.impossibility(partitions, end)
-    if reason is not None:
-        fail(
-            f"token {token} cannot be reached: {reason}; use a token printed by `place --wait` or "
-            "`stock add --wait` against this cluster and --topic-prefix"
-        )
+        wait_until_applied(settings, projection, parse_token(projection, token_text), timeout_s)
+    except (TokenRefused, TokenUnreachable, ViewBehind, StoreError) as exc:
+        fail(str(exc))
 
 
 def _money(amount_minor: int, currency: str) -> str:
@@ -172,7 +94,9 @@ def order(
     if detail is None:
         fail(f"order {order_id} not found in {NAME}" + (f" as of {as_of}" if moment else ""))
     if json_output:
-        print_json(detail)
+        from orderstream.views.models import OrderDetail, dump
+
+        print_json(dump(OrderDetail.model_validate(detail)))
         return
     from rich.table import Table
 
@@ -206,7 +130,7 @@ def _parse_time(text: str, option: str = "--since") -> datetime:
     try:
         moment = datetime.fromisoformat(stripped)
     except ValueError:
-        fail(f"{option} {text!r} is not an ISO 8601 time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)")
+        usage_error(f"{option} {text!r} is not an ISO 8601 time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -218,37 +142,68 @@ def orders(
     since: Annotated[
         str | None, typer.Option("--since", help="Only orders placed at or after this ISO time (UTC if no zone).")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many orders.", min=1, max=10_000)] = 50,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many orders per page.", min=1, max=10_000)] = 50,
     sort: Annotated[
         str, typer.Option("--sort", help="placed_at, updated_at, total_minor, order_id, customer_id or status.")
     ] = "placed_at",
     ascending: Annotated[bool, typer.Option("--asc", help="Oldest/smallest first (default: newest first).")] = False,
+    cursor: Annotated[
+        str | None,
+        typer.Option("--cursor", help="Go on after this cursor (printed on stderr after a page that is not the last)."),
+    ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Every order of the selection, page by page (no limit).")
+    ] = False,
+    csv_output: Annotated[bool, typer.Option("--csv", help="Print CSV (a header row, one row per order).")] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Order summaries, newest first."""
-    from orderstream.views.base import STATUSES
-    from orderstream.views.order_view import NAME, list_orders
+    """Order summaries, newest first, a page at a time: a page that is not the last ends with `next cursor: C` on
+    stderr (--cursor C goes on; the cursor carries the filters and sort). --all walks every page."""
+    from orderstream.views.base import STATUSES, utc_text
+    from orderstream.views.order_view import NAME, ORDER_SORTS, OrderCursor, OrderSelection, page_orders, walk_orders
     from orderstream.views.queries import QueryError
 
     if status is not None and status.upper() not in STATUSES:
-        fail(f"unknown status {status!r}; choose from: {', '.join(STATUSES)}")
+        usage_error(f"unknown status {status!r}; choose from: {', '.join(STATUSES)}")
+    if sort not in ORDER_SORTS:  # before the view is opened: a typo is reported even before the view exists
+        usage_error(f"cannot sort by {sort!r}; choose from: {', '.join(ORDER_SORTS)}")
+    if csv_output and json_output:
+        usage_error("--csv and --json: choose one")
     settings = settings_of(ctx)
-    moment = _parse_time(since) if since is not None else None
+    moment = utc_text(_parse_time(since)) if since is not None else None
+    try:
+        after = OrderCursor.decode(cursor) if cursor is not None else None
+        selection = OrderSelection(customer, None if status is None else status.upper(), moment, sort, not ascending)
+        if after is not None and not (customer or status or since or sort != "placed_at" or ascending):
+            selection = after.selection  # --cursor alone goes on with the cursor's own selection
+    except QueryError as exc:
+        fail(str(exc))
+    next_cursor = None
     with _open(settings, NAME) as model:
         try:
-            rows = list_orders(
-                model,
-                customer_id=customer,
-                status=status,
-                since=moment,
-                limit=limit,
-                sort=sort,
-                descending=not ascending,
-            )
+            if every:
+                if after is not None:
+                    fail("--all walks from the start: give it without --cursor")
+                rows = list(walk_orders(model, selection))
+            else:
+                rows, next_cursor = page_orders(model, selection, limit, after)
         except QueryError as exc:
             fail(str(exc))
+    _print_orders(rows, json_output, csv_output)
+    if next_cursor is not None:
+        typer.echo(f"next cursor: {next_cursor.encode()}", err=True)
+
+
+def _print_orders(rows: list[dict], json_output: bool, csv_output: bool) -> None:
+    from orderstream.views.models import OrderSummary, dump, orders_csv
+
     if json_output:
-        print_json(rows)
+        print_json([dump(OrderSummary.model_validate(row)) for row in rows])
+        return
+    if csv_output:
+        for chunk in orders_csv(rows):
+            sys.stdout.write(chunk)
+        sys.stdout.flush()
         return
     from rich.table import Table
 
@@ -259,6 +214,9 @@ def orders(
             _money(row["total_minor"], row["currency"]), row["payment_status"] or "-", row["placed_at"],
         )  # fmt: skip
     console().print(table)
+
+
+SALES_GROUPINGS = ("sku", "day", "day-sku")
 
 
 @app.command("sales")
@@ -272,15 +230,19 @@ def sales(
     from orderstream.views.sales_view import NAME, status_counts
     from orderstream.views.sales_view import sales as sales_rows
 
+    if by not in SALES_GROUPINGS:  # before the view is opened: a typo is reported even before the view exists
+        usage_error(f"cannot group sales by {by!r}; choose from: {', '.join(SALES_GROUPINGS)}")
     settings = settings_of(ctx)
     with _open(settings, NAME) as model:
         try:
             rows = sales_rows(model, by=by)
         except QueryError as exc:
-            fail(str(exc))
+            usage_error(str(exc))
         statuses = status_counts(model)
     if json_output:
-        print_json({"by": by, "rows": rows, "statuses": statuses})
+        from orderstream.views.models import SalesReport, dump
+
+        print_json(dump(SalesReport.model_validate({"by": by, "rows": rows, "statuses": statuses})))
         return
     from rich.table import Table
 
@@ -311,7 +273,9 @@ def customer(
     if not rows:
         fail(f"customer {customer_id} not found in {NAME}")
     if json_output:
-        print_json(rows)
+        from orderstream.views.models import CustomerTotal, dump
+
+        print_json([dump(CustomerTotal.model_validate(row)) for row in rows])
         return
     from rich.table import Table
 
@@ -343,7 +307,9 @@ def stock(
     if sku is not None and not rows:
         fail(f"sku {sku} not found in {NAME}")
     if json_output:
-        print_json(rows)
+        from orderstream.views.models import StockLevel, dump
+
+        print_json([dump(StockLevel.model_validate(row)) for row in rows])
         return
     from rich.table import Table
 
@@ -351,3 +317,43 @@ def stock(
     for row in rows:
         table.add_row(row["sku"], str(row["on_hand"]), str(row["reserved"]), str(row["available"]))
     console().print(table)
+
+
+@app.command("payments")
+def payments(
+    ctx: typer.Context,
+    order_id: Annotated[str | None, typer.Option("--order", help="Only this order.", show_default=False)] = None,
+    customer: Annotated[
+        str | None,
+        typer.Option("--customer", help="Only this customer's orders, and their totals.", show_default=False),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many orders.", min=1)] = 100,
+    json_output: JsonOption = False,
+) -> None:
+    """Money per order (and per customer with --customer): authorized, captured, refunded, voided and outstanding
+    (authorized, neither captured nor voided: what holds the credit limit)."""
+    from orderstream.views.payment_view import NAME, customer_payments, order_payments
+
+    settings = settings_of(ctx)
+    with _open(settings, NAME) as model:
+        orders = order_payments(model, order_id=order_id, customer_id=customer, limit=limit)
+        totals = customer_payments(model, customer) if customer is not None else []
+    if order_id is not None and not orders:
+        fail(f"order {order_id} not found in {NAME}")
+    if json_output:
+        print_json({"orders": orders, "customers": totals})
+        return
+    from rich.table import Table
+
+    columns = ("authorized_minor", "captured_minor", "refunded_minor", "voided_minor", "outstanding_minor")
+    table = Table("order", "customer", "status", *(c.removesuffix("_minor") for c in columns), title="payments")
+    for row in orders:
+        amounts = (_money(row[c], row["currency"]) for c in columns)
+        table.add_row(row["order_id"], row["customer_id"], row["status"], *amounts)
+    console().print(table)
+    if totals:
+        table = Table("customer", "currency", *(c.removesuffix("_minor") for c in columns), title="per customer")
+        for row in totals:
+            amounts = (_money(row[c], row["currency"]) for c in columns)
+            table.add_row(row["customer_id"], row["currency"], *amounts)
+        console().print(table)

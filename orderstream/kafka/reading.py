@@ -8,6 +8,8 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
+from orderstream.kafka.offsets import watermarks
+
 
 def read_records(
     consumer: Any,
@@ -23,7 +25,7 @@ def read_records(
     assignment, ends = [], {}
     for topic in topics:
         for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            low, high = watermarks(consumer, topic, partition, 10.0)  # rides out a leader not elected yet
             ends[(topic, partition)] = high
             if follow or (from_beginning and high > low):
                 assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING if from_beginning else OFFSET_END))
@@ -40,3 +42,14 @@ def read_records(
             for topic, partition in list(remaining):
                 if consumer.position([TopicPartition(topic, partition)])[0].offset >= ends[(topic, partition)]:
                     remaining.discard((topic, partition))
+
+
+def consume_available(consumer: Any, max_records: int, timeout_s: float) -> list[Any]:
+    """Up to max_records records: waits up to timeout_s for the first one only, then takes what has already arrived.
+
+    consume(n, timeout) waits out its whole timeout unless n records arrive, so a reader that answers someone (a
+    reply, a live event) would add that timeout to every answer when traffic is light."""
+    first = consumer.poll(timeout_s)
+    if first is None:
+        return []
+    return [first, *consumer.consume(max_records - 1, 0)] if max_records > 1 else [first]

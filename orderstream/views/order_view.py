@@ -1,7 +1,9 @@
 """order-view: one row per order (its current summary), its lines, and the full timeline of its events.
 
 State row (table role "orders"): order_id, customer_id, status, currency, total_minor, version, payment_status,
-placed_at, updated_at. Status follows the status-changing events (base.STATUS_AFTER); OrderPaymentUpdated sets
+placed_at, updated_at. Status follows the status-changing events (base.status_after: an OrderReturned makes it
+RETURNED or PARTIALLY_RETURNED); an OrderReturned adds its quantities to the order's "returns" rows (order_id, sku,
+returned_quantity; increments), which `query order` shows on each line as returned_quantity; OrderPaymentUpdated sets
 payment_status (None until the first one); OrderLineReservationUpdated only adds a timeline entry. Every event,
 whatever its type, appends one timeline row (order_id, version, type, occurred_at, event_id, payment_status) and
 bumps version and updated_at. The timeline row carries the payment status an OrderPaymentUpdated set (None for other
@@ -15,25 +17,38 @@ fold_timeline() is pure; order_as_of() reads one order through the ReadModel in 
 Replay from a time T: orders placed (appended) at or after T get their summary, lines and timeline rebuilt; older
 orders are copied with their lines and timeline (see replay_scope.py).
 
-Schema versions: 1 = timeline without payment_status; 2 = with it (rebuild with `replay projection order-view`).
+Schema versions: 1 = timeline without payment_status; 2 = with it; 3 = returns (the returns table, a timeline status
+column that `--as-of` folds, statuses up to 32 characters). Rebuild with `replay projection order-view`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import base64
+import binascii
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, select
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, and_, or_, select
 
-from orderstream.domain.events import Event, OrderPaymentUpdated, OrderPlaced
+from orderstream.domain.events import ORDER_EVENTS, Event, OrderPaymentUpdated, OrderPlaced, OrderReturned
 from orderstream.topology import ORDERS_EVENTS
-from orderstream.views.base import STATUS_AFTER, QueryError, RowChanges, StateRows, check_next, utc_text
-from orderstream.views.spec import ProjectionSpec, ReplayScope, ViewReader
+from orderstream.views.base import (
+    STATUS_AFTER,
+    QueryError,
+    RowChanges,
+    StateRows,
+    check_next,
+    status_after,
+    utc_text,
+)
+from orderstream.views.spec import BulkChanges, BulkForm, ProjectionSpec, ReplayScope, ViewReader
 from orderstream.views.tables import TableSet
 
 NAME = "order-view"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATE_ROLE = "orders"
 ORDER_SORTS = ("placed_at", "updated_at", "total_minor", "order_id", "customer_id", "status")
 SUMMARY_FIELDS = (
@@ -62,8 +77,9 @@ def project(events: Sequence[Event], current: StateRows) -> RowChanges:
         check_next(event, row)
         at = utc_text(event.occurred_at)
         version = event.version
-        payment_status = None
+        payment_status = status = None
         if event.__class__ is OrderPlaced:
+            status = "PLACED"
             row = orders[order_id] = {
                 "order_id": order_id,
                 "customer_id": event.customer_id,
@@ -86,9 +102,12 @@ def project(events: Sequence[Event], current: StateRows) -> RowChanges:
         else:
             row["version"] = version  # type: ignore[index]  # check_next guarantees the row
             row["updated_at"] = at  # type: ignore[index]
-            status = STATUS_AFTER.get(event.__class__)
+            status = status_after(event, None)
             if status is not None:
                 row["status"] = status  # type: ignore[index]
+            if event.__class__ is OrderReturned:
+                for line in event.lines:
+                    changes.increment("returns", (order_id, line.sku), {"returned_quantity": line.quantity})
             if event.__class__ is OrderPaymentUpdated:
                 payment_status = row["payment_status"] = event.payment_status.value  # type: ignore[index]
         touched[order_id] = row  # type: ignore[assignment]
@@ -99,9 +118,71 @@ def project(events: Sequence[Event], current: StateRows) -> RowChanges:
             "occurred_at": at,
             "event_id": event.event_id,
             "payment_status": payment_status,
+            "status": status,
         }
     changes.upserts["orders"] = {(order_id,): row for order_id, row in touched.items()}
     return changes
+
+
+# The orders table's columns in table order, and where version and payment_status sit in a row of them.
+_ORDER_COLUMNS = ("order_id", "customer_id", "status", "currency", "total_minor", "version", "payment_status",
+                  "placed_at", "updated_at")  # fmt: skip
+_STATUS, _VERSION, _PAYMENT, _UPDATED = 2, 5, 6, 8
+_ORDER_TYPES = frozenset(ORDER_EVENTS)
+_TYPE_NAMES = {kind: kind.__name__ for kind in ORDER_EVENTS}
+
+
+def bulk_fold(events: Sequence[Event], current: StateRows) -> BulkChanges | RowChanges:
+    """project()'s rows for a rebuild or a far-behind batch, as tuples: every event appends one timeline row, an
+    OrderPlaced appends its lines, and each touched order's final summary is upserted once. Checks each event with
+    the same rule (check_next) and raises the same ProjectionError as project(), but calls it only when the fast
+    test (placed once, versions increasing) fails; the Python per event is a few list operations.
+    A batch with a return is folded by project() itself (the store writes either form): the returns table is added
+    to, which a bulk form (append / upsert) cannot express, and returns are rare."""
+    if any(event.__class__ is OrderReturned for event in events):
+        return project(events, current)
+    timeline: list[tuple] = []
+    lines: list[tuple] = []
+    orders: dict[str, list] = {}
+    for event in events:
+        kind = event.__class__
+        if kind not in _TYPE_NAMES:
+            check_next(event, None)  # raises: not an order event
+        order_id = event.order_id  # type: ignore[attr-defined]
+        row = orders.get(order_id)
+        if row is None and order_id in current:
+            stored = current[order_id]
+            row = orders[order_id] = [stored[name] for name in _ORDER_COLUMNS]
+        version = event.version
+        at = utc_text(event.occurred_at)
+        payment_status = None
+        status = None
+        if kind is OrderPlaced:
+            status = "PLACED"
+            if row is not None:
+                check_next(event, {"version": row[_VERSION]})  # raises: placed twice
+            orders[order_id] = [order_id, event.customer_id, "PLACED", event.currency, event.total_minor,  # type: ignore[attr-defined]
+                                version, None, at, at]  # fmt: skip
+            lines += [
+                (order_id, line_no, line.sku, line.quantity, line.unit_price_minor)
+                for line_no, line in enumerate(event.lines)  # type: ignore[attr-defined]
+            ]
+        else:
+            if row is None or version <= row[_VERSION]:
+                check_next(event, None if row is None else {"version": row[_VERSION]})  # raises
+            row[_VERSION] = version  # type: ignore[index]
+            row[_UPDATED] = at  # type: ignore[index]
+            status = STATUS_AFTER.get(kind)
+            if status is not None:
+                row[_STATUS] = status  # type: ignore[index]
+            if kind is OrderPaymentUpdated:
+                payment_status = row[_PAYMENT] = event.payment_status.value  # type: ignore[attr-defined,index]
+        timeline.append((order_id, version, _TYPE_NAMES[kind], at, event.event_id, payment_status, status))
+    return {
+        "timeline": ("append", timeline),
+        "lines": ("append", lines),
+        "orders": ("upsert", [tuple(row) for row in orders.values()]),
+    }
 
 
 def tables(generation: int) -> TableSet:
@@ -113,7 +194,7 @@ def tables(generation: int) -> TableSet:
         metadata,
         Column("order_id", String, primary_key=True),
         Column("customer_id", String, nullable=False),
-        Column("status", String(16), nullable=False),
+        Column("status", String(32), nullable=False),
         Column("currency", String(3), nullable=False),
         Column("total_minor", BigInteger, nullable=False),
         Column("version", Integer, nullable=False),
@@ -142,23 +223,38 @@ def tables(generation: int) -> TableSet:
         Column("occurred_at", String(32), nullable=False),
         Column("event_id", String, nullable=False),
         Column("payment_status", String(16)),  # OrderPaymentUpdated's value (schema v2: what `query --as-of` folds)
+        Column("status", String(32)),  # the status this event led to, None if it left it (schema v3)
     )
-    return {"orders": orders, "lines": lines, "timeline": timeline}
+    returns = Table(
+        f"order_view_returns_{g}",
+        metadata,
+        Column("order_id", String, primary_key=True),
+        Column("sku", String, primary_key=True),
+        Column("returned_quantity", BigInteger, nullable=False),
+    )
+    return {"orders": orders, "lines": lines, "timeline": timeline, "returns": returns}
 
 
 # --- queries ---
 
 
 def order_detail(model: ViewReader, order_id: str) -> dict[str, Any] | None:
-    """One order's summary with its lines and timeline, or None if the view has no such order."""
+    """One order's summary with its lines (each with its returned_quantity) and timeline, or None if the view has no
+    such order."""
     with model.reading() as (conn, t):
-        orders, lines, timeline = t["orders"], t["lines"], t["timeline"]
+        orders, lines, timeline, returns = t["orders"], t["lines"], t["timeline"], t["returns"]
         row = conn.execute(select(orders).where(orders.c.order_id == order_id)).one_or_none()
         if row is None:
             return None
         detail = {name: row._mapping[name] for name in SUMMARY_FIELDS}
+        returned = {
+            r.sku: int(r.returned_quantity)
+            for r in conn.execute(
+                select(returns.c.sku, returns.c.returned_quantity).where(returns.c.order_id == order_id)
+            )
+        }
         detail["lines"] = [
-            dict(r._mapping)
+            {**r._mapping, "returned_quantity": returned.get(r.sku, 0)}
             for r in conn.execute(
                 select(lines.c.sku, lines.c.quantity, lines.c.unit_price_minor)
                 .where(lines.c.order_id == order_id)
@@ -203,6 +299,115 @@ def list_orders(
         return [dict(row._mapping) for row in conn.execute(query)]
 
 
+class InvalidCursor(QueryError):
+    """A cursor this read model did not hand out (or one for another selection)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSelection:
+    """Which orders, in what order: the filters and the sort of a walk through the order view."""
+
+    customer_id: str | None = None
+    status: str | None = None
+    since: str | None = None  # RFC 3339 UTC text (base.utc_text)
+    sort: str = "placed_at"
+    descending: bool = True
+
+    def __post_init__(self) -> None:
+        if self.sort not in ORDER_SORTS:
+            raise QueryError(f"cannot sort by {self.sort!r}; choose from: {', '.join(ORDER_SORTS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCursor:
+    """Where a walk stopped: its selection and the sort key (sort value, order id) of the last order handed out.
+
+    Opaque to clients: url-safe base64 of a small JSON document. Keyset pagination: the next page is the orders
+    strictly after that key in the selection's order, so however many orders arrive or change meanwhile, an order
+    whose sort value does not change (placed_at, order_id, customer_id, total_minor never do) is handed out exactly
+    once; sorting by updated_at or status, an order that changes while the walk goes on may move past the cursor."""
+
+    selection: OrderSelection
+    last_value: Any
+    last_order_id: str
+
+    def encode(self) -> str:
+        s = self.selection
+        document = [1, s.customer_id, s.status, s.since, s.sort, s.descending, self.last_value, self.last_order_id]
+        return base64.urlsafe_b64encode(json.dumps(document, separators=(",", ":")).encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> OrderCursor:
+        try:
+            if len(text) > MAX_CURSOR_LENGTH:
+                raise ValueError("too long")
+            document = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+            version, customer_id, status, since, sort, descending, last_value, last_order_id = document
+            if version != 1 or not isinstance(descending, bool) or not isinstance(last_order_id, str):
+                raise TypeError("not a cursor")
+            for value in (customer_id, status, since):
+                if value is not None and not isinstance(value, str):
+                    raise TypeError("not a cursor")
+            selection = OrderSelection(customer_id, status, since, sort, descending)
+            expected = int if sort == "total_minor" else str
+            if not isinstance(last_value, expected) or isinstance(last_value, bool):
+                raise TypeError("not a cursor")
+        except (ValueError, TypeError, QueryError, binascii.Error, UnicodeDecodeError):
+            raise InvalidCursor("the cursor is not one this API handed out (use the `next` of the last page)") from None
+        return cls(selection, last_value, last_order_id)
+
+
+MAX_CURSOR_LENGTH = 4_096
+MAX_PAGE = 10_000
+
+
+def page_orders(
+    model: ViewReader, selection: OrderSelection, limit: int = 50, after: OrderCursor | None = None
+) -> tuple[list[dict[str, Any]], OrderCursor | None]:
+    """One page of order summaries of `selection`, after the cursor (None: from the start), and the cursor of the
+    next page (None when this page is the last)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise QueryError(f"a page holds 1 to {MAX_PAGE} orders, not {limit}")
+    if after is not None and after.selection != selection:
+        raise InvalidCursor("the cursor belongs to another selection (other filters or sort)")
+    with model.reading() as (conn, t):
+        orders = t["orders"]
+        query = select(*(orders.c[name] for name in SUMMARY_FIELDS))
+        if selection.customer_id is not None:
+            query = query.where(orders.c.customer_id == selection.customer_id)
+        if selection.status is not None:
+            query = query.where(orders.c.status == selection.status.upper())
+        if selection.since is not None:
+            query = query.where(orders.c.placed_at >= selection.since)
+        column, order_id = orders.c[selection.sort], orders.c.order_id
+        if after is not None:
+            if selection.sort == "order_id":
+                query = query.where(order_id > after.last_order_id)
+            else:
+                beyond = column < after.last_value if selection.descending else column > after.last_value
+                query = query.where(or_(beyond, and_(column == after.last_value, order_id > after.last_order_id)))
+        ordering = [column.desc() if selection.descending else column.asc()]
+        if selection.sort != "order_id":
+            ordering.append(order_id.asc())
+        rows = [dict(row._mapping) for row in conn.execute(query.order_by(*ordering).limit(limit + 1))]
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, OrderCursor(selection, last[selection.sort], last["order_id"])
+
+
+def walk_orders(model: ViewReader, selection: OrderSelection, page: int = 1_000) -> Iterator[dict[str, Any]]:
+    """Every order of the selection, page by page (one short read transaction per page, so a long export never
+    holds a snapshot open)."""
+    cursor = None
+    while True:
+        rows, cursor = page_orders(model, selection, page, cursor)
+        yield from rows
+        if cursor is None:
+            return
+
+
 def fold_timeline(
     placed: Mapping[str, Any], lines: Sequence[Mapping[str, Any]], timeline: Sequence[Mapping[str, Any]], as_of: str
 ) -> dict[str, Any] | None:
@@ -214,7 +419,7 @@ def fold_timeline(
         return None
     status, payment_status = "PLACED", None
     for entry in seen:
-        status = _STATUS_BY_TYPE.get(entry["type"], status)
+        status = entry.get("status") or _STATUS_BY_TYPE.get(entry["type"], status)
         if entry["type"] == _PAYMENT_UPDATED:
             payment_status = entry["payment_status"]
     return {
@@ -255,7 +460,7 @@ def order_as_of(model: ViewReader, order_id: str, moment: datetime) -> dict[str,
         )
         entries = conn.execute(
             select(timeline.c.type, timeline.c.version, timeline.c.occurred_at, timeline.c.event_id,
-                   timeline.c.payment_status)
+                   timeline.c.payment_status, timeline.c.status)
             .where(timeline.c.order_id == order_id)
             .order_by(timeline.c.version)
         )  # fmt: skip
@@ -271,5 +476,8 @@ SPEC = ProjectionSpec(
     state_role=STATE_ROLE,
     tables=tables,
     project=project,
-    replay_scope=ReplayScope({"orders": "order_id", "lines": "order_id", "timeline": "order_id"}),
+    replay_scope=ReplayScope(
+        {"orders": "order_id", "lines": "order_id", "timeline": "order_id", "returns": "order_id"}
+    ),
+    bulk=BulkForm(bulk_fold),
 )

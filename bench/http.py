@@ -1,0 +1,282 @@
+"""The HTTP API under load (`orderstream serve`, one uvicorn worker, access log off), every figure next to a trivial
+endpoint of the same server measured in the same run.
+
+1. GET /orders/{id} on an order view of N orders (SQLite, filled directly as bench/query.py does), random ids, with
+   wrk (Debian's `wrk`): at a fixed rate (RATE_CONNECTIONS connections, each waiting through a Lua delay() between
+   requests, so about 1,000 requests/s; wrk times each request from its send, so the delay is not latency), p99; then
+   at full speed (peak requests/s) next to GET /healthz at full speed: their ratio.
+2. POST /orders then GET /orders/{id}?after=<token>, one pair per order at 100 orders/s on a fixed schedule (an
+   asyncio httpx client: wrk cannot chain a request on the answer of the previous one), against what the path
+   crosses (`run order`, `run projections`, `serve`, as bench/latency.py runs the order service and projections);
+   p99 of the pair, next to GET /healthz pairs on the same schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.env import BenchEnv
+
+RATE_CONNECTIONS, RATE_DELAY_MS = 10, 10  # about 1,000 requests/s when a request takes well under 1 ms
+PEAK_CONNECTIONS = 32
+
+_RANDOM_ORDER = """
+math.randomseed(7)
+request = function()
+  return wrk.format("GET", string.format("/orders/o-%09d", math.random(0, {orders} - 1)))
+end
+"""
+_DELAY = "delay = function() return {delay} end\n"
+_REPORT = """
+done = function(summary, latency, requests)
+  io.write(string.format('{"requests": %d, "seconds": %f, "p50_us": %d, "p99_us": %d, "errors": %d, "non2xx": %d}\\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99),
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status))
+end
+"""
+
+
+def _serve(settings, log: Path, args: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    from tests.support.api_server import free_port
+
+    port = free_port()
+    root = ["-b", settings.effective_bootstrap, "--topic-prefix", settings.topic_prefix]
+    root += ["--data-dir", str(settings.data_dir)]
+    child_env = os.environ | {"ORDERSTREAM_LOG_LEVEL": "WARNING", "ORDERSTREAM_API_PORT": str(port)} | (env or {})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orderstream.cli.main", *root, *args],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        env=child_env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    _wait_for(url, process, log)
+    return process, url
+
+
+PATH_SERVICES = ("order", "projections")  # what a placed order crosses on its way to GET ?after (as bench/latency.py)
+
+
+def _service(settings, name: str, log: Path) -> subprocess.Popen:
+    root = ["-b", settings.effective_bootstrap, "--topic-prefix", settings.topic_prefix]
+    root += ["--data-dir", str(settings.data_dir)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "orderstream.cli.main", *root, "run", name],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        env=os.environ | {"ORDERSTREAM_LOG_LEVEL": "WARNING"},
+    )
+
+
+def _wait_for(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 90) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the server did not answer within {timeout_s}s")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wrk(url: str, path: str, script: str, workdir: Path, connections: int, seconds: float) -> dict:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk is not installed (Debian package `wrk`: scripts/setup-system.sh installs it)")
+    lua = workdir / f"wrk-{abs(hash(script))}.lua"
+    lua.write_text(script + _REPORT)
+    threads = min(2, connections)
+    result = subprocess.run(
+        [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, int(seconds))}s", "-s", str(lua), url + path],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
+    line = next(x for x in reversed(result.stdout.splitlines()) if x.startswith("{"))
+    report = json.loads(line)
+    report["rate"] = report["requests"] / report["seconds"]
+    return report
+
+
+def _fill(settings, orders: int) -> float:
+    from bench.query import _fill as fill_order_view
+    from orderstream.views.registry import spec_of
+    from orderstream.views.store import ProjectionStore
+
+    url = settings.database_url_for("order-view")
+    Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    store = ProjectionStore(url, spec_of("order-view"), writer=True)
+    began = time.perf_counter()
+    try:
+        fill_order_view(store, orders)
+    finally:
+        store.dispose()
+    return time.perf_counter() - began
+
+
+def bench_http_reads(env: BenchEnv, orders: int, seconds: float = 10.0) -> list[dict]:
+    settings = env.settings.model_copy(
+        update={"topic_prefix": "benchhttp.", "data_dir": env.workdir / "http", "database_url": None}
+    )
+    fill_seconds = _fill(settings, orders)
+    server, url = _serve(settings, env.workdir / "http-serve.log", ["serve"])
+    try:
+        random_order = _RANDOM_ORDER.format(orders=orders)
+        _wrk(url, "/healthz", "", env.workdir, PEAK_CONNECTIONS, 2)  # warm up the server
+        _wrk(url, "/", random_order, env.workdir, PEAK_CONNECTIONS, 2)
+        paced = _wrk(
+            url, "/", random_order + _DELAY.format(delay=RATE_DELAY_MS), env.workdir, RATE_CONNECTIONS, seconds
+        )
+        trivial_paced = _wrk(
+            url, "/healthz", _DELAY.format(delay=RATE_DELAY_MS), env.workdir, RATE_CONNECTIONS, seconds
+        )
+        peak = _wrk(url, "/", random_order, env.workdir, PEAK_CONNECTIONS, seconds)
+        trivial_peak = _wrk(url, "/healthz", "", env.workdir, PEAK_CONNECTIONS, seconds)
+    finally:
+        _stop(server)
+    p99_ms = paced["p99_us"] / 1000
+    ok = paced["errors"] == paced["non2xx"] == 0
+    where = f"{orders:,} orders, SQLite, 1 uvicorn worker, wrk"
+    return [
+        {
+            "benchmark": f"HTTP GET /orders/{{id}} p99 at ~{paced['rate']:,.0f} req/s ({where})",
+            "value": round(p99_ms, 2),
+            "unit": "ms",
+            "goal": "<= 5 at 1,000 req/s",
+            "met": ok and p99_ms <= 5 and paced["rate"] >= 950,
+            "notes": (
+                f"p50 {paced['p50_us'] / 1000:.2f} ms; {RATE_CONNECTIONS} connections pacing {RATE_DELAY_MS} ms; "
+                f"trivial GET /healthz same pacing: p99 {trivial_paced['p99_us'] / 1000:.2f} ms at "
+                f"{trivial_paced['rate']:,.0f} req/s; errors {paced['errors']}, non-2xx {paced['non2xx']}; "
+                f"view filled in {fill_seconds:.0f}s"
+            ),
+        },
+        {
+            "benchmark": f"HTTP GET /orders/{{id}} peak req/s, as a ratio to GET /healthz ({where})",
+            "value": round(peak["rate"] / trivial_peak["rate"], 3),
+            "unit": "ratio",
+            "goal": "",
+            "met": None,
+            "notes": (
+                f"{peak['rate']:,.0f} req/s (p99 {peak['p99_us'] / 1000:.1f} ms) vs /healthz "
+                f"{trivial_peak['rate']:,.0f} req/s (p99 {trivial_peak['p99_us'] / 1000:.1f} ms), "
+                f"{PEAK_CONNECTIONS} connections; errors {peak['errors']}, non-2xx {peak['non2xx']}"
+            ),
+        },
+    ]
+
+
+async def _paced_pairs(url: str, rate: float, seconds: float, pair) -> tuple[list[float], int]:
+    import httpx
+
+    times: list[float] = []
+    failures = 0
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+
+        async def one(n: int) -> None:
+            nonlocal failures
+            start = time.perf_counter()
+            try:
+                await pair(client, n)
+                times.append(time.perf_counter() - start)
+            except (AssertionError, httpx.HTTPError):
+                failures += 1
+
+        tasks = []
+        began = time.perf_counter()
+        for n in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, began + n / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(n)))
+        await asyncio.gather(*tasks)
+    return times, failures
+
+
+async def _place_then_read(client, n: int) -> None:
+    body = {"customer_id": f"c-{n % 500}", "currency": "EUR", "lines": [{"sku": "B-1", "quantity": 1,
+            "unit_price_minor": 100}]}  # fmt: skip
+    placed = await client.post("/orders", json=body)
+    assert placed.status_code == 201, placed.text
+    answer = placed.json()
+    read = await client.get(f"/orders/{answer['order_id']}", params={"after": answer["token"], "timeout": 30})
+    assert read.status_code == 200, read.text
+
+
+async def _trivial_pair(client, _: int) -> None:
+    for _ in range(2):
+        assert (await client.get("/healthz")).status_code == 200
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000 if ordered else float("nan")
+
+
+def bench_http_writes(env: BenchEnv, rate: float = 100, seconds: float = 20, warm_seconds: float = 5) -> list[dict]:
+    settings = env.fresh()
+    settings = settings.model_copy(update={"data_dir": env.workdir / f"http-{settings.topic_prefix.rstrip('.')}"})
+    services = [_service(settings, name, env.workdir / f"http-{name}.log") for name in PATH_SERVICES]
+    try:
+        server, url = _serve(settings, env.workdir / "http-writes-serve.log", ["serve"])
+        try:
+            asyncio.run(_paced_pairs(url, rate, warm_seconds, _place_then_read))  # the services and views warm up
+            times, failures = asyncio.run(_paced_pairs(url, rate, seconds, _place_then_read))
+            trivial, _ = asyncio.run(_paced_pairs(url, rate, min(seconds, 5), _trivial_pair))
+        finally:
+            _stop(server)
+    finally:
+        for service in services:
+            _stop(service)
+    p99 = _pct(times, 0.99)
+    return [
+        {
+            "benchmark": f"HTTP POST /orders then GET ?after=token, p99 ({rate:.0f} orders/s, SQLite)",
+            "value": round(p99, 1),
+            "unit": "ms",
+            "goal": "<= 150",
+            "met": failures == 0 and p99 <= 150,
+            "notes": (
+                f"{len(times):,} pairs over {seconds:.0f}s after {warm_seconds:.0f}s warm-up; order service, "
+                "projections and serve as processes; p50 "
+                f"{_pct(times, 0.5):.1f} ms; failures {failures}; two GET /healthz on the same schedule: p99 "
+                f"{_pct(trivial, 0.99):.1f} ms (asyncio httpx client, fixed schedule)"
+            ),
+        }
+    ]
+
+
+def bench_http(env: BenchEnv, orders: int, seconds: float) -> list[dict]:
+    rows = bench_http_reads(env, orders, seconds)
+    return rows + bench_http_writes(env, seconds=max(10.0, seconds * 2))
+
+
+if __name__ == "__main__":  # a quick look without the suite: python -m bench.http ORDERS
+    from bench.env import bench_env
+
+    with bench_env() as bench:
+        for row in bench_http(bench, int(sys.argv[1]) if len(sys.argv) > 1 else 20_000, 5):
+            print(json.dumps(row))
