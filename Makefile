@@ -34,7 +34,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[test,bench,docker]"
+	$(BIN)/pip install -q -e ".[test,bench,docker,browser,tracing]"
 	touch $(STAMP)
 
 broker-start: setup

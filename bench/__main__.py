@@ -23,7 +23,7 @@ def main() -> int:
         "--only",
         nargs="*",
         default=None,
-        help="benchmarks to run: help, produce, rebuild, latency, query, memory, http",
+        help="benchmarks to run: help, produce, rebuild, latency, query, memory, console, http, telemetry",
     )
     args = parser.parse_args()
     scale = 0.05 if args.quick else 1.0

@@ -8,6 +8,18 @@ CLI process per command) and, in another thread, polls the order view's table fo
 It includes the producer's acknowledgement, the order service's consume/decide/transaction commit, the projector's
 read_committed consume and SQL commit, and up to one poll interval (~1-3 ms) of the observer; it does not include a
 CLI process start.
+
+The per-hop budget splits each order's latency at timestamps the records and rows carry, all on this machine's clock:
+- sent: the wall clock at produce() (this process);
+- decided: the order's placed_at in the view row (the OrderPlaced event's occurred_at, set by the order service when
+  it decides);
+- produced: the OrderPlaced record's Kafka timestamp (CreateTime, set by the order service's transactional producer);
+- committed: when a read_committed side consumer of orders.events (in this process, fetch.wait.max.ms=1) receives
+  the record: the transaction committed then, plus one fetch;
+- visible: the observer's first poll that sees the row.
+Hops: produce + order service poll + decide (sent -> decided), event produce (decided -> produced), transaction
+commit (produced -> committed), projector fetch + fold + SQL commit + observer poll (committed -> visible). Each is
+reported at p50 and p99, with its share of the latency of the slowest 1% of orders (which hop the tail is made of).
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
+from itertools import pairwise
 
 from bench.env import BenchEnv
 
@@ -84,7 +97,12 @@ def bench_latency(env: BenchEnv, rate: float, seconds: float, warm_seconds: floa
     topic = settings.topic(ORDERS_COMMANDS)
     sent: dict[str, float] = {}
     seen: dict[str, float] = {}
+    sent_wall: dict[str, float] = {}
+    seen_wall: dict[str, float] = {}
+    decided: dict[str, str] = {}  # order id -> placed_at text of its row
+    committed: dict[str, tuple[float, float]] = {}  # order id -> (record CreateTime, side-consumer receive), seconds
     lock = threading.Lock()
+    side_stop = threading.Event()
     commands = plan_commands(
         LoadProfile(orders=10_000_000, seed=random.randrange(1 << 30), cancel_ratio=0.0), lambda: datetime.now(UTC)
     )
@@ -99,6 +117,7 @@ def bench_latency(env: BenchEnv, rate: float, seconds: float, warm_seconds: floa
                 time.sleep(ahead)
             with lock:
                 sent[command.order_id] = time.perf_counter()
+                sent_wall[command.order_id] = time.time()
             producer.produce(topic, value, command.order_id.encode(), headers=headers)
             producer.poll(0)
         producer.flush(30)
@@ -113,17 +132,46 @@ def bench_latency(env: BenchEnv, rate: float, seconds: float, warm_seconds: floa
         last = 0
         try:
             while time.perf_counter() < until and len(seen) < expected:
-                found = reader.execute(f'SELECT rowid, order_id FROM "{name}" WHERE rowid > ?', (last,)).fetchall()
-                now = time.perf_counter()
-                for rowid, oid in found:
-                    if oid in sent:  # not a warm-up order
-                        seen.setdefault(oid, now)
+                found = reader.execute(
+                    f'SELECT rowid, order_id, placed_at FROM "{name}" WHERE rowid > ?', (last,)
+                ).fetchall()
+                now, wall = time.perf_counter(), time.time()
+                for rowid, oid, placed_at in found:
+                    if oid in sent and oid not in seen:  # not a warm-up order
+                        seen[oid], seen_wall[oid], decided[oid] = now, wall, placed_at
                     last = max(last, rowid)
                 time.sleep(POLL_INTERVAL_S)
         finally:
             reader.close()
 
+    def side_consume() -> None:
+        """Receive orders.events read_committed as the projector does, noting when each order's first record arrives
+        (the moment its transaction became visible, plus one fetch)."""
+        from confluent_kafka import Consumer
+
+        from orderstream.kafka.clients import consumer_config
+        from orderstream.topology import ORDERS_EVENTS
+
+        config = consumer_config(settings, f"{settings.topic_prefix}bench.latency.side", **{"fetch.wait.max.ms": 1})
+        consumer = Consumer({**config, "enable.auto.commit": False, "auto.offset.reset": "latest"})
+        consumer.subscribe([settings.topic(ORDERS_EVENTS)])
+        try:
+            while not side_stop.is_set():
+                first = consumer.poll(0.05)  # returns at the first record (consume() would wait to fill a batch)
+                if first is None:
+                    continue
+                received = time.time()
+                for message in [first, *consumer.consume(num_messages=500, timeout=0)]:
+                    if message.error() is None and message.key() is not None:
+                        oid = message.key().decode()
+                        if oid in sent and oid not in committed:
+                            committed[oid] = (message.timestamp()[1] / 1000, received)
+        finally:
+            consumer.close()
+
+    side = threading.Thread(target=side_consume, daemon=True)
     try:
+        side.start()
         deadline = time.perf_counter() + 120
         while not database_exists(url):
             if time.perf_counter() > deadline or any(c.poll() is not None for c in children):
@@ -157,6 +205,8 @@ def bench_latency(env: BenchEnv, rate: float, seconds: float, warm_seconds: floa
             watch(model, began + seconds + 30, count)
             sender.join()
     finally:
+        side_stop.set()
+        side.join(10)
         for child in [*spies, *children]:
             if child.poll() is None:
                 child.send_signal(signal.SIGINT if child in spies else signal.SIGTERM)
@@ -178,6 +228,7 @@ def bench_latency(env: BenchEnv, rate: float, seconds: float, warm_seconds: floa
         + (f"; {missing} never visible" if missing else "")
     )
     return [
+        *_hop_rows(sent, seen, sent_wall, seen_wall, decided, committed),
         {
             "benchmark": "end-to-end latency place -> visible in order view, p50",
             "value": round(p50, 1),
@@ -203,3 +254,48 @@ def bench_latency(env: BenchEnv, rate: float, seconds: float, warm_seconds: floa
             "notes": "",
         },
     ]
+
+
+HOPS = (
+    "produce + order service poll + decide",
+    "event produce (decide -> record timestamp)",
+    "transaction commit (-> read_committed fetch)",
+    "projector fetch + fold + SQL commit + observer poll",
+)
+
+
+def _hop_rows(sent, seen, sent_wall, seen_wall, decided, committed) -> list[dict]:
+    """The per-hop budget (see the module docstring): one row per hop, p50 as the value, p99 and its share of the
+    slowest 1% of orders' latency in the notes."""
+    from datetime import datetime
+
+    hops: dict[str, list[float]] = {}
+    for oid in seen:
+        if oid not in committed:
+            continue
+        at_decide = datetime.strptime(decided[oid], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+        produced, received = committed[oid]
+        marks = (sent_wall[oid], at_decide, produced, received, seen_wall[oid])
+        hops[oid] = [(b - a) * 1000 for a, b in pairwise(marks)]
+    if not hops:
+        return [{"benchmark": "latency budget per hop", "value": None, "unit": "ms", "goal": "", "met": None,
+                 "notes": "no order was seen by both the side consumer and the observer"}]  # fmt: skip
+    slowest = sorted(hops, key=lambda oid: seen[oid] - sent[oid])[-max(1, len(hops) // 100) :]
+    tail_total = sum(sum(hops[oid]) for oid in slowest) or 1.0
+    rows = []
+    for n, hop in enumerate(HOPS):
+        values = [parts[n] for parts in hops.values()]
+        share = sum(hops[oid][n] for oid in slowest) / tail_total
+        rows.append(
+            {
+                "benchmark": f"latency budget, hop {n + 1}: {hop}, p50",
+                "value": round(_percentile(values, 0.5), 1),
+                "unit": "ms",
+                "goal": "",
+                "met": None,
+                "notes": f"p99 {_percentile(values, 0.99):.1f} ms; {share:.0%} of the slowest 1% orders' latency; "
+                f"{len(hops):,} orders (timestamps on one clock: produce() call, the row's placed_at, the record's "
+                "CreateTime, a read_committed side consumer's receipt, the observer's poll)",
+            }
+        )
+    return rows

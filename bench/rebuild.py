@@ -1,4 +1,5 @@
 """Rebuild throughput: the order-view projector over a pre-filled orders.events, into SQLite and into PostgreSQL,
+and `replay projection` (both use the view's bulk fold: the projector because it starts far behind),
 beside a Python consumer that only decodes (same client, same batch size, no database) and Kafka's own Java
 ConsumerPerformance on the same topic. Each Python run is a fresh process, consumer group and database; the rate is
 measured from the first applied batch to the last offset stored (the group join, ~0.1-3 s, is left out and shown).
@@ -200,6 +201,8 @@ def bench_rebuild(env: BenchEnv, events: int, batch_size: int = 5000, tuned_batc
     _RUNS[("decode", None, events)] = decode
     base_rate = decode["rate"]
 
+    anchor = f"anchor: decode-only {base_rate:,.0f}/s, this run"
+
     def row(label: str, result: dict, goal: float, size: int, processes: int = 1) -> dict:
         ratio = result["rate"] / base_rate
         setting = "default projection_batch_size" if size == batch_size else "ORDERSTREAM_PROJECTION_BATCH_SIZE"
@@ -208,15 +211,17 @@ def bench_rebuild(env: BenchEnv, events: int, batch_size: int = 5000, tuned_batc
             "benchmark": f"rebuild order-view into {label}, {how}{setting}={size}",
             "value": round(result["rate"]),
             "unit": "events/s",
-            "goal": f">= {goal:,} and >= 0.6x decode-only",
-            "met": result["rate"] >= goal and ratio >= 0.6,
-            "notes": f"{events:,} events ({filled.orders:,} orders); {ratio:.2f}x decode-only; "
+            "goal": f">= {goal}x decode-only (issue 22)",
+            "met": ratio >= goal,
+            "notes": f"{ratio:.2f}x decode-only ({anchor}); {events:,} events ({filled.orders:,} orders); "
+            "a projector starting far behind (full batches: the bulk fold); "
             f"{result['seconds']:.1f}s wall incl. group join; peak RSS "
             f"{result['child_maxrss_kb'] / 1024:.0f} MiB" + (" (largest process)" if processes > 1 else ""),
         }
 
     sizes = [batch_size] + ([tuned_batch_size] if tuned_batch_size else [])
-    backends = [("SQLite", sqlite_url, 40_000)] + ([("PostgreSQL", postgres_url, 25_000)] if env.postgres_url else [])
+    # issue 22's goals for one process, as a share of the decode-only consumer of the same run
+    backends = [("SQLite", sqlite_url, 0.45)] + ([("PostgreSQL", postgres_url, 0.35)] if env.postgres_url else [])
     for label, new_database, goal in backends:
         for size in sizes:
             result = run_worker(env, filled, "project", new_database(env), size)
@@ -238,7 +243,7 @@ def bench_rebuild(env: BenchEnv, events: int, batch_size: int = 5000, tuned_batc
                 "benchmark": "rebuild order-view into PostgreSQL",
                 "value": None,
                 "unit": "events/s",
-                "goal": ">= 25,000",
+                "goal": ">= 0.35x decode-only (issue 22)",
                 "met": None,
                 "notes": "skipped: PostgreSQL unavailable",
             }
@@ -247,16 +252,18 @@ def bench_rebuild(env: BenchEnv, events: int, batch_size: int = 5000, tuned_batc
         for processes in (1, 2):
             replay = run_replay(env, filled, new_database(env), processes)
             option = "" if processes == 1 else f" --processes {processes}"
+            ratio = replay["rate"] / base_rate
             rows.append(
                 {
                     "benchmark": f"rebuild order-view into {label} with `orderstream replay projection "
                     f"order-view --from-beginning{option}`",
                     "value": round(replay["rate"]),
                     "unit": "events/s",
-                    "goal": f">= {goal:,}",
-                    "met": replay["rate"] >= goal,
-                    "notes": f"{replay['events_applied']:,} events in {replay['seconds']:.1f}s as the command "
-                    "reports them (build, catch-up and swap; a fresh database, so no live generation to "
+                    "goal": f">= {goal}x decode-only (issue 22)",
+                    "met": ratio >= goal,
+                    "notes": f"{ratio:.2f}x decode-only ({anchor}); {replay['events_applied']:,} events in "
+                    f"{replay['seconds']:.1f}s as the command reports them (bulk fold into a generation without "
+                    "its secondary indexes, indexing, catch-up and swap; a fresh database, so no live generation to "
                     "copy)" + ("" if processes == 1 else "; workers' start included"),
                 }
             )

@@ -16,12 +16,10 @@ import time
 
 
 def project(args: dict, settings) -> dict:
-    import sqlalchemy.exc
-
     from orderstream.runtime.projector import Projector
     from orderstream.topology import ORDERS_EVENTS
     from orderstream.views.registry import spec_of
-    from orderstream.views.store import ProjectionStore
+    from orderstream.views.store import NotInitialized, ProjectionStore
 
     spec = spec_of("order-view")
     topic = settings.topic(ORDERS_EVENTS)
@@ -48,7 +46,7 @@ def project(args: dict, settings) -> dict:
                 raise failure[0]
             try:
                 stored = reader.next_offsets()
-            except sqlalchemy.exc.DBAPIError:  # the projector has not created its tables yet
+            except NotInitialized:  # the projector has not created its tables yet
                 continue
             done = sum(min(stored.get((topic, p), 0), h) for p, h in highs.items())
             if first is None and done:

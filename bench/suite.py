@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from bench.cli_help import bench_help
+from bench.console import bench_console
 from bench.http import bench_http
 from bench.latency import bench_latency
 from bench.memory import bench_memory
 from bench.produce import bench_produce
 from bench.query import bench_query
 from bench.rebuild import bench_rebuild
+from bench.telemetry import bench_telemetry
 
 
 def _events(scale: float) -> int:
@@ -24,7 +26,9 @@ SUITE = {
         env, rate=500, seconds=max(4.0, 20 * scale), warm_seconds=max(2.0, 60 * scale)
     ),
     "query": lambda env, scale: bench_query(env, orders=max(20_000, int(1_000_000 * scale))),
+    "console": lambda env, scale: bench_console(env, orders=max(20_000, int(1_000_000 * scale))),
     "http": lambda env, scale: bench_http(
         env, orders=max(20_000, int(1_000_000 * scale)), seconds=max(5.0, 15 * scale)
     ),
+    "telemetry": bench_telemetry,  # metrics + tracing on vs off: produce, rebuild, end-to-end latency
 }

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_ca_location: str | None = None
+    service_credentials: Path | None = Field(
+        None,
+        description="TOML file of per-service SASL credentials ([order] username, password; ...) written by "
+        "`orderstream security init`: `run SERVICE` then authenticates as that service's own principal",
+    )
 
     # Topics.
     topic_prefix: str = Field("", description="prepended to every topic name (isolates tests and environments)")
@@ -87,6 +92,23 @@ class Settings(BaseSettings):
         description="longest the broker holds a consumer's fetch when it has nothing new for it. "
         "Kept short because a read_committed fetch parked just before a transaction commits can wait it out whole "
         "(the default 500 ms put a 300-700 ms tail on end-to-end latency at 500 orders/s; 50 ms removed it)",
+    )
+
+    # Observability (docs/OBSERVABILITY.md): Prometheus metrics and OpenTelemetry traces.
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="serve Prometheus /metrics on this port from every `run` process (under `run all`, one target "
+        "for the whole process tree); unset = no metrics server",
+    )
+    metrics_host: str = Field("127.0.0.1", description="the address the /metrics server binds")
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces; unset = tracing off (no cost)",
+    )
+    trace_sampling_ratio: float = Field(
+        1.0, ge=0.0, le=1.0, description="share of new traces recorded (a child follows its parent's decision)"
     )
 
     # The HTTP API (orderstream serve; run all starts it too).

@@ -2,8 +2,9 @@
 
 run_demo starts every service and projection (`orderstream run all`, one child process each), restocks the catalog,
 places a few thousand generated orders (some cancelled straight away), ships and delivers some of the confirmed ones,
-cancels a few more, waits until every consumer has caught up, and prints orders per status, the top SKUs, stock
-levels and the status table. Everything it started is stopped at the end or on Ctrl-C; the broker is left running
+cancels a few more, returns a few delivered ones (whole, by line, one damaged and not restocked), waits until every
+consumer has caught up, and prints orders per status, the returned orders, the top SKUs, stock levels and the status
+table. Everything it started is stopped at the end or on Ctrl-C; the broker is left running
 (when the demo started it, it says how to stop it).
 """
 
@@ -31,6 +32,7 @@ class DemoPlan:
     ship_ratio: float = 0.3
     deliver_ratio: float = 0.5
     late_cancellations: int = 25
+    returns: int = 6  # delivered orders taken back: a third whole, a third by one line, a third damaged (no restock)
     seed: int | None = None
 
 
@@ -99,7 +101,7 @@ def run_demo(settings: Settings, root_args: list[str], plan: DemoPlan = DemoPlan
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from orderstream.domain.commands import CancelOrder, ConfirmDelivery, DispatchShipment, RestockSku
+    from orderstream.domain.commands import CancelOrder, DeliverOrder, RestockSku, ShipOrder
     from orderstream.producers.commands import CommandSender
     from orderstream.producers.generator import generate
     from orderstream.producers.load_plan import LoadProfile
@@ -108,8 +110,6 @@ def run_demo(settings: Settings, root_args: list[str], plan: DemoPlan = DemoPlan
         INVENTORY_REPLIES,
         ORDERS_COMMANDS,
         ORDERS_REPLIES,
-        SHIPPING_COMMANDS,
-        SHIPPING_REPLIES,
     )
     from orderstream.views import order_view
     from orderstream.views.queries import ReadModel
@@ -167,10 +167,10 @@ def run_demo(settings: Settings, root_args: list[str], plan: DemoPlan = DemoPlan
         rng.shuffle(confirmed)
         to_ship = confirmed[: int(len(confirmed) * plan.ship_ratio)]
         to_cancel = confirmed[len(to_ship) : len(to_ship) + plan.late_cancellations]
-        with CommandSender(settings, SHIPPING_COMMANDS, SHIPPING_REPLIES, source="orderstream/demo") as sender:
-            for order_id in to_ship:
+        with CommandSender(settings, ORDERS_COMMANDS, ORDERS_REPLIES, source="orderstream/demo") as sender:
+            for order_id in to_ship:  # the order decides its dispatch: a ship and a cancel can never both win
                 sender.send(
-                    DispatchShipment(
+                    ShipOrder(
                         command_id=str(uuid.uuid4()),
                         issued_at=_now(),
                         correlation_id=order_id,
@@ -192,19 +192,30 @@ def run_demo(settings: Settings, root_args: list[str], plan: DemoPlan = DemoPlan
                 )
         _wait(settings, services, log, console, f"shipping {len(to_ship)} orders, cancelling {len(to_cancel)}")
         to_deliver = to_ship[: int(len(to_ship) * plan.deliver_ratio)]
-        with CommandSender(settings, SHIPPING_COMMANDS, SHIPPING_REPLIES, source="orderstream/demo") as sender:
+        with CommandSender(settings, ORDERS_COMMANDS, ORDERS_REPLIES, source="orderstream/demo") as sender:
             for order_id in to_deliver:
                 sender.send(
-                    ConfirmDelivery(
+                    DeliverOrder(
                         command_id=str(uuid.uuid4()), issued_at=_now(), correlation_id=order_id, order_id=order_id
                     )
                 )
         _wait(settings, services, log, console, f"delivering {len(to_deliver)} orders")
+        to_return = to_deliver[: plan.returns]
+        with ReadModel(settings.database_url_for(order_view.NAME), order_view.NAME) as view:
+            first_skus = [
+                (order_view.order_detail(view, order_id) or {"lines": [{}]})["lines"][0].get("sku")
+                for order_id in to_return
+            ]
+        with CommandSender(settings, ORDERS_COMMANDS, ORDERS_REPLIES, source="orderstream/demo") as sender:
+            for i, (order_id, sku) in enumerate(zip(to_return, first_skus, strict=True)):
+                sender.send(return_command(order_id, i, sku, _now()))
+        _wait(settings, services, log, console, f"returning {len(to_return)} orders")
         echo(
-            f"shipped {len(to_ship)}, delivered {len(to_deliver)}, cancelled {len(to_cancel)} confirmed orders; "
-            "every projection has caught up"
+            f"shipped {len(to_ship)}, delivered {len(to_deliver)}, cancelled {len(to_cancel)} confirmed orders, "
+            f"returned {len(to_return)}; every projection has caught up"
         )
-        show_views(settings, Console(), sample_order=to_deliver[0] if to_deliver else None)
+        show_views(settings, Console(), sample_order=to_return[0] if to_return else None)
+        show_returns(settings, Console(), to_return)
     finally:
         stop_services(services)
         echo("stopped the services and projections it started")
@@ -212,6 +223,23 @@ def run_demo(settings: Settings, root_args: list[str], plan: DemoPlan = DemoPlan
             f"the HTTP API: `orderstream run all` (or `orderstream serve`) answers on "
             f"http://{settings.api_host}:{settings.api_port} (docs at /docs)"
         )
+
+
+def return_command(order_id: str, i: int, first_sku: str | None, now: datetime):
+    """The i-th demo return: whole (i % 3 == 0), one unit of its first line (1), or whole and damaged, so not
+    restocked (2). A whole return takes back everything left; one unit of any line was always delivered."""
+    from orderstream.domain.commands import ReturnItem, ReturnOrder
+
+    by_line = i % 3 == 1 and first_sku is not None
+    return ReturnOrder(
+        command_id=str(uuid.uuid4()),
+        issued_at=now,
+        correlation_id=order_id,
+        order_id=order_id,
+        items=(ReturnItem(sku=first_sku, quantity=1),) if by_line else (),
+        reason=("did not fit", "one item was not needed", "arrived damaged")[i % 3],
+        restock=i % 3 != 2,
+    )
 
 
 def restock_plan(profile, plan: DemoPlan) -> dict[str, int]:
@@ -243,6 +271,26 @@ def _wait(settings, services, log, console, what: str) -> None:
             require_running=True,
             on_wait=lambda lag: status.update(f"waiting while {what}... ({lag} records to go)"),
         )
+
+
+def show_returns(settings: Settings, console, returned: list[str]) -> None:
+    """The returned orders as the order view shows them: status, and the returned quantity of every line."""
+    from rich.table import Table
+
+    from orderstream.views import order_view
+    from orderstream.views.queries import ReadModel
+
+    table = Table("order", "status", "returned (sku: returned/ordered)", title="Returned orders (order view)")
+    with ReadModel(settings.database_url_for(order_view.NAME), order_view.NAME) as view:
+        for order_id in returned:
+            detail = order_view.order_detail(view, order_id)
+            if detail is None:
+                continue
+            lines = ", ".join(
+                f"{line['sku']}: {line.get('returned_quantity', 0)}/{line['quantity']}" for line in detail["lines"]
+            )
+            table.add_row(order_id, detail["status"], lines)
+    console.print(table)
 
 
 def show_views(settings: Settings, console, sample_order: str | None) -> None:

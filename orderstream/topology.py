@@ -58,16 +58,26 @@ SHIPPING_EVENTS = "shipping.events"
 SHIPPING_REPLIES = "shipping.replies"
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec(ORDERS_COMMANDS, TopicKind.COMMANDS, "order id", "PlaceOrder, CancelOrder from the CLI"),
+    TopicSpec(
+        ORDERS_COMMANDS,
+        TopicKind.COMMANDS,
+        "order id",
+        "PlaceOrder, CancelOrder, ShipOrder, DeliverOrder, ReturnOrder from the CLI",
+    ),
     TopicSpec(ORDERS_EVENTS, TopicKind.EVENTS, "order id", "the Order aggregate's events (its changelog)"),
     TopicSpec(ORDERS_REPLIES, TopicKind.REPLIES, "order id", "the outcome of every order command"),
     TopicSpec(PAYMENTS_REQUESTS, TopicKind.INTERNAL, "customer id", "order payments re-keyed by customer"),
-    TopicSpec(PAYMENTS_EVENTS, TopicKind.EVENTS, "order id", "authorizations, declines, voids, refunds"),
+    TopicSpec(PAYMENTS_EVENTS, TopicKind.EVENTS, "order id", "authorizations, declines, captures, voids, refunds"),
     # changelogs of the payment service's two stages: kept forever, since their state is rebuilt from them
     TopicSpec(PAYMENTS_ORDERS, TopicKind.EVENTS, "order id", "the payment order stage's mirror of the orders it pays"),
     TopicSpec(PAYMENTS_LEDGER, TopicKind.EVENTS, "customer id", "each customer's payment events (the credit ledger)"),
     TopicSpec(INVENTORY_COMMANDS, TopicKind.COMMANDS, "SKU", "RestockSku from the CLI"),
-    TopicSpec(INVENTORY_RESERVATIONS, TopicKind.INTERNAL, "SKU", "order lines re-keyed by SKU"),
+    TopicSpec(
+        INVENTORY_RESERVATIONS,
+        TopicKind.INTERNAL,
+        "SKU",
+        "order lines re-keyed by SKU (reserve, release, ship, return)",
+    ),
     TopicSpec(INVENTORY_EVENTS, TopicKind.EVENTS, "SKU", "stock changes per SKU (its changelog)"),
     TopicSpec(INVENTORY_RESULTS, TopicKind.EVENTS, "order id", "reservation outcomes, answered per order"),
     TopicSpec(INVENTORY_REPLIES, TopicKind.REPLIES, "SKU", "the outcome of every inventory command"),
@@ -78,7 +88,12 @@ TOPICS: tuple[TopicSpec, ...] = (
         "the order events the inventory acts on (its order stage's changelog)",
         keep_forever=True,
     ),
-    TopicSpec(SHIPPING_COMMANDS, TopicKind.COMMANDS, "order id", "DispatchShipment, ConfirmDelivery from the CLI"),
+    TopicSpec(
+        SHIPPING_COMMANDS,
+        TopicKind.COMMANDS,
+        "order id",
+        "the old DispatchShipment, ConfirmDelivery (refused: the order decides)",
+    ),
     TopicSpec(SHIPPING_EVENTS, TopicKind.EVENTS, "order id", "shipments created, dispatched, delivered"),
     TopicSpec(SHIPPING_REPLIES, TopicKind.REPLIES, "order id", "the outcome of every shipping command"),
 )

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages orderstream needs when they are missing: a JDK 17+ and Maven (the local Apache Kafka
-# broker is fetched from Maven Central and run under java) and PostgreSQL (tests start a throwaway cluster with
-# initdb/pg_ctl), and wrk (the HTTP benchmark's load generator). Does nothing when all are present. Needs root (or
-# sudo) only when something must be installed.
+# broker is fetched from Maven Central and run under java), PostgreSQL (tests start a throwaway cluster with
+# initdb/pg_ctl), wrk (the HTTP benchmark's load generator), and Chromium with its chromedriver (tests/browser drive
+# the web console in it). Does nothing when all are present. Needs root (or sudo) only when something must be
+# installed.
 set -euo pipefail
 
 missing=()
@@ -12,6 +13,8 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
   missing+=(postgresql)
 fi
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # bench/http.py: the HTTP load generator
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # tests/browser
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

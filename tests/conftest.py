@@ -4,6 +4,10 @@ kafka: ORDERSTREAM_TEST_BOOTSTRAP_SERVERS when set; else the local broker (Maven
 ports in a temp dir; else testcontainers' Kafka when a Docker engine answers. With ORDERSTREAM_REQUIRE_BROKER=1 a
 broker that cannot be had FAILS the test instead of skipping it. postgres works the same way with initdb/pg_ctl and
 ORDERSTREAM_REQUIRE_POSTGRES=1.
+
+Also here: `db_url` (one contract suite on SQLite and PostgreSQL), `codec`, and an autouse guard that keeps every test
+off the default broker port and data directory. Shared helpers (not fixtures) live in tests/support; no test module
+imports another.
 """
 
 from __future__ import annotations
@@ -16,6 +20,18 @@ from pathlib import Path
 import pytest
 
 from orderstream.config import Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _no_default_broker_port_or_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    """No test reaches the default broker port (9092) or writes to the default data directory (./.orderstream): a
+    `make demo` broker still running on 9092, or a developer's data, would change what a test sees. A test (or a
+    process it starts) that names neither gets a port nothing listens on and a data directory of its own; settings
+    and command-line options a test passes win over these, as always."""
+    from orderstream.broker.local import free_port
+
+    monkeypatch.setenv("ORDERSTREAM_BROKER_PORT", str(free_port()))
+    monkeypatch.setenv("ORDERSTREAM_DATA_DIR", str(tmp_path_factory.mktemp("default-data-dir")))
 
 
 def _unavailable(what: str, variable: str, reason: str) -> None:
@@ -120,3 +136,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'views'}/{{projection}}.db"
     return request.getfixturevalue("pg_database")
+
+
+@pytest.fixture(scope="module")
+def codec():
+    """A codec with the production catalog, mapper and upcasters, fresh for each test module."""
+    from orderstream.schemas.codec import Codec
+
+    return Codec()

@@ -5,8 +5,9 @@ Shape (kept stable for the routers that plug in, e.g. the web console):
   lifespan state (`request.state.context`, dependency `context.Context`); nothing lives in a module global;
 - ROUTERS lists the resource routers; extra_routers (create_app's argument) are included after them, so the web
   console is `create_app(settings, extra_routers=[console.router])` or added to ROUTERS' list here;
-- middleware, outermost first: CORS (when api_cors_origins is set: it answers a browser's preflight, which carries
-  no token), the bearer token (when api_token is set), and the request body limit (api_max_body_bytes,
+- middleware, outermost first: request metrics and spans (orderstream.telemetry.http, which also serves GET
+  /metrics), CORS (when api_cors_origins is set: it answers a browser's preflight, which carries no token), the
+  bearer token (when api_token is set), and the request body limit (api_max_body_bytes,
   security.BodyLimitMiddleware: a 413 Problem).
 """
 
@@ -17,14 +18,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from orderstream.api import problems
+from orderstream.api import console, problems
 from orderstream.api.context import ApiContext, Commands, LiveEvents, ReadModels
 from orderstream.api.routers import events, ops, orders, sales, stock
 from orderstream.api.security import BearerTokenMiddleware, BodyLimitMiddleware
 from orderstream.config import Settings
+from orderstream.telemetry import http as telemetry
 from orderstream.topology import INVENTORY_REPLIES, ORDERS_REPLIES, SHIPPING_REPLIES
 
-ROUTERS: tuple[APIRouter, ...] = (orders.router, events.router, stock.router, sales.router, ops.router)
+ROUTERS: tuple[APIRouter, ...] = (orders.router, events.router, stock.router, sales.router, ops.router, console.router)
 
 
 def create_app(settings: Settings, extra_routers: Sequence[APIRouter] = ()) -> FastAPI:
@@ -57,7 +59,7 @@ def create_app(settings: Settings, extra_routers: Sequence[APIRouter] = ()) -> F
         app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     if settings.api_token is not None:
-        app.add_middleware(BearerTokenMiddleware, token=settings.api_token)
+        app.add_middleware(BearerTokenMiddleware, token=settings.api_token, public=console.public_request)
     if settings.api_cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -69,4 +71,5 @@ def create_app(settings: Settings, extra_routers: Sequence[APIRouter] = ()) -> F
                            "Consistency-Token", "Last-Event-ID"],
             expose_headers=["ETag", "Link", "Retry-After", "Location"],
         )  # fmt: skip
+    telemetry.install(app, settings)  # outermost: request time by route and status, GET /metrics
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from collections.abc import Callable
 
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
@@ -17,8 +18,9 @@ from orderstream.api.problems import problem_response
 
 
 class BearerTokenMiddleware:
-    def __init__(self, app: ASGIApp, token: SecretStr) -> None:
+    def __init__(self, app: ASGIApp, token: SecretStr, public: Callable[[Scope], bool] = lambda _: False) -> None:
         self.app = app
+        self._public = public  # requests that pass without the token (the console's data-free page frames)
         self._expected = f"Bearer {token.get_secret_value()}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -30,7 +32,7 @@ class BearerTokenMiddleware:
             if name == b"authorization":
                 given = value
                 break
-        if not hmac.compare_digest(given, self._expected):
+        if not hmac.compare_digest(given, self._expected) and not self._public(scope):
             detail = "a valid `Authorization: Bearer <token>` header is required" if given else "no API token given"
             response = problem_response(401, "Unauthorized", detail, {"WWW-Authenticate": "Bearer"})
             await response(scope, receive, send)

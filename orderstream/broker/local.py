@@ -53,6 +53,10 @@ class BrokerSpec:
     sasl_port: int | None = None  # a SASL_PLAINTEXT listener with SCRAM-SHA-256 (and -512) besides PLAINTEXT
     scram_users: tuple[tuple[str, str], ...] = ()  # (name, password) pairs created when the storage is formatted
     quorum_voters: str | None = None  # "1@host:port,2@host:port,...": a multi-node cluster; default this node alone
+    # Kafka's authorizer on (StandardAuthorizer): what no ACL allows is denied (`orderstream security init` creates
+    # the pipeline's ACLs). The PLAINTEXT listener (local, inter-broker) stays a super user, as do super_users.
+    acls: bool = False
+    super_users: tuple[str, ...] = ()
 
     @property
     def bootstrap(self) -> str:
@@ -93,6 +97,10 @@ class BrokerSpec:
                 props[f"listener.name.sasl_plaintext.{mechanism}.sasl.jaas.config"] = (
                     "org.apache.kafka.common.security.scram.ScramLoginModule required;"
                 )
+        if self.acls:
+            props["authorizer.class.name"] = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+            props["super.users"] = ";".join(["User:ANONYMOUS", *(f"User:{user}" for user in self.super_users)])
+            props["allow.everyone.if.no.acl.found"] = "false"
         props.update(dict(self.extra_properties))
         return "".join(f"{key}={value}\n" for key, value in props.items())
 

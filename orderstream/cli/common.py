@@ -53,10 +53,29 @@ def settings_of(ctx: typer.Context) -> Settings:
     return options.settings()
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
+# Exit codes, the same for every command: 0 done; 1 a well-formed value refused (out of range, unknown id, a rejected
+# command) or a failure (no broker, ...); 2 a usage error: the command line does not parse, or a value is not of its
+# parameter's type (not a number, not a time, not a token, not one of the listed choices); 3 no reply in time.
+INVALID = 1
+USAGE_ERROR = 2
+
+
+def fail(message: str, code: int = INVALID) -> NoReturn:
     """Print one line on stderr and exit non-zero. Nothing after this runs."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=code)
+
+
+def usage_error(message: str) -> NoReturn:
+    """A value that is not of its parameter's type, or options that do not go together: one line, exit 2."""
+    fail(message, USAGE_ERROR)
+
+
+def fail_input(exc: Exception) -> NoReturn:
+    """A domain ValidationError: exit 2 when the text is not of the kind asked for (NotParsable), else 1."""
+    from orderstream.domain.validation import NotParsable
+
+    fail(str(exc), USAGE_ERROR if isinstance(exc, NotParsable) else INVALID)
 
 
 BROKER_CHECK_S = 5.0  # a broker that is up answers in milliseconds

@@ -1,4 +1,5 @@
-"""`orderstream dlq list|show|retry`: the dead letters, what failed and why, and re-publishing them after a fix."""
+"""`orderstream dlq list|show|retry`: the dead letters, what failed and why, and sending them back to the consumer group
+that wrote each, after a fix."""
 
 from __future__ import annotations
 
@@ -36,15 +37,19 @@ def list_letters(
         return
     from rich.table import Table
 
-    table = Table(id_column("id"), "key", "original", "stage", "error", "retried")
+    table = Table(id_column("id"), "key", "original", "group", "stage", "error", "retried")
     for letter in letters:
+        retried = "yes" if letter.retried else ""
+        if letter.retry_failures:
+            retried = f"{retried} (failed again x{letter.retry_failures})".strip()
         table.add_row(
             f"{letter.dlq_topic}:{letter.dlq_partition}:{letter.dlq_offset}",
             letter.key or "-",
             letter.original,
-            letter.stage,
+            letter.group or "-",
+            letter.stage + (f" ({letter.reader})" if letter.reader else ""),
             f"{letter.error_class}: {letter.error_message}",
-            "yes" if letter.retried else "",
+            retried,
         )
     console().print(table if letters else "no dead letters")
 
@@ -84,8 +89,9 @@ def retry(
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
-    """Re-publish dead letters to their original topics, after the fix, and record in the DLQ that they were."""
-    from orderstream.ops.dlq import retry as republish
+    """Send dead letters back to the consumer group that wrote each (never to the shared topic), after the fix."""
+    from orderstream.ops.dlq import RetryRefused
+    from orderstream.ops.dlq import retry as send_back
 
     letters = [letter for letter in _letters(ctx) if not letter.retried]
     if letter_ids:
@@ -95,10 +101,10 @@ def retry(
             fail(f"no dead letter waiting with id {missing[0]!r} (already retried, or unknown)")
         letters = [known[i] for i in letter_ids]
     try:
-        count = republish(settings_of(ctx), letters)
-    except RuntimeError as exc:
+        count = send_back(settings_of(ctx), letters)
+    except (RetryRefused, RuntimeError) as exc:
         fail(str(exc))
     if json_output:
         print_json({"retried": count, "ids": [letter.summary()["id"] for letter in letters]})
     else:
-        typer.echo(f"re-published {count} dead letter(s) to their original topics")
+        typer.echo(f"sent {count} dead letter(s) back to the consumer group that wrote each")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orderstream.cli.common import err_console, fail, print_json, require_broker, settings_of
+from orderstream.cli.common import err_console, fail, fail_input, print_json, require_broker, settings_of
 
 
 def generate(
@@ -41,10 +41,17 @@ def generate(
     try:
         check_currency(currency)
     except ValidationError as exc:
-        fail(str(exc))
+        fail_input(exc)
     settings = settings_of(ctx)
     require_broker(settings)  # seconds, not the generator's 120 s wait for acknowledgements, when no broker answers
-    seed = seed if seed is not None else random.randrange(1_000_000)
+    ledger = _ledger(settings)
+    if seed is None:  # a fresh seed: one this pipeline has not seen, or every order would be refused as a copy
+        seed = next(s for s in iter(lambda: random.randrange(1_000_000), None) if not _seed_used(settings, ledger, s))
+    elif (evidence := _seed_used(settings, ledger, seed)) is not None:
+        fail(
+            f"seed {seed} was already used on these topics ({evidence}): its orders exist, so the order service "
+            "would refuse every one and nothing new would be placed; pass another --seed, or leave it out"
+        )
     profile = LoadProfile(
         orders=orders, seed=seed, customers=customers, skus=skus, cancel_ratio=cancel_ratio, currency=currency
     )
@@ -81,6 +88,7 @@ def generate(
         fail(error)  # after the bar is closed, so the error is the last line
     if result.failed:
         fail(f"{result.failed} of {result.records} records were not acknowledged: {result.first_error}")
+    ledger.record(seed)
     summary = {
         "orders": result.orders,
         "records": result.records,
@@ -104,3 +112,40 @@ def _take_away(progress) -> None:
     progress.live.transient = True
     if not progress.console.is_terminal:
         progress.console.quiet = True
+
+
+def _ledger(settings):
+    """The seeds sent to this cluster's topics under this prefix (producers/seed_ledger.py)."""
+    from confluent_kafka.admin import AdminClient
+
+    from orderstream.kafka.clients import admin_config
+    from orderstream.producers.seed_ledger import SeedLedger
+
+    cluster_id = AdminClient(admin_config(settings)).list_topics(timeout=10).cluster_id
+    return SeedLedger.of(settings.data_dir, cluster_id, settings.topic_prefix)
+
+
+def _seed_used(settings, ledger, seed: int) -> str | None:
+    """How we know a seed was sent before, or None: the ledger of this data directory, or its first order in the
+    order view (a load sent from elsewhere)."""
+    from orderstream.producers.load_plan import order_id
+
+    if ledger.used(seed):
+        return f"recorded in {ledger.path}"
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from orderstream.views.order_view import order_detail
+    from orderstream.views.queries import ReadModel
+    from orderstream.views.store import StoreError
+
+    first = order_id(seed, 0)
+    try:
+        model = ReadModel(settings.database_url_for("order-view"), "order-view")
+    except StoreError:  # no order view here: the ledger is all there is to go by
+        return None
+    try:
+        return f"order {first} is in the order view" if order_detail(model, first) is not None else None
+    except (StoreError, SQLAlchemyError):  # a view still being created cannot tell; the ledger has spoken already
+        return None
+    finally:
+        model.close()

@@ -2,7 +2,8 @@
 
 Each group lives in its own module and imports its heavy libraries inside its commands, so `--help` is instant.
 The root command (RootGroup) keeps the CLI's promise for whatever a command lets escape: one line on stderr
-(`error: ...`, as fail() prints it), never a traceback; a usage error exits 2, anything else 1.
+(`error: ...`, as fail() prints it), never a traceback; a usage error exits 2 (a number out of its option's bounds: 1,
+as any refused value), anything else 1.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from orderstream.cli import (
     orders,
     query,
     replay,
+    returns,
     run,
     schemas,
+    security,
     serve,
     shipping,
     status,
@@ -41,8 +44,15 @@ from orderstream.cli.common import GlobalOptions, fail
 
 PROGRAM = "orderstream"
 USAGE_ERROR = 2  # the conventional exit code of a command line that could not be parsed
+INVALID = 1  # a well-formed value refused (see cli/common.py for every exit code)
 KAFKA_UNREACHABLE = {"_TRANSPORT", "_ALL_BROKERS_DOWN", "_RESOLVE"}
 KAFKA_SLOW = {"_TIMED_OUT", "_MSG_TIMED_OUT", "_TIMED_OUT_QUEUE"}
+KAFKA_DENIED = {
+    "TOPIC_AUTHORIZATION_FAILED",
+    "GROUP_AUTHORIZATION_FAILED",
+    "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+    "CLUSTER_AUTHORIZATION_FAILED",
+}
 
 
 class RootGroup(TyperGroup):
@@ -81,7 +91,23 @@ def _usage_error(exc: UsageError) -> NoReturn:
         names.insert(0, ctx.info_name)
         ctx = ctx.parent
     command = " ".join([PROGRAM, *names])
-    fail(f"{_one_line(exc.format_message()).rstrip('.')}; see `{command} --help`", USAGE_ERROR)
+    code = INVALID if _out_of_range(exc) else USAGE_ERROR
+    fail(f"{_one_line(exc.format_message()).rstrip('.')}; see `{command} --help`", code)
+
+
+# pydantic's error types for a value of the right type outside its parameter's bounds (typer's min=/max=)
+_RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def _out_of_range(exc: UsageError) -> bool:
+    """A number that parsed but is out of its option's bounds (--limit 0): an invalid value (exit 1), not a usage
+    error (exit 2), like every other refused value."""
+    cause = exc.__cause__
+    errors = getattr(cause, "errors", None)
+    if not callable(errors):
+        return False
+    kinds = {error.get("type") for error in errors()}
+    return bool(kinds) and kinds <= _RANGE_ERRORS
 
 
 def _one_line(text: str) -> str:
@@ -123,6 +149,11 @@ def _kafka_error(exc: Any, bootstrap: str) -> str:
         return (
             f"no broker answers at {bootstrap} ({detail}): start one with `orderstream broker start` "
             "or pass -b/--bootstrap-servers (or set ORDERSTREAM_BOOTSTRAP_SERVERS)"
+        )
+    if name in KAFKA_DENIED:
+        return (
+            f"not authorized by the cluster at {bootstrap} ({detail.rstrip('.')}): with ACLs on, only a topic's owner "
+            "writes it (`orderstream security acls` lists who owns what): run this with the owner's credentials"
         )
     if name in KAFKA_SLOW:
         return (
@@ -221,6 +252,12 @@ app.add_typer(
     help="Start, stop and inspect the local Apache Kafka broker (KRaft).",
 )
 app.add_typer(topics.app, name="topics", rich_help_panel=SETUP, help="Create and verify every topic of the pipeline.")
+app.add_typer(
+    security.app,
+    name="security",
+    rich_help_panel=SETUP,
+    help="Per-service SCRAM principals and the Kafka ACLs that let only a topic's owner write it.",
+)
 app.command(name="run", rich_help_panel=SETUP)(run.run)
 
 app.command(name="place", rich_help_panel=WRITE)(orders.place)
@@ -228,6 +265,7 @@ app.command(name="cancel", rich_help_panel=WRITE)(orders.cancel)
 app.add_typer(stock.app, name="stock", rich_help_panel=WRITE, help="Inventory commands: add units of a SKU to stock.")
 app.command(name="ship", rich_help_panel=WRITE)(shipping.ship)
 app.command(name="deliver", rich_help_panel=WRITE)(shipping.deliver)
+app.command(name="return", rich_help_panel=WRITE)(returns.return_order)
 app.command(name="generate", rich_help_panel=WRITE)(generate.generate)
 
 app.add_typer(

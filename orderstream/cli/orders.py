@@ -1,20 +1,29 @@
 """`orderstream place` and `orderstream cancel`: send an order command, optionally wait for its outcome.
 
 Input is checked with the domain's own rules before anything is produced. Exit codes: 0 sent (or accepted with
---wait), 1 bad input, rejected or not sent, 3 no reply within the wait timeout.
+--wait, or CONFIRMED with --wait-for outcome), 1 a refused value, rejected or not sent, 2 a usage error (a value not of
+its kind), 3 no reply (or outcome) within the wait timeout.
 """
 
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from orderstream.cli.commands import send_command
-from orderstream.cli.common import fail
+from orderstream.cli.common import fail_input
 
 if TYPE_CHECKING:
     from orderstream.domain.commands import Command
+
+
+class WaitFor(enum.StrEnum):
+    """place --wait-for: the order service's reply (accepted or refused), or the order's outcome."""
+
+    reply = "reply"
+    outcome = "outcome"
 
 
 def place(
@@ -34,9 +43,19 @@ def place(
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for the outcome; print it and a read-your-writes token.")
     ] = False,
+    wait_for: Annotated[
+        WaitFor | None,
+        typer.Option(
+            "--wait-for",
+            help="What to wait for: reply (the order service's answer, as --wait) or outcome (the order CONFIRMED, "
+            "or REJECTED with the reason, after payment and stock).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")] = False,
 ) -> None:
-    """Place an order. Prints the order id once the broker has the command (or, with --wait, the outcome)."""
+    """Place an order. Prints the order id once the broker has the command (or, with --wait, the order service's
+    reply; with --wait-for outcome, the order's outcome: exit 0 CONFIRMED, 1 REJECTED with the reason)."""
     import uuid
     from datetime import UTC, datetime
 
@@ -61,8 +80,8 @@ def place(
         )
         validate_place_order(command)
     except ValidationError as exc:
-        fail(str(exc))
-    _send(ctx, command, wait, as_json)
+        fail_input(exc)
+    _send(ctx, command, wait or wait_for is not None, as_json, follow_outcome=wait_for is WaitFor.outcome)
 
 
 def cancel(
@@ -102,7 +121,7 @@ def cancel(
         )
         validate_cancel_order(command)
     except ValidationError as exc:
-        fail(str(exc))
+        fail_input(exc)
     _send(ctx, command, wait, as_json)
 
 
@@ -110,11 +129,11 @@ def _parse_item(text: str, currency: str, line_type):
     """SKU:QTY:PRICE -> an order line. The price limit is checked here, in the currency typed: the domain's own
     check (validate_place_order) only knows minor units."""
     from orderstream.domain.money import to_minor
-    from orderstream.domain.validation import MAX_UNIT_PRICE_MINOR, ValidationError, parse_whole_number
+    from orderstream.domain.validation import MAX_UNIT_PRICE_MINOR, NotParsable, parse_whole_number
 
     parts = text.rsplit(":", 2)
     if len(parts) != 3 or not all(part.strip() for part in parts):
-        raise ValidationError(f"item {text!r} is not SKU:QTY:PRICE (e.g. BOOK-1:2:12.50)")
+        raise NotParsable(f"item {text!r} is not SKU:QTY:PRICE (e.g. BOOK-1:2:12.50)")
     sku, quantity, price = (part.strip() for part in parts)
     return line_type(
         sku=sku,
@@ -123,7 +142,7 @@ def _parse_item(text: str, currency: str, line_type):
     )
 
 
-def _send(ctx: typer.Context, command: Command, wait: bool, as_json: bool) -> None:
+def _send(ctx: typer.Context, command: Command, wait: bool, as_json: bool, follow_outcome: bool = False) -> None:
     from orderstream.topology import ORDERS_COMMANDS, ORDERS_REPLIES
 
     order_id = command.aggregate_id
@@ -138,4 +157,5 @@ def _send(ctx: typer.Context, command: Command, wait: bool, as_json: bool) -> No
         fields={"order_id": order_id},
         accepted_as=order_id,
         rejected_as=f"{command.type_name} {order_id}",
+        follow_outcome=follow_outcome,
     )

@@ -1,4 +1,4 @@
-"""`orderstream query order|orders|sales|customer|stock`: read the projections through their query interface.
+"""`orderstream query order|orders|sales|customer|stock|payments`: read the projections through their query interface.
 
 --json prints only JSON on stdout: what the query functions of the view modules return, with stable field
 names (docs/ARCHITECTURE.md describes the views); without it, rich tables for people.
@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from orderstream.cli.common import console, fail, id_column, print_json, settings_of
+from orderstream.cli.common import console, fail, id_column, print_json, settings_of, usage_error
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
 
@@ -38,6 +38,7 @@ def _open(settings, projection: str):
 def _wait_for(settings, projection: str, token_text: str, timeout_s: float | None) -> None:
     """Block until the projection has applied the token (the core's read-your-writes wait); one line and exit 1
     when the token is refused or cannot exist, or the view is still behind after the timeout."""
+    from orderstream.kafka.consistency import ConsistencyToken, TokenError
     from orderstream.ops.read_your_writes import (
         TokenRefused,
         TokenUnreachable,
@@ -49,6 +50,10 @@ def _wait_for(settings, projection: str, token_text: str, timeout_s: float | Non
 
     if timeout_s is not None and not math.isfinite(timeout_s):
         fail(f"--timeout must be a finite number of seconds, got {timeout_s:g}")
+    try:  # a token not of the <topic>:<partition>:<offset> kind is a usage error (exit 2)
+        ConsistencyToken.parse(token_text)
+    except TokenError as exc:
+        usage_error(str(exc))
     try:
         wait_until_applied(settings, projection, parse_token(projection, token_text), timeout_s)
     except (TokenRefused, TokenUnreachable, ViewBehind, StoreError) as exc:
@@ -125,7 +130,7 @@ def _parse_time(text: str, option: str = "--since") -> datetime:
     try:
         moment = datetime.fromisoformat(stripped)
     except ValueError:
-        fail(f"{option} {text!r} is not an ISO 8601 time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)")
+        usage_error(f"{option} {text!r} is not an ISO 8601 time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -155,13 +160,15 @@ def orders(
     """Order summaries, newest first, a page at a time: a page that is not the last ends with `next cursor: C` on
     stderr (--cursor C goes on; the cursor carries the filters and sort). --all walks every page."""
     from orderstream.views.base import STATUSES, utc_text
-    from orderstream.views.order_view import NAME, OrderCursor, OrderSelection, page_orders, walk_orders
+    from orderstream.views.order_view import NAME, ORDER_SORTS, OrderCursor, OrderSelection, page_orders, walk_orders
     from orderstream.views.queries import QueryError
 
     if status is not None and status.upper() not in STATUSES:
-        fail(f"unknown status {status!r}; choose from: {', '.join(STATUSES)}")
+        usage_error(f"unknown status {status!r}; choose from: {', '.join(STATUSES)}")
+    if sort not in ORDER_SORTS:  # before the view is opened: a typo is reported even before the view exists
+        usage_error(f"cannot sort by {sort!r}; choose from: {', '.join(ORDER_SORTS)}")
     if csv_output and json_output:
-        fail("--csv and --json: choose one")
+        usage_error("--csv and --json: choose one")
     settings = settings_of(ctx)
     moment = utc_text(_parse_time(since)) if since is not None else None
     try:
@@ -209,6 +216,9 @@ def _print_orders(rows: list[dict], json_output: bool, csv_output: bool) -> None
     console().print(table)
 
 
+SALES_GROUPINGS = ("sku", "day", "day-sku")
+
+
 @app.command("sales")
 def sales(
     ctx: typer.Context,
@@ -220,12 +230,14 @@ def sales(
     from orderstream.views.sales_view import NAME, status_counts
     from orderstream.views.sales_view import sales as sales_rows
 
+    if by not in SALES_GROUPINGS:  # before the view is opened: a typo is reported even before the view exists
+        usage_error(f"cannot group sales by {by!r}; choose from: {', '.join(SALES_GROUPINGS)}")
     settings = settings_of(ctx)
     with _open(settings, NAME) as model:
         try:
             rows = sales_rows(model, by=by)
         except QueryError as exc:
-            fail(str(exc))
+            usage_error(str(exc))
         statuses = status_counts(model)
     if json_output:
         from orderstream.views.models import SalesReport, dump
@@ -305,3 +317,43 @@ def stock(
     for row in rows:
         table.add_row(row["sku"], str(row["on_hand"]), str(row["reserved"]), str(row["available"]))
     console().print(table)
+
+
+@app.command("payments")
+def payments(
+    ctx: typer.Context,
+    order_id: Annotated[str | None, typer.Option("--order", help="Only this order.", show_default=False)] = None,
+    customer: Annotated[
+        str | None,
+        typer.Option("--customer", help="Only this customer's orders, and their totals.", show_default=False),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many orders.", min=1)] = 100,
+    json_output: JsonOption = False,
+) -> None:
+    """Money per order (and per customer with --customer): authorized, captured, refunded, voided and outstanding
+    (authorized, neither captured nor voided: what holds the credit limit)."""
+    from orderstream.views.payment_view import NAME, customer_payments, order_payments
+
+    settings = settings_of(ctx)
+    with _open(settings, NAME) as model:
+        orders = order_payments(model, order_id=order_id, customer_id=customer, limit=limit)
+        totals = customer_payments(model, customer) if customer is not None else []
+    if order_id is not None and not orders:
+        fail(f"order {order_id} not found in {NAME}")
+    if json_output:
+        print_json({"orders": orders, "customers": totals})
+        return
+    from rich.table import Table
+
+    columns = ("authorized_minor", "captured_minor", "refunded_minor", "voided_minor", "outstanding_minor")
+    table = Table("order", "customer", "status", *(c.removesuffix("_minor") for c in columns), title="payments")
+    for row in orders:
+        amounts = (_money(row[c], row["currency"]) for c in columns)
+        table.add_row(row["order_id"], row["customer_id"], row["status"], *amounts)
+    console().print(table)
+    if totals:
+        table = Table("customer", "currency", *(c.removesuffix("_minor") for c in columns), title="per customer")
+        for row in totals:
+            amounts = (_money(row[c], row["currency"]) for c in columns)
+            table.add_row(row["customer_id"], row["currency"], *amounts)
+        console().print(table)

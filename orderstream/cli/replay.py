@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from orderstream.cli.common import err_console, fail, print_json, require_broker, settings_of
+from orderstream.cli.common import err_console, fail, print_json, require_broker, settings_of, usage_error
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
 
@@ -26,7 +26,7 @@ def _time(text: str | None, option: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        fail(f"{option} {text!r} is not an ISO 8601 time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)")
+        usage_error(f"{option} {text!r} is not an ISO 8601 time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -99,14 +99,20 @@ def projection(
     from orderstream.views.store import StoreError
 
     if from_beginning == (from_time is not None):
-        fail("choose one of --from-beginning or --from-time TIME")
+        usage_error("choose one of --from-beginning or --from-time TIME")
     moment = _time(from_time, "--from-time")
     try:
         spec = spec_of(name)
     except KeyError as exc:
-        fail(str(exc.args[0]))
+        usage_error(str(exc.args[0]))
     settings = settings_of(ctx)
     require_broker(settings)  # seconds, not the consumer's own timeouts, when no broker answers
+    from orderstream.telemetry.exposition import MetricsServerError, serve
+
+    try:
+        serve(settings)  # with metrics_port set: /metrics shows the rebuild's progress while it runs
+    except MetricsServerError as exc:
+        fail(str(exc))
     with _progress(json_output, "applied") as progress:
         bar = _Bar(progress, name, "events")
         replay = projection_replay(
@@ -124,6 +130,7 @@ def projection(
         "projection": result.projection, "generation": result.generation, "replaced": result.replaced,
         "schema_version": result.schema_version, "events_applied": result.events_applied,
         "events_skipped": result.events_skipped, "rebuilt_aggregates": result.rebuilt_aggregates,
+        "records_rejected": result.records_rejected,
         "processes": processes, "seconds": round(result.seconds, 3),
     }  # fmt: skip
     if json_output:
@@ -133,6 +140,12 @@ def projection(
     typer.echo(
         f"{name}: generation {result.generation} is live (replaced {result.replaced}); {result.events_applied} events "
         f"applied, {result.events_skipped} skipped as copied, {scope} aggregates rebuilt, in {result.seconds:.2f}s"
+        + (
+            f"; {result.records_rejected} record(s) skipped that cannot be projected (the live projector "
+            "dead-letters them: `orderstream dlq list`)"
+            if result.records_rejected
+            else ""
+        )
     )
 
 
@@ -189,6 +202,10 @@ def topic(
             fail(str(exc), 130)
         except CopyError as exc:
             fail(str(exc))  # a Kafka error goes to the CLI's root, which names the broker and what to do
+        except Exception:  # the root reports it in one line: the bar goes away first, so that line is all there is
+            progress.live.transient = True
+            progress.console.quiet = not progress.console.is_terminal  # elsewhere rich would still end with a newline
+            raise
     summary = {
         "source": result.source, "destination": result.destination, "created": result.created,
         "same_partitioning": result.same_partitioning, "copied": result.copied, "examined": result.examined,

@@ -1,4 +1,6 @@
-"""`orderstream ship` and `orderstream deliver`: send a shipping command, optionally wait for its outcome.
+"""`orderstream ship` and `orderstream deliver`: send ShipOrder / DeliverOrder to the order service (the order's single
+writer decides its dispatch, so a ship and a cancel can never both win), optionally wait for the outcome. With --wait
+the token points into orders.events, so `query order --after TOKEN` shows the change.
 
 Input is checked with the domain's own rules before anything is produced. Exit codes: 0 sent (or accepted with
 --wait), 1 bad input, rejected or not sent, 3 no reply within the wait timeout.
@@ -11,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from orderstream.cli.commands import send_command
-from orderstream.cli.common import fail
+from orderstream.cli.common import fail_input
 
 if TYPE_CHECKING:
     from orderstream.domain.commands import Command
@@ -37,23 +39,23 @@ def ship(
     import uuid
     from datetime import UTC, datetime
 
-    from orderstream.domain.commands import DispatchShipment
-    from orderstream.domain.shipping import validate_dispatch
+    from orderstream.domain.commands import ShipOrder
+    from orderstream.domain.order import validate_ship_order
     from orderstream.domain.validation import ValidationError
 
     try:
-        command = DispatchShipment(
+        command = ShipOrder(
             command_id=str(uuid.uuid4()),
             issued_at=datetime.now(UTC),
             correlation_id=order_id,
             order_id=order_id,
             carrier=carrier,
-            # None only: an empty --tracking '' is refused by validate_dispatch like any other empty value
+            # None only: an empty --tracking '' is refused by validate_ship_order like any other empty value
             tracking_number=f"TRK-{uuid.uuid4().hex[:12].upper()}" if tracking is None else tracking,
         )
-        validate_dispatch(command)
+        validate_ship_order(command)
     except ValidationError as exc:
-        fail(str(exc))
+        fail_input(exc)
     _send(ctx, command, wait, as_json)
 
 
@@ -68,22 +70,22 @@ def deliver(
     import uuid
     from datetime import UTC, datetime
 
-    from orderstream.domain.commands import ConfirmDelivery
-    from orderstream.domain.shipping import validate_delivery
+    from orderstream.domain.commands import DeliverOrder
+    from orderstream.domain.order import validate_deliver_order
     from orderstream.domain.validation import ValidationError
 
     try:
-        command = ConfirmDelivery(
+        command = DeliverOrder(
             command_id=str(uuid.uuid4()), issued_at=datetime.now(UTC), correlation_id=order_id, order_id=order_id
         )
-        validate_delivery(command)
+        validate_deliver_order(command)
     except ValidationError as exc:
-        fail(str(exc))
+        fail_input(exc)
     _send(ctx, command, wait, as_json)
 
 
 def _send(ctx: typer.Context, command: Command, wait: bool, as_json: bool) -> None:
-    from orderstream.topology import SHIPPING_COMMANDS, SHIPPING_REPLIES
+    from orderstream.topology import ORDERS_COMMANDS, ORDERS_REPLIES
 
     order_id = command.aggregate_id
     extra = (
@@ -96,13 +98,13 @@ def _send(ctx: typer.Context, command: Command, wait: bool, as_json: bool) -> No
         command,
         wait,
         as_json,
-        commands_topic=SHIPPING_COMMANDS,
-        replies_topic=SHIPPING_REPLIES,
+        commands_topic=ORDERS_COMMANDS,
+        replies_topic=ORDERS_REPLIES,
         name=order_id,
         fields={"order_id": order_id},
         extra=extra,
         accepted_as=order_id,
-        version_label="shipment version",
+        version_label="order version",
         rejected_as=f"{command.type_name} {order_id}",
         outcome_model=ShipmentOutcome,
     )

@@ -18,8 +18,8 @@ def status(
     ] = 1.5,
 ) -> None:
     """Per service and projection and partition: lag (the records still to process: transaction markers and aborted
-    records do not count), age of the last event applied, running or not, and its state: idle, catching-up, stuck or
-    stopped."""
+    records do not count), the lag Kafka's own kafka-consumer-groups shows and why it differs, age of the last event
+    applied, running or not, its state (idle, catching-up, stuck or stopped), and how many members its group has."""
     from orderstream.ops.status import StatusUnavailable, collect_status
     from orderstream.services.composition import watched_consumers
 
@@ -38,7 +38,18 @@ def status(
 
     title = f"topic prefix {settings.topic_prefix!r}" if settings.topic_prefix else None
     table = Table(
-        id_column("consumer"), id_column("topic"), "part", "position", "end", "lag", "last event", "state", title=title
+        id_column("consumer"),
+        id_column("topic"),
+        "part",
+        "position",
+        "end",
+        "lag",
+        "kafka lag",
+        "last event",
+        "state",
+        "members",
+        "kafka lag differs by",
+        title=title,
     )
     colors = {"idle": "green", "catching-up": "yellow", "stuck": "bold red", "stopped": "dim"}
     for row in report.consumers:
@@ -50,8 +61,11 @@ def status(
             "-" if row.position is None else str(row.position),
             str(row.end),
             str(row.lag),
+            "-" if row.kafka_lag is None else str(row.kafka_lag),
             age,
             f"[{colors[row.state]}]{row.state}[/]",
+            str(row.members),
+            row.lag_note,
         )
     out = console()
     out.print(table)

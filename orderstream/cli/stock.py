@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from orderstream.cli.commands import send_command
-from orderstream.cli.common import fail
+from orderstream.cli.common import fail_input
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
 
@@ -37,7 +37,7 @@ def add(
         check_id("sku", sku)
         units = check_stock_quantity(sku, parse_whole_number(f"quantity of {sku}", quantity))
     except ValidationError as exc:
-        fail(str(exc))
+        fail_input(exc)
     command_id = str(uuid.uuid4())
     command = RestockSku(
         command_id=command_id, issued_at=datetime.now(UTC), correlation_id=command_id, sku=sku, quantity=units

@@ -15,6 +15,14 @@ from orderstream.domain.events import OrderLine
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ReturnItem:
+    """A quantity of one SKU of an order to take back."""
+
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Command:
     aggregate_field: ClassVar[str] = "order_id"
 
@@ -50,6 +58,34 @@ class CancelOrder(Command):
     expected_version: int | None = None
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ShipOrder(Command):
+    """Dispatch a confirmed order. Decided by the order (its single writer), so a cancel and a ship of one order are
+    decided one after the other; the shipping service carries out only accepted dispatches."""
+
+    order_id: str
+    carrier: str
+    tracking_number: str
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeliverOrder(Command):
+    """The carrier delivered a shipped order."""
+
+    order_id: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReturnOrder(Command):
+    """Take back a delivered order, whole (no items) or by line; restock False keeps the units off the shelf."""
+
+    order_id: str
+    items: tuple[ReturnItem, ...] = ()
+    reason: str = ""
+    restock: bool = True
+
+
 # --- inventory.commands (key: SKU) -------------------------------------------------------------------------------
 
 
@@ -75,6 +111,28 @@ class ReserveStock(Command):
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ReleaseStock(Command):
     """Internal: give back what an order had reserved of a SKU (the order was rejected or cancelled)."""
+
+    aggregate_field: ClassVar[str] = "sku"
+
+    sku: str
+    order_id: str
+    quantity: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ShipStock(Command):
+    """Internal: an order's reservation of a SKU left with its parcel (the order's dispatch was accepted)."""
+
+    aggregate_field: ClassVar[str] = "sku"
+
+    sku: str
+    order_id: str
+    quantity: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReturnStock(Command):
+    """Internal: returned units of an order go back on hand."""
 
     aggregate_field: ClassVar[str] = "sku"
 
@@ -114,6 +172,30 @@ class ReleasePayment(Command):
     order_id: str
     customer_id: str
     refund: bool
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CapturePayment(Command):
+    """Internal: take an order's authorized amount (its dispatch was accepted). causation_id: the order event."""
+
+    aggregate_field: ClassVar[str] = "customer_id"
+
+    causation_id: str
+    order_id: str
+    customer_id: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RefundPayment(Command):
+    """Internal: give back amount_minor of what was captured for an order (a return). causation_id: the order event."""
+
+    aggregate_field: ClassVar[str] = "customer_id"
+
+    causation_id: str
+    order_id: str
+    customer_id: str
+    amount_minor: int
     reason: str
 
 
@@ -159,8 +241,8 @@ class Reply:
         return type(self).__name__
 
 
-ORDER_COMMANDS: tuple[type[Command], ...] = (PlaceOrder, CancelOrder)
-INVENTORY_COMMANDS: tuple[type[Command], ...] = (RestockSku, ReserveStock, ReleaseStock)
+ORDER_COMMANDS: tuple[type[Command], ...] = (PlaceOrder, CancelOrder, ShipOrder, DeliverOrder, ReturnOrder)
+INVENTORY_COMMANDS: tuple[type[Command], ...] = (RestockSku, ReserveStock, ReleaseStock, ShipStock, ReturnStock)
 SHIPPING_COMMANDS: tuple[type[Command], ...] = (DispatchShipment, ConfirmDelivery)
-PAYMENT_COMMANDS: tuple[type[Command], ...] = (AuthorizePayment, ReleasePayment)
+PAYMENT_COMMANDS: tuple[type[Command], ...] = (AuthorizePayment, ReleasePayment, CapturePayment, RefundPayment)
 ALL_COMMANDS: tuple[type[Command], ...] = ORDER_COMMANDS + INVENTORY_COMMANDS + SHIPPING_COMMANDS + PAYMENT_COMMANDS

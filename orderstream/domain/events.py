@@ -125,6 +125,19 @@ class OrderDelivered(Event):
     order_id: str
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OrderReturned(Event):
+    """The customer sent back some or all of a delivered order: the lines (at their order price), the amount to refund
+    and whether the units go back on hand (restock False: damaged goods). fully_returned: nothing delivered is left."""
+
+    order_id: str
+    lines: tuple[OrderLine, ...]
+    refund_minor: int
+    restock: bool
+    reason: str
+    fully_returned: bool
+
+
 # --- payments.events (key: order id) -----------------------------------------------------------------------------
 
 
@@ -157,7 +170,20 @@ class PaymentVoided(Event):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class PaymentCaptured(Event):
+    """The authorized amount was taken (the order's dispatch was accepted): it no longer holds the credit limit."""
+
+    order_id: str
+    customer_id: str
+    amount_minor: int
+    currency: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class PaymentRefunded(Event):
+    """Money given back: a part or all of what was captured (a return). Before capture existed this also released an
+    authorization of a cancelled confirmed order; the ledger reads such a refund of an uncaptured order as a release."""
+
     order_id: str
     customer_id: str
     amount_minor: int
@@ -210,6 +236,31 @@ class StockReleased(Event):
     reserved: int
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StockShipped(Event):
+    """An order's reserved units left with its parcel: on hand and reserved both go down by quantity."""
+
+    aggregate_field: ClassVar[str] = "sku"
+
+    sku: str
+    order_id: str
+    quantity: int
+    on_hand: int
+    reserved: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StockReturned(Event):
+    """Returned units of an order went back on hand."""
+
+    aggregate_field: ClassVar[str] = "sku"
+
+    sku: str
+    order_id: str
+    quantity: int
+    on_hand: int
+
+
 # --- shipping.events (key: order id) -----------------------------------------------------------------------------
 
 
@@ -256,9 +307,23 @@ ORDER_EVENTS: tuple[type[Event], ...] = (
     OrderCancelled,
     OrderShipped,
     OrderDelivered,
+    OrderReturned,
 )
-PAYMENT_EVENTS: tuple[type[Event], ...] = (PaymentAuthorized, PaymentDeclined, PaymentVoided, PaymentRefunded)
-INVENTORY_EVENTS: tuple[type[Event], ...] = (StockAdded, StockReserved, StockReservationRejected, StockReleased)
+PAYMENT_EVENTS: tuple[type[Event], ...] = (
+    PaymentAuthorized,
+    PaymentDeclined,
+    PaymentVoided,
+    PaymentRefunded,
+    PaymentCaptured,
+)
+INVENTORY_EVENTS: tuple[type[Event], ...] = (
+    StockAdded,
+    StockReserved,
+    StockReservationRejected,
+    StockReleased,
+    StockShipped,
+    StockReturned,
+)
 SHIPPING_EVENTS: tuple[type[Event], ...] = (
     ShipmentCreated,
     ShipmentDispatched,

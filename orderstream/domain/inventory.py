@@ -1,9 +1,10 @@
 """Inventory: pure deciders for the two stages of the inventory service. No Kafka, no clock, no randomness.
 
 Stage 1, per ORDER (keyed by order id): react_to_order(order event, OrderLinesState) -> OrderReaction. It mirrors the
-order events it acts on (OrderPlaced, OrderRejected, OrderCancelled) into its changelog, and re-keys the order's lines
-by SKU: ReserveStock per line when the order is placed, ReleaseStock per line (once) when an order it placed is
-rejected or cancelled. Every other order event, and every repeat, produces nothing.
+order events it acts on (OrderPlaced, OrderRejected, OrderCancelled, OrderShipped, OrderReturned) into its changelog,
+and re-keys the order's lines by SKU: ReserveStock per line when the order is placed, ReleaseStock per line (once) when
+an order it placed is rejected or cancelled, ShipStock per line (once) when its dispatch is accepted, and ReturnStock
+per returned line of an OrderReturned that restocks. Every other order event, and every repeat, produces nothing.
 
 Stage 2, per SKU (keyed by SKU, so one writer decides every change of a SKU one after the other):
 decide(message, StockState, Context) -> events | Rejection, and evolve(state, event) -> state. The invariant, under
@@ -13,6 +14,10 @@ any order of messages: 0 <= reserved <= on_hand, i.e. available = on_hand - rese
                   An order that already holds a reservation of the SKU gets nothing new.
 - ReleaseStock -> StockReleased of what the order holds (whatever the message's quantity), only if it holds a
                   reservation of the SKU; a release of a rejected, released or unknown reservation changes nothing.
+- ShipStock    -> StockShipped of what the order holds: on hand and reserved both go down by it (the units left with
+                  the parcel); nothing when the order holds no reservation of the SKU (shipped already).
+- ReturnStock  -> StockReturned: the returned units go back on hand.
+So on hand = restocked - shipped + restocked returns, and reserved = the sum of the open reservations.
 Event and command ids are name-based UUIDs of the aggregate, version (or line) and cause, so deciding the same input on
 the same state twice yields identical output.
 """
@@ -25,16 +30,20 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from orderstream.domain import context as domain_context
-from orderstream.domain.commands import Command, ReleaseStock, ReserveStock, RestockSku
+from orderstream.domain.commands import Command, ReleaseStock, ReserveStock, RestockSku, ReturnStock, ShipStock
 from orderstream.domain.events import (
     Event,
     OrderCancelled,
     OrderPlaced,
     OrderRejected,
+    OrderReturned,
+    OrderShipped,
     StockAdded,
     StockReleased,
     StockReservationRejected,
     StockReserved,
+    StockReturned,
+    StockShipped,
 )
 from orderstream.domain.validation import ValidationError, check_id, check_quantity, check_stock_quantity
 
@@ -54,6 +63,7 @@ class OrderLinesState:
     lines: tuple[tuple[str, int], ...] = ()  # (sku, quantity), one entry per SKU
     placed: bool = False
     released: bool = False
+    shipped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +71,7 @@ class OrderReaction:
     """What one order event leads to: the events to mirror into stage 1's changelog, the commands to re-key by SKU."""
 
     mirror: tuple[Event, ...] = ()
-    commands: tuple[ReserveStock | ReleaseStock, ...] = ()
+    commands: tuple[ReserveStock | ReleaseStock | ShipStock | ReturnStock, ...] = ()
 
 
 class EvolveError(ValueError):
@@ -85,10 +95,23 @@ def react_to_order(event: Event, state: OrderLinesState, issued_at: datetime) ->
             (event,), tuple(_line_command(ReserveStock, event, sku, qty, issued_at) for sku, qty in lines)
         )
     if isinstance(event, (OrderRejected, OrderCancelled)):
-        if not state.placed or state.released:
+        if not state.placed or state.released or state.shipped:
             return OrderReaction()
         return OrderReaction(
             (event,), tuple(_line_command(ReleaseStock, event, sku, qty, issued_at) for sku, qty in state.lines)
+        )
+    if isinstance(event, OrderShipped):
+        if not state.placed or state.released or state.shipped:
+            return OrderReaction()
+        return OrderReaction(
+            (event,), tuple(_line_command(ShipStock, event, sku, qty, issued_at) for sku, qty in state.lines)
+        )
+    if isinstance(event, OrderReturned):
+        if not state.shipped or not event.restock:
+            return OrderReaction()  # nothing went out through this stage, or the units do not go back (damaged)
+        returned = _by_sku((line.sku, line.quantity) for line in event.lines)
+        return OrderReaction(
+            (event,), tuple(_line_command(ReturnStock, event, sku, qty, issued_at) for sku, qty in returned)
         )
     return OrderReaction()
 
@@ -105,6 +128,10 @@ def order_evolve(state: OrderLinesState, event: Event) -> OrderLinesState:
         )
     if isinstance(event, (OrderRejected, OrderCancelled)):
         return replace(state, version=event.version, released=True)
+    if isinstance(event, OrderShipped):
+        return replace(state, version=event.version, shipped=True)
+    if isinstance(event, OrderReturned):
+        return replace(state, version=event.version)
     raise EvolveError(f"order {state.order_id}: {event.type_name} is not mirrored by the inventory service")
 
 
@@ -118,7 +145,11 @@ def _by_sku(lines: Iterable[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
 
 
 def _line_command(
-    kind: type[ReserveStock] | type[ReleaseStock], event: Event, sku: str, quantity: int, issued_at: datetime
+    kind: type[ReserveStock] | type[ReleaseStock] | type[ShipStock] | type[ReturnStock],
+    event: Event,
+    sku: str,
+    quantity: int,
+    issued_at: datetime,
 ):
     command_id = str(uuid.uuid5(_NAMESPACE, f"{kind.__name__}/{event.order_id}/{sku}/{event.event_id}"))  # type: ignore[attr-defined]
     return kind(
@@ -184,6 +215,10 @@ def decide(message: Command, state: StockState, context: Context) -> Decision:
         return _reserve(message, state, context)
     if isinstance(message, ReleaseStock):
         return _release(message, state, context)
+    if isinstance(message, ShipStock):
+        return _ship(message, state, context)
+    if isinstance(message, ReturnStock):
+        return _return(message, state, context)
     return Rejection(f"the inventory does not handle {message.type_name}", state.version)
 
 
@@ -239,6 +274,43 @@ def _release(command: ReleaseStock, state: StockState, context: Context) -> Deci
             quantity=held,
             on_hand=state.on_hand,
             reserved=state.reserved - held,
+        ),
+    )
+
+
+def _ship(command: ShipStock, state: StockState, context: Context) -> Decision:
+    held = state.reservations.get(command.order_id)
+    if held is None:
+        return ()  # nothing reserved for this order (shipped already, or never reserved): nothing leaves
+    return (
+        _event(
+            StockShipped,
+            state,
+            context,
+            order_id=command.order_id,
+            quantity=held,
+            on_hand=state.on_hand - held,
+            reserved=state.reserved - held,
+        ),
+    )
+
+
+def _return(command: ReturnStock, state: StockState, context: Context) -> Decision:
+    try:
+        check_id("order id", command.order_id)
+        check_quantity(state.sku, command.quantity)
+    except ValidationError as exc:
+        return Rejection(f"invalid return: {exc}", state.version)
+    if state.on_hand + command.quantity > MAX_ON_HAND:
+        return Rejection(f"sku {state.sku} would hold more than {MAX_ON_HAND} units", state.version)
+    return (
+        _event(
+            StockReturned,
+            state,
+            context,
+            order_id=command.order_id,
+            quantity=command.quantity,
+            on_hand=state.on_hand + command.quantity,
         ),
     )
 
@@ -299,6 +371,26 @@ def stock_evolve(state: StockState, event: Event) -> StockState:
             state, version=event.version, reserved=state.reserved - event.quantity, reservations=reservations
         )
         _agree(after, event, on_hand=event.on_hand, reserved=event.reserved)
+    elif isinstance(event, StockShipped):
+        if state.reservations.get(event.order_id) != event.quantity:
+            raise EvolveError(
+                f"sku {state.sku}: {event.quantity} shipped for order {event.order_id}, which holds "
+                f"{state.reservations.get(event.order_id)} (v{event.version})"
+            )
+        reservations = {k: v for k, v in state.reservations.items() if k != event.order_id}
+        after = replace(
+            state,
+            version=event.version,
+            on_hand=state.on_hand - event.quantity,
+            reserved=state.reserved - event.quantity,
+            reservations=reservations,
+        )
+        _agree(after, event, on_hand=event.on_hand, reserved=event.reserved)
+    elif isinstance(event, StockReturned):
+        if event.quantity <= 0:
+            raise EvolveError(f"sku {state.sku}: a return of {event.quantity} units (v{event.version})")
+        after = replace(state, version=event.version, on_hand=state.on_hand + event.quantity)
+        _agree(after, event, on_hand=event.on_hand)
     elif isinstance(event, StockReservationRejected):
         after = replace(state, version=event.version)
     else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from orderstream.domain.validation import ValidationError, check_currency
+from orderstream.domain.validation import NotParsable, ValidationError, check_currency
 
 _ZERO_DECIMALS = frozenset(
     ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"]
@@ -41,7 +41,7 @@ def to_minor(amount: str, currency: str, *, what: str = "price", limit_minor: in
     text = amount.strip() if isinstance(amount, str) else ""
     match = _PLAIN_DECIMAL.fullmatch(text)
     if match is None or not (match["whole"] or match["fraction"]):
-        raise ValidationError(
+        raise NotParsable(
             f"{what} {amount!r} is not a number written like 12.50 (digits 0-9 and at most one '.', no exponent)"
         )
     decimals = decimals_of(currency)

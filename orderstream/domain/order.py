@@ -3,16 +3,21 @@
     decide(message, state, context) -> tuple of new events | Rejection
     evolve(state, event) -> state
 
-`message` is a command (PlaceOrder, CancelOrder) or an event of another service the order reacts to (payments,
-inventory results, shipping). The lifecycle is
+`message` is a command (PlaceOrder, CancelOrder, ShipOrder, DeliverOrder, ReturnOrder) or an event of another service
+the order reacts to (payments, inventory results, shipping). The lifecycle is
 
-    PLACED -> CONFIRMED -> SHIPPED -> DELIVERED
-       |          |
+    PLACED -> CONFIRMED -> SHIPPED -> DELIVERED -> PARTIALLY_RETURNED -> RETURNED
+       |          |                      +-----------------------------> RETURNED
        +----------+--> CANCELLED        PLACED --> REJECTED (payment declined or a line could not be reserved)
 
-and every other transition is rejected. An order is CONFIRMED once its payment is authorized AND every line is
-reserved. Reactions to other services' events are recorded (OrderPaymentUpdated, OrderLineReservationUpdated) even
-after the order ended, so compensation (voiding a payment, releasing stock) can be driven from the order's stream.
+and every other transition is rejected. The order decides its own dispatch (ShipOrder -> OrderShipped; the shipping,
+payment and inventory services carry it out), so a cancel and a ship of one order are decided one after the other by
+its single writer: once the dispatch is accepted, a cancel is refused (a return is the way back). A return takes back
+at most what was delivered and not returned yet, line by line.
+
+An order is CONFIRMED once its payment is authorized AND every line is reserved. Reactions to other services' events
+are recorded (OrderPaymentUpdated, OrderLineReservationUpdated) even after the order ended, so compensation
+(voiding a payment, releasing stock) can be driven from the order's stream.
 
 The caller passes a Context: the event time, correlation and causation ids. Event ids are derived from the causation
 id and the version (a name-based UUID), so deciding the same input on the same state twice yields identical events.
@@ -26,7 +31,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from orderstream.domain import context as domain_context
-from orderstream.domain.commands import CancelOrder, Command, PlaceOrder
+from orderstream.domain.commands import (
+    CancelOrder,
+    Command,
+    DeliverOrder,
+    PlaceOrder,
+    ReturnItem,
+    ReturnOrder,
+    ShipOrder,
+)
 from orderstream.domain.events import (
     Event,
     OrderCancelled,
@@ -37,8 +50,10 @@ from orderstream.domain.events import (
     OrderPaymentUpdated,
     OrderPlaced,
     OrderRejected,
+    OrderReturned,
     OrderShipped,
     PaymentAuthorized,
+    PaymentCaptured,
     PaymentDeclined,
     PaymentRefunded,
     PaymentStatus,
@@ -73,9 +88,13 @@ class OrderStatus(enum.Enum):
     DELIVERED = "DELIVERED"
     REJECTED = "REJECTED"
     CANCELLED = "CANCELLED"
+    PARTIALLY_RETURNED = "PARTIALLY_RETURNED"
+    RETURNED = "RETURNED"
 
 
 CANCELLABLE = frozenset({OrderStatus.PLACED, OrderStatus.CONFIRMED})
+DELIVERED_OR_LATER = frozenset({OrderStatus.DELIVERED, OrderStatus.PARTIALLY_RETURNED, OrderStatus.RETURNED})
+RETURNABLE = frozenset({OrderStatus.DELIVERED, OrderStatus.PARTIALLY_RETURNED})
 
 
 class RejectionCode(enum.Enum):
@@ -115,6 +134,7 @@ class OrderState:
     total_minor: int = 0
     payment: PaymentStatus = PaymentStatus.PENDING
     reservations: tuple[tuple[str, ReservationStatus], ...] = ()  # (sku, status), in line order, once known
+    returned: tuple[tuple[str, int], ...] = ()  # (sku, units returned so far), in the order first returned
 
     @property
     def exists(self) -> bool:
@@ -125,6 +145,14 @@ class OrderState:
 
     def has_line(self, sku: str) -> bool:
         return any(line.sku == sku for line in self.lines)
+
+    def returned_of(self, sku: str) -> int:
+        return dict(self.returned).get(sku, 0)
+
+    def returnable(self) -> tuple[OrderLine, ...]:
+        """What is delivered and not returned yet, per line (quantity > 0 only), at the order's prices."""
+        left = (replace(line, quantity=line.quantity - self.returned_of(line.sku)) for line in self.lines)
+        return tuple(line for line in left if line.quantity > 0)
 
     @property
     def fully_reserved(self) -> bool:
@@ -167,6 +195,35 @@ def validate_cancel_order(command: CancelOrder) -> None:
     check_reason(command.reason)
     if command.expected_version is not None and command.expected_version < 0:
         raise ValidationError(f"expected version must be 0 or more, got {command.expected_version}")
+
+
+def validate_ship_order(command: ShipOrder) -> None:
+    check_id("order id", command.order_id)
+    check_id("command id", command.command_id)
+    check_id("carrier", command.carrier)
+    check_id("tracking number", command.tracking_number)
+    if command.expected_version is not None and command.expected_version < 0:
+        raise ValidationError(f"expected version must be 0 or more, got {command.expected_version}")
+
+
+def validate_deliver_order(command: DeliverOrder) -> None:
+    check_id("order id", command.order_id)
+    check_id("command id", command.command_id)
+
+
+def validate_return_order(command: ReturnOrder) -> None:
+    check_id("order id", command.order_id)
+    check_id("command id", command.command_id)
+    check_reason(command.reason)
+    if len(command.items) > MAX_LINES_PER_ORDER:
+        raise ValidationError(f"a return has at most {MAX_LINES_PER_ORDER} items, got {len(command.items)}")
+    seen: set[str] = set()
+    for item in command.items:
+        check_id("sku", item.sku)
+        check_quantity(item.sku, item.quantity)
+        if item.sku in seen:
+            raise ValidationError(f"sku {item.sku} appears twice in the return; put the whole quantity on one item")
+        seen.add(item.sku)
 
 
 # --- decide ------------------------------------------------------------------------------------------------------
@@ -252,12 +309,92 @@ def _cancel(command: CancelOrder, state: OrderState, emit: _Emitter) -> Decision
             f"order {state.order_id} is at {state.version}",
         )
     if state.status not in CANCELLABLE:
+        reason = f"order {state.order_id} is {state.status.value}: it cannot be cancelled"
+        if state.status is OrderStatus.SHIPPED:
+            reason += ", its dispatch was accepted (return it once it is delivered)"
+        elif state.status in RETURNABLE:
+            reason += " (return it instead)"
+        return _reject(state, RejectionCode.ILLEGAL_TRANSITION, reason)
+    return emit(OrderCancelled, reason=command.reason or "cancelled by request").done()
+
+
+def _ship(command: ShipOrder, state: OrderState, emit: _Emitter) -> Decision:
+    """The dispatch decision: only a CONFIRMED order ships, decided on the order's latest state (after any cancel)."""
+    try:
+        validate_ship_order(command)
+    except ValidationError as exc:
+        return _reject(state, RejectionCode.INVALID, str(exc))
+    refused = _check_version(command.expected_version, state)
+    if refused is not None:
+        return refused
+    if state.status is not OrderStatus.CONFIRMED:
+        return _reject(state, _code(state), _cannot(state, "be shipped"))
+    return emit(OrderShipped, carrier=command.carrier, tracking_number=command.tracking_number).done()
+
+
+def _deliver(command: DeliverOrder, state: OrderState, emit: _Emitter) -> Decision:
+    try:
+        validate_deliver_order(command)
+    except ValidationError as exc:
+        return _reject(state, RejectionCode.INVALID, str(exc))
+    if state.status is not OrderStatus.SHIPPED:
+        return _reject(state, _code(state), _cannot(state, "be delivered"))
+    return emit(OrderDelivered).done()
+
+
+def _return(command: ReturnOrder, state: OrderState, emit: _Emitter) -> Decision:
+    """Take back what was delivered and not returned yet: every such line (no items) or the items named."""
+    try:
+        validate_return_order(command)
+    except ValidationError as exc:
+        return _reject(state, RejectionCode.INVALID, str(exc))
+    if state.status not in RETURNABLE:
+        if state.status is OrderStatus.RETURNED:
+            return _reject(
+                state, RejectionCode.ILLEGAL_TRANSITION, f"order {state.order_id} was returned whole: nothing is left"
+            )
+        return _reject(state, _code(state), _cannot(state, "be returned (only a delivered order can)"))
+    left = {line.sku: line for line in state.returnable()}
+    lines = _returned_lines(command.items, left) if command.items else tuple(left.values())
+    if isinstance(lines, str):
+        return _reject(state, RejectionCode.ILLEGAL_TRANSITION, f"order {state.order_id}: {lines}")
+    fully = all(line.quantity == left[line.sku].quantity for line in lines) and len(lines) == len(left)
+    return emit(
+        OrderReturned,
+        lines=lines,
+        refund_minor=sum(line.amount_minor for line in lines),
+        restock=command.restock,
+        reason=command.reason or "returned by the customer",
+        fully_returned=fully,
+    ).done()
+
+
+def _returned_lines(items: tuple[ReturnItem, ...], left: dict[str, OrderLine]) -> tuple[OrderLine, ...] | str:
+    """The order lines the items take back, or why one of them asks for more than is left."""
+    lines = []
+    for item in items:
+        line = left.get(item.sku)
+        if line is None or item.quantity > line.quantity:
+            have = 0 if line is None else line.quantity
+            return f"cannot return {item.quantity} of {item.sku}: {have} delivered and not returned"
+        lines.append(replace(line, quantity=item.quantity))
+    return tuple(lines)
+
+
+def _check_version(expected: int | None, state: OrderState) -> Rejection | None:
+    if not state.exists:
+        return _reject(state, RejectionCode.NOT_FOUND, f"order {state.order_id} does not exist")
+    if expected is not None and expected != state.version:
         return _reject(
             state,
-            RejectionCode.ILLEGAL_TRANSITION,
-            f"order {state.order_id} is {state.status.value}: it cannot be cancelled",
+            RejectionCode.VERSION_CONFLICT,
+            f"version conflict: expected version {expected}, order {state.order_id} is at {state.version}",
         )
-    return emit(OrderCancelled, reason=command.reason or "cancelled by request").done()
+    return None
+
+
+def _code(state: OrderState) -> RejectionCode:
+    return RejectionCode.ILLEGAL_TRANSITION if state.exists else RejectionCode.NOT_FOUND
 
 
 def _payment(message: Event, state: OrderState, emit: _Emitter) -> Decision:
@@ -304,7 +441,9 @@ def _reservation(
 
 
 def _dispatched(message: ShipmentDispatched, state: OrderState, emit: _Emitter) -> Decision:
-    if state.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED):
+    """The shipping service carried out the dispatch this order accepted (nothing new), or - for a shipment dispatched
+    before dispatches went through the order - the order follows it."""
+    if state.status is OrderStatus.SHIPPED or state.status in DELIVERED_OR_LATER:
         return ()
     if state.status is not OrderStatus.CONFIRMED:
         return _reject(state, RejectionCode.ILLEGAL_TRANSITION, _cannot(state, "be shipped"))
@@ -312,7 +451,7 @@ def _dispatched(message: ShipmentDispatched, state: OrderState, emit: _Emitter) 
 
 
 def _delivered(message: ShipmentDelivered, state: OrderState, emit: _Emitter) -> Decision:
-    if state.status is OrderStatus.DELIVERED:
+    if state.status in DELIVERED_OR_LATER:
         return ()
     if state.status is not OrderStatus.SHIPPED:
         return _reject(state, RejectionCode.ILLEGAL_TRANSITION, _cannot(state, "be delivered"))
@@ -326,6 +465,8 @@ def _ignore(message: Event, state: OrderState, emit: _Emitter) -> Decision:
 def _cannot(state: OrderState, what: str) -> str:
     if not state.exists:
         return f"order {state.order_id} does not exist"
+    if state.status is OrderStatus.CANCELLED:
+        return f"order {state.order_id} was cancelled: it cannot {what}"
     return f"order {state.order_id} is {state.status.value}: it cannot {what}"
 
 
@@ -343,10 +484,14 @@ _RESERVATION_STATUS = {
 _HANDLERS = {
     PlaceOrder: _place,
     CancelOrder: _cancel,
+    ShipOrder: _ship,
+    DeliverOrder: _deliver,
+    ReturnOrder: _return,
     PaymentAuthorized: _payment,
     PaymentDeclined: _payment,
     PaymentVoided: _payment,
     PaymentRefunded: _payment,
+    PaymentCaptured: _ignore,  # the capture of an accepted dispatch: the payment ledger and view keep the amounts
     StockReserved: _reservation,
     StockReservationRejected: _reservation,
     StockReleased: _reservation,
@@ -403,6 +548,12 @@ def evolve(state: OrderState, event: Event) -> OrderState:
             return replace(state, status=OrderStatus.SHIPPED)
         case OrderDelivered():
             return replace(state, status=OrderStatus.DELIVERED)
+        case OrderReturned():
+            returned = dict(state.returned)
+            for line in event.lines:
+                returned[line.sku] = returned.get(line.sku, 0) + line.quantity
+            status = OrderStatus.RETURNED if event.fully_returned else OrderStatus.PARTIALLY_RETURNED
+            return replace(state, status=status, returned=tuple(returned.items()))
     raise EvolveError(f"order {state.order_id}: {event.type_name} is not an order event")
 
 

@@ -4,13 +4,16 @@ The credit limit is per customer, so it needs one writer per customer, while ord
 stages, each a single writer for its own key:
 
 1. Order stage (key: order id). Folds a mirror of the order events it needs (OrderPlaced, OrderConfirmed,
-   OrderRejected, OrderCancelled, copied as they are). OrderPlaced asks for an AuthorizePayment of the order's total;
-   the first OrderRejected / OrderCancelled of a placed order asks for a ReleasePayment (a refund if the order had been
-   confirmed, else a void). Both commands are keyed by customer id.
+   OrderRejected, OrderCancelled, OrderShipped, OrderReturned, copied as they are). OrderPlaced asks for an
+   AuthorizePayment of the order's total; the first OrderRejected / OrderCancelled of a placed order asks for a
+   ReleasePayment; OrderShipped (the accepted dispatch) asks for a CapturePayment; each OrderReturned asks for a
+   RefundPayment of the returned lines' amount. All commands are keyed by customer id.
 2. Customer stage (key: customer id). Folds the customer's ledger of payment events. AuthorizePayment is authorized
-   when the amount is within the per-order limit and the customer's outstanding authorizations (authorized, not yet
-   released, in that currency) plus the amount are within the credit limit; otherwise declined with a reason naming
-   the limit. ReleasePayment voids or refunds an order's authorization once; anything else changes nothing.
+   when the amount is within the per-order limit and the customer's outstanding authorizations (authorized, neither
+   captured nor released, in that currency) plus the amount are within the credit limit; otherwise declined with a
+   reason naming the limit. CapturePayment captures an authorization once; ReleasePayment voids an authorization never
+   captured (nothing was taken, so nothing is refunded); RefundPayment gives back at most what was captured and not
+   refunded yet. Anything else changes nothing. A captured or voided authorization no longer counts against the limit.
 
 Limits apply per currency (minor units of the order's currency; there is no FX conversion).
 Event ids derive from (customer, version, causation id) and command ids from (causing event id, command type), so
@@ -25,14 +28,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from orderstream.domain import context as domain_context
-from orderstream.domain.commands import AuthorizePayment, ReleasePayment
+from orderstream.domain.commands import AuthorizePayment, CapturePayment, RefundPayment, ReleasePayment
 from orderstream.domain.events import (
     Event,
     OrderCancelled,
     OrderConfirmed,
     OrderPlaced,
     OrderRejected,
+    OrderReturned,
+    OrderShipped,
     PaymentAuthorized,
+    PaymentCaptured,
     PaymentDeclined,
     PaymentRefunded,
     PaymentVoided,
@@ -57,7 +63,15 @@ class PaymentLimits:
 
 # --- the order stage (key: order id) ------------------------------------------------------------------------------
 
-MIRRORED: tuple[type[Event], ...] = (OrderPlaced, OrderConfirmed, OrderRejected, OrderCancelled)
+MIRRORED: tuple[type[Event], ...] = (
+    OrderPlaced,
+    OrderConfirmed,
+    OrderRejected,
+    OrderCancelled,
+    OrderShipped,
+    OrderReturned,
+)
+PaymentRequest = AuthorizePayment | ReleasePayment | CapturePayment | RefundPayment
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +86,7 @@ class PaymentOrder:
     total_minor: int = 0
     confirmed: bool = False
     ended: bool = False
+    shipped: bool = False
 
     @property
     def placed(self) -> bool:
@@ -83,7 +98,7 @@ class OrderStageDecision:
     """The order events to mirror (the stage's changelog) and the commands to send to the customer stage."""
 
     mirror: tuple[Event, ...] = ()
-    requests: tuple[AuthorizePayment | ReleasePayment, ...] = ()
+    requests: tuple[PaymentRequest, ...] = ()
 
 
 def decide_order(event: Event, state: PaymentOrder, now: datetime) -> OrderStageDecision:
@@ -113,8 +128,34 @@ def decide_order(event: Event, state: PaymentOrder, now: datetime) -> OrderStage
             if not state.placed or state.ended or state.confirmed:
                 return OrderStageDecision()
             return OrderStageDecision((event,))
+        case OrderShipped():
+            if not state.placed or state.ended or state.shipped:
+                return OrderStageDecision()
+            capture = CapturePayment(
+                command_id=_command_id(event, CapturePayment),
+                issued_at=now,
+                correlation_id=event.correlation_id,
+                causation_id=event.event_id,
+                order_id=event.order_id,
+                customer_id=state.customer_id,
+            )
+            return OrderStageDecision((event,), (capture,))
+        case OrderReturned():
+            if not state.shipped:
+                return OrderStageDecision()  # nothing was captured through this stage: nothing to refund
+            refund = RefundPayment(
+                command_id=_command_id(event, RefundPayment),
+                issued_at=now,
+                correlation_id=event.correlation_id,
+                causation_id=event.event_id,
+                order_id=event.order_id,
+                customer_id=state.customer_id,
+                amount_minor=event.refund_minor,
+                reason=f"order returned: {event.reason}" if event.reason else "order returned",
+            )
+            return OrderStageDecision((event,), (refund,))
         case _:  # OrderRejected | OrderCancelled
-            if not state.placed or state.ended:
+            if not state.placed or state.ended or state.shipped:
                 return OrderStageDecision()
             what = "rejected" if isinstance(event, OrderRejected) else "cancelled"
             request = ReleasePayment(
@@ -148,6 +189,10 @@ def evolve_order(state: PaymentOrder, event: Event) -> PaymentOrder:
             return replace(state, confirmed=True)
         case OrderRejected() | OrderCancelled():
             return replace(state, ended=True)
+        case OrderShipped():
+            return replace(state, shipped=True)
+        case OrderReturned():
+            return state
     raise EvolveError(f"order {state.order_id}: the payment order stage does not mirror {event.type_name}")
 
 
@@ -162,24 +207,27 @@ class LedgerStatus(enum.Enum):
     AUTHORIZED = "AUTHORIZED"
     DECLINED = "DECLINED"
     VOIDED = "VOIDED"
-    REFUNDED = "REFUNDED"
+    CAPTURED = "CAPTURED"
+    REFUNDED = "REFUNDED"  # released as a refund before capture existed, or some of the capture given back
 
 
-_STATUS_OF = {
-    PaymentAuthorized: LedgerStatus.AUTHORIZED,
-    PaymentDeclined: LedgerStatus.DECLINED,
-    PaymentVoided: LedgerStatus.VOIDED,
-    PaymentRefunded: LedgerStatus.REFUNDED,
-}
+_LEDGER_EVENTS = (PaymentAuthorized, PaymentDeclined, PaymentVoided, PaymentCaptured, PaymentRefunded)
 
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
-    """One order's payment as the customer's ledger has it."""
+    """One order's payment as the customer's ledger has it: the amount authorized (or declined), what of it was
+    captured, and what of the capture was refunded."""
 
     amount_minor: int
     currency: str
     status: LedgerStatus
+    captured_minor: int = 0
+    refunded_minor: int = 0
+
+    @property
+    def refundable_minor(self) -> int:
+        return self.captured_minor - self.refunded_minor
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +254,7 @@ class Context(domain_context.Context):
 
 
 def decide_customer(
-    command: AuthorizePayment | ReleasePayment, ledger: CustomerLedger, limits: PaymentLimits, context: Context
+    command: PaymentRequest, ledger: CustomerLedger, limits: PaymentLimits, context: Context
 ) -> tuple[Event, ...]:
     """The ledger events a payment command produces (none when it was decided before, or has nothing to release)."""
     if command.customer_id != ledger.customer_id:
@@ -234,9 +282,20 @@ def decide_customer(
         return (PaymentAuthorized(**fields, **money),)
     if isinstance(command, ReleasePayment):
         if entry is None or entry.status is not LedgerStatus.AUTHORIZED:
-            return ()  # nothing authorized to release (declined, released already, or never asked for)
-        kind = PaymentRefunded if command.refund else PaymentVoided
-        return (kind(**fields, amount_minor=entry.amount_minor, currency=entry.currency, reason=command.reason),)
+            return ()  # nothing authorized to release (declined, captured, released already, or never asked for)
+        # never captured, so nothing was taken: a void whatever the order's status (refund only what was captured)
+        return (
+            PaymentVoided(**fields, amount_minor=entry.amount_minor, currency=entry.currency, reason=command.reason),
+        )
+    if isinstance(command, CapturePayment):
+        if entry is None or entry.status is not LedgerStatus.AUTHORIZED:
+            return ()  # nothing authorized to capture (declined, released, captured already, or never asked for)
+        return (PaymentCaptured(**fields, amount_minor=entry.amount_minor, currency=entry.currency),)
+    if isinstance(command, RefundPayment):
+        amount = min(command.amount_minor, entry.refundable_minor) if entry is not None else 0
+        if amount <= 0:
+            return ()  # nothing captured is left to give back
+        return (PaymentRefunded(**fields, amount_minor=amount, currency=entry.currency, reason=command.reason),)
     raise ValueError(f"the payment customer stage does not handle {type(command).__name__}")
 
 
@@ -261,8 +320,7 @@ def decline_reason(ledger: CustomerLedger, amount_minor: int, currency: str, lim
 
 def evolve_customer(ledger: CustomerLedger, event: Event) -> CustomerLedger:
     """The ledger after one of its payment events (which must continue the stream: version + 1)."""
-    status = _STATUS_OF.get(type(event))
-    if status is None:
+    if not isinstance(event, _LEDGER_EVENTS):
         raise EvolveError(f"customer {ledger.customer_id}: {event.type_name} is not a payment event")
     if event.version != ledger.version + 1:
         raise EvolveError(
@@ -276,10 +334,33 @@ def evolve_customer(ledger: CustomerLedger, event: Event) -> CustomerLedger:
     before = entries.get(event.order_id)
     if before is not None and before.status is LedgerStatus.AUTHORIZED:
         outstanding[before.currency] = outstanding.get(before.currency, 0) - before.amount_minor
-    if status is LedgerStatus.AUTHORIZED:
+    entries[event.order_id] = _entry_after(before, event)
+    if isinstance(event, PaymentAuthorized):
         outstanding[event.currency] = outstanding.get(event.currency, 0) + event.amount_minor
-    entries[event.order_id] = LedgerEntry(event.amount_minor, event.currency, status)
     return CustomerLedger(ledger.customer_id, event.version, entries, {c: a for c, a in outstanding.items() if a})
+
+
+def _entry_after(before: LedgerEntry | None, event: Event) -> LedgerEntry:
+    """An order's ledger entry after one of its payment events."""
+    amount, currency = event.amount_minor, event.currency  # type: ignore[attr-defined]
+    match event:
+        case PaymentAuthorized():
+            return LedgerEntry(amount, currency, LedgerStatus.AUTHORIZED)
+        case PaymentDeclined():
+            return LedgerEntry(amount, currency, LedgerStatus.DECLINED)
+        case PaymentVoided():
+            return LedgerEntry(amount, currency, LedgerStatus.VOIDED)
+        case PaymentCaptured():
+            if before is None or before.status is not LedgerStatus.AUTHORIZED:
+                raise EvolveError(f"order {event.order_id}: a capture of a payment that is not authorized")
+            return replace(before, status=LedgerStatus.CAPTURED, captured_minor=amount)
+        case PaymentRefunded():
+            if before is None or before.captured_minor == 0:  # a release written before capture existed
+                return LedgerEntry(amount, currency, LedgerStatus.REFUNDED)
+            if amount > before.refundable_minor:
+                raise EvolveError(f"order {event.order_id}: a refund of {amount} of {before.refundable_minor} left")
+            return replace(before, status=LedgerStatus.REFUNDED, refunded_minor=before.refunded_minor + amount)
+    raise EvolveError(f"{event.type_name} is not a payment event")
 
 
 def _money(amount_minor: int, currency: str) -> str:

@@ -3,15 +3,18 @@
     decide(message, state, context) -> tuple of new events | Rejection
     evolve(state, event) -> state
 
-Messages are order events (what the order service decided) and shipping commands (what a person asks for):
+Messages are order events (what the order service decided). The order is the single writer of its dispatch (ShipOrder
+and DeliverOrder go to the order service), so the shipping service carries out only what the order accepted and a
+cancelled order can never have a dispatched parcel:
 
     OrderPlaced    -> ShipmentPending (remembers the customer)
     OrderConfirmed -> ShipmentCreated            PENDING -> CREATED
-    DispatchShipment -> ShipmentDispatched       CREATED -> DISPATCHED
-    ConfirmDelivery  -> ShipmentDelivered        DISPATCHED -> DELIVERED
+    OrderShipped   -> ShipmentDispatched         PENDING or CREATED -> DISPATCHED
+    OrderDelivered -> ShipmentDelivered          DISPATCHED -> DELIVERED
     OrderRejected / OrderCancelled -> ShipmentCancelled, while PENDING or CREATED (nothing was sent yet)
 
-Commands in any other state are rejected with a reason that says what state the shipment is in. Order events that do
+The old shipping commands (DispatchShipment, ConfirmDelivery on shipping.commands) are refused with a reason that
+says where a dispatch is decided now. Order events that do
 not apply (repeats, other types) change nothing. Event ids derive from (order id, version, causation id), so deciding
 the same input on the same state twice yields identical events.
 """
@@ -28,8 +31,10 @@ from orderstream.domain.events import (
     Event,
     OrderCancelled,
     OrderConfirmed,
+    OrderDelivered,
     OrderPlaced,
     OrderRejected,
+    OrderShipped,
     ShipmentCancelled,
     ShipmentCreated,
     ShipmentDelivered,
@@ -37,7 +42,7 @@ from orderstream.domain.events import (
     ShipmentPending,
 )
 from orderstream.domain.order import Rejection, RejectionCode
-from orderstream.domain.validation import ValidationError, check_id
+from orderstream.domain.validation import check_id
 
 _NAMESPACE = uuid.UUID("b3e0f4a6-2c1d-4f7e-8a59-7d6c3e2b1a90")
 
@@ -98,10 +103,26 @@ def decide(message: Command | Event, state: ShipmentState, context: Context) -> 
     """The shipment events a command or an order event produces, or why it is refused. Pure."""
     emit = _Emitter(state, context)
     match message:
-        case DispatchShipment():
-            return _dispatch(message, state, emit)
-        case ConfirmDelivery():
-            return _deliver(message, state, emit)
+        case DispatchShipment() | ConfirmDelivery():
+            what = "dispatch" if isinstance(message, DispatchShipment) else "delivery"
+            return Rejection(
+                f"a {what} is decided by the order service now: send it to orders.commands (orderstream "
+                f"{'ship' if what == 'dispatch' else 'deliver'} {state.order_id})",
+                state.version,
+                RejectionCode.INVALID,
+            )
+        case OrderShipped():
+            if state.status in (ShipmentStatus.PENDING, ShipmentStatus.CREATED):
+                return emit(ShipmentDispatched, carrier=message.carrier, tracking_number=message.tracking_number)
+            if state.status in (ShipmentStatus.DISPATCHED, ShipmentStatus.DELIVERED):
+                return ()  # dispatched already (an order that followed a shipment dispatched the old way)
+            return _refuse(state, "be dispatched")
+        case OrderDelivered():
+            if state.status is ShipmentStatus.DISPATCHED:
+                return emit(ShipmentDelivered)
+            if state.status is ShipmentStatus.DELIVERED:
+                return ()
+            return _refuse(state, "be delivered")
         case OrderPlaced():
             return emit(ShipmentPending, customer_id=message.customer_id) if state.status is None else ()
         case OrderConfirmed():
@@ -124,26 +145,6 @@ def decide(message: Command | Event, state: ShipmentState, context: Context) -> 
     return Rejection(
         f"the shipping service does not handle {type(message).__name__}", state.version, RejectionCode.INVALID
     )
-
-
-def _dispatch(command: DispatchShipment, state: ShipmentState, emit: _Emitter) -> Decision:
-    try:
-        validate_dispatch(command)
-    except ValidationError as exc:
-        return Rejection(str(exc), state.version, RejectionCode.INVALID)
-    if state.status is not ShipmentStatus.CREATED:
-        return _refuse(state, "be dispatched")
-    return emit(ShipmentDispatched, carrier=command.carrier, tracking_number=command.tracking_number)
-
-
-def _deliver(command: ConfirmDelivery, state: ShipmentState, emit: _Emitter) -> Decision:
-    try:
-        validate_delivery(command)
-    except ValidationError as exc:
-        return Rejection(str(exc), state.version, RejectionCode.INVALID)
-    if state.status is not ShipmentStatus.DISPATCHED:
-        return _refuse(state, "be delivered")
-    return emit(ShipmentDelivered)
 
 
 def _refuse(state: ShipmentState, what: str) -> Rejection:

@@ -199,6 +199,11 @@ def check_id(kind: str, value: str) -> str:
     return value
 
 
+class NotParsable(ValidationError):
+    """The text is not of the kind asked for at all (not a number, not an amount): a usage error, not a refused
+    value. The CLI exits 2 for it, as for any other argument of the wrong type."""
+
+
 def parse_whole_number(what: str, text: str) -> int:
     """Read a whole number as typed: an optional sign, then the digits 0-9 and nothing else.
 
@@ -207,7 +212,7 @@ def parse_whole_number(what: str, text: str) -> int:
     """
     cleaned = text.strip()
     if not _WHOLE_NUMBER.fullmatch(cleaned):
-        raise ValidationError(f"{what} is not a whole number: {text!r} (write it with the digits 0-9, e.g. 3)")
+        raise NotParsable(f"{what} is not a whole number: {text!r} (write it with the digits 0-9, e.g. 3)")
     digits = len(cleaned.lstrip("+-").lstrip("0"))
     if digits > MAX_NUMBER_DIGITS:  # not echoed: it may be thousands of characters long
         raise ValidationError(f"{what} is far too large: a number of {digits} digits")

@@ -9,17 +9,17 @@ Clients themselves are created lazily by whoever needs one (never at import time
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from orderstream.config import Settings
+from orderstream.kafka.client_log import client_logger
 
 
 class KafkaAuthenticationError(RuntimeError):
     """The cluster refused our credentials. Retrying cannot help: the settings must change."""
 
 
-def _raise_on_authentication_failure(error) -> None:
+def raise_on_authentication_failure(error) -> None:
     """error_cb for every client: an authentication failure becomes an exception in the caller's poll/consume.
 
     Other errors (a broker down, a connection reset) are transient: librdkafka retries them by itself.
@@ -38,9 +38,10 @@ def common_config(settings: Settings) -> dict[str, Any]:
         "bootstrap.servers": settings.effective_bootstrap,
         "client.id": settings.client_id,
         "security.protocol": settings.security_protocol,
-        # librdkafka's own log lines go to Python logging (logger "librdkafka"), not straight to stderr.
-        "logger": logging.getLogger("librdkafka"),
-        "error_cb": _raise_on_authentication_failure,
+        # librdkafka's own log lines go to Python logging (logger "librdkafka"), not straight to stderr, and while a
+        # broker is away, one line per broker per 10 s with a count instead of one per reconnect attempt.
+        "logger": client_logger(),
+        "error_cb": raise_on_authentication_failure,
     }
     if settings.sasl_mechanism:
         config["sasl.mechanism"] = settings.sasl_mechanism

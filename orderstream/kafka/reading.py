@@ -8,6 +8,8 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
+from orderstream.kafka.offsets import watermarks
+
 
 def read_records(
     consumer: Any,
@@ -23,7 +25,7 @@ def read_records(
     assignment, ends = [], {}
     for topic in topics:
         for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            low, high = watermarks(consumer, topic, partition, 10.0)  # rides out a leader not elected yet
             ends[(topic, partition)] = high
             if follow or (from_beginning and high > low):
                 assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING if from_beginning else OFFSET_END))

@@ -1,13 +1,20 @@
 """Dead letters for operators: list, show and retry what the runtimes wrote (kafka/dead_letters.py) to <topic>.dlq.
 
-A retry re-publishes the original key, value and headers to the original topic and then appends a small marker
-record to the DLQ (empty value, header dlq.retried = "<dlq partition>:<dlq offset>"), so the log says what was
-retried and when, and nothing is ever deleted.
+A retry goes back only to the consumer group that wrote the letter: it appends a retry request to the letter's own
+DLQ topic, on the original partition number, addressed to that group (kafka/dead_letters.py says how the runtimes
+pick it up). Nothing is appended to the original topic, which other groups read too. A request marks the letter
+retried; a request that fails again gets a marker from the group's runtime, and the letter is waiting again - still
+one letter. Nothing is ever deleted. A letter written by a processor's restore (its own changelog skipped a record)
+cannot be retried: the group never reads its changelog as input; the record stays skipped.
+
+Listing shows one letter per (group, original record): a letter written twice (a projector that crashed between the
+dead letter and its SQL commit writes it again on restart) is recognised and shown once.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +25,14 @@ from orderstream.kafka.dead_letters import (
     H_GROUP,
     H_OFFSET,
     H_PARTITION,
+    H_READER,
     H_RETRIED,
+    H_RETRY_FAILED,
+    H_RETRY_GROUP,
+    H_RETRY_OF,
     H_STAGE,
     H_TOPIC,
+    READER_RESTORE,
 )
 from orderstream.topology import TopicKind, all_topics
 
@@ -39,6 +51,8 @@ class StoredLetter:
     retried: bool
     value: bytes | None
     headers: list[tuple[str, bytes]]
+    reader: str = ""  # "restore": skipped by a processor's restore of its own changelog
+    retry_failures: int = 0  # retries that failed again (each left a marker, not a letter)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -50,6 +64,8 @@ class StoredLetter:
             "error_class": self.error_class,
             "error_message": self.error_message,
             "retried": self.retried,
+            "retry_failures": self.retry_failures,
+            "reader": self.reader or None,
             "value_bytes": len(self.value or b""),
         }
 
@@ -65,7 +81,8 @@ def read_letters(settings: Settings) -> list[StoredLetter]:
 
     consumer = Consumer(consumer_config(settings, f"orderstream.dlq-reader.{uuid.uuid4().hex[:8]}"))
     letters: list[StoredLetter] = []
-    retried: set[tuple[str, int, int]] = set()
+    retried: Counter[tuple[str, int, int]] = Counter()
+    failed: Counter[tuple[str, int, int]] = Counter()
     try:
         existing = consumer.list_topics(timeout=10).topics
         dlqs = [
@@ -74,23 +91,41 @@ def read_letters(settings: Settings) -> list[StoredLetter]:
             if s.kind is TopicKind.DLQ and settings.topic(s.name) in existing
         ]
         for message in read_records(consumer, dlqs, from_beginning=True, follow=False):
-            _collect(message, letters, retried)
+            _collect(message, letters, retried, failed)
     finally:
         consumer.close()
-    return [
-        StoredLetter(
-            **{**letter.__dict__, "retried": (letter.dlq_topic, letter.dlq_partition, letter.dlq_offset) in retried}
+    out, seen = [], set()
+    for letter in letters:
+        if (letter.group, letter.original) in seen:
+            continue  # written again for the same record and group (see the module docstring)
+        seen.add((letter.group, letter.original))
+        where = (letter.dlq_topic, letter.dlq_partition, letter.dlq_offset)
+        out.append(
+            StoredLetter(
+                **{**letter.__dict__, "retried": retried[where] > failed[where], "retry_failures": failed[where]}
+            )
         )
-        for letter in letters
-    ]
+    return out
 
 
-def _collect(message: Any, letters: list[StoredLetter], retried: set[tuple[str, int, int]]) -> None:
+def _letter_at(topic: str, position: str) -> tuple[str, int, int] | None:
+    partition, _, offset = position.partition(":")
+    return (topic, int(partition), int(offset)) if partition.isdigit() and offset.isdigit() else None
+
+
+def _collect(
+    message: Any,
+    letters: list[StoredLetter],
+    retried: Counter[tuple[str, int, int]],
+    failed: Counter[tuple[str, int, int]],
+) -> None:
     headers = {name: (value or b"").decode(errors="replace") for name, value in (message.headers() or [])}
-    if H_RETRIED in headers:
-        partition, offset = headers[H_RETRIED].split(":")
-        retried.add((message.topic(), int(partition), int(offset)))
-        return
+    for name, counter in ((H_RETRIED, retried), (H_RETRY_OF, retried), (H_RETRY_FAILED, failed)):
+        if name in headers:  # an old-style retried marker, a retry request, a retry that failed again
+            where = _letter_at(message.topic(), headers[name])
+            if where is not None:
+                counter[where] += 1
+            return
     key = message.key()
     letters.append(
         StoredLetter(
@@ -106,6 +141,7 @@ def _collect(message: Any, letters: list[StoredLetter], retried: set[tuple[str, 
             retried=False,
             value=message.value(),
             headers=[(n, v) for n, v in (message.headers() or []) if not n.startswith("dlq.")],
+            reader=headers.get(H_READER, ""),
         )
     )
 
@@ -113,15 +149,28 @@ def _collect(message: Any, letters: list[StoredLetter], retried: set[tuple[str, 
 FLUSH_TIMEOUT_S = 30.0
 
 
-def retry(settings: Settings, letters: list[StoredLetter]) -> int:
-    """Re-publish letters to their original topics (idempotent producer), then mark each retried in its DLQ.
+class RetryRefused(ValueError):
+    """A letter that cannot be sent back to its group (written by a restore, or naming no group)."""
 
-    Raises RuntimeError when a record is refused or not acknowledged within FLUSH_TIMEOUT_S: a letter is marked
-    retried only once its re-publication is acknowledged."""
+
+def retry(settings: Settings, letters: list[StoredLetter]) -> int:
+    """Send letters back to the consumer groups that wrote them: one retry request each, appended to the letter's DLQ
+    topic on the original partition number (the group's runtime reads it there; see the module docstring).
+
+    Raises RetryRefused before producing anything when a letter cannot be retried, and RuntimeError when a request is
+    refused or not acknowledged within FLUSH_TIMEOUT_S (a letter counts as retried only once its request is)."""
     from confluent_kafka import Producer
 
     from orderstream.kafka.clients import producer_config
 
+    for letter in letters:
+        if letter.reader == READER_RESTORE:
+            raise RetryRefused(
+                f"{letter.summary()['id']} was skipped by {letter.group}'s restore of its own changelog "
+                f"{letter.original}: the group never reads it as input, so it cannot be retried (it stays skipped)"
+            )
+        if not letter.group:
+            raise RetryRefused(f"{letter.summary()['id']} names no consumer group to send it back to")
     producer = Producer(producer_config(settings))
     errors: list[str] = []
 
@@ -129,32 +178,35 @@ def retry(settings: Settings, letters: list[StoredLetter]) -> int:
         if err is not None:
             errors.append(err.str())
 
+    counts: dict[str, int] = {}
     for letter in letters:
-        original_topic = letter.original.split(":")[0]
+        if letter.dlq_topic not in counts:
+            counts[letter.dlq_topic] = len(
+                producer.list_topics(letter.dlq_topic, timeout=10).topics[letter.dlq_topic].partitions
+            )
+        partition = int(letter.original.rsplit(":", 2)[1])
+        if partition >= counts[letter.dlq_topic]:
+            raise RetryRefused(
+                f"{letter.dlq_topic} has {counts[letter.dlq_topic]} partitions, fewer than {letter.original} needs: "
+                "the group could not read the retry where it reads the original (run `orderstream topics init`)"
+            )
         producer.produce(
-            original_topic,
+            letter.dlq_topic,
+            partition=partition,
             key=letter.key.encode() if letter.key is not None else None,
             value=letter.value,
-            headers=letter.headers,
+            headers=[
+                *letter.headers,
+                (H_RETRY_GROUP, letter.group.encode()),
+                (H_RETRY_OF, f"{letter.dlq_partition}:{letter.dlq_offset}".encode()),
+            ],
             on_delivery=delivered,
         )
     if unacknowledged := producer.flush(FLUSH_TIMEOUT_S):  # flush() returns how many are left
         errors += [f"not acknowledged within {FLUSH_TIMEOUT_S:.0f}s"] * unacknowledged
     if errors:
         raise RuntimeError(
-            f"{len(errors)} letters could not be re-published: {errors[0]} (none is marked "
-            "retried: `orderstream dlq list` still shows them)"
+            f"{len(errors)} retry request(s) could not be written: {errors[0]} (a letter whose request was not "
+            "acknowledged is not marked retried: `orderstream dlq list` still shows it)"
         )
-    for letter in letters:
-        producer.produce(
-            letter.dlq_topic,
-            key=letter.key.encode() if letter.key is not None else None,
-            value=b"",
-            headers=[(H_RETRIED, f"{letter.dlq_partition}:{letter.dlq_offset}".encode())],
-            on_delivery=delivered,
-        )
-    if unacknowledged := producer.flush(FLUSH_TIMEOUT_S):  # flush() returns how many are left
-        errors += [f"not acknowledged within {FLUSH_TIMEOUT_S:.0f}s"] * unacknowledged
-    if errors:
-        raise RuntimeError(f"re-published, but {len(errors)} retry markers could not be written: {errors[0]}")
     return len(letters)

@@ -5,6 +5,11 @@ Positions come from where each consumer keeps them: a projection's own database 
 a processor's committed offsets in Kafka. End offsets are read_committed (the last stable offset), so transaction
 markers and open transactions never show up as lag.
 
+Kafka's own tool (kafka-consumer-groups, ConsumerGroupCommand) counts from the high watermark instead: a transaction's
+commit marker takes an offset, so a transactional consumer that is caught up shows lag 1 there. Each row carries that
+number too (kafka_lag) and, where the two differ, why (lag_note): transaction markers or aborted records, an open
+transaction, or a view whose position is not yet committed to Kafka.
+
 States: idle (caught up), catching-up (behind, and its position moved during the sample), stuck (behind, running,
 and its position did not move during the sample), stopped (no live member in its group).
 """
@@ -45,6 +50,11 @@ class PartitionStatus:
     last_event_age_s: float | None
     running: bool
     state: str = ""
+    members: int = 0  # live members of its consumer group: 2 on one data directory means a second copy runs
+    # The lag Kafka's own tools show (kafka-consumer-groups --describe: high watermark - the group's committed offset;
+    # None when the group committed nothing), and why it differs from `lag`, which counts only records still to do.
+    kafka_lag: int | None = None
+    lag_note: str = ""
 
 
 @dataclass
@@ -81,14 +91,19 @@ def collect_status(settings: Settings, watched: list[WatchedConsumer], sample_s:
         for name in w.topics
         if settings.topic(name) in metadata.topics
     }
-    running = _running_groups(admin, [w.group for w in watched])
+    members = _group_members(admin, [w.group for w in watched])
     tps = [TopicPartition(settings.topic(t), p) for t, ps in partitions.items() for p in ps]
     ends = _offsets(admin, tps, OffsetSpec.latest(), IsolationLevel.READ_COMMITTED) if tps else {}
     starts = _offsets(admin, tps, OffsetSpec.earliest(), IsolationLevel.READ_COMMITTED) if tps else {}
+    watermarks = _offsets(admin, tps, OffsetSpec.latest(), IsolationLevel.READ_UNCOMMITTED) if tps else {}
 
     reader = Consumer(consumer_config(settings, f"orderstream.status.{uuid.uuid4().hex[:8]}"))
     try:
         first = {w.name: _positions(admin, w, tps) for w in watched}
+        committed = {
+            w.name: first[w.name] if w.stored_positions is None else _committed_offsets(admin, w.group, w.topics, tps)
+            for w in watched
+        }
         now_ms = time.time() * 1000
         wanted = {(t, p, o) for positions in first.values() for (t, p), o in positions.items()}
         applied, remaining = _scan(reader, wanted, ends)
@@ -101,6 +116,10 @@ def collect_status(settings: Settings, watched: list[WatchedConsumer], sample_s:
                     end = ends.get((full, p), 0)
                     effective = position if position is not None else starts.get((full, p), 0)
                     stamp = applied.get((full, p, position))
+                    lag = remaining.get((full, p, position), max(0, end - effective))
+                    in_kafka = committed[w.name].get((full, p))
+                    watermark = max(end, watermarks.get((full, p), end))
+                    kafka_lag = None if in_kafka is None else max(0, watermark - in_kafka)
                     rows.append(
                         PartitionStatus(
                             name=w.name,
@@ -110,8 +129,11 @@ def collect_status(settings: Settings, watched: list[WatchedConsumer], sample_s:
                             partition=p,
                             position=position,
                             end=end,
-                            lag=remaining.get((full, p, position), max(0, end - effective)),
-                            running=w.group in running,
+                            lag=lag,
+                            kafka_lag=kafka_lag,
+                            lag_note=lag_difference(lag, position, end, watermark, in_kafka),
+                            running=members.get(w.group, 0) > 0,
+                            members=members.get(w.group, 0),
                             last_event_age_s=None if stamp is None else round(max(0.0, now_ms - stamp) / 1000, 1),
                         )
                     )
@@ -173,22 +195,21 @@ def _require_topics(settings: Settings, existing, names: list[str]) -> None:
     )
 
 
-def _running_groups(admin, groups: list[str]) -> set[str]:
-    """The groups with at least one live member. A group the broker does not know is not running; any other failure
-    to describe a group raises StatusUnavailable: "stopped" must mean stopped, not "could not ask"."""
+def _group_members(admin, groups: list[str]) -> dict[str, int]:
+    """The number of live members per consumer group. A group the broker does not know has 0; any other failure to
+    describe a group raises StatusUnavailable: "stopped" must mean stopped, not "could not ask"."""
     from confluent_kafka import KafkaError, KafkaException
 
-    running = set()
+    counts = dict.fromkeys(groups, 0)
     for group, future in admin.describe_consumer_groups(sorted(set(groups)), request_timeout=10).items():
         try:
-            if future.result().members:
-                running.add(group)
+            counts[group] = len(future.result().members)
         except KafkaException as exc:
             error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
             if error is not None and error.code() == KafkaError.GROUP_ID_NOT_FOUND:
                 continue
             raise StatusUnavailable(f"could not ask the broker whether consumer group {group} runs: {exc}") from exc
-    return running
+    return counts
 
 
 def _offsets(admin, tps, spec, isolation, timeout_s: float = 15.0) -> dict[Position, int]:
@@ -209,11 +230,25 @@ def _offsets(admin, tps, spec, isolation, timeout_s: float = 15.0) -> dict[Posit
             time.sleep(0.2)
 
 
+def lag_difference(lag: int, position: int | None, lso: int, watermark: int, committed: int | None) -> str:
+    """Why Kafka's lag (watermark - committed) differs from ours (the data records from position to the last stable
+    offset), as the three parts that make up the difference; "" when they agree or Kafka has no committed offset."""
+    if committed is None or position is None:
+        return ""
+    open_txn = watermark - lso  # records of transactions not yet decided (and their coming markers)
+    not_committed = position - committed  # a view's position in its own database ahead of its Kafka commit
+    markers = (watermark - committed) - lag - open_txn - not_committed  # markers and aborted records before the LSO
+    parts = [
+        (markers, "transaction marker(s) or aborted record(s)"),
+        (open_txn, "in an open transaction"),
+        (not_committed, "applied but not yet committed to Kafka"),
+    ]
+    return "; ".join(f"{n:+d} {why}" for n, why in parts if n)
+
+
 def _positions(admin, watched: WatchedConsumer, tps) -> dict[Position, int]:
     """Where a consumer is: its stored positions (a projection's database) or its group's committed offsets. No
     position yet is an empty dict; a failure to find out raises StatusUnavailable (never read as "nothing applied")."""
-    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException
-
     if watched.stored_positions is not None:
         from sqlalchemy.exc import SQLAlchemyError
 
@@ -223,17 +258,24 @@ def _positions(admin, watched: WatchedConsumer, tps) -> dict[Position, int]:
             return watched.stored_positions()
         except (StoreError, SQLAlchemyError) as exc:
             raise StatusUnavailable(f"could not read how far {watched.name} is from its database: {exc}") from exc
-    wanted = [tp for tp in tps if any(tp.topic.endswith(t) for t in watched.topics)]
+    return _committed_offsets(admin, watched.group, watched.topics, tps)
+
+
+def _committed_offsets(admin, group: str, topics: tuple[str, ...], tps) -> dict[Position, int]:
+    """The group's committed offsets in Kafka (what Kafka's tools count lag from)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException
+
+    wanted = [tp for tp in tps if any(tp.topic.endswith(t) for t in topics)]
     if not wanted:  # none of its topics exist: no offsets, and the AdminClient refuses an empty list
         return {}
-    future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(watched.group, wanted)])[watched.group]
+    future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, wanted)])[group]
     try:
         result = future.result()
     except KafkaException as exc:
         error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
         if error is not None and error.code() == KafkaError.GROUP_ID_NOT_FOUND:
             return {}  # the group never committed
-        raise StatusUnavailable(f"could not ask the broker where consumer group {watched.group} is: {exc}") from exc
+        raise StatusUnavailable(f"could not ask the broker where consumer group {group} is: {exc}") from exc
     # a partition without a committed offset reads as OFFSET_INVALID (-1001): no position yet
     return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions if tp.offset >= 0}
 

@@ -24,6 +24,7 @@ from typing import Any
 from orderstream.config import Settings
 from orderstream.domain.commands import Command, Reply
 from orderstream.producers.commands import KAFKA_TIMEOUT_S, SOURCE, Outcome, ReplyTimeout, SendError, Sent
+from orderstream.telemetry.producer import SenderTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class AsyncCommandSender:
         self._threads: list[threading.Thread] = []
         self._producer: Any = None
         self._reader: Any = None
+        self._telemetry = SenderTelemetry(settings, "api")
 
     def start(self) -> None:
         from confluent_kafka import KafkaException
@@ -94,6 +96,12 @@ class AsyncCommandSender:
             self._producer = None
 
     async def send(self, command: Command, commands_topic: str) -> Sent:
+        """Counted in commands_sent_total; with tracing on, sent in a span whose context the command carries."""
+        return await self._telemetry.send_async(
+            command, commands_topic, lambda trace_headers: self._send(command, commands_topic, trace_headers)
+        )
+
+    async def _send(self, command: Command, commands_topic: str, trace_headers: list[tuple[str, bytes]]) -> Sent:
         loop = asyncio.get_running_loop()
         delivered: asyncio.Future = loop.create_future()
 
@@ -106,7 +114,7 @@ class AsyncCommandSender:
                 topic,
                 key=command.aggregate_id.encode("utf-8"),
                 value=self.codec.encode(command),
-                headers=self.codec.headers(command, self.source),
+                headers=self.codec.headers(command, self.source) + trace_headers,
                 on_delivery=report,
             )
         except BufferError:

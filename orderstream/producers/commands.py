@@ -17,6 +17,7 @@ from typing import Any
 from orderstream.config import Settings
 from orderstream.domain.commands import Command, Reply
 from orderstream.kafka.consistency import ConsistencyToken
+from orderstream.telemetry.producer import SenderTelemetry
 
 SOURCE = "orderstream/cli"
 KAFKA_TIMEOUT_S = 10.0
@@ -29,6 +30,21 @@ class SendError(RuntimeError):
 
 class ReplyTimeout(TimeoutError):
     """The command was written but no reply arrived in time (is the service running?)."""
+
+
+class OutcomeTimeout(ReplyTimeout):
+    """The order was accepted but reached no outcome in time (are the payment and inventory services running?)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderOutcome:
+    """Where an accepted order ended up: CONFIRMED, REJECTED (with the reason) or CANCELLED (with the reason), at
+    which version, and the read-your-writes token of that event."""
+
+    status: str
+    reason: str
+    version: int
+    token: ConsistencyToken
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +89,8 @@ class CommandSender:
         self.codec = Codec()
         self._producer = Producer(producer_config(settings, **{"linger.ms": 0}))
         self._reader: Any = None
+        self._telemetry = SenderTelemetry(settings)
+        self._logical_topic = commands_topic  # spans and metrics name topics without the prefix
 
     def __enter__(self) -> CommandSender:
         return self
@@ -92,12 +110,18 @@ class CommandSender:
             self._producer.flush(0)  # serves the purged records' reports; waits for nothing
 
     def send(self, command: Command, timeout_s: float = KAFKA_TIMEOUT_S) -> Sent:
+        """Write the command (with its trace context when tracing is on); counted in commands_sent_total."""
+        return self._telemetry.send(
+            command, self._logical_topic, lambda trace_headers: self._send(command, timeout_s, trace_headers)
+        )
+
+    def _send(self, command: Command, timeout_s: float, trace_headers: list[tuple[str, bytes]]) -> Sent:
         results: list[Any] = []
         self._producer.produce(
             self.commands_topic,
             key=command.aggregate_id.encode("utf-8"),
             value=self.codec.encode(command),
-            headers=self.codec.headers(command, self.source),
+            headers=self.codec.headers(command, self.source) + trace_headers,
             on_delivery=lambda error, record: results.append((error, record)),
         )
         self._producer.flush(timeout_s)
@@ -137,6 +161,45 @@ class CommandSender:
                 f"no reply to command {command.command_id} within {timeout_s:g}s (is the service running?)"
             )
         return Outcome(sent, reply)
+
+    def await_order_outcome(self, accepted: Outcome, timeout_s: float | None = None) -> OrderOutcome:
+        """After an accepted PlaceOrder: read the order's partition of its events topic from the reply's token on,
+        until the order's outcome event (OrderConfirmed, OrderRejected or OrderCancelled), or raise OutcomeTimeout.
+
+        A record that does not decode is passed over: this reader only watches; the services dead-letter it."""
+        from confluent_kafka import TopicPartition
+
+        from orderstream.domain.events import OrderCancelled, OrderConfirmed, OrderRejected
+        from orderstream.schemas.errors import DecodeError
+
+        statuses = {OrderConfirmed: "CONFIRMED", OrderRejected: "REJECTED", OrderCancelled: "CANCELLED"}
+        token, order_id = accepted.token, accepted.reply.aggregate_id
+        timeout_s = self.settings.wait_timeout_s if timeout_s is None else timeout_s
+        if token is None:
+            raise SendError(f"the reply to command {accepted.reply.command_id} names no event to follow")
+        deadline = time.monotonic() + timeout_s
+        topic, key = self.settings.topic(token.topic), order_id.encode("utf-8")
+        reader = self._reader_consumer()
+        reader.assign([TopicPartition(topic, token.partition, token.offset + 1)])
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                for record in reader.consume(100, min(left, 0.5)):
+                    if record.error() is not None or record.key() != key:
+                        continue
+                    try:
+                        event = self.codec.decode(record.value())
+                    except DecodeError:  # garbage on the topic: the services dead-letter it, a watcher passes
+                        continue
+                    status = statuses.get(type(event))
+                    if status is not None:
+                        at = ConsistencyToken(token.topic, record.partition(), record.offset())
+                        return OrderOutcome(status, getattr(event, "reason", ""), event.version, at)
+        finally:
+            reader.unassign()
+        raise OutcomeTimeout(
+            f"order {order_id} was accepted but reached no outcome within {timeout_s:g}s "
+            "(are the payment and inventory services running? `orderstream status` shows)"
+        )
 
     def _reader_consumer(self) -> Any:
         if self._reader is None:

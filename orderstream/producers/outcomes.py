@@ -29,6 +29,18 @@ class ShipmentOutcome(OrderCommandOutcome):
     tracking_number: str | None = None
 
 
+class ReturnItemOut(_Outcome):
+    sku: str
+    quantity: int
+
+
+class ReturnOutcome(OrderCommandOutcome):
+    """return: also the items asked back (empty: everything not returned yet) and whether they go back on hand."""
+
+    items: list[ReturnItemOut] = []
+    restock: bool = True
+
+
 class RestockOutcome(_Outcome):
     """stock add, POST /stock/{sku}/restock."""
 

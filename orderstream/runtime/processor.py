@@ -17,8 +17,13 @@ dead-letter hook. The default (to_dead_letter_topic) sends it to <topic>.dlq wit
 on with the next record; stop_on_undecodable stops the loop with a ProcessorError instead.
 
 State: on partition assignment, the committed offsets are fetched first (read_committed => KIP-447 "require stable":
-pending transactions on them are resolved), then the changelog partition with the same number is replayed from the
-cached checkpoint up to its last stable offset, and only then is input consumed.
+pending transactions on them are resolved), then the changelog partition with the same number is restored from the
+cached checkpoint up to its last stable offset (runtime/restore.py: records that do not fit are skipped, and
+dead-lettered once in one transaction with the restore's screened offsets), and only then is input consumed. The
+checkpoint cache (runtime/checkpoints.py) writes the changed state now and then, on revocation and on close.
+
+The spec types (ProcessorSpec, ProcessorLogic, Outcome, Output, HandleContext, the dead-letter hooks, ProcessorError)
+live in runtime/processor_spec.py and are importable from here too.
 """
 
 from __future__ import annotations
@@ -26,16 +31,53 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from orderstream.config import Settings
-from orderstream.kafka.offsets import watermarks
-from orderstream.runtime.state import Handled, KeyState, PartitionState, StateCache
+from orderstream.kafka.clients import consumer_config, producer_config, raise_on_authentication_failure
+from orderstream.kafka.dead_letters import (
+    READER_RESTORE,
+    DeadLetter,
+    dead_letter,
+    is_dead_letter_topic,
+    produce_dead_letter,
+    retry_group,
+)
+from orderstream.runtime.checkpoints import CheckpointCache
+from orderstream.runtime.processor_spec import (
+    DeadLetterHook,
+    HandleContext,
+    Outcome,
+    Output,
+    ProcessorError,
+    ProcessorLogic,
+    ProcessorSpec,
+    stop_on_undecodable,
+    to_dead_letter_topic,
+)
+from orderstream.runtime.restore import ChangelogRestore, Restored
+from orderstream.runtime.state import Handled, KeyState, PartitionState
+from orderstream.schemas.errors import DecodeError
+from orderstream.telemetry.processor import ProcessorTelemetry
+from orderstream.topology import dlq_name
+
+__all__ = [
+    "DeadLetterHook",
+    "HandleContext",
+    "Outcome",
+    "Output",
+    "Processor",
+    "ProcessorError",
+    "ProcessorLogic",
+    "ProcessorSpec",
+    "stop_on_undecodable",
+    "to_dead_letter_topic",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +94,16 @@ DEFAULT_CONSUMER_OVERRIDES = {
 DEFAULT_PRODUCER_OVERRIDES = {"transaction.timeout.ms": 30_000, "linger.ms": 1}
 KAFKA_TIMEOUT_S = 30.0
 COMMIT_ATTEMPTS = 4  # a commit that times out is resumed (see Processor._commit_transaction)
+# send_offsets_to_transaction answers in milliseconds, or hangs (librdkafka #5456) when its coordinator went away:
+# past this deadline the producer is replaced, so a broker restart costs seconds, not 35 s per stage.
+SEND_OFFSETS_DEADLINE_S = 10.0
+INIT_ATTEMPTS = 6  # init_transactions that times out is resumed: a restarted coordinator can take a while
 MAX_FATAL_RECOVERIES = 3
+# Errors after which the producer is replaced rather than used again. A broker connection lost (a broker restart): the
+# first transaction after it blocked in send_offsets_to_transaction for the full deadline, stage after stage. A
+# transaction whose records timed out: the same producer went on failing every transaction that way, for minutes.
+CONNECTION_LOST = {"_TRANSPORT", "_ALL_BROKERS_DOWN"}
+STUCK = {"_MSG_TIMED_OUT", "_TIMED_OUT", "_TIMED_OUT_QUEUE"}
 
 
 def _with_deadline(what: str, call: Callable[[], Any], deadline_s: float) -> Any:
@@ -63,8 +114,6 @@ def _with_deadline(what: str, call: Callable[[], Any], deadline_s: float) -> Any
     this raises a fatal _TIMED_OUT error, so the processor abandons that producer (its thread stays blocked) and makes
     a new one with the same transactional.id, whose init_transactions fences the old one and aborts its transaction.
     """
-    from confluent_kafka import KafkaError, KafkaException
-
     outcome: list[Any] = []
     failure: list[BaseException] = []
 
@@ -83,107 +132,6 @@ def _with_deadline(what: str, call: Callable[[], Any], deadline_s: float) -> Any
     if failure:
         raise failure[0]
     return outcome[0] if outcome else None
-
-
-class ProcessorError(RuntimeError):
-    """The processor cannot go on: a fatal consumer error, a changelog record it cannot decode, a state rebuild over
-    300 s, a transaction it cannot flush or abort, repeated fatal producer errors, or a failed input record when the
-    dead-letter hook is stop_on_undecodable (the default hook dead-letters it and carries on). The open transaction
-    was aborted: nothing of the failing batch is visible or committed."""
-
-
-class EvolveFailed(RuntimeError):
-    """A changelog record does not apply to the state restored so far (raised while restoring only)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Output:
-    """A record to produce. topic is the logical name (the runtime adds the topic prefix); partition None lets the
-    partitioner (murmur2_random, keyed) choose."""
-
-    topic: str
-    key: str
-    value: Any
-    partition: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What handling one input does: changelog events for the input's key, other records, a reply.
-
-    `reply` is called after the batch's flush, so the Handled entries of the key (keyed by causation id) know their
-    offsets by then."""
-
-    events: Sequence[Any] = ()
-    outputs: Sequence[Output] = ()
-    reply: Callable[[], Output] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class HandleContext:
-    now: datetime
-    topic: str  # logical input topic
-    partition: int
-    offset: int
-    key: str
-
-
-class ProcessorLogic(Protocol[S]):
-    """A service's domain wiring. handle() must be pure apart from reading the clock it is given."""
-
-    def initial(self, key: str) -> S: ...
-
-    def evolve(self, state: S, event: Any) -> S: ...
-
-    def handle(self, message: Any, state: KeyState[S], context: HandleContext) -> Outcome: ...
-
-
-# (record, error, stage, group) -> what to produce in the batch's transaction instead of handling the record:
-# kafka.dead_letters.DeadLetter records (raw bytes, unchanged) or Outputs. Raising stops the processor instead.
-DeadLetterHook = Callable[[Any, Exception, str, str], Sequence[Any]]
-
-
-def to_dead_letter_topic(record: Any, error: Exception, stage: str, group: str) -> Sequence[Any]:
-    """The default hook: the record goes to <topic>.dlq, unchanged, in the same transaction as the batch (so it is
-    dead-lettered exactly once), and processing continues with the next record. See orderstream.kafka.dead_letters."""
-    from orderstream.kafka.dead_letters import dead_letter
-
-    log.error(
-        "%s[%d]@%d failed at %s (%s: %s): sent to the dead-letter topic",
-        record.topic(),
-        record.partition(),
-        record.offset(),
-        stage,
-        type(error).__name__,
-        error,
-    )
-    return [dead_letter(record, group, stage, error)]
-
-
-def stop_on_undecodable(record: Any, error: Exception, stage: str, group: str) -> Sequence[Any]:
-    """A hook that stops the loop instead, naming the record (for services that must never skip anything)."""
-    raise ProcessorError(
-        f"{record.topic()}[{record.partition()}]@{record.offset()} failed at {stage}: {error}; stopping (no DLQ)"
-    )
-
-
-@dataclass
-class ProcessorSpec(Generic[S]):
-    """Everything that makes one service a processor."""
-
-    name: str
-    group_id: str
-    input_topics: tuple[str, ...]  # logical names
-    changelog_topic: str  # logical name
-    logic: ProcessorLogic[S]
-    transactional_id: str
-    state_dir: Path | None  # None: no on-disk cache
-    source: str  # CloudEvents source of what it produces
-    dead_letter: DeadLetterHook = to_dead_letter_topic
-    consumer_overrides: dict[str, Any] = field(default_factory=dict)
-    producer_overrides: dict[str, Any] = field(default_factory=dict)
-    checkpoint_interval_s: float = 30.0
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
 @dataclass
@@ -214,25 +162,38 @@ class Processor(Generic[S]):
         self.codec = codec
         self.changelog = settings.topic(spec.changelog_topic)
         self._logical = {settings.topic(t): t for t in (*spec.input_topics, spec.changelog_topic)}
-        self._cache = StateCache(spec.state_dir, self.changelog) if spec.state_dir else None
+        # dead-letter retries come back through the inputs' DLQ topics, addressed to one group (kafka/dead_letters.py)
+        self._logical |= {settings.topic(dlq_name(t)): t for t in spec.input_topics}
+        self._checkpoints = CheckpointCache(spec.name, spec.state_dir, self.changelog, spec.checkpoint_interval_s)
+        self._restore = ChangelogRestore(
+            settings, spec.name, spec.group_id, self.changelog, spec.logic, codec, self._checkpoints
+        )
         self._states: dict[int, PartitionState] = {}
         self._owned: set[int] = set()
         self._producer: Any = None
         self._consumer: Any = None
         self._in_transaction = False
+        self._connection_lost = False  # set by the producer's error callback or a revocation: replace it first
         self._fatal_recoveries = 0
-        self._last_checkpoint = time.monotonic()
-        self._saver: ThreadPoolExecutor | None = None  # writes periodic checkpoints off the loop
-        self._saving: Future | None = None
         self.batches_committed = 0  # for tests and status
+        self._telemetry = ProcessorTelemetry(
+            settings, spec.service or spec.name, spec.name, spec.group_id, self._logical
+        )
+        self._tracing = self._telemetry.tracer  # None when tracing is off: then no per-record tracing work at all
+
+    @property
+    def owned(self) -> frozenset[int]:
+        """The partitions this processor owns now: restored and consuming."""
+        return frozenset(self._owned)
+
+    @property
+    def states(self) -> Mapping[int, PartitionState]:
+        """The committed state per changelog partition (read-only view; owned partitions and cached ones)."""
+        return MappingProxyType(self._states)
 
     # --- lifecycle -----------------------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        from confluent_kafka import Consumer
-
-        from orderstream.kafka.clients import consumer_config
-
         self._producer = self._new_producer()
         self._consumer = Consumer(
             consumer_config(
@@ -240,7 +201,7 @@ class Processor(Generic[S]):
             )
         )
         self._consumer.subscribe(
-            [self.settings.topic(t) for t in self.spec.input_topics],
+            [self.settings.topic(t) for t in (*self.spec.input_topics, *map(dlq_name, self.spec.input_topics))],
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
@@ -253,8 +214,8 @@ class Processor(Generic[S]):
                 records = self._next_batch()
                 if records:
                     self._process(records)
-                if time.monotonic() - self._last_checkpoint > self.spec.checkpoint_interval_s:
-                    self._checkpoint(self._owned, wait=False)
+                if self._checkpoints.due():
+                    self._checkpoints.write(self._states, self._owned, wait=False)
         finally:
             self._close()
 
@@ -272,29 +233,47 @@ class Processor(Generic[S]):
         if self._consumer is not None:
             self._consumer.close()  # revokes (and so checkpoints) the assignment
             self._consumer = None
-        self._checkpoint(set(self._states))
-        if self._saver is not None:
-            self._saver.shutdown(wait=True)
-            self._saver = None
+        self._checkpoints.write(self._states, set(self._states))
+        self._checkpoints.close()
         if self._producer is not None:
             self._producer.flush(KAFKA_TIMEOUT_S)
             self._producer = None
         log.info("%s: stopped", self.name)
 
     def _new_producer(self) -> Any:
-        from confluent_kafka import Producer
-
-        from orderstream.kafka.clients import producer_config
-
-        producer = Producer(
-            producer_config(
-                self.settings,
-                self.spec.transactional_id,
-                **(DEFAULT_PRODUCER_OVERRIDES | self.spec.producer_overrides),
-            )
+        config = producer_config(
+            self.settings,
+            self.spec.transactional_id,
+            **(DEFAULT_PRODUCER_OVERRIDES | {"error_cb": self._on_producer_error} | self.spec.producer_overrides),
         )
-        producer.init_transactions(KAFKA_TIMEOUT_S)  # fences any older producer with our id, aborts its open txn
-        return producer
+        producer = (self.spec.producer_factory or Producer)(config)
+        self._connection_lost = False
+        for attempt in range(1, INIT_ATTEMPTS + 1):
+            try:
+                producer.init_transactions(KAFKA_TIMEOUT_S)  # fences any older producer with our id, aborts its txn
+                return producer
+            except KafkaException as exc:  # a coordinator still loading, or the old producer's txn still aborting
+                if attempt == INIT_ATTEMPTS or not exc.args[0].retriable() or exc.args[0].fatal():
+                    raise
+                log.warning("%s: init_transactions not finished (%s); calling it again", self.name, exc.args[0])
+        raise AssertionError("unreachable")
+
+    def _on_producer_error(self, error: Any) -> None:
+        """The producer's error callback: authentication failures raise (as for every client); a lost broker
+        connection marks the producer to be replaced before the next transaction (see CONNECTION_LOST)."""
+        raise_on_authentication_failure(error)
+        if error.name() in CONNECTION_LOST:
+            self._connection_lost = True
+
+    def _replace_if_stale(self) -> None:
+        """Before a transaction: a producer that lost its broker connection since the last one is replaced by a new
+        one (init_transactions fences it). Its callbacks are served first, so a loss it saw is known here."""
+        self._producer.poll(0)
+        if self._connection_lost:
+            log.warning(
+                "%s: broker connection lost or partitions moved; a new producer for the next transaction", self.name
+            )
+            self._producer = self._new_producer()
 
     def _is_error_event(self, record: Any) -> bool:
         error = record.error()
@@ -313,15 +292,21 @@ class Processor(Generic[S]):
         committed = consumer.committed(partitions, timeout=KAFKA_TIMEOUT_S)
         numbers = {tp.partition for tp in partitions}
         began = time.monotonic()
-        self._await_checkpoint()  # the restore below changes key states the background write may be pickling
-        replayed = self._restore(numbers)
+        self._checkpoints.wait()  # the restore below changes key states the background write may be pickling
+        restored = self._restore.restore(self._states, numbers)
+        if restored.poisoned:
+            self._dead_letter_changelog(restored)
         self._owned |= numbers
         consumer.assign(committed)
+        self._telemetry.rebalanced("assigned", partitions)
         log.info(
-            "%s: assigned partitions %s; state rebuilt (%d changelog records replayed) in %.2fs",
+            "%s: assigned partitions %s; state rebuilt (%d changelog records replayed, %d repeats ignored, %d skipped) "
+            "in %.2fs",
             self.name,
             sorted(numbers),
-            replayed,
+            restored.replayed,
+            restored.repeated,
+            restored.already_dead_lettered + len(restored.poisoned),
             time.monotonic() - began,
         )
 
@@ -330,172 +315,50 @@ class Processor(Generic[S]):
         # open here; abort defensively if one is.
         if self._in_transaction:
             self._abort_quietly("partitions revoked")
+        self._connection_lost = True  # a revocation often follows a lost coordinator: start afresh (one init, ms)
         numbers = {tp.partition for tp in partitions}
-        self._checkpoint(numbers & self._owned)
+        self._telemetry.rebalanced("revoked", partitions)
+        self._checkpoints.write(self._states, numbers & self._owned)
         self._owned -= numbers  # the state stays in memory as a cache: replay from its checkpoint catches up
         log.info("%s: partitions %s revoked", self.name, sorted(numbers))
 
     # --- state -------------------------------------------------------------------------------------------------
 
-    def _restore(self, partitions: set[int]) -> int:
-        """Bring the state of these changelog partitions up to their last stable offset. Returns records replayed."""
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-        from orderstream.kafka.clients import consumer_config
-
-        reader = Consumer(consumer_config(self.settings, f"{self.spec.group_id}.restore"))
-        replayed = 0
+    def _dead_letter_changelog(self, restored: Restored) -> None:
+        """Dead-letter what the restore skipped, in ONE transaction with the restore group's screened offsets (see
+        runtime/restore.py): committed, the next restore skips these records without writing them again; failed,
+        nothing is marked and the next restore finds and dead-letters them again."""
+        marks = [TopicPartition(self.changelog, n, offset) for n, offset in sorted(restored.screened.items())]
         try:
-            ends: dict[int, int] = {}
-            starts = []
-            kept: set[int] = set()  # partitions replayed on top of a cached (or in-memory) state, not from scratch
-            for number in partitions:
-                state = self._states.get(number)
-                if state is None and self._cache is not None:
-                    state = self._cache.load(number)
-                low, end = watermarks(reader, self.changelog, number, KAFKA_TIMEOUT_S)
-                if state is None or not low <= state.next_offset <= end:
-                    if state is not None:
-                        log.warning(
-                            "%s: cached state of partition %d is at %d, outside the changelog's %d..%d; rebuilding",
-                            self.name,
-                            number,
-                            state.next_offset,
-                            low,
-                            end,
-                        )
-                    state = PartitionState(number, next_offset=0)
-                self._states[number] = state
-                if state.keys:
-                    kept.add(number)
-                if state.next_offset < end:
-                    ends[number] = end
-                    start = state.next_offset if state.next_offset > 0 else OFFSET_BEGINNING
-                    starts.append(TopicPartition(self.changelog, number, start))
-            if not starts:
-                return 0
-            reader.assign(starts)
-            deadline = time.monotonic() + 300
-            while ends:
-                if time.monotonic() > deadline:
-                    raise ProcessorError(f"{self.name}: rebuilding state from {self.changelog} took over 300s")
-                restarted: set[int] = set()
-                for record in reader.consume(1000, 0.5):
-                    if record.error():
-                        if record.error().fatal():
-                            raise ProcessorError(f"{self.name}: fatal error reading {self.changelog}: {record.error()}")
-                        continue
-                    if record.partition() in restarted:
-                        continue  # read before the seek back to the start
-                    try:
-                        self._replay(record)
-                    except EvolveFailed as failed:
-                        if record.partition() not in kept:
-                            raise ProcessorError(str(failed)) from failed.__cause__
-                        self._rebuild_from_start(reader, record.partition(), failed)
-                        kept.discard(record.partition())
-                        restarted.add(record.partition())
-                        continue
-                    replayed += 1
-                for tp in reader.position([TopicPartition(self.changelog, n) for n in list(ends)]):
-                    if tp.offset >= ends[tp.partition]:
-                        self._states[tp.partition].next_offset = ends.pop(tp.partition)
-            return replayed
-        finally:
-            reader.close()
-
-    def _rebuild_from_start(self, reader: Any, number: int, failed: Exception) -> None:
-        """The changelog does not continue the cached state of a partition (the cache is not what its offset says):
-        the log is the truth, so forget the cache and fold the partition again from its first record."""
-        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
-        log.warning(
-            "%s: %s - the cached state of partition %d does not match the changelog; rebuilding it from the start",
-            self.name,
-            failed,
-            number,
-        )
-        self._states[number] = PartitionState(number, next_offset=0)
-        reader.seek(TopicPartition(self.changelog, number, OFFSET_BEGINNING))
-
-    def _replay(self, record: Any) -> None:
-        from orderstream.schemas.errors import DecodeError
-
-        try:
-            event = self.codec.decode(record.value())
-        except DecodeError as exc:
-            raise ProcessorError(
-                f"{self.name}: changelog record {record.topic()}[{record.partition()}]@{record.offset()} "
-                f"cannot be decoded: {exc}"
-            ) from exc
-        state = self._states[record.partition()]
-        key = record.key().decode("utf-8")
-        current = state.keys.get(key)
-        if current is None:
-            current = state.keys[key] = KeyState(self.spec.logic.initial(key))
-        try:
-            current.value = self.spec.logic.evolve(current.value, event)
-        except Exception as exc:
-            raise EvolveFailed(
-                f"{self.name}: changelog record {record.topic()}[{record.partition()}]@{record.offset()} does not "
-                f"follow the state of key {key}: {type(exc).__name__}: {exc}"
-            ) from exc
-        current.handled[event.causation_id] = Handled(
-            event.version, record.partition(), record.offset(), event.occurred_at
-        )
-        state.next_offset = record.offset() + 1
-        state.changed.add(key)
-
-    def _checkpoint(self, partitions: set[int], wait: bool = True) -> None:
-        """Write what changed in these partitions' state to the cache (state.StateCache: an append-only file per
-        partition, rewritten whole now and then). wait=False (the periodic one) pickles in a background thread, so
-        the loop does not stall while it is written (pickling 15k orders' states took ~350 ms, which made the
-        end-to-end p99). The thread gets its own dicts of the states to write; a committed KeyState is replaced on
-        change, never changed in place, except by the restore of a newly assigned partition, so assignment,
-        revocation and close wait for the write first."""
-        from orderstream.runtime.state import Checkpoint
-
-        self._last_checkpoint = time.monotonic()
-        if self._cache is None:
-            return
-        self._await_checkpoint()
-        checkpoints = []
-        for number in sorted(partitions):
-            state = self._states.get(number)
-            if state is None or not state.dirty:
-                continue
-            whole = state.rewrite or self._cache.whole_write_due(number, len(state.keys))
-            keys = dict(state.keys) if whole else {key: state.keys[key] for key in state.changed}
-            checkpoints.append(Checkpoint(number, state.next_offset, keys, whole))
-            state.changed = set()
-            state.rewrite = False
-        if not checkpoints:
-            return
-        if self._saver is None:
-            self._saver = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-checkpoint")
-        self._saving = self._saver.submit(self._save, checkpoints)
-        if wait:
-            self._await_checkpoint()
-
-    def _save(self, checkpoints: list[Any]) -> None:
-        cache = self._cache
-        assert cache is not None
-        for checkpoint in checkpoints:
-            try:
-                cache.save(checkpoint)
-            except OSError as exc:  # only start-up time depends on the cache: say so and go on
-                self._states[checkpoint.partition].rewrite = True  # the file may be torn: write it whole next time
-                log.warning(
-                    "%s: state cache of partition %d not written (%s); a restart replays more of the changelog",
-                    self.name,
-                    checkpoint.partition,
-                    exc,
+            self._producer.begin_transaction()
+            self._in_transaction = True
+            for poisoned in restored.poisoned:
+                letter = dead_letter(
+                    poisoned.record, self.spec.group_id, poisoned.stage, poisoned.error, reader=READER_RESTORE
                 )
-
-    def _await_checkpoint(self) -> None:
-        if self._saving is not None:
-            saving, self._saving = self._saving, None
-            saving.result()
+                produce_dead_letter(self._producer, letter)
+            producer, group = self._producer, restored.group_metadata
+            _with_deadline(
+                "send_offsets_to_transaction",
+                lambda: producer.send_offsets_to_transaction(marks, group, KAFKA_TIMEOUT_S),
+                KAFKA_TIMEOUT_S + 5,
+            )
+            self._commit_transaction()
+            self._in_transaction = False
+        except KafkaException as exc:
+            log.error(
+                "%s: %d skipped changelog record(s) not dead-lettered (%s); the next restore does it",
+                self.name,
+                len(restored.poisoned),
+                exc,
+            )
+            if exc.args[0].fatal():
+                self._in_transaction = False
+                self._producer = self._new_producer()
+            elif self._in_transaction:
+                self._abort_quietly("changelog dead letters failed")
+            return
+        log.info("%s: %d skipped changelog record(s) dead-lettered", self.name, len(restored.poisoned))
 
     def _key_state(self, batch: _Batch, partition: int, key: str) -> KeyState[S]:
         current = batch.overlay.get((partition, key))
@@ -508,19 +371,20 @@ class Processor(Generic[S]):
     # --- one batch, one transaction ------------------------------------------------------------------------------
 
     def _process(self, records: list[Any]) -> None:
-        from confluent_kafka import KafkaException
-
         began = time.monotonic()
         batch = _Batch()
+        trace = self._telemetry.trace_batch(records)  # None when tracing is off
+        handle = self._handle if trace is None else trace.wrap(self._handle)
         for record in records:
             where = (record.topic(), record.partition())
             batch.first_offsets.setdefault(where, record.offset())
             batch.next_offsets[where] = record.offset() + 1
+        self._replace_if_stale()
         try:
             self._producer.begin_transaction()
             self._in_transaction = True
             for record in records:
-                self._handle(batch, record)
+                handle(batch, record)
             self._flush(batch)
             for reply in batch.replies:
                 self._produce(batch, reply(), None)
@@ -529,19 +393,22 @@ class Processor(Generic[S]):
             _with_deadline(  # see _with_deadline: this call can block past its own timeout
                 "send_offsets_to_transaction",
                 lambda: producer.send_offsets_to_transaction(positions, group, KAFKA_TIMEOUT_S),
-                KAFKA_TIMEOUT_S + 5,
+                SEND_OFFSETS_DEADLINE_S,
             )
-            self._commit_transaction()
+            self._telemetry.timed_commit(self._commit_transaction)
             self._in_transaction = False
         except KafkaException as exc:
+            self._telemetry.aborted(exc.args[0], trace)
             self._recover(exc.args[0], batch)
             return
-        except BaseException:
+        except BaseException as exc:
+            self._telemetry.aborted(exc, trace)
             self._abort_quietly("handler or decode error")
             raise
         self._apply(batch)
         self._fatal_recoveries = 0
         self.batches_committed += 1
+        self._telemetry.committed(records, batch.events, began, self._consumer, trace)
         log.info(
             "%s: batch of %d records (partitions %s) -> %d events, %d other records, %d replies; committed in %.0f ms",
             self.name,
@@ -557,8 +424,6 @@ class Processor(Generic[S]):
         """commit_transaction, flushing the replies (it fails if any was not delivered). A commit that times out goes
         on in the background and librdkafka says to call it again (aborting then would conflict with it and stop the
         service): so a retriable error that does not require an abort is retried, COMMIT_ATTEMPTS times in all."""
-        from confluent_kafka import KafkaException
-
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
                 self._producer.commit_transaction(KAFKA_TIMEOUT_S)
@@ -572,9 +437,9 @@ class Processor(Generic[S]):
                 )
 
     def _handle(self, batch: _Batch, record: Any) -> None:
-        from orderstream.schemas.errors import DecodeError
-
         partition = record.partition()
+        if is_dead_letter_topic(record.topic()) and retry_group(record) != self.spec.group_id:
+            return  # a letter, a marker or another group's retry request: its position moves on, nothing else
         if record.key() is None:
             self._dead_letter(batch, record, ValueError("the record has no key"), "validate")
             return
@@ -599,6 +464,7 @@ class Processor(Generic[S]):
             return
         for event in outcome.events:
             state.value = self.spec.logic.evolve(state.value, event)
+            state.version = max(state.version, event.version)
             handled = Handled(event.version, partition, None, event.occurred_at)
             state.handled[event.causation_id] = handled
             self._produce(batch, Output(self.spec.changelog_topic, key, event, partition), handled)
@@ -610,8 +476,11 @@ class Processor(Generic[S]):
             batch.replies.append(outcome.reply)
 
     def _dead_letter(self, batch: _Batch, record: Any, error: Exception, stage: str) -> None:
-        from orderstream.kafka.dead_letters import DeadLetter, produce_dead_letter
-
+        self._telemetry.dead_lettered(record, stage, error)
+        if retry_group(record) is not None:  # a retry that failed again: a marker, never a second letter
+            produce_dead_letter(self._producer, dead_letter(record, self.spec.group_id, stage, error))
+            batch.outputs += 1
+            return
         for item in self.spec.dead_letter(record, error, stage, self.spec.group_id):
             if isinstance(item, DeadLetter):
                 produce_dead_letter(self._producer, item)  # a failed delivery fails commit_transaction
@@ -632,18 +501,19 @@ class Processor(Generic[S]):
                 )
 
         extra = {} if output.partition is None else {"partition": output.partition}
+        headers = self.codec.headers(output.value, self.spec.source)
+        if self._tracing is not None:  # the context of the record being decided (none for replies)
+            headers += self._telemetry.context_headers()
         self._producer.produce(
             topic,
             key=output.key.encode("utf-8"),
             value=self.codec.encode(output.value),
-            headers=self.codec.headers(output.value, self.spec.source),
+            headers=headers,
             on_delivery=delivered,
             **extra,
         )
 
     def _flush(self, batch: _Batch) -> None:
-        from confluent_kafka import KafkaError, KafkaException
-
         try:
             remaining = self._producer.flush(KAFKA_TIMEOUT_S)
         except SystemError as exc:
@@ -661,8 +531,6 @@ class Processor(Generic[S]):
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{remaining} records unacknowledged after flush"))
 
     def _positions(self, batch: _Batch) -> list[Any]:
-        from confluent_kafka import TopicPartition
-
         return [TopicPartition(topic, partition, offset) for (topic, partition), offset in batch.next_offsets.items()]
 
     def _apply(self, batch: _Batch) -> None:
@@ -679,23 +547,29 @@ class Processor(Generic[S]):
 
     def _recover(self, error: Any, batch: _Batch) -> None:
         """Abort (or, after a fatal error, replace the producer), drop the batch's state, rewind the consumer."""
-        from confluent_kafka import KafkaException
-
+        stuck = error.name() in STUCK  # the same producer would time out again: replace it (see STUCK)
         log.warning(
             "%s: transaction failed (%s); %s",
             self.name,
             error,
-            "recreating the producer" if error.fatal() else "aborting and retrying the batch",
+            "recreating the producer"
+            if error.fatal()
+            else "aborting, replacing the producer and retrying the batch"
+            if stuck
+            else "aborting and retrying the batch",
         )
         if not error.fatal():
             try:
                 self._producer.abort_transaction(KAFKA_TIMEOUT_S)
                 self._in_transaction = False
             except KafkaException as exc:
-                if not exc.args[0].fatal():
+                if not exc.args[0].fatal() and not (stuck and exc.args[0].retriable()):
                     raise ProcessorError(f"{self.name}: cannot abort the transaction: {exc}") from exc
-                error = exc.args[0]
-        if error.fatal():
+                error = exc.args[0]  # the new producer's init_transactions aborts what this one could not
+        if stuck and not error.fatal():
+            self._in_transaction = False
+            self._producer = self._new_producer()
+        elif error.fatal():
             self._fatal_recoveries += 1
             if self._fatal_recoveries > MAX_FATAL_RECOVERIES:
                 raise ProcessorError(f"{self.name}: {self._fatal_recoveries} fatal producer errors in a row: {error}")
@@ -704,8 +578,6 @@ class Processor(Generic[S]):
         self._rewind(batch)
 
     def _rewind(self, batch: _Batch) -> None:
-        from confluent_kafka import KafkaError, KafkaException, TopicPartition
-
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
         for (topic, partition), offset in batch.first_offsets.items():
             if (topic, partition) not in assigned:
@@ -724,8 +596,6 @@ class Processor(Generic[S]):
 
     def _abort_quietly(self, why: str) -> None:
         """Abort on the way out of a failure that is already being raised (its error matters more than this one)."""
-        from confluent_kafka import KafkaException
-
         try:
             self._producer.abort_transaction(KAFKA_TIMEOUT_S)
             log.warning("%s: transaction aborted (%s)", self.name, why)

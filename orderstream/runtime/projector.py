@@ -37,6 +37,8 @@ from typing import Any
 
 from orderstream import failpoints
 from orderstream.config import Settings
+from orderstream.telemetry.projector import ProjectorTelemetry
+from orderstream.topology import dlq_name
 from orderstream.views.registry import ProjectionSpec
 
 log = logging.getLogger(__name__)
@@ -136,9 +138,11 @@ class Projector:
         self.name = spec.name
         self.database_url = database_url or settings.database_url_for(spec.name)
         self.group_id = group_id or group_id_of(spec.name, settings.topic_prefix)
-        self.on_undecodable = on_undecodable or DeadLetterSink(settings, self.group_id)
+        self._telemetry = ProjectorTelemetry(settings, spec.name, self.group_id)
+        self.on_undecodable = self._telemetry.counting(on_undecodable or DeadLetterSink(settings, self.group_id))
         self.consumer_overrides = consumer_overrides or {}
-        self.topics = [settings.topic(name) for name in spec.topics]
+        # its topics, and their DLQ topics for the retry requests addressed to its group (kafka/dead_letters.py)
+        self.topics = [settings.topic(name) for name in (*spec.topics, *map(dlq_name, spec.topics))]
         self._store = None
         self._generation = 0
         self._mirrored: dict[tuple[str, int], int] = {}  # the positions last mirrored to Kafka
@@ -178,7 +182,7 @@ class Projector:
                     if not current:
                         continue  # the generation changed: `records` were read before the re-seek; read them again
                 if records:
-                    written = writer.submit(self._apply, messages, records)
+                    written = writer.submit(self._telemetry.apply, self._apply, messages, records)
             if written is not None:
                 self._settle(consumer, written)
                 written = None
@@ -213,9 +217,11 @@ class Projector:
                 self._mirrored[(tp.topic, tp.partition)] = tp.offset
         log.info("%s: assigned %s", self.name, ", ".join(f"{tp.topic}:{tp.partition}@{tp.offset}" for tp in partitions))
         consumer.assign(partitions)
+        self._telemetry.rebalanced("assigned")
 
     def _on_revoke(self, consumer, partitions) -> None:
         log.info("%s: revoked %s", self.name, ", ".join(f"{tp.topic}:{tp.partition}" for tp in partitions))
+        self._telemetry.rebalanced("revoked")
         for tp in partitions:  # their next owner mirrors them now: a later commit of ours would move the group back
             self._mirrored.pop((tp.topic, tp.partition), None)
         consumer.unassign()
@@ -225,6 +231,7 @@ class Projector:
         failure hook (event None). Error messages carry no record and are left out of both."""
         from confluent_kafka import KafkaException
 
+        from orderstream.kafka.dead_letters import is_dead_letter_topic, retry_group
         from orderstream.schemas.errors import DecodeError
         from orderstream.views.store import Record
 
@@ -237,11 +244,14 @@ class Projector:
                 # next poll; the positions in the database keep whatever it does next exactly-once
                 log.warning("%s: consumer error (librdkafka recovers): %s", self.name, message.error())
                 continue
-            try:
-                event = codec.decode(message.value())
-            except DecodeError as exc:
-                self.on_undecodable(message, exc, "decode")
-                event = None
+            if is_dead_letter_topic(message.topic()) and retry_group(message) != self.group_id:
+                event = None  # a letter, a marker or another group's retry request: only its position moves on
+            else:
+                try:
+                    event = codec.decode(message.value())
+                except DecodeError as exc:
+                    self.on_undecodable(message, exc, "decode")
+                    event = None
             kept.append(message)
             records.append(Record(message.topic(), message.partition(), message.offset(), event))
         return kept, records
@@ -251,7 +261,11 @@ class Projector:
         from orderstream.views.base import ProjectionError
 
         try:
-            return self._store.apply(records, self._generation, before_commit=lambda: failpoints.point("mid_batch"))
+            # a full batch means the projector is behind (a backlog, a late start): the view's bulk fold, same rows
+            behind = len(records) >= self.settings.projection_batch_size
+            return self._store.apply(
+                records, self._generation, before_commit=lambda: failpoints.point("mid_batch"), bulk=behind
+            )
         except ProjectionError:
             return self._apply_one_by_one(messages, records)
 
@@ -266,6 +280,7 @@ class Projector:
             self._switch_generation(consumer, changed.generation)
             return False
         failpoints.point("after_sql_commit")
+        self._telemetry.settled(consumer, positions)
         self._commit_to_kafka(consumer, positions)
         return True
 

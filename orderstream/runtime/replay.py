@@ -9,8 +9,13 @@ The steps, with what each guarantees:
    sees no rebalance, and it never commits). It starts at the beginning of each partition (--from-beginning) or at
    min(offsets_for_times(T), live offset) (--from-time, see replay_scope.py) and targets the high watermarks (the
    last stable offsets, read_committed) seen at start: the progress bar measures against them.
-4. Build: batches are folded into N+1 through ProjectionStore.apply(shadow=True): rows and N+1's offsets in one
-   transaction, exactly as the live projector does for N. Nothing else is written anywhere: no producer exists here.
+4. Build: batches are folded into N+1 through ProjectionStore.apply(shadow=True, bulk=True): rows and N+1's offsets
+   in one transaction, exactly as the live projector does for N, with the view's bulk fold (spec.bulk: tuples, plain
+   INSERT / COPY for rows only ever appended) into tables created without their secondary indexes, which are built
+   once, before the swap. Nothing else is written anywhere: no producer exists here.
+   A record the live projector dead-letters (it cannot be decoded, or does not follow its aggregate's state: a gap)
+   is skipped here the same way, and a repeated version is ignored the same way (views/base.follow_versions), so
+   the rebuilt view equals the live one. The replay writes no letter: the live projector's group writes it, once.
 5. Swap: once at the targets, ProjectionStore.swap_in writes N+1's offset rows (the positions reached) and flips the
    pointer in ONE transaction - only if N+1 is at or past the live generation on every partition; else the replay
    reads on to the live positions and tries again (up to chase_timeout_s). The live projector's next batch raises
@@ -38,6 +43,9 @@ from sqlalchemy.engine import make_url
 
 from orderstream import failpoints
 from orderstream.config import Settings
+from orderstream.runtime.projector import group_id_of
+from orderstream.telemetry.rebuild import RebuildProgress
+from orderstream.topology import dlq_name
 from orderstream.views.base import ProjectionError
 from orderstream.views.registry import ProjectionSpec
 from orderstream.views.store import Position, ProjectionStore, Record
@@ -99,6 +107,7 @@ class ReplayResult:
     events_applied: int
     events_skipped: int
     rebuilt_aggregates: int | None  # --from-time: how many aggregates were rebuilt from the log (None: all of them)
+    records_rejected: int = 0  # records skipped as the live projector dead-letters them (undecodable, a gap, ...)
     positions: dict[Position, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -132,14 +141,18 @@ class ProjectionReplay:
         self.spec = spec
         self.database_url = database_url or settings.database_url_for(spec.name)
         self.from_time = from_time
-        self.progress = progress or _Silent()
+        self.progress = RebuildProgress(spec.name, progress or _Silent())  # also the rebuild's progress metrics
         self.stop = stop or threading.Event()
         self.chase_timeout_s = chase_timeout_s
         self.processes = processes
         self.parallel_build = parallel_build
         self.topics = [settings.topic(name) for name in spec.topics]
+        # the live projector also reads its topics' DLQ topics for retry requests to its group: so does its rebuild
+        self.dead_letter_topics = [settings.topic(dlq_name(name)) for name in spec.topics]
+        self.group_id = group_id_of(spec.name, settings.topic_prefix)  # the live projector's group
         self._applied = 0
         self._skipped = 0
+        self._rejected = 0
 
     @property
     def applied(self) -> int:
@@ -151,10 +164,16 @@ class ProjectionReplay:
         """Events skipped so far because the copied rows hold them (--from-time)."""
         return self._skipped
 
-    def count(self, applied: int, skipped: int) -> None:
-        """Add what a worker process applied and skipped (replay_workers.py)."""
+    @property
+    def rejected(self) -> int:
+        """Records skipped so far because they cannot be projected (the live projector dead-letters them)."""
+        return self._rejected
+
+    def count(self, applied: int, skipped: int, rejected: int = 0) -> None:
+        """Add what a worker process applied, skipped and rejected (replay_workers.py)."""
         self._applied += applied
         self._skipped += skipped
+        self._rejected += rejected
 
     # --- the whole run -------------------------------------------------------------------------------------------
 
@@ -188,7 +207,7 @@ class ProjectionReplay:
             log.info("%s: dropping generation %d (half-built or replaced before)", self.spec.name, old)
             store.drop_generation(old)
         target = live + 1
-        store.create_generation(target)
+        store.create_generation(target, defer_indexes=True)  # bulk load first, index once (create_indexes below)
         log.info("%s: building generation %d next to live generation %d", self.spec.name, target, live)
 
         consumer = self.new_consumer()
@@ -208,6 +227,7 @@ class ProjectionReplay:
                 reached = self.parallel_build(self, target, starts, ends, rebuilt, copied_up_to)
             else:
                 reached = self.consume_into(consumer, store, target, starts, ends, skip, "replay")
+            store.create_indexes(target)
             reached = self._swap(consumer, store, target, live, reached, skip)
         finally:
             consumer.close()
@@ -215,6 +235,7 @@ class ProjectionReplay:
             projection=self.spec.name, generation=target, replaced=live, schema_version=self.spec.schema_version,
             events_applied=self._applied, events_skipped=self._skipped,
             rebuilt_aggregates=None if rebuilt is None else len(rebuilt), positions=reached,
+            records_rejected=self._rejected,
         )  # fmt: skip
 
     # --- Kafka ---------------------------------------------------------------------------------------------------
@@ -234,9 +255,11 @@ class ProjectionReplay:
         from confluent_kafka import TopicPartition
 
         partitions, ends = [], {}
-        for topic in self.topics:
+        for topic in (*self.topics, *self.dead_letter_topics):
             metadata = consumer.list_topics(topic, timeout=10).topics[topic]
             if metadata.error is not None:
+                if topic in self.dead_letter_topics:
+                    continue  # no DLQ topic: no retry request to read
                 raise ReplayError(f"topic {topic} does not exist (run `orderstream topics init`)")
             for partition in sorted(metadata.partitions):
                 _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
@@ -280,6 +303,7 @@ class ProjectionReplay:
         the positions reached (past transaction markers and aborted records)."""
         from confluent_kafka import KafkaException, TopicPartition
 
+        from orderstream.kafka.dead_letters import is_dead_letter_topic, retry_group
         from orderstream.schemas.catalog import default_catalog
         from orderstream.schemas.codec import Codec
         from orderstream.schemas.errors import DecodeError
@@ -302,13 +326,15 @@ class ProjectionReplay:
                         raise KafkaException(message.error())
                 events = []
                 for message in messages:
+                    if is_dead_letter_topic(message.topic()) and retry_group(message) != self.group_id:
+                        events.append(None)  # not a retry request for the live projector's group: skipped as it does
+                        continue
                     try:
                         events.append(codec.decode(message.value()))
                     except DecodeError as exc:
-                        raise ReplayError(
-                            f"record {message.topic()}:{message.partition()}:{message.offset()} cannot be decoded "
-                            f"({exc}); the replay stops here, the live projection is untouched"
-                        ) from exc
+                        if phase != "scan":  # the scan reads what the replay reads again: counted there
+                            self._reject(message, exc)
+                        events.append(None)  # its offset moves on, nothing is applied
                 handle(messages, events)
                 tracked = [TopicPartition(t, p) for t, p in sorted(pending)]
                 covered = 0
@@ -329,7 +355,9 @@ class ProjectionReplay:
             records = []
             for message, event in zip(messages, events, strict=True):
                 position = (message.topic(), message.partition())
-                if skip is not None and skip(position, message.offset(), event.aggregate_id):
+                if event is None:
+                    pass  # undecodable: rejected in _read
+                elif skip is not None and skip(position, message.offset(), event.aggregate_id):
                     self._skipped += 1
                     event = None  # already in the copied rows: the offset moves, nothing is applied
                 else:
@@ -337,18 +365,35 @@ class ProjectionReplay:
                 records.append(Record(message.topic(), message.partition(), message.offset(), event))
             if records:
                 try:
-                    store.apply(records, target, shadow=True)
-                except ProjectionError as exc:
-                    first = records[0]
-                    raise ReplayError(
-                        f"{self.spec.name}: a batch from {first.topic}:{first.partition}:{first.offset} cannot be "
-                        f"projected ({exc}); the replay stops here, nothing is swapped and the live projection is "
-                        "untouched - the live projector dead-letters such a record: see `orderstream dlq list`"
-                    ) from exc
+                    store.apply(records, target, shadow=True, bulk=True)
+                except ProjectionError:
+                    self._apply_one_by_one(store, target, messages, records)
                 self.progress.advance(0, sum(1 for r in records if r.event is not None))
                 failpoints.point("replay_batch")
 
         return self._read(consumer, starts, ends, phase, apply)
+
+    def _apply_one_by_one(self, store, target, messages, records) -> None:
+        """A batch failed to project: apply it one record per transaction and skip the records that cannot be
+        projected, as the live projector does (it dead-letters them)."""
+        for message, record in zip(messages, records, strict=True):
+            try:
+                store.apply([record], target, shadow=True)
+            except ProjectionError as exc:
+                self._reject(message, exc)
+                self._applied -= 1
+                store.apply([record._replace(event=None)], target, shadow=True)
+
+    def _reject(self, message, error: Exception) -> None:
+        self._rejected += 1
+        log.warning(
+            "%s: record %s:%d:%d skipped (%s), as the live projector dead-letters it",
+            self.spec.name,
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            error,
+        )
 
     # --- the swap ------------------------------------------------------------------------------------------------
 

@@ -112,9 +112,9 @@ def build_in_parallel(
             if kind == "advance":
                 replay.progress.advance(*payload)
             elif kind == "done":
-                positions, applied, skipped = payload
+                positions, applied, skipped, rejected = payload
                 reached.update(positions)
-                replay.count(applied, skipped)
+                replay.count(applied, skipped, rejected)
                 finished.add(n)
             elif kind == "failed":
                 raise ReplayError(
@@ -203,7 +203,7 @@ def _work(order: WorkOrder, messages) -> None:
         consumer = replay.new_consumer()
         skip = copied_skip(order.rebuilt, order.copied_up_to)
         reached = replay.consume_into(consumer, store, order.target, order.starts, order.ends, skip, "replay")
-        messages.put(("done", number, reached, replay.applied, replay.skipped))
+        messages.put(("done", number, reached, replay.applied, replay.skipped, replay.rejected))
     except (KeyboardInterrupt, ReplayInterrupted):
         sys.exit(130)  # Ctrl-C reached the whole process group, or the parent is gone: it reports for itself
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the replay with it

@@ -44,6 +44,7 @@ class Stage(Generic[S]):
             "transactional_id": transactional_id,
             "state_dir": settings.data_dir / "state" / self.service,
             "source": self.source,
+            "service": self.service,
         }
         return ProcessorSpec(**(values | overrides))
 

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 S = TypeVar("S")
 
-CACHE_FORMAT = 2  # 1: one pickle of every key per file, rewritten at every checkpoint
+CACHE_FORMAT = 3  # 1: one pickle of every key per file, rewritten at every checkpoint; 2: KeyState had no version
 
 
 @dataclass(slots=True)
@@ -36,15 +36,18 @@ class Handled:
 
 @dataclass(slots=True)
 class KeyState(Generic[S]):
-    """One key's aggregate state and the inputs that changed it (causation id -> Handled): the idempotency memory."""
+    """One key's aggregate state and the inputs that changed it (causation id -> Handled): the idempotency memory.
+    version: the highest event version of the key's changelog folded into value (0: none), so a restore knows a
+    repeated record (a copy written back) from a new one."""
 
     value: S
     handled: dict[str, Handled] = field(default_factory=dict)
+    version: int = 0
 
     def copy(self) -> KeyState[S]:
         """A copy a batch may change freely (the value is immutable; Handled entries are replaced, never changed,
         once their offset is known)."""
-        return KeyState(self.value, dict(self.handled))
+        return KeyState(self.value, dict(self.handled), self.version)
 
 
 @dataclass(slots=True)

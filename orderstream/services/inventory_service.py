@@ -1,16 +1,19 @@
 """The inventory service: the two inventory deciders (domain/inventory.py) wired into two processors.
 
 Order stage (keyed by order id): input orders.events, changelog inventory.orders (the OrderPlaced / OrderRejected /
-OrderCancelled events it acted on, mirrored as they are, so its state - an order's lines and whether they were
-released - is rebuilt from it). It writes ReserveStock / ReleaseStock per line to inventory.reservations, keyed by SKU,
-in the same transaction that consumes the order event: an order line is re-keyed exactly once.
+OrderCancelled / OrderShipped / OrderReturned events it acted on, mirrored as they are, so its state - an order's
+lines and whether they were released or shipped - is rebuilt from it). It writes ReserveStock / ReleaseStock /
+ShipStock / ReturnStock per line to inventory.reservations, keyed by SKU, in the same transaction that consumes the
+order event: an order line is re-keyed exactly once per event.
 
-SKU stage (keyed by SKU): inputs inventory.reservations and inventory.commands (RestockSku), changelog
-inventory.events. One writer per SKU (the group's owner of the SKU's partition) decides every change of a SKU on its
-latest state, so two reservations can never both take the last unit. Every StockReserved, StockReservationRejected
-and StockReleased is also written, in the same transaction, to inventory.results keyed by the order id (the partitioner
-co-locates it with the order), which the order service consumes. A RestockSku gets a Reply on inventory.replies, keyed
-by SKU, on the command's partition number; a repeated command id gets the first reply again and changes nothing.
+SKU stage (keyed by SKU): inputs inventory.reservations and inventory.commands (RestockSku), changelog inventory.events.
+One writer per SKU (the group's owner of the SKU's partition) decides every change of a SKU on its latest state, so two
+reservations can never both take the last unit. ShipStock lowers on hand and reserved by what the order holds
+(StockShipped), ReturnStock puts returned units back on hand (StockReturned). Every StockReserved,
+StockReservationRejected and StockReleased is also written, in the same transaction, to inventory.results keyed by the
+order id (the partitioner co-locates it with the order), which the order service consumes. A RestockSku gets a Reply on
+inventory.replies, keyed by SKU, on the command's partition number; a repeated command id gets the first reply again and
+changes nothing.
 
 A record a stage cannot take (undecodable, of a type it does not handle, or under a key that is not its aggregate id)
 goes to <topic>.dlq in the batch's transaction (the processor's dead-letter hook) and work goes on.

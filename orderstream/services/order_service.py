@@ -1,6 +1,8 @@
 """The order service: the Order decider wired into the processor runtime.
 
-Input: orders.commands (PlaceOrder, CancelOrder). Changelog: orders.events. Every command gets a Reply on
+Input: orders.commands (PlaceOrder, CancelOrder, ShipOrder, DeliverOrder, ReturnOrder). Changelog: orders.events.
+The order is the single writer of its whole lifecycle, dispatch included: a ship and a cancel of one order are decided
+one after the other on its latest state, so they can never both win. Every command gets a Reply on
 orders.replies, keyed by the order id, on the command's partition number. A repeated command id (one that already
 produced events, i.e. is the causation id of events in the order's stream) produces nothing new and gets the same
 reply as the first time. It also reacts to the other services' answers (REACTION_TOPICS: payments.events,

@@ -1,9 +1,11 @@
 """The payment service: the two payment deciders (domain/payment.py) wired into two processors.
 
 Order stage (keyed by order id): input orders.events, changelog payments.orders (the OrderPlaced / OrderConfirmed /
-OrderRejected / OrderCancelled events it acted on, mirrored as they are, so its state is rebuilt from them). It writes
-AuthorizePayment (on OrderPlaced) and ReleasePayment (on the first OrderRejected / OrderCancelled of a placed order) to
-payments.requests keyed by CUSTOMER id, in the same transaction that consumes the order event: each is asked for once.
+OrderRejected / OrderCancelled / OrderShipped / OrderReturned events it acted on, mirrored as they are, so its state is
+rebuilt from them). It writes AuthorizePayment (on OrderPlaced), ReleasePayment (on the first OrderRejected /
+OrderCancelled of a placed order), CapturePayment (on the accepted dispatch, OrderShipped) and RefundPayment (on each
+OrderReturned) to payments.requests keyed by CUSTOMER id, in the same transaction that consumes the order event: each
+is asked for once.
 
 Customer stage (keyed by customer id): input payments.requests, changelog payments.ledger (the customer's payment
 events). One writer per customer decides every authorization on the customer's latest outstanding total, so two
@@ -25,7 +27,7 @@ from typing import Any
 
 from orderstream.config import Settings
 from orderstream.domain import payment
-from orderstream.domain.commands import PAYMENT_COMMANDS, AuthorizePayment, ReleasePayment
+from orderstream.domain.commands import PAYMENT_COMMANDS
 from orderstream.domain.events import ORDER_EVENTS
 from orderstream.domain.payment import CustomerLedger, PaymentLimits, PaymentOrder
 from orderstream.runtime.processor import HandleContext, Outcome, Output
@@ -93,7 +95,7 @@ class CustomerStageLogic:
 
     def handle(self, message: Any, state: KeyState[CustomerLedger], context: HandleContext) -> Outcome:
         where = f"{context.topic}[{context.partition}]@{context.offset}"
-        if not isinstance(message, AuthorizePayment | ReleasePayment):
+        if not isinstance(message, PAYMENT_COMMANDS):
             raise TypeError(f"{where}: {type(message).__name__} is not a payment request")
         if message.customer_id != context.key:
             raise ValueError(

@@ -1,11 +1,14 @@
 """The shipping service: the shipment decider (domain/shipping.py) wired into the processor runtime.
 
-Inputs, both keyed by order id: orders.events (placed, confirmed, rejected, cancelled orders) and shipping.commands
-(DispatchShipment, ConfirmDelivery). Changelog: shipping.events, which the order service consumes (it moves the order
-to SHIPPED / DELIVERED). Every command gets a Reply on shipping.replies, keyed by the order id, on the command's
-partition number; a repeated command id produces nothing new and gets the first reply again. A record that cannot be
-decoded, is not of a type it takes (`accepts`) or is an order event under another order's key goes to <topic>.dlq in
-the batch's transaction (the processor's dead-letter hook).
+Inputs, both keyed by order id: orders.events (placed, confirmed, shipped, delivered, rejected, cancelled orders) and
+shipping.commands. The order decides its dispatch and delivery (ShipOrder / DeliverOrder on orders.commands), so this
+service carries out only what the order accepted (OrderShipped -> ShipmentDispatched, OrderDelivered ->
+ShipmentDelivered) and refuses the old DispatchShipment / ConfirmDelivery commands with a reason naming the order
+service. Changelog: shipping.events, which the order service consumes (a repeat of what it decided changes nothing).
+Every command gets a Reply on shipping.replies, keyed by the order id, on the command's partition number; a repeated
+command id produces nothing new and gets the first reply again. A record that cannot be decoded, is not of a type it
+takes (`accepts`) or is an order event under another order's key goes to <topic>.dlq in the batch's transaction (the
+processor's dead-letter hook).
 """
 
 from __future__ import annotations

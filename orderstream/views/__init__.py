@@ -1,8 +1,8 @@
 """Read models: each projection folds its topics into its own database (SQLite by default, PostgreSQL by URL).
 
-- order_view.py, customer_view.py, sales_view.py, stock_view.py: one module per view holding everything about it -
-  its name, schema version, tables, pure fold (no SQL, no Kafka, no clock), replay scope and queries - declared as
-  its SPEC at the end of the module
+- order_view.py, customer_view.py, sales_view.py, stock_view.py, payment_view.py: one module per view holding
+  everything about it - its name, schema version, tables, pure fold (no SQL, no Kafka, no clock), replay scope and
+  queries - declared as its SPEC at the end of the module
 - registry.py: the views (one line per view module); every list of views is derived from it
 - spec.py: what a view declares (ProjectionSpec, ReplayScope)
 - base.py: the row-change model and the fold helpers the pure projection functions share

@@ -21,6 +21,7 @@ from orderstream.domain.events import (
     OrderDelivered,
     OrderPlaced,
     OrderRejected,
+    OrderReturned,
     OrderShipped,
 )
 
@@ -37,8 +38,29 @@ STATUS_AFTER: dict[type[Event], str] = {
     OrderShipped: "SHIPPED",
     OrderDelivered: "DELIVERED",
 }
-STATUSES: tuple[str, ...] = tuple(STATUS_AFTER.values())
+STATUSES: tuple[str, ...] = (*STATUS_AFTER.values(), "PARTIALLY_RETURNED", "RETURNED")
 CLOSED_STATUSES = frozenset({"REJECTED", "CANCELLED"})
+
+
+def status_after(event: Event, status: str | None) -> str | None:
+    """The order's status after an event: STATUS_AFTER's, or for an OrderReturned RETURNED (nothing delivered left)
+    or PARTIALLY_RETURNED; other events leave `status` as it is."""
+    if isinstance(event, OrderReturned):
+        return "RETURNED" if event.fully_returned else "PARTIALLY_RETURNED"
+    return STATUS_AFTER.get(type(event), status)
+
+
+def kept_lines(lines: list[list[int | str]], returned: OrderReturned) -> list[list[int | str]]:
+    """[sku, quantity, unit_price_minor] lines less the quantities an OrderReturned took back."""
+    back: dict[str, int] = {}
+    for line in returned.lines:
+        back[line.sku] = back.get(line.sku, 0) + line.quantity
+    kept = []
+    for sku, quantity, price in lines:  # an old order may name a SKU on two lines: take back from the first first
+        taken = min(back.get(sku, 0), quantity)  # type: ignore[call-overload]
+        back[sku] = back.get(sku, 0) - taken  # type: ignore[index]
+        kept.append([sku, quantity - taken, price])  # type: ignore[operator]
+    return kept
 
 
 class ProjectionError(Exception):
@@ -46,7 +68,7 @@ class ProjectionError(Exception):
 
     The projector does not apply it: it applies the batch again one record per transaction and hands the failing
     record to its failure hook (stage apply), which by default dead-letters it to <topic>.dlq, so the view never
-    silently diverges from the log. A replay stops on it and swaps nothing.
+    silently diverges from the log. A replay skips it the same way (without a letter: the live group wrote it).
     """
 
 
@@ -125,12 +147,44 @@ def check_next(event: Event, state: Mapping[str, Any] | None) -> None:
         )
 
 
+def follow_versions(events: Sequence[Event], current: StateRows, *, gaps: bool = False) -> list[Event]:
+    """The batch's events that follow their aggregate's state row (`current`, by aggregate id), in log order.
+
+    The poison policy of every read path (docs/ARCHITECTURE.md, "Dead letters"): an event whose version is at or
+    below the version its aggregate is at is a repeat (a copy written back, e.g. by `replay topic --force`) and is
+    left out, silently: the view holds it already. One that skips a version (a gap) raises ProjectionError, so the
+    projector dead-letters it and a replay skips it. A message without a version is left for the fold to judge.
+    gaps=True: the versions only increase per aggregate (a payment event's version is its place in its customer's
+    ledger, so an order's payment events skip numbers): repeats are still left out, a gap is no error."""
+    versions = {aggregate_id: row["version"] for aggregate_id, row in current.items()}
+    kept: list[Event] = []
+    for event in events:
+        version = getattr(event, "version", None)
+        if not isinstance(version, int):
+            kept.append(event)
+            continue
+        last = versions.get(event.aggregate_id, 0)
+        if version <= last:
+            continue
+        if version != last + 1 and not gaps:
+            raise ProjectionError(
+                f"{event.type_name} v{version} for {event.aggregate_id}, which is at v{last}: a version is missing"
+            )
+        versions[event.aggregate_id] = version
+        kept.append(event)
+    return kept
+
+
 def fold_order_states(
-    events: Sequence[Event], current: StateRows, placed_row: Callable[[OrderPlaced], Row]
+    events: Sequence[Event],
+    current: StateRows,
+    placed_row: Callable[[OrderPlaced], Row],
+    returned_row: Callable[[Row, OrderReturned], Row] | None = None,
 ) -> Iterator[tuple[str, Mapping[str, Any] | None, Row]]:
     """The state-row fold an aggregate view needs: each touched order's (id, row before the batch, row after it), in
     the order first touched. OrderPlaced makes the row (placed_row gives its fields; status PLACED and the version are
-    added); any later event moves the version and, for a status change, the status."""
+    added); any later event moves the version and, for a status change, the status; returned_row (if given) adjusts
+    the row to what an OrderReturned took back."""
     orders = {order_id: dict(row) for order_id, row in current.items()}
     touched: dict[str, None] = {}
     for event in events:
@@ -140,7 +194,9 @@ def fold_order_states(
         if isinstance(event, OrderPlaced):
             row = {"order_id": order_id, **placed_row(event), "status": "PLACED", "version": event.version}
         else:
-            row = {**row, "version": event.version, "status": STATUS_AFTER.get(type(event), row["status"])}  # type: ignore[dict-item]
+            row = {**row, "version": event.version, "status": status_after(event, row["status"])}  # type: ignore[index]
+            if returned_row is not None and isinstance(event, OrderReturned):
+                row = returned_row(row, event)
         orders[order_id] = row
         touched[order_id] = None
     for order_id in touched:

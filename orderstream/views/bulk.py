@@ -21,7 +21,7 @@ cannot deadlock. Two kinds of write: upsert (the row replaces the stored one) an
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -77,19 +77,34 @@ class BulkRows:
         """Insert each row, or add its non-key columns (counters) to the stored row with the same primary key."""
         self._execute(conn, table, "add", rows)
 
+    def write_tuples(self, conn: Connection, table: Table, kind: str, rows: Sequence[tuple]) -> None:
+        """A bulk fold's rows (tuples in the table's column order). kind "upsert": insert or replace, as upsert();
+        kind "append": rows whose keys the table does not hold (a duplicate key fails the transaction), written with
+        a plain INSERT (SQLite) or COPY straight into the table, without a stage or a merge (PostgreSQL)."""
+        if not rows:
+            return
+        if kind not in ("append", "upsert"):
+            raise ValueError(f"{table.name}: unknown bulk write {kind!r}")
+        self._run(conn, self._statement(table, kind), rows)
+
     def _execute(self, conn: Connection, table: Table, kind: str, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
         statement = self._statement(table, kind)
         values = map(itemgetter(*statement.names), rows)  # len(names) >= 2 for every table: tuples
+        self._run(conn, statement, values)
+
+    def _run(self, conn: Connection, statement: _Statements, values: Iterable[tuple]) -> None:
         cursor = conn.connection.cursor()
         try:
             if self._postgres:
-                cursor.execute(statement.prepare)
+                if statement.prepare:
+                    cursor.execute(statement.prepare)
                 with cursor.copy(statement.load) as copy:
                     for row in values:
                         copy.write_row(row)
-                cursor.execute(statement.merge)
+                if statement.merge:
+                    cursor.execute(statement.merge)
             else:
                 cursor.executemany(statement.merge, values)
         finally:
@@ -109,6 +124,11 @@ class BulkRows:
             raise ValueError(f"{table.name}: bulk writes need at least two columns")
         target = self.dialect.identifier_preparer.format_table(table)
         column_list = ", ".join(quote(name) for name in names)
+        if kind == "append":
+            if self._postgres:
+                return _Statements(names, merge="", load=f"COPY {target} ({column_list}) FROM STDIN")
+            values = ", ".join("?" for _ in columns)
+            return _Statements(names, f"INSERT INTO {target} ({column_list}) VALUES ({values})")
         keys = ", ".join(quote(c.name) for c in columns if c.primary_key)
         excluded = "EXCLUDED" if self._postgres else "excluded"
         if kind == "upsert":
@@ -133,7 +153,8 @@ class BulkRows:
 @dataclass(frozen=True)
 class _Statements:
     """The SQL of one kind of write into one table. SQLite: merge alone, run once per row. PostgreSQL: prepare the
-    stage table, COPY the rows into it (load), then merge them into the target in one statement."""
+    stage table, COPY the rows into it (load), then merge them into the target in one statement; an append is the
+    COPY alone, straight into the target (no prepare, no merge)."""
 
     names: list[str]
     merge: str

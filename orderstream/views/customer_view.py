@@ -2,11 +2,12 @@
 
 Definitions:
 - orders_count: every order the customer placed, whatever became of it.
-- lifetime_value_minor: the sum of total_minor of the customer's orders that are not REJECTED or CANCELLED, per
-  currency (money of different currencies is never added up). An order counts from the moment it is placed; it stops
-  counting when it is rejected or cancelled.
+- lifetime_value_minor: the sum of total_minor of the customer's orders that are not REJECTED or CANCELLED, less
+  what returns refunded, per currency (money of different currencies is never added up). An order counts from the
+  moment it is placed; it stops counting when it is rejected or cancelled; a return takes its refund back out.
 
-State row (role "orders"): order_id, customer_id, currency, total_minor, status, version - what this view must remember
+State row (role "orders"): order_id, customer_id, currency, total_minor (less refunds), status, version (schema 2:
+statuses up to 32 characters, returns subtracted) - what this view must remember
 about an order to adjust the aggregates when a later event (which carries only the order id) changes its status.
 Aggregates (role "customers") are written as increments: delta = contribution after the batch - contribution before.
 
@@ -21,14 +22,14 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, select
 
-from orderstream.domain.events import Event, OrderPlaced
+from orderstream.domain.events import Event, OrderPlaced, OrderReturned
 from orderstream.topology import ORDERS_EVENTS
-from orderstream.views.base import CLOSED_STATUSES, RowChanges, StateRows, fold_order_states
+from orderstream.views.base import CLOSED_STATUSES, Row, RowChanges, StateRows, fold_order_states
 from orderstream.views.spec import ProjectionSpec, ReplayScope, ViewReader
 from orderstream.views.tables import TableSet
 
 NAME = "customer-view"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATE_ROLE = "orders"
 
 
@@ -41,7 +42,7 @@ def contribution(state: Mapping[str, Any] | None) -> tuple[int, int]:
 
 def project(events: Sequence[Event], current: StateRows) -> RowChanges:
     changes = RowChanges()
-    for order_id, before, after in fold_order_states(events, current, _placed):
+    for order_id, before, after in fold_order_states(events, current, _placed, _returned):
         changes.upsert("orders", (order_id,), after)
         (count_before, value_before), (count_after, value_after) = contribution(before), contribution(after)
         changes.increment(
@@ -54,6 +55,10 @@ def project(events: Sequence[Event], current: StateRows) -> RowChanges:
 
 def _placed(event: OrderPlaced) -> dict[str, Any]:
     return {"customer_id": event.customer_id, "currency": event.currency, "total_minor": event.total_minor}
+
+
+def _returned(row: Row, event: OrderReturned) -> Row:
+    return {**row, "total_minor": row["total_minor"] - event.refund_minor}
 
 
 def replay_totals(rows: Iterable[Mapping[str, Any]]) -> RowChanges:
@@ -77,7 +82,7 @@ def tables(generation: int) -> TableSet:
         Column("customer_id", String, nullable=False),
         Column("currency", String(3), nullable=False),
         Column("total_minor", BigInteger, nullable=False),
-        Column("status", String(16), nullable=False),
+        Column("status", String(32), nullable=False),
         Column("version", Integer, nullable=False),
     )
     customers = Table(

@@ -20,6 +20,7 @@ class OrderLine(_Answer):
     sku: str
     quantity: int
     unit_price_minor: int
+    returned_quantity: int | None = None  # units of the line returned so far (the order view; not in --as-of)
 
 
 class TimelineEntry(_Answer):

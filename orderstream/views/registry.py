@@ -6,12 +6,12 @@ No other module keeps a list of view names: `run projections`, status, replay an
 from __future__ import annotations
 
 from orderstream.topology import ORDERS_EVENTS
-from orderstream.views import customer_view, order_view, sales_view, stock_view
+from orderstream.views import customer_view, order_view, payment_view, sales_view, stock_view
 from orderstream.views.spec import ProjectionSpec, ReplayScope
 
 __all__ = ["ALL_SPECS", "SPECS", "VIEWS", "ProjectionSpec", "ReplayScope", "spec_of"]
 
-VIEWS = (order_view, customer_view, sales_view, stock_view)
+VIEWS = (order_view, customer_view, sales_view, stock_view, payment_view)
 
 # Every projection, in the order `run projections` starts them and `status` lists them.
 ALL_SPECS: dict[str, ProjectionSpec] = {view.SPEC.name: view.SPEC for view in VIEWS}

@@ -1,17 +1,20 @@
 """sales-view: units and revenue per SKU per day (and currency), and the number of orders in each status.
 
-How cancelled and rejected orders count (the rule this view implements):
-- Units and revenue are *booked* sales: an order counts once it is CONFIRMED, and keeps counting while SHIPPED and
-  DELIVERED. A PLACED order (not yet confirmed) does not count; a REJECTED order never counts; an order CANCELLED
-  after confirmation stops counting (its units and revenue are taken back out). So a day's figures only ever show
-  orders that are confirmed or later right now.
+How orders count (the rule this view implements):
+- Units and revenue are *captured* sales less refunds: an order counts once its dispatch is accepted (SHIPPED; the
+  payment is captured then), and keeps counting while DELIVERED. A return takes the returned units and their amount
+  (what is refunded) back out, so a PARTIALLY_RETURNED order counts what was kept and a RETURNED one nothing. PLACED
+  and CONFIRMED orders (authorized, not captured) do not count; REJECTED and CANCELLED ones never do (a cancel can only
+  come before the dispatch). So revenue = captured - refunded.
 - The day is the UTC day of the order's OrderPlaced occurred_at (not the day it was confirmed), so late confirmations
   land on the day the customer ordered.
 - Revenue is per currency, in minor units: quantity * unit_price_minor summed over the order's lines of that SKU.
 - Status counts: every order counts once, under its current status (PLACED, CONFIRMED, ..., CANCELLED).
 
-State row (role "orders"): order_id, day, currency, status, version, lines (JSON text of [sku, quantity,
-unit_price_minor] triples) - what this view must remember to book or unbook an order when its status changes.
+State row (role "orders"): order_id, day, currency, status, version, lines (JSON text of [sku, quantity kept,
+unit_price_minor] triples: the ordered quantity less what was returned) - what this view must remember to book or
+unbook an order when its status changes. Schema versions: 1 = booked from CONFIRMED; 2 = captured less refunded, and
+statuses up to 32 characters (rebuild with `replay projection sales-view`).
 Aggregates are increments: delta = contribution after the batch - contribution before.
 
 Replay from a time T: orders placed from T on are refolded, so the daily units and revenue of the days from T on (an
@@ -27,16 +30,25 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, func, select
 
-from orderstream.domain.events import Event, OrderPlaced
+from orderstream.domain.events import Event, OrderPlaced, OrderReturned
 from orderstream.topology import ORDERS_EVENTS
-from orderstream.views.base import Key, QueryError, RowChanges, StateRows, fold_order_states, utc_day
+from orderstream.views.base import (
+    Key,
+    QueryError,
+    Row,
+    RowChanges,
+    StateRows,
+    fold_order_states,
+    kept_lines,
+    utc_day,
+)
 from orderstream.views.spec import ProjectionSpec, ReplayScope, ViewReader
 from orderstream.views.tables import TableSet
 
 NAME = "sales-view"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATE_ROLE = "orders"
-BOOKED_STATUSES = frozenset({"CONFIRMED", "SHIPPED", "DELIVERED"})
+BOOKED_STATUSES = frozenset({"SHIPPED", "DELIVERED", "PARTIALLY_RETURNED", "RETURNED"})
 
 
 def booked(state: Mapping[str, Any] | None) -> dict[Key, tuple[int, int]]:
@@ -53,7 +65,7 @@ def booked(state: Mapping[str, Any] | None) -> dict[Key, tuple[int, int]]:
 
 def project(events: Sequence[Event], current: StateRows) -> RowChanges:
     changes = RowChanges()
-    for order_id, before, after in fold_order_states(events, current, _placed):
+    for order_id, before, after in fold_order_states(events, current, _placed, _returned):
         changes.upsert("orders", (order_id,), after)
         if before is not None:
             changes.increment("statuses", (before["status"],), {"orders": -1})
@@ -76,6 +88,10 @@ def _placed(event: OrderPlaced) -> dict[str, Any]:
     }
 
 
+def _returned(row: Row, event: OrderReturned) -> Row:
+    return {**row, "lines": json.dumps(kept_lines(json.loads(row["lines"]), event))}
+
+
 def replay_totals(rows: Iterable[Mapping[str, Any]]) -> RowChanges:
     """The daily sales and status counts of copied state rows (a replay from a time recomputes them, never copies
     them)."""
@@ -96,7 +112,7 @@ def tables(generation: int) -> TableSet:
         Column("order_id", String, primary_key=True),
         Column("day", String(10), nullable=False),
         Column("currency", String(3), nullable=False),
-        Column("status", String(16), nullable=False),
+        Column("status", String(32), nullable=False),
         Column("version", Integer, nullable=False),
         Column("lines", Text, nullable=False),
     )
@@ -112,7 +128,7 @@ def tables(generation: int) -> TableSet:
     statuses = Table(
         f"sales_view_statuses_{g}",
         metadata,
-        Column("status", String(16), primary_key=True),
+        Column("status", String(32), primary_key=True),
         Column("orders", BigInteger, nullable=False),
     )
     return {"orders": orders, "daily": daily, "statuses": statuses}

@@ -34,6 +34,22 @@ class ReplayScope:
     totals: Callable[[Iterable[Mapping[str, Any]]], RowChanges] | None = None
 
 
+BulkChanges = dict[str, tuple[str, list[tuple]]]
+"""A batch's rows as a bulk fold writes them: role -> (kind, rows as tuples in the table's column order). Kinds:
+"append" (rows whose keys the table cannot hold yet: plain INSERT, COPY straight into the table on PostgreSQL) and
+"upsert" (insert or replace the row with the same primary key)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BulkForm:
+    """A view's bulk fold, next to its incremental one: the same rows from the same (events, current state rows), as
+    tuples a database driver binds in C instead of row dicts, and split into rows only ever appended and rows
+    replaced. It must raise ProjectionError exactly where project() does. tests/integration/test_bulk_*.py check
+    that the two folds, and any switch from one to the other at any offset, produce identical tables."""
+
+    fold: Callable[[Sequence[Event], StateRows], BulkChanges]
+
+
 @dataclass(frozen=True, slots=True)
 class ProjectionSpec:
     """Everything the store, the projector and a replay need to run one projection.
@@ -51,3 +67,7 @@ class ProjectionSpec:
     tables: Callable[[int], TableSet]
     project: Callable[[Sequence[Event], StateRows], RowChanges]
     replay_scope: ReplayScope | None = None  # None: `replay projection --from-time` refuses it (rebuild it whole)
+    bulk: BulkForm | None = None  # None: rebuilds and far-behind batches use project() too
+    # True: the events' versions only increase per aggregate id, with gaps (payments.events: a payment event's version
+    # is its place in the customer's ledger, keyed by order id); repeats are still left out.
+    version_gaps: bool = False

@@ -1,8 +1,8 @@
 """stock-view: on hand, reserved and available units per SKU, from inventory.events (keyed by SKU).
 
-Every stock event but a rejection carries the SKU's numbers after it (StockAdded: on_hand; StockReserved and
-StockReleased: on_hand and reserved), so the row of a SKU is the numbers of its latest event; a rejection moves only
-the version. available = on_hand - reserved is derived when queried, never stored.
+Every stock event but a rejection carries the SKU's numbers after it (StockAdded and StockReturned: on_hand;
+StockReserved, StockReleased and StockShipped: on_hand and reserved), so the row of a SKU is the numbers of its latest
+event; a rejection moves only the version. available = on_hand - reserved is derived when queried, never stored.
 
 State row (role "skus", keyed by the event's aggregate id, the SKU): sku, on_hand, reserved, version, updated_at.
 Versions of a SKU's stream must strictly increase: a duplicate or out-of-order event raises ProjectionError, which
@@ -18,7 +18,15 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, select
 
-from orderstream.domain.events import INVENTORY_EVENTS, Event, StockAdded, StockReleased, StockReserved
+from orderstream.domain.events import (
+    INVENTORY_EVENTS,
+    Event,
+    StockAdded,
+    StockReleased,
+    StockReserved,
+    StockReturned,
+    StockShipped,
+)
 from orderstream.topology import INVENTORY_EVENTS as INVENTORY_EVENTS_TOPIC
 from orderstream.views.base import ProjectionError, RowChanges, StateRows, utc_text
 from orderstream.views.spec import ProjectionSpec, ReplayScope, ViewReader
@@ -46,9 +54,9 @@ def project(events: Sequence[Event], current: StateRows) -> RowChanges:
                 "a duplicate or out-of-order event"
             )
         row = {**row, "version": event.version, "updated_at": utc_text(event.occurred_at)}
-        if isinstance(event, StockAdded):
+        if isinstance(event, StockAdded | StockReturned):
             row["on_hand"] = event.on_hand
-        elif isinstance(event, (StockReserved, StockReleased)):
+        elif isinstance(event, StockReserved | StockReleased | StockShipped):
             row["on_hand"], row["reserved"] = event.on_hand, event.reserved
         skus[sku] = row
         touched[sku] = None

@@ -38,9 +38,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from orderstream.domain.events import Event
-from orderstream.views.base import RowChanges
+from orderstream.telemetry.tracing import trace_engine
+from orderstream.views.base import RowChanges, follow_versions
 from orderstream.views.bulk import BulkRows
-from orderstream.views.spec import ProjectionSpec
+from orderstream.views.spec import BulkChanges, ProjectionSpec
 from orderstream.views.tables import TableSet, bookkeeping, projection_meta, projection_offsets
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 _DDL_LOCK_KEY = 0x6F7264657273  # pg_advisory_xact_lock key held while a projection creates its tables
 
 Position = tuple[str, int]  # (topic, partition)
+Changes = RowChanges | BulkChanges  # what project() or a bulk fold (spec.bulk) made of a batch
 
 # Built once: a statement built per batch leaves ~40 SQLAlchemy objects in reference cycles, and a live projector
 # applying hundreds of small batches a second made a 100 ms garbage-collector pause every few seconds.
@@ -208,7 +210,7 @@ class ProjectionStore:
     def __init__(self, url: str, spec: ProjectionSpec, *, writer: bool = False) -> None:
         self.url = url
         self.spec = spec
-        self.engine = create_engine_for(url, writer=writer)
+        self.engine = trace_engine(create_engine_for(url, writer=writer))  # SQL spans when tracing is on
         self._tables: dict[int, TableSet] = {}
         self._bookkeeping_exists = False
         self._bulk = BulkRows(self.engine.dialect)
@@ -262,10 +264,23 @@ class ProjectionStore:
         self._check_version(row.schema_version)
         return row.active_generation
 
-    def create_generation(self, generation: int) -> None:
-        """Create a new (empty) generation's tables next to the live one; a rebuild fills them."""
+    def create_generation(self, generation: int, *, defer_indexes: bool = False) -> None:
+        """Create a new (empty) generation's tables next to the live one; a rebuild fills them. defer_indexes=True
+        leaves out the secondary indexes: a bulk load writes each row once instead of once per index, and
+        create_indexes() builds them in one sort each before the generation goes live."""
         with self.engine.begin() as conn:
             self._create_generation(conn, generation)
+            if defer_indexes:
+                for table in self.tables(generation).values():
+                    for index in table.indexes:
+                        index.drop(conn)
+
+    def create_indexes(self, generation: int) -> None:
+        """Create the secondary indexes a generation lacks (create_generation(defer_indexes=True)); idempotent."""
+        with self.engine.begin() as conn:
+            for table in self.tables(generation).values():
+                for index in table.indexes:
+                    index.create(conn, checkfirst=True)
 
     def activate(self, generation: int, schema_version: int) -> None:
         """Swap a generation in: one transaction updates the pointer, so readers see the old or the new one whole."""
@@ -333,11 +348,14 @@ class ProjectionStore:
         *,
         before_commit: Callable[[], None] | None = None,
         shadow: bool = False,
+        bulk: bool = False,
     ) -> dict[Position, int]:
         """Project a batch and store the next offsets, in one transaction. Returns the next offset per partition of
         the batch (what the caller then commits to Kafka). Raises GenerationChanged when the pointer moved.
         shadow=True writes a generation a replay is building instead: it must NOT be the live one (StoreError), and
         the schema version is not checked (a replay builds this release's version next to an older live one).
+        bulk=True folds with the view's bulk form (spec.bulk, when it has one) instead of project(): the same rows,
+        written as tuples; everything else (offsets in the same transaction, the checks below) is the same.
 
         The fold runs BEFORE the write transaction, on a snapshot read of the batch's positions and state rows, so
         that on SQLite (one writer per file) several processes projecting different partitions fold in parallel and
@@ -350,15 +368,15 @@ class ProjectionStore:
         positions = {(r.topic, r.partition) for r in records}
         for _ in range(_RETRIES - 1):
             try:
-                return self._apply_once(records, generation, positions, before_commit, shadow)
+                return self._apply_once(records, generation, positions, before_commit, shadow, bulk)
             except DBAPIError as exc:
                 if getattr(exc.orig, "sqlstate", None) not in _RETRYABLE_SQLSTATES:
                     raise
                 log.info("%s: batch transaction rolled back (%s), running it again", self.spec.name, exc.orig.sqlstate)
-        return self._apply_once(records, generation, positions, before_commit, shadow)  # the last try: errors go out
+        return self._apply_once(records, generation, positions, before_commit, shadow, bulk)  # the last try: errors out
 
-    def _apply_once(self, records, generation, positions, before_commit, shadow) -> dict[Position, int]:
-        ahead = self._fold_ahead(records, generation, positions, shadow)
+    def _apply_once(self, records, generation, positions, before_commit, shadow, bulk) -> dict[Position, int]:
+        ahead = self._fold_ahead(records, generation, positions, shadow, bulk)
         with self._writers_queue, self.engine.begin() as conn:
             self._check_generation(conn, generation, shadow, lock=True)
             if self._postgres:
@@ -367,7 +385,7 @@ class ProjectionStore:
             if all((ahead[0][p] or 0) == stored.get(p, 0) for p in positions):  # a claimed row's 0: nothing applied
                 fresh, changes = ahead[1], ahead[2]
             else:
-                fresh, changes = self._fold(conn, records, generation, stored)
+                fresh, changes = self._fold(conn, records, generation, stored, bulk)
             if changes is not None:
                 self._write(conn, self.tables(generation), changes)
             after = {p: stored[p] for p in positions if p in stored}
@@ -398,21 +416,27 @@ class ProjectionStore:
         ]
         conn.execute(postgresql_insert(projection_offsets).values(rows).on_conflict_do_nothing())
 
-    def _fold_ahead(self, records, generation, positions, shadow) -> tuple[dict, list[Record], RowChanges | None]:
+    def _fold_ahead(self, records, generation, positions, shadow, bulk) -> tuple[dict, list[Record], Changes | None]:
         """(positions as read, fresh records, row changes) from a read-only snapshot, without the write lock."""
         with self._reading() as conn:
             self._check_generation(conn, generation, shadow)
             stored = self._offsets(conn, generation, positions)
-            fresh, changes = self._fold(conn, records, generation, stored)
+            fresh, changes = self._fold(conn, records, generation, stored, bulk)
         return {p: stored.get(p) for p in positions}, fresh, changes
 
-    def _fold(self, conn: Connection, records, generation: int, stored) -> tuple[list[Record], RowChanges | None]:
+    def _fold(self, conn: Connection, records, generation: int, stored, bulk) -> tuple[list[Record], Changes | None]:
         """The records at or past the stored positions, and the rows they change (None: no event among them)."""
         fresh = [r for r in records if r.offset >= stored.get((r.topic, r.partition), 0)]
         events = [r.event for r in fresh if r.event is not None]
         if not events:
             return fresh, None
         current = self._bulk.load(conn, self.tables(generation)[self.spec.state_role], {e.aggregate_id for e in events})
+        # repeats left out, a gap raises ProjectionError (unless the view's versions only increase: spec.version_gaps)
+        events = follow_versions(events, current, gaps=self.spec.version_gaps)
+        if not events:
+            return fresh, None
+        if bulk and self.spec.bulk is not None:
+            return fresh, self.spec.bulk.fold(events, current)
         return fresh, self.spec.project(events, current)
 
     def _check_generation(self, conn: Connection, generation: int, shadow: bool, *, lock: bool = False) -> None:
@@ -423,7 +447,11 @@ class ProjectionStore:
         if live != generation:
             raise GenerationChanged(self.spec.name, live)
 
-    def _write(self, conn: Connection, tables: TableSet, changes: RowChanges) -> None:
+    def _write(self, conn: Connection, tables: TableSet, changes: Changes) -> None:
+        if not isinstance(changes, RowChanges):  # a bulk fold's rows
+            for role, (kind, rows) in changes.items():
+                self._bulk.write_tuples(conn, tables[role], kind, rows)
+            return
         for role, rows in changes.upserts.items():
             if rows:
                 self._bulk.upsert(conn, tables[role], list(rows.values()))

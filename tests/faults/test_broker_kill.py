@@ -9,9 +9,9 @@ import pytest
 
 from orderstream.config import load_settings
 from orderstream.kafka.topics import ensure_topics
-from tests.faults.history import History
-from tests.faults.pipeline import LoadDriver, ServiceProcess, observe_events, observe_order_view
 from tests.support.brokers import start_test_broker
+from tests.support.history import History
+from tests.support.pipeline import LoadDriver, ServiceProcess, observe_events, observe_order_view
 
 pytestmark = pytest.mark.slow
 

@@ -10,6 +10,7 @@ import signal
 import threading
 
 import pytest
+from confluent_kafka import Producer
 
 from orderstream.config import load_settings
 from orderstream.domain.events import OrderPlaced
@@ -54,15 +55,11 @@ def test_a_commit_that_outlasts_its_timeout_is_resumed_and_the_order_placed_once
         ensure_topics(settings)
         monkeypatch.setattr(processor_module, "KAFKA_TIMEOUT_S", TIMEOUT_S)
         paused = threading.Event()
-        new_producer = processor_module.Processor._new_producer
-        monkeypatch.setattr(
-            processor_module.Processor,
-            "_new_producer",
-            lambda self: _PausingProducer(new_producer(self), broker.pid(), paused),
-        )
         caplog.set_level(logging.WARNING, logger=processor_module.__name__)
         with (
-            running_order_service(settings) as service,
+            running_order_service(
+                settings, producer_factory=lambda config: _PausingProducer(Producer(config), broker.pid(), paused)
+            ) as service,
             CommandSender(settings, ORDERS_COMMANDS, ORDERS_REPLIES, source="orderstream/test") as send,
         ):
             service.wait_owned(lambda owned: owned == {0})

@@ -11,8 +11,8 @@ from orderstream.broker.cluster import LocalCluster
 from orderstream.broker.distribution import KafkaDistribution
 from orderstream.config import load_settings
 from orderstream.kafka.topics import ensure_topics
-from tests.faults.history import History
-from tests.faults.pipeline import LoadDriver, ServiceProcess, observe_events, observe_order_view
+from tests.support.history import History
+from tests.support.pipeline import LoadDriver, ServiceProcess, observe_events, observe_order_view
 
 pytestmark = pytest.mark.slow
 

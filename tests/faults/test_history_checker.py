@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 from orderstream.domain.events import OrderConfirmed
-from tests.faults.history import History
+from tests.support.history import History
 
 
 def event(order: str, version: int, cause: str, event_id: str | None = None) -> OrderConfirmed:

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tests.faults.history import History
-from tests.faults.pipeline import LoadDriver, ServiceProcess, observe_events
+from tests.support.history import History
+from tests.support.pipeline import LoadDriver, ServiceProcess, observe_events
 
 pytestmark = pytest.mark.slow
 

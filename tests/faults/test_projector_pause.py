@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from tests.faults.history import History
-from tests.faults.pipeline import ServiceProcess
 from tests.support.event_log import EventLog, dump_all, wait_applied
 from tests.support.histories import public_rows, random_history, reference
+from tests.support.history import History
+from tests.support.pipeline import ServiceProcess
 
 pytestmark = pytest.mark.slow
 

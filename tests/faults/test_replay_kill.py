@@ -24,11 +24,11 @@ from orderstream.producers.topic_copy import SOURCE_HEADER, CopyFilter
 from orderstream.services.projections import build_projections
 from orderstream.views.registry import SPECS, spec_of
 from orderstream.views.store import ProjectionStore
-from tests.integration.test_projector import Running
-from tests.integration.test_replay_projection import order_events_topic, url_of, write_orders
-from tests.integration.test_replay_topic import create, expected_copy, fill, read_all, without_offsets
-from tests.support.event_log import EventLog, digests_all, wait_applied
+from tests.support.databases import url_of
+from tests.support.event_log import EventLog, digests_all, order_events_topic, wait_applied, write_orders
 from tests.support.histories import random_history
+from tests.support.orders import RunningService
+from tests.support.topic_copy import create, expected_copy, fill, read_all, without_offsets
 
 
 def cli(settings, *args: str, env: dict[str, str] | None = None, log_path=None) -> subprocess.Popen:
@@ -70,7 +70,7 @@ def test_a_killed_projection_replay_leaves_the_live_projection_untouched_and_the
     rng = random.Random(12)
     histories = [random_history(rng, f"k{n}", prefix="k") for n in range(800)]
     log = EventLog(settings)
-    running = Running(build_projections(settings, tuple(SPECS)))
+    running = RunningService(build_projections(settings, tuple(SPECS))).start()
     write_orders(log, histories)
     wait_applied(settings.database_url, log, timeout_s=60, check=running.check)
     running.stop()

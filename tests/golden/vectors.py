@@ -13,12 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from orderstream.domain.commands import CancelOrder, Reply
+from orderstream.domain.commands import CancelOrder, Reply, ReturnItem, ReturnOrder
 from orderstream.domain.events import (
     OrderLine,
     OrderLineReservationUpdated,
     OrderPaymentUpdated,
     OrderPlaced,
+    OrderReturned,
     PaymentStatus,
     ReservationStatus,
     StockReserved,
@@ -128,6 +129,34 @@ VECTORS: tuple[Vector, ...] = (
             events_topic="orders.events",
             events_partition=2,
             events_offset=1234567890123,
+        ),
+    ),
+    Vector(
+        "ReturnOrder.v1.bin",
+        ReturnOrder(
+            command_id="cmd-ret-1",
+            issued_at=AT + timedelta(days=9),
+            correlation_id=ORDER,
+            order_id=ORDER,
+            items=(ReturnItem(sku="SKU-RED-42", quantity=1),),
+            reason="too small",
+            restock=False,
+        ),
+    ),
+    Vector(
+        "OrderReturned.v1.bin",
+        OrderReturned(
+            event_id="5c4b3a29-1807-4f6e-9d5c-4b3a29180706",
+            version=9,
+            occurred_at=AT + timedelta(days=9, seconds=1),
+            correlation_id=ORDER,
+            causation_id="cmd-ret-1",
+            order_id=ORDER,
+            lines=(OrderLine(sku="SKU-RED-42", quantity=1, unit_price_minor=1999),),
+            refund_minor=1999,
+            restock=False,
+            reason="too small",
+            fully_returned=False,
         ),
     ),
 )

@@ -316,7 +316,7 @@ def test_ops_endpoints_answer_as_the_cli_does(client):
         assert ready.status_code == 503 and ready.headers["retry-after"], ready.text
         threading.Event().wait(0.2)
     assert ready.status_code == 200 and set(ready.json()["views"]) == {
-        "order-view", "customer-view", "sales-view", "stock-view"
+        "order-view", "customer-view", "sales-view", "stock-view", "payment-view"
     }, ready.text  # fmt: skip
     status = client.get("/status", params={"sample": 0.1})
     assert status.status_code == 200, status.text

@@ -77,9 +77,9 @@ def test_an_unreachable_broker_is_one_line_and_exit_1_within_seconds(unreachable
     "args, fragment, command",
     [
         (["place", "--customer", "c-1"], "Missing option '--item'", "orderstream place"),
-        (["generate", "--orders", "0"], "'--orders'", "orderstream generate"),
+        (["generate", "--orders", "many"], "'--orders'", "orderstream generate"),
         (["cancel", "o-1", "--expected-version", "abc"], "'--expected-version'", "orderstream cancel"),
-        (["query", "orders", "--limit", "0"], "'--limit'", "orderstream query orders"),
+        (["query", "orders", "--limit", "ten"], "'--limit'", "orderstream query orders"),
         (["no-such-command"], "No such command", "orderstream"),
         (["--no-such-option"], "No such option", "orderstream"),
     ],

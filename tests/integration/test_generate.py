@@ -10,7 +10,7 @@ from collections import Counter
 
 from orderstream.domain.commands import PlaceOrder
 from orderstream.kafka.clients import consumer_config
-from orderstream.schemas.codec import Codec
+from tests.support.wire import CODEC
 
 
 def read_all(settings, topic: str, expected: int, timeout_s: float = 30.0) -> list:
@@ -60,8 +60,7 @@ def test_generate_sends_every_command_once(topics):
 
     records = read_all(topics, topics.topic("orders.commands"), summary["records"])
     assert len(records) == summary["records"]
-    codec = Codec()
-    decoded = [codec.decode(m.value()) for m in records]
+    decoded = [CODEC.decode(m.value()) for m in records]
     assert Counter(type(c).__name__ for c in decoded)["PlaceOrder"] == 400
     assert len({c.command_id for c in decoded}) == len(decoded), "no command was sent twice"
     for message, command in zip(records, decoded, strict=True):
@@ -92,3 +91,22 @@ def test_generate_refuses_a_bad_currency_and_sends_nothing(topics):
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and "ISO 4217" in result.stderr
     assert read_all(topics, topics.topic("orders.commands"), 1, timeout_s=2) == []
+
+
+def test_a_seed_used_again_is_refused_with_one_line_and_sends_nothing(topics):
+    def generate(*args: str):
+        return subprocess.run(
+            [sys.executable, "-m", "orderstream.cli.main", "-b", topics.effective_bootstrap,
+             "--topic-prefix", topics.topic_prefix, "--data-dir", str(topics.data_dir), "generate", *args],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    first = generate("--orders", "3", "--seed", "77", "--cancel-ratio", "0", "--json")
+    assert first.returncode == 0, first.stderr
+    again = generate("--orders", "5", "--seed", "77", "--cancel-ratio", "0")
+    assert again.returncode == 1
+    assert again.stderr.count("\n") == 1 and "seed 77 was already used on these topics" in again.stderr, again.stderr
+    fresh = generate("--orders", "2", "--cancel-ratio", "0", "--json")  # no --seed: a fresh one, never 77
+    assert fresh.returncode == 0, fresh.stderr
+    assert json.loads(fresh.stdout)["seed"] != 77
+    assert len(read_all(topics, topics.topic("orders.commands"), 6, timeout_s=5)) == 5  # 3 + 2: nothing for the copy

@@ -95,7 +95,7 @@ def running_inventory(settings, **overrides):
 def owned(running: RunningService) -> dict[str, set[int]]:
     """Partitions each stage owns right now (empty until the service has built its processors)."""
     processors = dict(running.service.processors)
-    return {name: set(processors[name]._owned) if name in processors else set() for name in ("orders", "stock")}
+    return {name: set(processors[name].owned) if name in processors else set() for name in ("orders", "stock")}
 
 
 def results(settings, until=None, timeout_s: float = 30.0) -> list:

@@ -101,7 +101,7 @@ def test_deleting_the_state_cache_changes_nothing_but_start_up_time(topics):
     assert any(state_dir.glob("slot-0/*.pickle")), "stopping wrote the cache, in the instance slot's own directory"
 
     def snapshot(service: RunningService):
-        states = service.service.processor._states
+        states = service.service.processor.states
         return {
             p: (
                 s.next_offset,

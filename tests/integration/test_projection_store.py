@@ -16,13 +16,10 @@ from orderstream.views import customer_view, order_view, queries, sales_view
 from orderstream.views.registry import SPECS, spec_of
 from orderstream.views.store import GenerationChanged, ProjectionStore, Record, SchemaMismatch
 from orderstream.views.tables import projection_offsets
+from tests.support.databases import url_of
 from tests.support.histories import interleaved, order_history, public_rows, reference
 
 TOPIC = "x.orders.events"
-
-
-def url_for(template: str, projection: str) -> str:
-    return template.replace("{projection}", projection.replace("-", "_"))
 
 
 def records_of(events, partition=0, start=0):
@@ -30,7 +27,7 @@ def records_of(events, partition=0, start=0):
 
 
 def open_stores(template):
-    stores = {name: ProjectionStore(url_for(template, name), spec, writer=True) for name, spec in SPECS.items()}
+    stores = {name: ProjectionStore(url_of(template, name), spec, writer=True) for name, spec in SPECS.items()}
     return stores, {name: store.ensure() for name, store in stores.items()}
 
 
@@ -70,7 +67,7 @@ def test_batches_written_through_the_store_equal_the_reference(db_url, case):
 
 
 def test_a_database_built_by_another_schema_version_is_refused(db_url):
-    url = url_for(db_url, "order-view")
+    url = url_of(db_url, "order-view")
     spec = spec_of("order-view")
     ProjectionStore(url, spec).ensure()
     newer = type(spec)(**{**{f: getattr(spec, f) for f in spec.__slots__}, "schema_version": spec.schema_version + 1})
@@ -86,7 +83,7 @@ def test_queries_and_the_writer_follow_the_generation_pointer(db_url):
     stores, _ = open_stores(db_url)
     store = stores["order-view"]
     store.apply(records_of(history), 1)
-    model = queries.ReadModel(url_for(db_url, "order-view"), "order-view")
+    model = queries.ReadModel(url_of(db_url, "order-view"), "order-view")
     assert order_view.order_detail(model, "o1")["order_id"] == "o1"
     store.create_generation(2)
     store.activate(2, spec_of("order-view").schema_version)
@@ -117,7 +114,7 @@ def test_two_instances_applying_a_partitions_first_batch_count_it_once(db_url):
     """A rebalance overlap on a partition nothing was applied from yet: instance A is between its writes and its
     commit when B applies the same records. B must wait for A and then drop them (on PostgreSQL there is no offset
     row to lock until A's commits), not add the customer's counters a second time."""
-    url = url_for(db_url, "customer-view")
+    url = url_of(db_url, "customer-view")
     a, b = (ProjectionStore(url, spec_of("customer-view"), writer=True) for _ in range(2))
     generation = a.ensure()
     b.ensure()
@@ -150,7 +147,7 @@ def test_two_instances_applying_a_partitions_first_batch_count_it_once(db_url):
 def test_a_batch_racing_a_swap_is_refused_not_committed_into_the_replaced_generation(db_url):
     """The live projector's batch arrives while a replay's swap holds its locks: once the swap commits, the batch
     must fail with GenerationChanged (the projector re-seeks to the new generation), never land in the old one."""
-    url = url_for(db_url, "customer-view")
+    url = url_of(db_url, "customer-view")
     live, replay = (ProjectionStore(url, spec_of("customer-view"), writer=True) for _ in range(2))
     old = live.ensure()
     at = datetime(2024, 5, 1, tzinfo=UTC)
@@ -184,7 +181,7 @@ def test_writers_of_different_partitions_share_counter_rows_without_deadlock(db_
     touching them in another order; on PostgreSQL that deadlocked unless rows are locked in one order."""
     import random
 
-    url = url_for(db_url, "customer-view")
+    url = url_of(db_url, "customer-view")
     stores = [ProjectionStore(url, spec_of("customer-view"), writer=True) for _ in range(2)]
     generation = stores[0].ensure()
     stores[1].ensure()
@@ -241,9 +238,34 @@ def _confirmed(order_id, at):
     )
 
 
-@pytest.fixture
-def shop(db_url):
-    """Three orders of two customers projected into every view; yields the URL template."""
+def _shipped(order_id, at):
+    from orderstream.domain.events import OrderShipped
+
+    return OrderShipped(
+        event_id=f"{order_id}-3",
+        version=3,
+        occurred_at=at,
+        correlation_id=order_id,
+        causation_id="c",
+        order_id=order_id,
+        carrier="DHL",
+        tracking_number="T",
+    )
+
+
+def ship_in_sales_view(url_template: str, topic: str = TOPIC) -> None:
+    """o1 and o2 shipped (captured), as the sales view alone sees it (offsets 5-6): only captured orders are sales."""
+    stores, generations = open_stores(url_template)
+    at = datetime(2024, 5, 3, 10, tzinfo=UTC)
+    shipped = [Record(topic, 0, 5 + n, e) for n, e in enumerate([_shipped("o1", at), _shipped("o2", at)])]
+    stores["sales-view"].apply(shipped, generations["sales-view"])
+    for store in stores.values():
+        store.dispose()
+
+
+def fill_shop(url_template: str, topic: str = TOPIC) -> str:
+    """Three orders of two customers projected into every view, read from offsets 0-4 of `topic` partition 0;
+    returns the URL template."""
     day1, day2 = datetime(2024, 5, 1, 10, tzinfo=UTC), datetime(2024, 5, 2, 10, tzinfo=UTC)
     events = [
         _placed("o1", "alice", day1, [("A", 2, 100), ("B", 1, 50)]),
@@ -252,19 +274,25 @@ def shop(db_url):
         _confirmed("o1", day2),
         _confirmed("o2", day2),
     ]
-    stores, generations = open_stores(db_url)
+    stores, generations = open_stores(url_template)
     for name, store in stores.items():
-        store.apply(records_of(events), generations[name])
+        store.apply([Record(topic, 0, n, e) for n, e in enumerate(events)], generations[name])
         store.dispose()
-    return db_url
+    return url_template
+
+
+@pytest.fixture
+def shop(db_url):
+    return fill_shop(db_url)
 
 
 def test_order_queries_filter_sort_and_limit(shop):
-    with queries.ReadModel(url_for(shop, "order-view"), "order-view") as model:
+    with queries.ReadModel(url_of(shop, "order-view"), "order-view") as model:
         detail = order_view.order_detail(model, "o1")
         assert detail["lines"] == [
-            {"sku": "A", "quantity": 2, "unit_price_minor": 100}, {"sku": "B", "quantity": 1, "unit_price_minor": 50}
-        ]  # fmt: skip
+            {"sku": "A", "quantity": 2, "unit_price_minor": 100, "returned_quantity": 0},
+            {"sku": "B", "quantity": 1, "unit_price_minor": 50, "returned_quantity": 0},
+        ]
         assert [(e["type"], e["version"]) for e in detail["timeline"]] == [("OrderPlaced", 1), ("OrderConfirmed", 2)]
         assert (detail["status"], detail["version"], detail["total_minor"]) == ("CONFIRMED", 2, 250)
         assert [o["order_id"] for o in order_view.list_orders(model)] == ["o3", "o2", "o1"]
@@ -284,7 +312,10 @@ def test_order_queries_filter_sort_and_limit(shop):
 
 
 def test_sales_and_customer_queries(shop):
-    with queries.ReadModel(url_for(shop, "sales-view"), "sales-view") as model:
+    with queries.ReadModel(url_of(shop, "sales-view"), "sales-view") as model:
+        assert sales_view.sales(model, by="sku") == [], "confirmed orders are authorized, not captured: no revenue yet"
+    ship_in_sales_view(shop)
+    with queries.ReadModel(url_of(shop, "sales-view"), "sales-view") as model:
         assert sales_view.sales(model, by="sku") == [
             {"sku": "A", "currency": "EUR", "units": 3, "revenue_minor": 300},
             {"sku": "B", "currency": "EUR", "units": 1, "revenue_minor": 50},
@@ -294,22 +325,38 @@ def test_sales_and_customer_queries(shop):
             {"day": "2024-05-02", "currency": "EUR", "units": 1, "revenue_minor": 100},
         ]
         assert sales_view.status_counts(model) == [
-            {"status": "CONFIRMED", "orders": 2},
             {"status": "PLACED", "orders": 1},
+            {"status": "SHIPPED", "orders": 2},
         ]
-    with queries.ReadModel(url_for(shop, "customer-view"), "customer-view") as model:
+    with queries.ReadModel(url_of(shop, "customer-view"), "customer-view") as model:
         assert customer_view.customer_summary(model, "alice") == [
             {"customer_id": "alice", "currency": "EUR", "orders_count": 1, "lifetime_value_minor": 250},
             {"customer_id": "alice", "currency": "USD", "orders_count": 1, "lifetime_value_minor": 150},
         ]
 
 
-def test_cli_queries(shop, tmp_path, monkeypatch):
-    from orderstream.cli.main import app
+def test_cli_queries(settings, db_url, monkeypatch):
+    """Against the test's own broker and topic prefix: --after checks a token against the cluster it names, so
+    with the default port it would ask whatever broker runs there (a `make demo` one)."""
+    from confluent_kafka import Producer
 
+    from orderstream.cli.main import app
+    from orderstream.kafka.clients import producer_config
+    from orderstream.kafka.topics import ensure_topics
+    from orderstream.topology import ORDERS_EVENTS, TOPICS
+
+    ensure_topics(settings, tuple(t for t in TOPICS if t.name == ORDERS_EVENTS))
+    topic = settings.topic(ORDERS_EVENTS)
+    producer = Producer(producer_config(settings))
+    for n in range(10):  # offsets 0-9 of partition 0 exist (the views applied 0-4): token :0:9 can be reached
+        producer.produce(topic, key=b"k", value=f"record {n}".encode(), partition=0)
+    assert producer.flush(30) == 0
+    shop = fill_shop(db_url, topic)
+    ship_in_sales_view(shop, topic)
     monkeypatch.setenv("ORDERSTREAM_DATABASE_URL", shop)
     runner = CliRunner()
-    base = ["--data-dir", str(tmp_path / "data"), "--topic-prefix", "x."]
+    base = ["-b", settings.effective_bootstrap, "--data-dir", str(settings.data_dir)]
+    base += ["--topic-prefix", settings.topic_prefix]
     result = runner.invoke(app, [*base, "query", "order", "o1", "--json"])
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
@@ -340,4 +387,4 @@ def test_cli_queries(shop, tmp_path, monkeypatch):
     wrong = runner.invoke(app, [*base, "query", "order", "o1", "--after", "payments.events:0:1"])
     assert wrong.exit_code == 1 and "order-view projects orders.events" in wrong.stderr
     bad = runner.invoke(app, [*base, "query", "orders", "--status", "LOST"])
-    assert bad.exit_code == 1 and "unknown status" in bad.stderr
+    assert bad.exit_code == 2 and "unknown status" in bad.stderr  # not one of the listed choices: a usage error

@@ -4,7 +4,6 @@ aborted transactions never show, read-your-writes through `query order --after`,
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -24,34 +23,7 @@ from orderstream.views.registry import spec_of
 from orderstream.views.store import ProjectionStore
 from tests.support.event_log import EventLog, dump_all, wait_applied
 from tests.support.histories import interleaved, order_history, public_rows, reference
-
-
-class Running:
-    """A service running in a background thread; stop() re-raises what it failed with."""
-
-    def __init__(self, service) -> None:
-        self.stop_event, self.error = threading.Event(), None
-        self.thread = threading.Thread(target=self._run, args=(service,), daemon=True)
-        self.thread.start()
-
-    def _run(self, service) -> None:
-        try:
-            service.run(self.stop_event)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test in stop()
-            self.error = exc
-
-    def check(self) -> None:
-        """Raise at once if the service has died."""
-        if not self.thread.is_alive():
-            self.stop()
-            raise AssertionError("the service stopped on its own")
-
-    def stop(self, timeout: float = 30) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the service did not stop"
-        if self.error is not None:
-            raise self.error
+from tests.support.orders import RunningService
 
 
 @pytest.fixture
@@ -59,7 +31,7 @@ def projected(topics, db_url):
     """Settings for views in db_url, with the three projections running; yields (settings, event log)."""
     settings = topics.model_copy(update={"database_url": db_url, "projection_batch_size": 50})
     log = EventLog(settings)
-    running = Running(build_projections(settings))
+    running = RunningService(build_projections(settings)).start()
     yield settings, log, running
     running.stop()
     log.close()
@@ -135,7 +107,7 @@ def test_the_stop_hook_stops_the_projector_before_an_undecodable_record(topics, 
     log = EventLog(settings)
     partition, offset = log.write_raw(b"o-bad", b"\xc3\x01not avro at all")
     projector = Projector(settings, spec_of("order-view"), on_undecodable=stop_on_undecodable)
-    running = Running(projector)
+    running = RunningService(projector).start()
     running.thread.join(30)
     with pytest.raises(
         UndecodableRecord, match=f"{settings.topic(ORDERS_EVENTS)}:{partition}:{offset} cannot be decoded"

@@ -15,6 +15,7 @@ from orderstream.views import order_view
 from orderstream.views.queries import ReadModel
 from orderstream.views.registry import spec_of
 from orderstream.views.store import ProjectionStore, Record
+from tests.support.databases import url_of
 from tests.support.histories import random_history
 
 
@@ -35,7 +36,7 @@ def expected_as_of(events, moment):
 
 
 def test_as_of_equals_the_fold_of_the_events_up_to_that_moment(db_url, tmp_path, monkeypatch):
-    url = db_url.replace("{projection}", "order_view")
+    url = url_of(db_url, order_view.NAME)
     rng = random.Random(11)
     histories = []
     while len(histories) < 12:  # orders with payment updates and several status changes
@@ -82,4 +83,4 @@ def test_as_of_equals_the_fold_of_the_events_up_to_that_moment(db_url, tmp_path,
     result = runner.invoke(
         app, ["--data-dir", str(tmp_path), "query", "order", history[0].order_id, "--as-of", "yesterday"]
     )
-    assert result.exit_code == 1 and "--as-of 'yesterday' is not an ISO 8601 time" in result.output
+    assert result.exit_code == 2 and "--as-of 'yesterday' is not an ISO 8601 time" in result.output

@@ -16,10 +16,10 @@ from orderstream.runtime.replay_workers import projection_replay
 from orderstream.services.projections import build_projections
 from orderstream.views.registry import SPECS, spec_of
 from orderstream.views.store import ProjectionStore
-from tests.integration.test_projector import Running
-from tests.integration.test_replay_projection import order_events_topic, url_of, write_orders
-from tests.support.event_log import EventLog, dump_all, wait_applied
+from tests.support.databases import url_of
+from tests.support.event_log import EventLog, dump_all, order_events_topic, wait_applied, write_orders
 from tests.support.histories import public_rows, random_history, reference
+from tests.support.orders import RunningService
 
 
 def test_from_time_rebuilds_orders_placed_from_then_and_copies_the_rest(settings, db_url):
@@ -28,7 +28,7 @@ def test_from_time_rebuilds_orders_placed_from_then_and_copies_the_rest(settings
     old = [random_history(rng, f"a{n}", prefix="a") for n in range(400)]
     new = [random_history(rng, f"b{n}", prefix="b") for n in range(300)]
     log = EventLog(settings)
-    running = Running(build_projections(settings, tuple(SPECS)))
+    running = RunningService(build_projections(settings, tuple(SPECS))).start()
     try:
         write_orders(log, [h[: (len(h) + 1) // 2] for h in old])
         time.sleep(0.05)

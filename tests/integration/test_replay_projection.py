@@ -21,20 +21,12 @@ from orderstream.views import customer_view, order_view, queries, sales_view
 from orderstream.views.registry import SPECS, spec_of
 from orderstream.views.store import ProjectionStore, SchemaMismatch
 from orderstream.views.tables import projection_meta
-from tests.integration.test_projector import Running
-from tests.support.event_log import EventLog, digests_all, dump_all, wait_applied
+from tests.support.databases import url_of
+from tests.support.event_log import EventLog, digests_all, dump_all, order_events_topic, wait_applied, write_orders
 from tests.support.histories import public_rows, random_history, reference
+from tests.support.orders import RunningService
 
 ORDERS = 1500
-
-
-def url_of(template: str, name: str) -> str:
-    return template.replace("{projection}", name.replace("-", "_"))
-
-
-def write_orders(log: EventLog, histories, per_transaction: int = 50) -> None:
-    for start in range(0, len(histories), per_transaction):
-        log.write([e for h in histories[start : start + per_transaction] for e in h])
 
 
 def topic_ends(settings) -> dict[tuple[str, int], int]:
@@ -97,20 +89,11 @@ def questions(name: str, histories):
     return (lambda m: sum(r["orders"] for r in sales_view.status_counts(m)), lambda n: n == expected)
 
 
-def order_events_topic(settings):
-    """Only orders.events (what the order views read): creating every pipeline topic costs a loaded broker seconds."""
-    from orderstream.kafka.topics import ensure_topics
-    from orderstream.topology import ORDERS_EVENTS, TOPICS
-
-    ensure_topics(settings, tuple(t for t in TOPICS if t.name == ORDERS_EVENTS))
-    return settings
-
-
 @pytest.fixture
 def live(settings, db_url):
     settings = order_events_topic(settings).model_copy(update={"database_url": db_url, "projection_batch_size": 200})
     log = EventLog(settings)
-    running = Running(build_projections(settings, tuple(SPECS)))
+    running = RunningService(build_projections(settings, tuple(SPECS))).start()
     yield settings, log, running
     running.stop()
     log.close()

@@ -73,7 +73,7 @@ def test_status_tells_stopped_from_idle(topics):
             if all(r.state == "idle" for r in rows) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        assert all(r.running and r.lag == 0 and r.state == "idle" for r in rows), rows
+        assert all(r.running and r.lag == 0 and r.state == "idle" and r.members == 1 for r in rows), rows
         applied = [r for r in rows if r.position]
         assert applied and all(r.last_event_age_s is not None and r.last_event_age_s < 60 for r in applied)
 

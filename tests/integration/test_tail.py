@@ -12,7 +12,7 @@ from confluent_kafka import Producer
 
 from orderstream.domain.events import OrderConfirmed, PaymentAuthorized
 from orderstream.kafka.clients import producer_config
-from orderstream.schemas.codec import Codec
+from tests.support.wire import CODEC
 
 
 def event_meta(correlation: str) -> dict:
@@ -26,7 +26,6 @@ def event_meta(correlation: str) -> dict:
 
 
 def test_tail_follows_a_correlation_id_across_topics(topics):
-    codec = Codec()
     producer = Producer(producer_config(topics))
     wanted = [
         ("orders.events", OrderConfirmed(order_id="o-1", **event_meta("o-1"))),
@@ -40,8 +39,8 @@ def test_tail_follows_a_correlation_id_across_topics(topics):
         producer.produce(
             topics.topic(topic),
             key=event.order_id.encode(),
-            value=codec.encode(event),
-            headers=codec.headers(event, "test"),
+            value=CODEC.encode(event),
+            headers=CODEC.headers(event, "test"),
         )
     producer.produce(topics.topic("orders.events"), key=b"o-1", value=b"not avro")
     assert producer.flush(10) == 0

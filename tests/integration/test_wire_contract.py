@@ -16,7 +16,7 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 import orderstream.schemas
 from orderstream.config import Settings
 from orderstream.domain.events import OrderLine, OrderPlaced
-from orderstream.schemas.codec import Codec
+from tests.support.wire import CODEC
 
 AVSC = Path(orderstream.schemas.__file__).parent / "avro" / "orders" / "OrderPlaced.v2.avsc"
 
@@ -37,14 +37,13 @@ def test_an_order_placed_is_readable_by_any_client_with_the_avsc_alone(topics: S
         total_minor=3750,
         channel="cli",
     )
-    codec = Codec()
 
     producer = Producer({"bootstrap.servers": topics.effective_bootstrap, "acks": "all"})
     producer.produce(
         topic,
         key=order_id.encode(),
-        value=codec.encode(event),
-        headers=codec.headers(event, source="orderstream/test"),
+        value=CODEC.encode(event),
+        headers=CODEC.headers(event, source="orderstream/test"),
     )
     assert producer.flush(30) == 0
 

@@ -7,6 +7,11 @@ import uuid
 import sqlalchemy as sa
 
 
+def url_of(url_template: str, projection: str) -> str:
+    """A projection's database URL from a Settings.database_url template (as Settings.database_url_for does)."""
+    return url_template.replace("{projection}", projection.replace("-", "_"))
+
+
 def another_database(url_template: str, tmp_path) -> str:
     """A second, empty place of the same kind as url_template (for a clean rebuild to compare against)."""
     if url_template.startswith("sqlite"):

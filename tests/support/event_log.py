@@ -12,11 +12,12 @@ from confluent_kafka import Producer
 from orderstream.config import Settings
 from orderstream.domain.events import Event
 from orderstream.kafka.clients import producer_config
-from orderstream.schemas.catalog import default_catalog
-from orderstream.schemas.codec import Codec
-from orderstream.topology import ORDERS_EVENTS
+from orderstream.kafka.topics import ensure_topics
+from orderstream.topology import ORDERS_EVENTS, TOPICS
 from orderstream.views.registry import SPECS
-from orderstream.views.store import ProjectionStore
+from orderstream.views.store import NotInitialized, ProjectionStore
+from tests.support.databases import url_of
+from tests.support.wire import CODEC
 
 
 class EventLog:
@@ -24,7 +25,7 @@ class EventLog:
 
     def __init__(self, settings: Settings, transactional: bool = True) -> None:
         self.topic = settings.topic(ORDERS_EVENTS)
-        self.codec = Codec(default_catalog())
+        self.codec = CODEC
         self.transactional = transactional
         txn_id = f"test-{uuid.uuid4().hex[:8]}" if transactional else None
         self.producer = Producer(producer_config(settings, transactional_id=txn_id))
@@ -85,7 +86,7 @@ class EventLog:
 def wait_applied(url_template: str, log: EventLog, timeout_s: float = 60.0, names=tuple(SPECS), check=None) -> None:
     """Block until every projection's stored next offset is past every committed event of the log.
     check() is called while waiting (e.g. to raise at once when the projector died)."""
-    stores = {n: ProjectionStore(url_template.replace("{projection}", n.replace("-", "_")), SPECS[n]) for n in names}
+    stores = {n: ProjectionStore(url_of(url_template, n), SPECS[n]) for n in names}
     deadline = time.monotonic() + timeout_s
     try:
         while True:
@@ -93,7 +94,7 @@ def wait_applied(url_template: str, log: EventLog, timeout_s: float = 60.0, name
             for name, store in stores.items():
                 try:
                     stored = store.next_offsets()
-                except Exception:  # noqa: BLE001 - the projector has not created its tables yet
+                except NotInitialized:  # the projector has not created its tables yet
                     stored = {}
                 for partition, offset in log.committed.items():
                     if stored.get((log.topic, partition), 0) <= offset:
@@ -114,7 +115,7 @@ def dump_all(url_template: str) -> dict[str, dict[str, list[tuple]]]:
     """Every table (live generation) of every projection: projection -> role -> rows."""
     out = {}
     for name, spec in SPECS.items():
-        store = ProjectionStore(url_template.replace("{projection}", name.replace("-", "_")), spec)
+        store = ProjectionStore(url_of(url_template, name), spec)
         try:
             out[name] = store.dump()
         finally:
@@ -125,9 +126,21 @@ def dump_all(url_template: str) -> dict[str, dict[str, list[tuple]]]:
 def digests_all(url_template: str) -> dict[str, dict[str, str]]:
     out = {}
     for name, spec in SPECS.items():
-        store = ProjectionStore(url_template.replace("{projection}", name.replace("-", "_")), spec)
+        store = ProjectionStore(url_of(url_template, name), spec)
         try:
             out[name] = store.digests()
         finally:
             store.dispose()
     return out
+
+
+def write_orders(log: EventLog, histories, per_transaction: int = 50) -> None:
+    """Whole order histories, per_transaction orders to a transaction."""
+    for start in range(0, len(histories), per_transaction):
+        log.write([e for h in histories[start : start + per_transaction] for e in h])
+
+
+def order_events_topic(settings):
+    """Only orders.events (what the order views read): creating every pipeline topic costs a loaded broker seconds."""
+    ensure_topics(settings, tuple(t for t in TOPICS if t.name == ORDERS_EVENTS))
+    return settings

@@ -23,6 +23,7 @@ from orderstream.domain.events import (
     OrderPaymentUpdated,
     OrderPlaced,
     OrderRejected,
+    OrderReturned,
     OrderShipped,
     PaymentStatus,
     ReservationStatus,
@@ -32,10 +33,10 @@ from orderstream.views.base import utc_day, utc_text
 # The rules of issue 5, written out again here so the reference does not borrow them from the code it checks.
 STATUS_AFTER = {
     OrderPlaced: "PLACED", OrderConfirmed: "CONFIRMED", OrderRejected: "REJECTED", OrderCancelled: "CANCELLED",
-    OrderShipped: "SHIPPED", OrderDelivered: "DELIVERED",
+    OrderShipped: "SHIPPED", OrderDelivered: "DELIVERED", OrderReturned: "RETURNED",
 }  # fmt: skip
 CLOSED_STATUSES = {"REJECTED", "CANCELLED"}  # left out of a customer's lifetime value
-BOOKED_STATUSES = {"CONFIRMED", "SHIPPED", "DELIVERED"}  # counted in sales
+BOOKED_STATUSES = {"SHIPPED", "DELIVERED"}  # counted in sales: captured (a RETURNED order was refunded whole)
 
 EPOCH = datetime(2024, 3, 30, 21, 0, tzinfo=UTC)  # close to midnight: histories span several UTC days
 TERMINAL_PATHS = (
@@ -43,6 +44,7 @@ TERMINAL_PATHS = (
     (OrderConfirmed,),
     (OrderConfirmed, OrderShipped),
     (OrderConfirmed, OrderShipped, OrderDelivered),
+    (OrderConfirmed, OrderShipped, OrderDelivered, OrderReturned),  # returned whole
     (OrderRejected,),
     (OrderCancelled,),
     (OrderConfirmed, OrderCancelled),
@@ -84,6 +86,8 @@ def order_history(draw, order_id: str | None = None, prefix: str = "") -> list[E
             events.append(kind(**common, reason="because"))
         elif kind is OrderShipped:
             events.append(OrderShipped(**common, carrier="DHL", tracking_number="T1"))
+        elif kind is OrderReturned:
+            events.append(_returned_whole(common, lines))
         else:
             events.append(kind(**common))
         at += timedelta(seconds=draw(st.integers(1, 4 * 3600)))
@@ -105,7 +109,7 @@ def interleaved(draw, histories: Sequence[Sequence[Event]]) -> list[Event]:
 
 def reference(histories: Iterable[Sequence[Event]]) -> dict[str, dict[str, list[tuple]]]:
     """Expected public rows of every view: projection -> role -> rows (tuples in table column order), sorted."""
-    orders, lines, timeline = [], [], []
+    orders, lines, timeline, returns = [], [], [], []
     customers: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     daily: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     statuses: Counter[str] = Counter()
@@ -123,12 +127,19 @@ def reference(histories: Iterable[Sequence[Event]]) -> dict[str, dict[str, list[
         ]
         timeline += [
             (e.order_id, e.version, e.type_name, utc_text(e.occurred_at), e.event_id,
-             e.payment_status.value if isinstance(e, OrderPaymentUpdated) else None)
+             e.payment_status.value if isinstance(e, OrderPaymentUpdated) else None, STATUS_AFTER.get(type(e)))
             for e in history
         ]  # fmt: skip
+        back: Counter[str] = Counter()
+        for e in history:
+            if isinstance(e, OrderReturned):
+                for line in e.lines:
+                    back[line.sku] += line.quantity
+        returns += [(placed.order_id, sku, quantity) for sku, quantity in back.items()]
         entry = customers[(placed.customer_id, placed.currency)]
         entry[0] += 1
-        entry[1] += 0 if status in CLOSED_STATUSES else placed.total_minor
+        refunded = sum(e.refund_minor for e in history if isinstance(e, OrderReturned))
+        entry[1] += 0 if status in CLOSED_STATUSES else placed.total_minor - refunded
         statuses[status] += 1
         if status in BOOKED_STATUSES:
             for line in placed.lines:
@@ -136,7 +147,12 @@ def reference(histories: Iterable[Sequence[Event]]) -> dict[str, dict[str, list[
                 cell[0] += line.quantity
                 cell[1] += line.amount_minor
     return {
-        "order-view": {"orders": sorted(orders), "lines": sorted(lines), "timeline": sorted(timeline)},
+        "order-view": {
+            "orders": sorted(orders),
+            "lines": sorted(lines),
+            "timeline": sorted(timeline),
+            "returns": sorted(returns),
+        },
         "customer-view": {"customers": sorted(k + tuple(v) for k, v in customers.items())},
         "sales-view": {
             "daily": sorted(k + tuple(v) for k, v in daily.items()),
@@ -146,7 +162,7 @@ def reference(histories: Iterable[Sequence[Event]]) -> dict[str, dict[str, list[
 
 
 PUBLIC_ROLES = {
-    "order-view": ("orders", "lines", "timeline"),
+    "order-view": ("orders", "lines", "timeline", "returns"),
     "customer-view": ("customers",),
     "sales-view": ("daily", "statuses"),
 }
@@ -201,7 +217,20 @@ def random_history(rng, order_id: str, prefix: str = "") -> list[Event]:
             events.append(kind(**common, reason="because"))
         elif kind is OrderShipped:
             events.append(OrderShipped(**common, carrier="DHL", tracking_number="T1"))
+        elif kind is OrderReturned:
+            events.append(_returned_whole(common, lines))
         else:
             events.append(kind(**common))
         at += timedelta(seconds=rng.randint(1, 4 * 3600))
     return events
+
+
+def _returned_whole(common: dict, lines: tuple[OrderLine, ...]) -> OrderReturned:
+    return OrderReturned(
+        **common,
+        lines=lines,
+        refund_minor=sum(line.amount_minor for line in lines),
+        restock=True,
+        reason="returned",
+        fully_returned=True,
+    )

@@ -14,9 +14,7 @@ from orderstream.config import Settings
 from orderstream.domain.commands import CancelOrder, PlaceOrder
 from orderstream.domain.events import OrderLine
 from orderstream.kafka.clients import consumer_config
-from orderstream.schemas.codec import Codec
-
-CODEC = Codec()
+from tests.support.wire import CODEC
 
 
 def place_order(order_id: str, command_id: str | None = None, customer: str = "cust-1") -> PlaceOrder:
@@ -65,7 +63,7 @@ class RunningService:
     @property
     def owned(self) -> set[int]:
         processor = getattr(self.service, "processor", None)
-        return set(processor._owned) if processor is not None else set()
+        return set(processor.owned) if processor is not None else set()
 
     def wait_owned(self, predicate, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -74,6 +72,12 @@ class RunningService:
                 raise self.error
             assert time.monotonic() < deadline, f"assignment never became right: {self.owned}"
             time.sleep(0.05)
+
+    def check(self) -> None:
+        """Raise at once if the service has died (with what it raised, if anything)."""
+        if not self.thread.is_alive():
+            self.stop()
+            raise AssertionError("the service stopped on its own")
 
     def stop(self) -> None:
         self.stop_event.set()

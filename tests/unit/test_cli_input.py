@@ -1,4 +1,5 @@
-"""Malformed input to the CLI is one `error:` line on stderr, exit 1, nothing on stdout and never a traceback.
+"""Malformed input to the CLI is one `error:` line on stderr, nothing on stdout and never a traceback; exit 2 when a
+value is not of its kind at all (not a number, a time, a token), 1 when a well-formed value is refused.
 
 No broker: every command gets an address nothing listens on, so a command that got as far as producing (or asking
 the cluster) would fail differently, and later. The pure parsers behind the messages are checked directly too.
@@ -22,16 +23,28 @@ runner = CliRunner()
 BASE = ["--bootstrap-servers", "127.0.0.1:1", "--topic-prefix", "unit."]
 PLACE = ["place", "--customer", "c-1"]
 MANY_NINES = "9" * 5000  # int() refuses strings of more than 4300 digits
+# the messages of a value that is not of its parameter's kind: a usage error, exit 2 (every other refusal exits 1)
+NOT_OF_ITS_KIND = (
+    "not a whole number",
+    "is not a number written like",
+    "is not <topic>",
+    "token '' is not",
+    "ISO 8601",
+)
 
 
-def one_error_line(args: list[str], tmp_path=None) -> str:
+def expected_exit(fragment: str) -> int:
+    return 2 if any(kind in fragment for kind in NOT_OF_ITS_KIND) else 1
+
+
+def one_error_line(args: list[str], tmp_path=None, code: int = 1) -> str:
     """Run the CLI; assert the contract and return the error line. Fast: nothing reached for Kafka."""
     base = [*BASE, "--data-dir", str(tmp_path)] if tmp_path is not None else BASE
     started = time.monotonic()
     result = runner.invoke(app, [*base, *args])
     elapsed = time.monotonic() - started
     assert isinstance(result.exception, SystemExit), result.exception  # typer.Exit, not an exception escaping
-    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.exit_code == code, (result.stdout, result.stderr)
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -83,7 +96,7 @@ def one_error_line(args: list[str], tmp_path=None) -> str:
     ],
 )
 def test_bad_input_is_one_line_before_kafka(args, fragment):
-    assert fragment in one_error_line(args)
+    assert fragment in one_error_line(args, code=expected_exit(fragment))
 
 
 @pytest.mark.parametrize(
@@ -100,7 +113,7 @@ def test_bad_input_is_one_line_before_kafka(args, fragment):
     ],
 )
 def test_bad_query_input_is_one_line(args, fragment, tmp_path):
-    assert fragment in one_error_line(args, tmp_path)
+    assert fragment in one_error_line(args, tmp_path, code=expected_exit(fragment))
 
 
 def test_a_lower_case_z_is_utc(tmp_path):

@@ -48,11 +48,6 @@ def _value(hint: Any, text: str, seed: int) -> Any:
     return sample(hint, seed)
 
 
-@pytest.fixture(scope="module")
-def codec() -> Codec:
-    return Codec()
-
-
 def placed(**changes: Any) -> OrderPlaced:
     base = OrderPlaced(
         event_id="e-1",

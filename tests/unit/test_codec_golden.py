@@ -9,11 +9,6 @@ from orderstream.schemas.codec import Codec
 from tests.golden.vectors import VECTORS, Vector
 
 
-@pytest.fixture(scope="module")
-def codec() -> Codec:
-    return Codec()
-
-
 @pytest.mark.parametrize("vector", VECTORS, ids=lambda vector: vector.file)
 def test_golden_value_decodes_to_the_expected_message(codec: Codec, vector: Vector) -> None:
     value = vector.path.read_bytes()
@@ -85,6 +80,17 @@ PINNED_FINGERPRINTS = {
     "ShipmentDelivered.v1": "d8aa841e2d7bbd4c",
     "ShipmentDispatched.v1": "43329ec9a7da0923",
     "ShipmentPending.v1": "b7c60c8295708e6d",
+    "CapturePayment.v1": "9f9dfa6fe5e301ef",
+    "DeliverOrder.v1": "0c852403a322d7d5",
+    "RefundPayment.v1": "d0d9b9714af0ae63",
+    "ReturnOrder.v1": "20d7d23f04673c36",
+    "ReturnStock.v1": "b72171217adbaa9d",
+    "ShipOrder.v1": "f97a166a2c26b303",
+    "ShipStock.v1": "0136136fd12d1fe2",
+    "StockReturned.v1": "4e09f26ca65494ce",
+    "StockShipped.v1": "ebeb088a721d0cf9",
+    "OrderReturned.v1": "ae1102371066e053",
+    "PaymentCaptured.v1": "a18fe6451ca65b85",
 }
 
 

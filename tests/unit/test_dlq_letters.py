@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from orderstream.kafka.dead_letters import dead_letter, safe_error_message
+from orderstream.kafka.dead_letters import dead_letter, retry_group, safe_error_message
 
 
 @dataclass
@@ -60,3 +60,28 @@ def test_error_messages_carry_no_payload_data():
 def test_unknown_stage_is_refused():
     with pytest.raises(ValueError):
         dead_letter(Record(), "g", "lunch", ValueError())
+
+
+def test_a_restore_letter_says_so():
+    letter = dead_letter(Record(), "p.order-service", "apply", ValueError("gap"), reader="restore")
+    assert dict(letter.headers)["dlq.reader"] == b"restore"
+    assert "dlq.reader" not in dict(dead_letter(Record(), "g", "apply", ValueError()).headers)
+
+
+def test_only_a_record_of_a_dlq_topic_can_be_a_retry_request():
+    request_headers = (("ce_id", b"abc"), ("dlq.retry.group", b"p.order-service"), ("dlq.retry.of", b"1:7"))
+    assert retry_group(Record(_topic="p.orders.commands.dlq", _headers=request_headers)) == "p.order-service"
+    assert retry_group(Record(_topic="p.orders.commands.dlq")) is None  # a letter
+    assert retry_group(Record(_headers=request_headers)) is None  # such headers on the topic itself mean nothing
+
+
+def test_a_retry_that_fails_again_makes_a_marker_in_its_own_dlq_not_a_second_letter():
+    request = Record(
+        _topic="p.orders.commands.dlq",
+        _headers=(("dlq.retry.group", b"p.order-service"), ("dlq.retry.of", b"1:7")),
+    )
+    marker = dead_letter(request, "p.order-service", "decode", ValueError("still bad"))
+    assert marker.topic == "p.orders.commands.dlq" and marker.value == b"" and marker.key == b"o-1"
+    headers = dict(marker.headers)
+    assert headers["dlq.retry.failed"] == b"1:7" and headers["dlq.group"] == b"p.order-service"
+    assert headers["dlq.stage"] == b"decode" and "dlq.topic" not in headers

@@ -9,17 +9,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orderstream.domain import inventory
-from orderstream.domain.commands import ReleaseStock, ReserveStock, RestockSku
+from orderstream.domain.commands import ReleaseStock, ReserveStock, RestockSku, ReturnStock, ShipStock
 from orderstream.domain.events import (
     OrderCancelled,
     OrderConfirmed,
     OrderLine,
     OrderPlaced,
     OrderRejected,
+    OrderReturned,
+    OrderShipped,
     StockAdded,
     StockReleased,
     StockReservationRejected,
     StockReserved,
+    StockReturned,
+    StockShipped,
 )
 from orderstream.domain.inventory import (
     Context,
@@ -67,6 +71,28 @@ def release(order_id: str, quantity: int = 1, command_id: str | None = None) -> 
     )
 
 
+def ship(order_id: str, command_id: str | None = None) -> ShipStock:
+    return ShipStock(
+        command_id=command_id or f"ship-{order_id}",
+        issued_at=T0,
+        correlation_id=order_id,
+        sku=SKU,
+        order_id=order_id,
+        quantity=1,
+    )
+
+
+def give_back(order_id: str, quantity: int, command_id: str | None = None) -> ReturnStock:
+    return ReturnStock(
+        command_id=command_id or f"ret-{order_id}-{quantity}",
+        issued_at=T0,
+        correlation_id=order_id,
+        sku=SKU,
+        order_id=order_id,
+        quantity=quantity,
+    )
+
+
 def apply(state: StockState, message) -> tuple[StockState, tuple | Rejection]:
     decision = decide(message, state, Context.of(message, T0))
     if isinstance(decision, Rejection):
@@ -98,6 +124,10 @@ def shape(decision) -> tuple:
                 out.append(("StockReservationRejected", e.order_id, e.quantity, e.available))
             case StockReleased():
                 out.append(("StockReleased", e.order_id, e.quantity, e.on_hand, e.reserved))
+            case StockShipped():
+                out.append(("StockShipped", e.order_id, e.quantity, e.on_hand, e.reserved))
+            case StockReturned():
+                out.append(("StockReturned", e.order_id, e.quantity, e.on_hand))
     return tuple(out)
 
 
@@ -114,6 +144,9 @@ MESSAGES = {
     "reserve o-1 x1": lambda: reserve("o-1", 1, "res-again"),
     "release o-1": lambda: release("o-1", 99),
     "release o-9": lambda: release("o-9"),
+    "ship o-1": lambda: ship("o-1"),
+    "return o-1 x2": lambda: give_back("o-1", 2),
+    "return o-1 x0": lambda: give_back("o-1", 0),
 }
 # state -> message -> expected shape of the decision
 TABLE = {
@@ -124,6 +157,9 @@ TABLE = {
         "reserve o-1 x1": (("StockReservationRejected", "o-1", 1, 0),),
         "release o-1": (),
         "release o-9": (),
+        "ship o-1": (),
+        "return o-1 x2": (("StockReturned", "o-1", 2, 2),),
+        "return o-1 x0": ("Rejection",),
     },
     "5 on hand": {
         "restock 2": (("StockAdded", 2, 7),),
@@ -132,6 +168,9 @@ TABLE = {
         "reserve o-1 x1": (("StockReserved", "o-1", 1, 5, 1),),
         "release o-1": (),
         "release o-9": (),
+        "ship o-1": (),  # nothing held: nothing leaves (shipped already)
+        "return o-1 x2": (("StockReturned", "o-1", 2, 7),),
+        "return o-1 x0": ("Rejection",),
     },
     "5 on hand, o-1 holds 3": {
         "restock 2": (("StockAdded", 2, 7),),
@@ -140,6 +179,9 @@ TABLE = {
         "reserve o-1 x1": (),  # o-1 already holds a reservation of this SKU
         "release o-1": (("StockReleased", "o-1", 3, 5, 0),),  # what it holds, whatever the message says
         "release o-9": (),
+        "ship o-1": (("StockShipped", "o-1", 3, 2, 0),),  # on hand and reserved both go down by what it holds
+        "return o-1 x2": (("StockReturned", "o-1", 2, 7),),
+        "return o-1 x0": ("Rejection",),
     },
     "5 on hand, all held by o-1": {
         "restock 2": (("StockAdded", 2, 7),),
@@ -148,6 +190,9 @@ TABLE = {
         "reserve o-1 x1": (),
         "release o-1": (("StockReleased", "o-1", 5, 5, 0),),
         "release o-9": (),
+        "ship o-1": (("StockShipped", "o-1", 5, 0, 0),),
+        "return o-1 x2": (("StockReturned", "o-1", 2, 7),),
+        "return o-1 x0": ("Rejection",),
     },
 }
 
@@ -214,6 +259,8 @@ message_strategy = st.one_of(
     st.builds(lambda q, n: restock(q, f"r-{n}"), st.integers(1, 5), st.integers(0, 10**6)),
     st.builds(lambda o, q: reserve(f"o-{o}", q), st.integers(0, 7), st.integers(1, 6)),
     st.builds(lambda o, q: release(f"o-{o}", q), st.integers(0, 7), st.integers(1, 6)),
+    st.builds(lambda o: ship(f"o-{o}"), st.integers(0, 7)),
+    st.builds(lambda o, q, n: give_back(f"o-{o}", q, f"ret-{n}"), st.integers(0, 7), st.integers(1, 6), st.integers()),
 )
 
 
@@ -230,13 +277,15 @@ def test_no_interleaving_oversells(messages):
             events.extend(decision)
     assert stock_fold(StockState(sku=SKU), events) == state, "the state is the fold of its events"
     added = sum(e.quantity for e in events if isinstance(e, StockAdded))
-    assert state.on_hand == added
+    shipped = sum(e.quantity for e in events if isinstance(e, StockShipped))
+    returned = sum(e.quantity for e in events if isinstance(e, StockReturned))
+    assert state.on_hand == added - shipped + returned
     held = {}
     for e in events:  # every order holds at most one reservation, released at most once
         if isinstance(e, StockReserved):
             assert e.order_id not in held
             held[e.order_id] = e.quantity
-        elif isinstance(e, StockReleased):
+        elif isinstance(e, StockReleased | StockShipped):
             assert held.pop(e.order_id) == e.quantity
     assert held == dict(state.reservations)
 
@@ -276,11 +325,31 @@ def commands_of(reaction) -> tuple:
     return tuple((type(c).__name__, c.sku, c.order_id, c.quantity) for c in reaction.commands)
 
 
+def shipped(version: int = 6) -> OrderShipped:
+    return OrderShipped(event_id=f"e-{version}", version=version, carrier="DHL", tracking_number="T", **_meta)
+
+
+def returned(version: int = 8, restock: bool = True) -> OrderReturned:
+    line = OrderLine(sku="A", quantity=1, unit_price_minor=100)
+    return OrderReturned(
+        event_id=f"e-{version}",
+        version=version,
+        lines=(line,),
+        refund_minor=100,
+        restock=restock,
+        reason="too small",
+        fully_returned=False,
+        **_meta,
+    )
+
+
 NEW = OrderLinesState(order_id=OID)
 PLACED = order_evolve(NEW, placed())
 RELEASED = order_evolve(PLACED, rejected())
+SHIPPED = order_evolve(PLACED, shipped())
 RESERVE_ALL = (("ReserveStock", "A", OID, 2), ("ReserveStock", "B", OID, 1))
 RELEASE_ALL = (("ReleaseStock", "A", OID, 2), ("ReleaseStock", "B", OID, 1))
+SHIP_ALL = (("ShipStock", "A", OID, 2), ("ShipStock", "B", OID, 1))
 
 ORDER_TABLE = [
     # (state, event, mirrored?, commands)
@@ -293,6 +362,13 @@ ORDER_TABLE = [
     (PLACED, cancelled(), True, RELEASE_ALL),
     (RELEASED, cancelled(4), False, ()),  # released once only
     (RELEASED, rejected(), False, ()),
+    (PLACED, shipped(), True, SHIP_ALL),  # the accepted dispatch: the reserved units leave with the parcel
+    (RELEASED, shipped(), False, ()),
+    (SHIPPED, shipped(7), False, ()),  # shipped once only
+    (SHIPPED, cancelled(7), False, ()),  # a shipped order is never released (the order refuses it anyway)
+    (PLACED, returned(), False, ()),  # nothing left through this stage: nothing comes back
+    (SHIPPED, returned(), True, (("ReturnStock", "A", OID, 1),)),
+    (SHIPPED, returned(restock=False), False, ()),  # damaged goods stay off the shelf
 ]
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orderstream.domain import order
-from orderstream.domain.commands import CancelOrder, PlaceOrder
+from orderstream.domain.commands import CancelOrder, DeliverOrder, PlaceOrder, ReturnItem, ReturnOrder, ShipOrder
 from orderstream.domain.events import (
     OrderCancelled,
     OrderConfirmed,
@@ -20,6 +20,7 @@ from orderstream.domain.events import (
     OrderPaymentUpdated,
     OrderPlaced,
     OrderRejected,
+    OrderReturned,
     OrderShipped,
     PaymentAuthorized,
     PaymentDeclined,
@@ -110,6 +111,34 @@ def delivered() -> ShipmentDelivered:
     return ShipmentDelivered(event_id="ship-2", order_id=OID, **_meta)
 
 
+def ship(command_id: str = "c-ship", expected_version: int | None = None) -> ShipOrder:
+    return ShipOrder(
+        command_id=command_id,
+        issued_at=T0,
+        correlation_id=OID,
+        order_id=OID,
+        carrier="DHL",
+        tracking_number="T1",
+        expected_version=expected_version,
+    )
+
+
+def deliver(command_id: str = "c-deliver") -> DeliverOrder:
+    return DeliverOrder(command_id=command_id, issued_at=T0, correlation_id=OID, order_id=OID)
+
+
+def return_order(*items: tuple[str, int], command_id: str = "c-return", restock: bool = True) -> ReturnOrder:
+    return ReturnOrder(
+        command_id=command_id,
+        issued_at=T0,
+        correlation_id=OID,
+        order_id=OID,
+        items=tuple(ReturnItem(sku=sku, quantity=quantity) for sku, quantity in items),
+        reason="too small",
+        restock=restock,
+    )
+
+
 def run(state: order.OrderState, *messages) -> order.OrderState:
     """Apply messages that must all be accepted."""
     for message in messages:
@@ -122,10 +151,12 @@ def run(state: order.OrderState, *messages) -> order.OrderState:
 NEW = order.initial_state(OID)
 PLACED = run(NEW, place())
 CONFIRMED = run(PLACED, authorized(), reserved("A"), reserved("B"))
-SHIPPED = run(CONFIRMED, dispatched())
-DELIVERED = run(SHIPPED, delivered())
+SHIPPED = run(CONFIRMED, ship())
+DELIVERED = run(SHIPPED, deliver())
 REJECTED = run(PLACED, declined())
 CANCELLED = run(PLACED, cancel())
+PARTIALLY_RETURNED = run(DELIVERED, return_order(("A", 1)))
+RETURNED = run(DELIVERED, return_order())
 STATES = {
     "new": NEW,
     "placed": PLACED,
@@ -134,6 +165,8 @@ STATES = {
     "delivered": DELIVERED,
     "rejected": REJECTED,
     "cancelled": CANCELLED,
+    "partially_returned": PARTIALLY_RETURNED,
+    "returned": RETURNED,
 }
 
 
@@ -189,6 +222,22 @@ TABLE = {
     ("cancelled", "authorized"): [OrderPaymentUpdated],
     ("cancelled", "reserved"): [OrderLineReservationUpdated],
 }
+for _ended in ("partially_returned", "returned"):
+    TABLE |= {
+        (_ended, "place"): RejectionCode.ALREADY_EXISTS,
+        (_ended, "cancel"): RejectionCode.ILLEGAL_TRANSITION,
+        (_ended, "dispatched"): [],
+        (_ended, "delivered"): [],
+        (_ended, "authorized"): [],
+        (_ended, "reserved"): [],
+    }
+# the commands the order decides since it owns its dispatch: ship, deliver and return
+for _state in STATES:
+    _missing = RejectionCode.NOT_FOUND if _state == "new" else RejectionCode.ILLEGAL_TRANSITION
+    TABLE[(_state, "ship")] = [OrderShipped] if _state == "confirmed" else _missing
+    TABLE[(_state, "deliver")] = [OrderDelivered] if _state == "shipped" else _missing
+    TABLE[(_state, "return")] = [OrderReturned] if _state in ("delivered", "partially_returned") else _missing
+    TABLE[(_state, "return_a")] = [OrderReturned] if _state in ("delivered", "partially_returned") else _missing
 MESSAGES = {
     "place": place,
     "cancel": cancel,
@@ -196,6 +245,10 @@ MESSAGES = {
     "delivered": delivered,
     "authorized": authorized,
     "reserved": lambda: reserved("A"),
+    "ship": ship,
+    "deliver": deliver,
+    "return": return_order,
+    "return_a": lambda: return_order(("A", 1)),
 }
 
 
@@ -310,6 +363,15 @@ message_strategy = st.one_of(
     st.sampled_from(["A", "B"]).map(released),
     st.just(dispatched()),
     st.just(delivered()),
+    st.builds(
+        lambda i, v: ship(command_id=f"s{i}", expected_version=v), st.integers(0, 3), st.none() | st.integers(5, 6)
+    ),
+    st.builds(lambda i: deliver(command_id=f"d{i}"), st.integers(0, 3)),
+    st.builds(
+        lambda i, items: return_order(*items, command_id=f"r{i}"),
+        st.integers(0, 3),
+        st.lists(st.tuples(st.sampled_from(["A", "B", "Z"]), st.integers(1, 3)), max_size=2, unique_by=lambda t: t[0]),
+    ),
 )
 
 ALLOWED = {
@@ -317,9 +379,11 @@ ALLOWED = {
     OrderStatus.PLACED: {OrderStatus.PLACED, OrderStatus.CONFIRMED, OrderStatus.REJECTED, OrderStatus.CANCELLED},
     OrderStatus.CONFIRMED: {OrderStatus.CONFIRMED, OrderStatus.SHIPPED, OrderStatus.CANCELLED},
     OrderStatus.SHIPPED: {OrderStatus.SHIPPED, OrderStatus.DELIVERED},
-    OrderStatus.DELIVERED: {OrderStatus.DELIVERED},
+    OrderStatus.DELIVERED: {OrderStatus.DELIVERED, OrderStatus.PARTIALLY_RETURNED, OrderStatus.RETURNED},
     OrderStatus.REJECTED: {OrderStatus.REJECTED},
     OrderStatus.CANCELLED: {OrderStatus.CANCELLED},
+    OrderStatus.PARTIALLY_RETURNED: {OrderStatus.PARTIALLY_RETURNED, OrderStatus.RETURNED},
+    OrderStatus.RETURNED: {OrderStatus.RETURNED},
 }
 
 
@@ -338,6 +402,9 @@ def test_any_message_sequence_keeps_the_stream_and_lifecycle_sound(messages):
         assert after.status in ALLOWED[state.status], (state.status, after.status, message)
         if after.status is OrderStatus.CONFIRMED and state.status is not OrderStatus.CONFIRMED:
             assert after.payment is PaymentStatus.AUTHORIZED and after.fully_reserved
+        assert all(0 <= after.returned_of(line.sku) <= line.quantity for line in after.lines), "never over-returned"
+        if after.status is OrderStatus.RETURNED:
+            assert after.returnable() == ()
         state = after
     assert state.version == 0 or state.exists
 
@@ -352,3 +419,75 @@ def test_deciding_is_deterministic(messages):
         assert a == b
         if not isinstance(a, Rejection):
             state_a, state_b = fold(state_a, a), fold(state_b, b)
+
+
+# --- dispatch decided by the order, and returns ------------------------------------------------------------------
+
+
+def test_once_the_dispatch_is_accepted_a_cancel_is_refused_with_a_reason_that_says_so():
+    refused = decide(cancel(), SHIPPED, Context.of(cancel(), T0))
+    assert isinstance(refused, Rejection) and refused.code is RejectionCode.ILLEGAL_TRANSITION
+    assert "SHIPPED: it cannot be cancelled" in refused.reason and "dispatch was accepted" in refused.reason
+    assert "return" in refused.reason
+
+
+@pytest.mark.parametrize("first", ["ship", "cancel"])
+def test_ship_and_cancel_of_one_confirmed_order_are_decided_one_after_the_other_and_one_wins(first):
+    messages = [ship(), cancel()] if first == "ship" else [cancel(), ship()]
+    state, outcomes = CONFIRMED, []
+    for message in messages:
+        decision = decide(message, state, Context.of(message, T0))
+        outcomes.append(isinstance(decision, Rejection))
+        if not isinstance(decision, Rejection):
+            state = fold(state, decision)
+    assert outcomes == [False, True]
+    assert state.status is (OrderStatus.SHIPPED if first == "ship" else OrderStatus.CANCELLED)
+
+
+def test_a_ship_of_a_cancelled_order_says_it_was_cancelled_and_a_stale_version_is_a_conflict():
+    refused = decide(ship(), CANCELLED, Context.of(ship(), T0))
+    assert isinstance(refused, Rejection) and "was cancelled" in refused.reason
+    stale = decide(ship(expected_version=4), CONFIRMED, Context.of(ship(), T0))
+    assert isinstance(stale, Rejection) and stale.code is RejectionCode.VERSION_CONFLICT
+
+
+def test_a_whole_return_takes_back_every_line_and_refunds_the_order_total():
+    (returned,) = decide(return_order(), DELIVERED, Context.of(return_order(), T0))
+    assert isinstance(returned, OrderReturned) and returned.fully_returned and returned.restock
+    assert returned.lines == LINES and returned.refund_minor == 1300
+    assert RETURNED.status is OrderStatus.RETURNED and RETURNED.returnable() == ()
+
+
+def test_a_partial_return_refunds_the_returned_lines_and_the_rest_can_follow():
+    (first,) = decide(return_order(("A", 1), restock=False), DELIVERED, Context.of(return_order(), T0))
+    assert (first.refund_minor, first.fully_returned, first.restock) == (150, False, False)
+    assert PARTIALLY_RETURNED.status is OrderStatus.PARTIALLY_RETURNED and PARTIALLY_RETURNED.returned_of("A") == 1
+    rest = run(PARTIALLY_RETURNED, return_order(command_id="c-rest"))
+    assert rest.status is OrderStatus.RETURNED
+    (last,) = decide(return_order(command_id="c-r"), PARTIALLY_RETURNED, Context.of(ship(), T0))
+    assert last.lines == (replace(LINES[0], quantity=1), LINES[1]) and last.refund_minor == 1150
+
+
+@pytest.mark.parametrize(
+    ("state", "items", "fragment"),
+    [
+        (DELIVERED, (("A", 3),), "cannot return 3 of A: 2 delivered and not returned"),
+        (PARTIALLY_RETURNED, (("A", 2),), "cannot return 2 of A: 1 delivered and not returned"),
+        (DELIVERED, (("Z", 1),), "cannot return 1 of Z: 0 delivered"),
+        (RETURNED, (), "returned whole: nothing is left"),
+        (SHIPPED, (), "SHIPPED: it cannot be returned (only a delivered order can)"),
+        (CONFIRMED, (("A", 1),), "CONFIRMED: it cannot be returned"),
+        (NEW, (), "does not exist"),
+    ],
+)
+def test_a_return_of_more_than_was_delivered_or_of_an_undelivered_order_is_refused(state, items, fragment):
+    message = return_order(*items)
+    refused = decide(message, state, Context.of(message, T0))
+    assert isinstance(refused, Rejection) and fragment in refused.reason, refused
+
+
+def test_a_return_naming_a_sku_twice_or_a_zero_quantity_is_invalid():
+    for items in ((("A", 1), ("A", 1)), (("A", 0),)):
+        message = return_order(*items)
+        refused = decide(message, DELIVERED, Context.of(message, T0))
+        assert isinstance(refused, Rejection) and refused.code is RejectionCode.INVALID

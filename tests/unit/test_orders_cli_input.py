@@ -1,4 +1,5 @@
-"""`place` / `cancel` refuse bad input before touching Kafka: exit 1, one line on stderr, nothing on stdout."""
+"""`place` / `cancel` refuse bad input before touching Kafka: one line on stderr, nothing on stdout; exit 2 for a value
+that is not of its kind (not SKU:QTY:PRICE, not a number), 1 for a well-formed value refused."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ BASE = ["--bootstrap-servers", "127.0.0.1:1", "--topic-prefix", "unit."]
 )
 def test_bad_input_fails_with_one_line(args, fragment):
     result = runner.invoke(app, [*BASE, *args])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == (2 if fragment in ("not SKU:QTY:PRICE", "not a whole number", "not a number") else 1)
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.stderr

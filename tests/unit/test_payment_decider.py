@@ -10,15 +10,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orderstream.domain import payment
-from orderstream.domain.commands import AuthorizePayment, ReleasePayment
+from orderstream.domain.commands import AuthorizePayment, CapturePayment, RefundPayment, ReleasePayment
 from orderstream.domain.events import (
     OrderCancelled,
     OrderConfirmed,
+    OrderDelivered,
     OrderLine,
     OrderPlaced,
     OrderRejected,
+    OrderReturned,
     OrderShipped,
     PaymentAuthorized,
+    PaymentCaptured,
     PaymentDeclined,
     PaymentRefunded,
     PaymentVoided,
@@ -67,6 +70,22 @@ def rejected(version: int = 3) -> OrderRejected:
 
 def cancelled(version: int = 5) -> OrderCancelled:
     return OrderCancelled(**_meta(version, "e-cancelled"), order_id=OID, reason="changed my mind")
+
+
+def shipped(version: int = 5) -> OrderShipped:
+    return OrderShipped(**_meta(version, "e-shipped"), order_id=OID, carrier="DHL", tracking_number="T")
+
+
+def returned(amount: int, version: int = 7, event_id: str = "e-returned") -> OrderReturned:
+    return OrderReturned(
+        **_meta(version, event_id),
+        order_id=OID,
+        lines=(OrderLine(sku="A", quantity=1, unit_price_minor=amount),),
+        refund_minor=amount,
+        restock=True,
+        reason="too small",
+        fully_returned=False,
+    )
 
 
 def order_state(*events) -> PaymentOrder:
@@ -122,12 +141,40 @@ def test_an_ending_order_asks_once_to_release_its_payment(history, event, refund
         ((placed(),), placed()),  # a repeat
         ((placed(), confirmed()), confirmed()),
         ((placed(), rejected()), cancelled()),
-        ((placed(),), OrderShipped(**_meta(5, "e-shipped"), order_id=OID, carrier="DHL", tracking_number="T")),
+        ((placed(),), OrderDelivered(**_meta(6, "e-delivered"), order_id=OID)),
+        ((placed(), confirmed(), shipped()), shipped(6)),
+        ((placed(), confirmed()), returned(100)),  # never shipped through this stage: nothing captured
     ],
-    ids=["confirm-unplaced", "reject-unplaced", "placed-twice", "confirmed-twice", "cancel-after-reject", "other-type"],
+    ids=[
+        "confirm-unplaced",
+        "reject-unplaced",
+        "placed-twice",
+        "confirmed-twice",
+        "cancel-after-reject",
+        "other-type",
+        "shipped-twice",
+        "return-unshipped",
+    ],
 )
 def test_what_does_not_apply_changes_nothing(history, event):
     assert decide_order(event, order_state(*history), T0) == payment.OrderStageDecision()
+
+
+def test_an_accepted_dispatch_asks_once_to_capture_and_each_return_to_refund_its_amount():
+    state = order_state(placed(1300), confirmed())
+
+    capture = decide_order(shipped(), state, T0)
+    (request,) = capture.requests
+    assert isinstance(request, CapturePayment) and capture.mirror == (shipped(),)
+    assert (request.customer_id, request.order_id, request.causation_id) == (CUST, OID, "e-shipped")
+    state = evolve_order(state, shipped())
+
+    first = decide_order(returned(300), state, T0).requests
+    state = evolve_order(state, returned(300))
+    second = decide_order(returned(1000, version=8, event_id="e-returned-2"), state, T0).requests
+    assert [(type(r), r.amount_minor) for r in first + second] == [(RefundPayment, 300), (RefundPayment, 1000)]
+    assert first[0].command_id != second[0].command_id
+    assert decide_order(cancelled(9), state, T0) == payment.OrderStageDecision(), "a shipped order is never released"
 
 
 def test_a_misrouted_order_event_is_an_error():
@@ -161,6 +208,30 @@ def release(order_id: str, refund: bool = False) -> ReleasePayment:
         customer_id=CUST,
         refund=refund,
         reason="order rejected: out of stock",
+    )
+
+
+def capture(order_id: str) -> CapturePayment:
+    return CapturePayment(
+        command_id=f"cap-{order_id}",
+        issued_at=T0,
+        correlation_id=order_id,
+        causation_id=f"shipped-{order_id}",
+        order_id=order_id,
+        customer_id=CUST,
+    )
+
+
+def refund(order_id: str, amount: int, command_id: str | None = None) -> RefundPayment:
+    return RefundPayment(
+        command_id=command_id or f"ref-{order_id}-{amount}",
+        issued_at=T0,
+        correlation_id=order_id,
+        causation_id=f"returned-{order_id}",
+        order_id=order_id,
+        customer_id=CUST,
+        amount_minor=amount,
+        reason="order returned",
     )
 
 
@@ -217,17 +288,52 @@ def test_limits_apply_per_currency():
     assert isinstance(eur, PaymentDeclined) and isinstance(usd, PaymentAuthorized)
 
 
-@pytest.mark.parametrize(("refund", "expected"), [(False, PaymentVoided), (True, PaymentRefunded)])
-def test_a_release_of_an_authorized_payment_voids_or_refunds_it_once(refund, expected):
+@pytest.mark.parametrize("refund", [False, True])
+def test_a_release_of_an_authorization_never_captured_voids_it_once_since_nothing_was_taken(refund):
     _, ledger = apply(CustomerLedger(CUST), authorize("o-1", 1300))
 
     (event,), after = apply(ledger, release("o-1", refund))
     again, _ = apply(after, release("o-1", not refund))
 
-    assert isinstance(event, expected)
+    assert isinstance(event, PaymentVoided)
     assert (event.amount_minor, event.currency, event.reason) == (1300, "EUR", "order rejected: out of stock")
-    assert after.outstanding == {} and after.entries["o-1"].status.value == expected.__name__[7:].upper()
+    assert after.outstanding == {} and after.entries["o-1"].status is LedgerStatus.VOIDED
     assert again == ()
+
+
+def test_a_capture_takes_the_authorization_once_and_frees_the_credit_limit():
+    _, ledger = apply(CustomerLedger(CUST), authorize("o-1", 1300))
+
+    (event,), after = apply(ledger, capture("o-1"))
+
+    assert isinstance(event, PaymentCaptured) and (event.amount_minor, event.currency) == (1300, "EUR")
+    assert after.outstanding == {} and after.entries["o-1"].captured_minor == 1300
+    assert apply(after, capture("o-1"))[0] == () and apply(after, release("o-1", True))[0] == ()
+
+
+def test_refunds_give_back_at_most_what_was_captured():
+    _, ledger = apply(CustomerLedger(CUST), authorize("o-1", 1300))
+    assert apply(ledger, refund("o-1", 100))[0] == (), "nothing captured yet: nothing to refund"
+    _, ledger = apply(ledger, capture("o-1"))
+
+    (first,), ledger = apply(ledger, refund("o-1", 1000))
+    (second,), ledger = apply(ledger, refund("o-1", 1000, command_id="again"))
+    nothing, ledger = apply(ledger, refund("o-1", 1, command_id="more"))
+
+    assert isinstance(first, PaymentRefunded) and (first.amount_minor, second.amount_minor) == (1000, 300)
+    assert nothing == ()
+    entry = ledger.entries["o-1"]
+    assert (entry.captured_minor, entry.refunded_minor, entry.refundable_minor) == (1300, 1300, 0)
+
+
+def test_a_customer_with_many_delivered_orders_is_not_declined_for_credit():
+    ledger = CustomerLedger(CUST)
+    limits = PaymentLimits(order_limit_minor=1_000, credit_limit_minor=1_000)
+    for i in range(50):
+        (event,), ledger = apply(ledger, authorize(f"o-{i}", 1_000), limits)
+        assert isinstance(event, PaymentAuthorized), event
+        _, ledger = apply(ledger, capture(f"o-{i}"), limits)
+    assert ledger.outstanding == {}
 
 
 @pytest.mark.parametrize(
@@ -267,6 +373,8 @@ _orders = st.sampled_from([f"o-{i}" for i in range(8)])
 _commands = st.one_of(
     st.builds(lambda o, a, c: authorize(o, a, c), _orders, st.integers(0, 700_000), st.sampled_from(["EUR", "USD"])),
     st.builds(lambda o, r: release(o, r), _orders, st.booleans()),
+    st.builds(capture, _orders),
+    st.builds(lambda o, a, i: refund(o, a, f"ref-{i}"), _orders, st.integers(1, 700_000), st.integers(0, 5)),
 )
 
 
@@ -283,7 +391,8 @@ def test_no_sequence_of_commands_exceeds_the_credit_limit(commands, order_limit,
         for event in events:
             if isinstance(event, PaymentAuthorized):
                 assert event.amount_minor <= order_limit
-    # the outstanding total is exactly the authorized, unreleased entries
+    assert all(0 <= entry.refunded_minor <= entry.captured_minor for entry in ledger.entries.values())
+    # the outstanding total is exactly the authorized entries, neither captured nor released
     expected: dict[str, int] = {}
     for entry in ledger.entries.values():
         if entry.status is LedgerStatus.AUTHORIZED:

@@ -103,4 +103,4 @@ def test_a_shipping_rejection_replies_on_the_commands_partition():
     assert outcome.events == ()
     reply = outcome.reply()
     assert (reply.topic, reply.key, reply.partition) == ("shipping.replies", "o-1", 1)
-    assert reply.value.accepted is False and "no such order" in reply.value.reason
+    assert reply.value.accepted is False and "decided by the order service" in reply.value.reason

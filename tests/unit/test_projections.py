@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 from orderstream.domain.events import (
     OrderCancelled,
     OrderConfirmed,
+    OrderDelivered,
     OrderLine,
     OrderPlaced,
     OrderRejected,
+    OrderReturned,
     OrderShipped,
 )
 from orderstream.views.base import ProjectionError, RowChanges
@@ -100,15 +102,43 @@ def _sales(events):
     return public_rows(memory.dump())["sales-view"]
 
 
-def test_sales_count_an_order_once_confirmed_on_the_day_it_was_placed():
+def test_sales_count_an_order_once_shipped_captured_on_the_day_it_was_placed():
     assert _sales([_placed()])["daily"] == []
-    confirmed = _sales([_placed(), _next(OrderConfirmed)])
-    assert confirmed["daily"] == [("2024-05-01", "A", "EUR", 2, 1000)]
+    assert _sales([_placed(), _next(OrderConfirmed)])["daily"] == [], "authorized, not captured"
     shipped = _sales(
         [_placed(), _next(OrderConfirmed), _next(OrderShipped, version=3, carrier="x", tracking_number="y")]
     )
-    assert shipped["daily"] == confirmed["daily"]
+    assert shipped["daily"] == [("2024-05-01", "A", "EUR", 2, 1000)]
     assert shipped["statuses"] == [("SHIPPED", 1)]
+
+
+def test_sales_and_lifetime_value_take_back_what_a_return_refunded():
+    lines = (OrderLine(sku="A", quantity=2, unit_price_minor=500), OrderLine(sku="B", quantity=1, unit_price_minor=70))
+    history = [
+        _placed(lines=lines),
+        _next(OrderConfirmed),
+        _next(OrderShipped, version=3, carrier="x", tracking_number="y"),
+        _next(OrderDelivered, version=4),
+        _next(
+            OrderReturned,
+            version=5,
+            lines=(OrderLine(sku="A", quantity=1, unit_price_minor=500),),
+            refund_minor=500,
+            restock=True,
+            reason="too big",
+            fully_returned=False,
+        ),
+    ]
+    sales = _sales(history)
+    assert sales["daily"] == [("2024-05-01", "A", "EUR", 1, 500), ("2024-05-01", "B", "EUR", 1, 70)]
+    assert sales["statuses"] == [("PARTIALLY_RETURNED", 1)]
+    memory = MemoryTables()
+    memory.apply("customer-view", history)
+    assert public_rows(memory.dump())["customer-view"]["customers"] == [("alice", "EUR", 1, 570)]
+    memory.apply("order-view", history)
+    returns = memory.tables["order-view"]["returns"]
+    assert returns == {("o1", "A"): {"returned_quantity": 1}}
+    assert memory.tables["order-view"]["orders"][("o1",)]["status"] == "PARTIALLY_RETURNED"
 
 
 def test_sales_take_back_an_order_cancelled_after_confirmation_and_never_count_a_rejected_one():

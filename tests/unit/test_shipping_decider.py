@@ -13,10 +13,12 @@ from orderstream.domain.commands import ConfirmDelivery, DispatchShipment
 from orderstream.domain.events import (
     OrderCancelled,
     OrderConfirmed,
+    OrderDelivered,
     OrderLine,
     OrderPaymentUpdated,
     OrderPlaced,
     OrderRejected,
+    OrderShipped,
     PaymentStatus,
     ShipmentCancelled,
     ShipmentCreated,
@@ -44,6 +46,8 @@ PLACED = OrderPlaced(
 CONFIRMED = OrderConfirmed(event_id="e4", version=4, order_id=OID, **_meta)
 REJECTED = OrderRejected(event_id="e3", version=3, order_id=OID, reason="payment declined", **_meta)
 CANCELLED = OrderCancelled(event_id="e5", version=5, order_id=OID, reason="changed my mind", **_meta)
+SHIPPED = OrderShipped(event_id="e6", version=6, order_id=OID, carrier="DHL", tracking_number="T-1", **_meta)
+DELIVERED = OrderDelivered(event_id="e7", version=7, order_id=OID, **_meta)
 PAYMENT = OrderPaymentUpdated(event_id="e2", version=2, order_id=OID, payment_status=PaymentStatus.AUTHORIZED, **_meta)
 
 
@@ -72,8 +76,8 @@ STATES = {
     None: (),
     ShipmentStatus.PENDING: (PLACED,),
     ShipmentStatus.CREATED: (PLACED, CONFIRMED),
-    ShipmentStatus.DISPATCHED: (PLACED, CONFIRMED, dispatch("c-0")),
-    ShipmentStatus.DELIVERED: (PLACED, CONFIRMED, dispatch("c-0"), deliver("c-1")),
+    ShipmentStatus.DISPATCHED: (PLACED, CONFIRMED, SHIPPED),
+    ShipmentStatus.DELIVERED: (PLACED, CONFIRMED, SHIPPED, DELIVERED),
     ShipmentStatus.CANCELLED: (PLACED, CONFIRMED, CANCELLED),
 }
 
@@ -96,18 +100,22 @@ TABLE = [
     (ShipmentStatus.DISPATCHED, CANCELLED, ()),
     (ShipmentStatus.DELIVERED, CANCELLED, ()),
     (ShipmentStatus.CANCELLED, CANCELLED, ()),
-    (None, dispatch(), "no shipment (no such order)"),
-    (ShipmentStatus.PENDING, dispatch(), "is not confirmed yet"),
-    (ShipmentStatus.CREATED, dispatch(), ShipmentDispatched),
-    (ShipmentStatus.DISPATCHED, dispatch(), "already dispatched (DHL T-1)"),
-    (ShipmentStatus.DELIVERED, dispatch(), "already delivered"),
-    (ShipmentStatus.CANCELLED, dispatch(), "was cancelled (order cancelled: changed my mind)"),
-    (None, deliver(), "no shipment (no such order)"),
-    (ShipmentStatus.PENDING, deliver(), "is not confirmed yet"),
-    (ShipmentStatus.CREATED, deliver(), "has not been dispatched yet"),
-    (ShipmentStatus.DISPATCHED, deliver(), ShipmentDelivered),
-    (ShipmentStatus.DELIVERED, deliver(), "already delivered"),
-    (ShipmentStatus.CANCELLED, deliver(), "was cancelled"),
+    # the order decided the dispatch (OrderShipped) and the delivery (OrderDelivered): the shipment carries them out
+    (None, SHIPPED, "no shipment (no such order)"),
+    (ShipmentStatus.PENDING, SHIPPED, ShipmentDispatched),
+    (ShipmentStatus.CREATED, SHIPPED, ShipmentDispatched),
+    (ShipmentStatus.DISPATCHED, SHIPPED, ()),
+    (ShipmentStatus.DELIVERED, SHIPPED, ()),
+    (ShipmentStatus.CANCELLED, SHIPPED, "was cancelled (order cancelled: changed my mind)"),
+    (None, DELIVERED, "no shipment (no such order)"),
+    (ShipmentStatus.PENDING, DELIVERED, "is not confirmed yet"),
+    (ShipmentStatus.CREATED, DELIVERED, "has not been dispatched yet"),
+    (ShipmentStatus.DISPATCHED, DELIVERED, ShipmentDelivered),
+    (ShipmentStatus.DELIVERED, DELIVERED, ()),
+    (ShipmentStatus.CANCELLED, DELIVERED, "was cancelled"),
+    # the shipping service no longer decides a dispatch on its own: that is the order's single writer's call
+    (ShipmentStatus.CREATED, dispatch(), "decided by the order service now"),
+    (ShipmentStatus.DISPATCHED, deliver(), "decided by the order service now"),
 ]
 
 
@@ -140,10 +148,16 @@ def test_the_created_shipment_names_the_customer_of_the_placed_order():
     assert event.customer_id == "cust-1"
 
 
-@pytest.mark.parametrize(("carrier", "tracking"), [("", "T-1"), ("DHL", ""), ("D H L", "T-1"), ("DHL", "x" * 65)])
-def test_a_malformed_dispatch_is_rejected_as_invalid(carrier, tracking):
-    decision = decide(dispatch(carrier=carrier, tracking=tracking), run(PLACED, CONFIRMED), Context.of(dispatch(), T0))
+def test_a_dispatched_shipment_carries_the_orders_carrier_and_tracking():
+    (event,) = decide(SHIPPED, run(PLACED, CONFIRMED), Context.of(SHIPPED, T0))
+    assert (event.carrier, event.tracking_number) == ("DHL", "T-1")
+
+
+@pytest.mark.parametrize("command", [dispatch(), deliver()])
+def test_the_old_shipping_commands_are_refused_as_invalid_naming_the_order_service(command):
+    decision = decide(command, run(PLACED, CONFIRMED), Context.of(command, T0))
     assert isinstance(decision, Rejection) and decision.code is RejectionCode.INVALID
+    assert "orders.commands" in decision.reason
 
 
 def test_evolve_refuses_a_gap_or_another_orders_event():
@@ -154,7 +168,9 @@ def test_evolve_refuses_a_gap_or_another_orders_event():
         evolve(state, ShipmentDelivered(event_id="x", version=2, order_id="o-2", **_meta))
 
 
-_messages = st.sampled_from([PLACED, CONFIRMED, REJECTED, CANCELLED, PAYMENT, dispatch(), deliver()])
+_messages = st.sampled_from(
+    [PLACED, CONFIRMED, REJECTED, CANCELLED, PAYMENT, SHIPPED, DELIVERED, dispatch(), deliver()]
+)
 
 
 @settings(max_examples=200, deadline=None)

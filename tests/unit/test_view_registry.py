@@ -7,13 +7,19 @@ from datetime import UTC, datetime
 import pytest
 
 from orderstream.domain.events import OrderConfirmed, OrderLine, OrderPaymentUpdated, OrderPlaced, PaymentStatus
-from orderstream.topology import INVENTORY_EVENTS, ORDERS_EVENTS
+from orderstream.topology import INVENTORY_EVENTS, ORDERS_EVENTS, PAYMENTS_EVENTS
 from orderstream.views import order_view
 from orderstream.views.registry import ALL_SPECS, SPECS, VIEWS, spec_of
 
 
 def test_every_view_module_declares_its_own_spec_and_the_registry_lists_them_in_order():
-    assert [view.SPEC.name for view in VIEWS] == ["order-view", "customer-view", "sales-view", "stock-view"]
+    assert [view.SPEC.name for view in VIEWS] == [
+        "order-view",
+        "customer-view",
+        "sales-view",
+        "stock-view",
+        "payment-view",
+    ]
     for view in VIEWS:
         spec = view.SPEC
         assert (spec.name, spec.schema_version, spec.state_role) == (view.NAME, view.SCHEMA_VERSION, view.STATE_ROLE)
@@ -22,16 +28,22 @@ def test_every_view_module_declares_its_own_spec_and_the_registry_lists_them_in_
         assert spec.replay_scope is not None and set(spec.replay_scope.keyed) <= set(spec.tables(1))
     assert list(ALL_SPECS) == [view.NAME for view in VIEWS]
     assert list(SPECS) == ["order-view", "customer-view", "sales-view"]  # the views of orders.events alone
-    assert {spec.topics for spec in ALL_SPECS.values()} == {(ORDERS_EVENTS,), (INVENTORY_EVENTS,)}
+    assert {spec.topics for spec in ALL_SPECS.values()} == {(ORDERS_EVENTS,), (INVENTORY_EVENTS,), (PAYMENTS_EVENTS,)}
 
 
 def test_table_names_are_per_view_and_per_generation():
     names = {name: sorted(t.name for t in spec.tables(7).values()) for name, spec in ALL_SPECS.items()}
     assert names == {
-        "order-view": ["order_view_lines_g7", "order_view_orders_g7", "order_view_timeline_g7"],
+        "order-view": [
+            "order_view_lines_g7",
+            "order_view_orders_g7",
+            "order_view_returns_g7",
+            "order_view_timeline_g7",
+        ],
         "customer-view": ["customer_view_customers_g7", "customer_view_orders_g7"],
         "sales-view": ["sales_view_daily_g7", "sales_view_orders_g7", "sales_view_statuses_g7"],
         "stock-view": ["stock_view_skus_g7"],
+        "payment-view": ["payment_view_customers_g7", "payment_view_orders_g7"],
     }
 
 

@@ -21,14 +21,18 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from orderstream.api.context import Context
 from orderstream.api.problems import Problem, not_found
-from orderstream.domain.commands import CancelOrder, Command, ConfirmDelivery, DispatchShipment, PlaceOrder
+from orderstream.domain.commands import CancelOrder, Command, DeliverOrder, PlaceOrder, ShipOrder
 from orderstream.domain.events import OrderLine
-from orderstream.domain.order import validate_cancel_order, validate_place_order
-from orderstream.domain.shipping import validate_delivery, validate_dispatch
+from orderstream.domain.order import (
+    validate_cancel_order,
+    validate_deliver_order,
+    validate_place_order,
+    validate_ship_order,
+)
 from orderstream.domain.validation import check_currency, check_version
 from orderstream.producers.commands import Outcome
 from orderstream.producers.outcomes import CommandQueued, OrderCommandOutcome, ShipmentOutcome
-from orderstream.topology import ORDERS_COMMANDS, SHIPPING_COMMANDS
+from orderstream.topology import ORDERS_COMMANDS
 from orderstream.views.models import OrderDetail, OrderPage, OrderSummary, dump, orders_csv
 from orderstream.views.order_view import NAME as ORDER_VIEW
 from orderstream.views.order_view import (
@@ -216,7 +220,8 @@ async def ship_order(
         tracking = body.tracking
     else:
         tracking = (_derived(idempotency_key, "TRK-") if idempotency_key else f"TRK-{uuid.uuid4().hex[:12]}").upper()
-    command = DispatchShipment(
+    # the order's single writer decides its dispatch (ShipOrder on orders.commands): a ship and a cancel never both win
+    command = ShipOrder(
         command_id=_command_id(idempotency_key),
         issued_at=datetime.now(UTC),
         correlation_id=order_id,
@@ -224,8 +229,8 @@ async def ship_order(
         carrier=body.carrier,
         tracking_number=tracking,
     )
-    validate_dispatch(command)
-    outcome = await _send(context, command, SHIPPING_COMMANDS, wait)
+    validate_ship_order(command)
+    outcome = await _send(context, command, ORDERS_COMMANDS, wait)
     if outcome is None:
         return JSONResponse(dump(CommandQueued(order_id=order_id, command_id=command.command_id)), status_code=202)
     fields = _outcome_fields(outcome, command) | {"carrier": command.carrier, "tracking_number": tracking}
@@ -241,11 +246,11 @@ async def ship_order(
 async def deliver_order(
     context: Context, order_id: str, idempotency_key: IdempotencyKey = None, wait: Wait = True
 ) -> JSONResponse:
-    command = ConfirmDelivery(
+    command = DeliverOrder(
         command_id=_command_id(idempotency_key), issued_at=datetime.now(UTC), correlation_id=order_id, order_id=order_id
     )
-    validate_delivery(command)
-    outcome = await _send(context, command, SHIPPING_COMMANDS, wait)
+    validate_deliver_order(command)
+    outcome = await _send(context, command, ORDERS_COMMANDS, wait)
     if outcome is None:
         return JSONResponse(dump(CommandQueued(order_id=order_id, command_id=command.command_id)), status_code=202)
     return _answer(outcome, dump(ShipmentOutcome(order_id=order_id, **_outcome_fields(outcome, command))), 200)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from orderstream.config import Settings
 from orderstream.domain.events import OrderPlaced
-from tests.faults.history import History
+from tests.support.history import History
 from tests.support.orders import CODEC, place_order, read_topic
 
 
@@ -80,15 +80,16 @@ class LoadDriver:
     """Places orders from a thread at a steady rate with an idempotent producer; a command counts as acknowledged
     (and so must never be lost) only when the broker confirmed its delivery. Broker outages are endured, not raised."""
 
-    def __init__(self, settings: Settings, history: History, rate: float = 100.0) -> None:
+    def __init__(self, settings: Settings, history: History, rate: float = 100.0, customer: str = "cust-1") -> None:
         from confluent_kafka import Producer
 
         from orderstream.kafka.clients import producer_config
 
-        self.settings, self.history, self.rate = settings, history, rate
+        self.settings, self.history, self.rate, self.customer = settings, history, rate, customer
         self.producer = Producer(producer_config(settings, **{"message.timeout.ms": 120_000}))
         self.sent = 0
         self.acknowledged: list[str] = []
+        self.acknowledged_at: dict[str, float] = {}  # order id -> wall-clock time its command was acknowledged
         self.failed: list[str] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -98,12 +99,13 @@ class LoadDriver:
         topic = self.settings.topic("orders.commands")
         began = time.monotonic()
         while not self._stop.is_set():
-            command = place_order(f"f-{uuid.uuid4().hex[:12]}")
+            command = place_order(f"f-{uuid.uuid4().hex[:12]}", customer=self.customer)
 
             def delivered(err, _msg, command=command):
                 with self._lock:
                     if err is None:
                         self.acknowledged.append(command.order_id)
+                        self.acknowledged_at[command.order_id] = time.time()
                         self.history.command_acknowledged(command.command_id, command.order_id, True)
                     else:
                         self.failed.append(err.str())

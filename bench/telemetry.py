@@ -1,0 +1,337 @@
+"""What metrics and tracing cost: the same workloads with telemetry OFF (the default: no tracer, metrics in memory,
+no server) and ON (metrics in prometheus-client's multiprocess mode as under `run all`, tracing at sampling 1.0
+exported over OTLP/HTTP to a local sink that accepts and drops the requests), alternated in one run.
+
+- produce: the order service deciding a burst of PlaceOrder commands (consume -> decide -> produce, one Kafka
+  transaction per batch), in-process; commands/s from the first to the last command committed. With tracing on, each
+  command carries a ce_traceparent (as `place` writes it) and gets its record span; each batch gets its batch span.
+- rebuild: the order-view projector catching up on a filled orders.events (every record carrying a ce_traceparent,
+  the worst case: batch links and one `apply` span per traced record, 128 per batch at most), into SQLite, in-process;
+  events/s from the first batch applied to the last.
+- end-to-end latency: bench/latency.py's measurement (order service and projections as subprocesses, orders sent at
+  a fixed rate, seen = first poll of the order view with the row), with ORDERSTREAM_OTLP_ENDPOINT and the
+  multiprocess metrics directory in the children's environment for the ON run.
+
+Each workload runs OFF, ON, OFF, ON (the machine is shared and noisy) and the best of each side is compared.
+python -m bench.telemetry [--quick]   (a broker from ORDERSTREAM_TEST_BOOTSTRAP_SERVERS, else bench's own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+from bench.env import BenchEnv
+
+GOAL = 0.05  # telemetry on may cost at most 5%
+
+
+class _Sink(BaseHTTPRequestHandler):
+    """An OTLP/HTTP endpoint that takes every export and answers 200 with an empty ExportTraceServiceResponse."""
+
+    received: ClassVar[dict[str, int]] = {"requests": 0, "bytes": 0}
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        self.rfile.read(length)
+        _Sink.received["requests"] += 1
+        _Sink.received["bytes"] += length
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def otlp_sink() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def tracing_on(endpoint: str) -> Iterator[None]:
+    """Tracing for components built inside the block: sampling 1.0, batch processor, OTLP/HTTP to the sink."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from orderstream.telemetry import tracing
+
+    provider = tracing.new_provider("bench", sampling_ratio=1.0)
+    provider.add_span_processor(tracing.span_processor(BatchSpanProcessor, OTLPSpanExporter(endpoint=endpoint)))
+    tracing.install(provider)
+    try:
+        yield
+    finally:
+        tracing.uninstall()
+        provider.shutdown()
+
+
+def _traceparent() -> bytes:
+    return f"00-{random.getrandbits(127) + 1:032x}-{random.getrandbits(63) + 1:016x}-01".encode()
+
+
+def _counter(metric, **labels) -> float:
+    return sum(
+        s.value
+        for family in metric.collect()
+        for s in family.samples
+        if s.name.endswith("_total") and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+# --- produce: the order service deciding a burst ----------------------------------------------------------------
+
+
+def produce_once(env: BenchEnv, commands: int, traced: bool) -> float:
+    from confluent_kafka import Producer
+
+    from orderstream.kafka.clients import producer_config
+    from orderstream.producers.load_plan import LoadProfile, plan_commands
+    from orderstream.schemas.codec import Codec
+    from orderstream.services.composition import build_service
+    from orderstream.telemetry import metrics
+    from orderstream.topology import ORDERS_COMMANDS
+    from tests.support.orders import RunningService
+
+    settings = env.fresh(data_dir=env.workdir / f"produce-{time.monotonic_ns()}")
+    plan = plan_commands(LoadProfile(orders=commands, seed=7, cancel_ratio=0.0), lambda: _now())
+    codec = Codec()
+    topic = settings.topic(ORDERS_COMMANDS)
+    stage = {"service": "order", "stage": "order", "topic": "orders.commands"}
+    assigned = _counter(metrics.rebalances, consumer="order", event="assigned")
+    service = RunningService(build_service("order", settings)).start()
+    try:
+        deadline = time.monotonic() + 60
+        while _counter(metrics.rebalances, consumer="order", event="assigned") <= assigned:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the order service never got its partitions")
+            time.sleep(0.05)
+        before = _counter(metrics.records_in, **stage)
+        producer = Producer(producer_config(settings, **{"linger.ms": 5}))
+        began = time.perf_counter()
+        for command in plan:
+            headers = codec.headers(command, "orderstream/bench")
+            if traced:
+                headers.append(("ce_traceparent", _traceparent()))
+            producer.produce(topic, codec.encode(command), command.order_id.encode(), headers=headers)
+            producer.poll(0)
+        producer.flush(60)
+        deadline = time.monotonic() + 300
+        while _counter(metrics.records_in, **stage) - before < commands:
+            if time.monotonic() > deadline or not service.thread.is_alive():
+                raise RuntimeError(f"the order service stopped or stalled: {service.error}")
+            time.sleep(0.01)
+        return commands / (time.perf_counter() - began)
+    finally:
+        service.stop()
+
+
+def _now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+# --- rebuild: the order-view projector catching up -----------------------------------------------------------------
+
+
+def fill_traced(env: BenchEnv, events: int):
+    """orders.events with `events` order events (bench.fill's histories), each order's events in one trace."""
+    from confluent_kafka import Producer
+
+    from bench.fill import order_events
+    from orderstream.kafka.clients import producer_config
+    from orderstream.schemas.codec import Codec
+    from orderstream.topology import ORDERS_EVENTS
+
+    settings = env.fresh()
+    codec = Codec()
+    producer = Producer(
+        producer_config(
+            settings, **{"linger.ms": 50, "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000}
+        )
+    )
+    topic = settings.topic(ORDERS_EVENTS)
+    contexts: dict[str, bytes] = {}
+    stream = order_events()
+    for n in range(events):
+        event = next(stream)
+        context = contexts.setdefault(event.order_id, _traceparent())
+        headers = [*codec.headers(event, "orderstream/bench"), ("ce_traceparent", context)]
+        while True:
+            try:
+                producer.produce(topic, codec.encode(event), event.order_id.encode(), headers=headers)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if n % 2000 == 0:
+            producer.poll(0)
+    if producer.flush(300):
+        raise RuntimeError("fill: records unacknowledged")
+    return settings
+
+
+def rebuild_once(env: BenchEnv, filled, events: int) -> float:
+    from orderstream.runtime.projector import Projector
+    from orderstream.telemetry import metrics
+    from orderstream.views.registry import spec_of
+    from tests.support.orders import RunningService
+
+    workdir = Path(tempfile.mkdtemp(dir=env.workdir))
+    settings = filled.model_copy(update={"data_dir": workdir, "database_url": None})
+    view = f"order-view-{workdir.name}"  # its own consumer group and database
+    projector = Projector(
+        settings, spec_of("order-view"), database_url=f"sqlite:///{workdir / 'view.db'}", group_id=view
+    )
+    applied = metrics.view_events_applied
+
+    def count() -> float:
+        return _counter(applied, view="order-view")
+
+    base = count()
+    running = RunningService(projector).start()
+    try:
+        deadline = time.monotonic() + 600
+        first = None
+        while True:
+            done = count() - base
+            now = time.perf_counter()
+            if first is None and done > 0:
+                first = (now, done)
+            if done >= events:
+                break
+            if time.monotonic() > deadline or not running.thread.is_alive():
+                raise RuntimeError(f"the projector stopped or stalled at {done}/{events}: {running.error}")
+            time.sleep(0.005)
+        return (events - first[1]) / (now - first[0])
+    finally:
+        running.stop()
+
+
+# --- end-to-end latency ------------------------------------------------------------------------------------------
+
+
+def latency_once(env: BenchEnv, rate: float, seconds: float, warm: float, endpoint: str | None) -> dict[str, float]:
+    """p50 and p99 of bench/latency.py's measurement, ms (ON: tracing and multiprocess metrics in the children)."""
+    from bench.latency import bench_latency
+
+    patched: dict[str, str] = {}
+    directory = None
+    if endpoint is not None:
+        directory = tempfile.mkdtemp(dir=env.workdir, prefix="metrics-")
+        patched = {
+            "ORDERSTREAM_OTLP_ENDPOINT": endpoint,
+            "ORDERSTREAM_TRACE_SAMPLING_RATIO": "1.0",
+            "PROMETHEUS_MULTIPROC_DIR": directory,
+            "ORDERSTREAM_METRICS_SUPERVISED": "1",
+        }
+    saved = {k: os.environ.get(k) for k in patched}
+    os.environ.update(patched)
+    try:
+        rows = bench_latency(env, rate=rate, seconds=seconds, warm_seconds=warm)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    if directory is not None and not any(Path(directory).glob("*.db")):
+        raise RuntimeError("the ON run's children wrote no multiprocess metrics")
+    return {q: next(r["value"] for r in rows if r["benchmark"].endswith(q)) for q in ("p50", "p99")}
+
+
+# --- the comparison ----------------------------------------------------------------------------------------------
+
+
+def bench_telemetry(env: BenchEnv, scale: float) -> list[dict]:
+    commands = max(5_000, int(50_000 * scale))
+    events = max(100_000, int(1_000_000 * scale))
+    rate, seconds, warm = 500, max(6.0, 20 * scale), max(4.0, 60 * scale)
+    results: dict[str, dict[str, list[float]]] = {
+        k: {"off": [], "on": []} for k in ("produce", "rebuild", "latency p50", "latency p99")
+    }
+    with otlp_sink() as endpoint:
+        for side in ("off", "on", "off", "on"):
+            on = side == "on"
+            with tracing_on(endpoint) if on else contextlib.nullcontext():
+                results["produce"][side].append(produce_once(env, commands, traced=on))
+                # a fresh fill each time: the shared broker's topics may be cleaned up by others meanwhile
+                results["rebuild"][side].append(rebuild_once(env, fill_traced(env, events), events))
+            latency = latency_once(env, rate, seconds, warm, endpoint if on else None)
+            results["latency p50"][side].append(latency["p50"])
+            results["latency p99"][side].append(latency["p99"])
+            print(
+                f"  telemetry {side}: " + ", ".join(f"{k} {v[side][-1]:,.1f}" for k, v in results.items()), flush=True
+            )
+        exported = dict(_Sink.received)
+    if not exported["requests"]:
+        raise RuntimeError("no span was exported to the sink in the ON runs")
+    rows = []
+    for name, unit, higher_is_better, label in (
+        ("produce", "commands/s", True, "order service deciding a burst of PlaceOrder (in-process)"),
+        ("rebuild", "events/s", True, f"order-view projector catching up on {events:,} events into SQLite"),
+        ("latency p50", "ms", False, "end-to-end latency p50, place -> visible in order view (subprocesses)"),
+        ("latency p99", "ms", False, "end-to-end latency p99, place -> visible in order view (subprocesses)"),
+    ):
+        off = max(results[name]["off"]) if higher_is_better else min(results[name]["off"])
+        on = max(results[name]["on"]) if higher_is_better else min(results[name]["on"])
+        cost = (off - on) / off if higher_is_better else (on - off) / off
+        rows.append(
+            {
+                "benchmark": f"telemetry cost: {label}",
+                "value": round(cost * 100, 1),
+                "unit": "%",
+                "goal": f"<= {GOAL * 100:g}",
+                "met": cost <= GOAL,
+                "notes": f"best of 2: off {off:,.1f} {unit}, on {on:,.1f} {unit} (all off "
+                f"{[round(v, 1) for v in results[name]['off']]}, on {[round(v, 1) for v in results[name]['on']]}); "
+                f"on = tracing at 1.0 over OTLP/HTTP ({exported['requests']} exports, {exported['bytes']:,} B) "
+                "+ metrics",
+            }
+        )
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.telemetry", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small counts (a smoke run, not a measurement)")
+    args = parser.parse_args()
+    scale = 0.05 if args.quick else 1.0
+    external = os.environ.get("ORDERSTREAM_TEST_BOOTSTRAP_SERVERS")
+    if external:
+        from orderstream.config import load_settings
+
+        with tempfile.TemporaryDirectory(prefix="orderstream-bench-") as tmp:
+            settings = load_settings(bootstrap_servers=external, data_dir=Path(tmp) / "data")
+            env = BenchEnv(settings, Path(tmp), None, "", None)  # type: ignore[arg-type]
+            rows = bench_telemetry(env, scale)
+    else:
+        from bench.env import bench_env
+
+        with bench_env() as env:
+            rows = bench_telemetry(env, scale)
+    for row in rows:
+        print(f"| {row['benchmark']} | {row['value']} {row['unit']} | {row['goal']} | {row['met']} | {row['notes']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""What the processor runtime reports: its metrics, and its spans when tracing is on.
+
+The processor calls into ProcessorTelemetry at a handful of points (batch start, each record when tracing, commit,
+failure, rebalance, dead letter), so its own code stays about Kafka transactions. Metric updates are per batch, with
+per-partition sums made in one pass over the batch's records; tracing work happens only when `tracer` is not None.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from orderstream.config import Settings
+from orderstream.telemetry import metrics, spans, tracing
+from orderstream.telemetry.lag import cached_high_watermark
+
+
+class BatchTrace:
+    """The spans of one batch: the batch span, and one span per record (made current while the record is decided,
+    so what it produces carries that span's context)."""
+
+    def __init__(self, tracer: Any, stage: str, service: str, group: str, records: list[Any], logical: dict) -> None:
+        self.tracer = tracer
+        self.logical = logical
+        self.attributes = {"orderstream.service": service, "orderstream.stage": stage}
+        contexts = spans.contexts_of(records)
+        self.contexts = {id(record): context for record, context in zip(records, contexts, strict=True)}
+        self.span = spans.start_batch_span(
+            tracer, stage, records, contexts, {**self.attributes, "messaging.consumer.group.name": group}
+        )
+
+    def wrap(self, handle: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+        from opentelemetry import context, trace
+
+        def traced(batch: Any, record: Any) -> None:
+            span = spans.start_record_span(
+                self.tracer,
+                record,
+                self.contexts.get(id(record)),
+                self.logical.get(record.topic(), record.topic()),
+                self.span,
+                self.attributes,
+            )
+            token = context.attach(trace.set_span_in_context(span))  # current while the record is decided
+            try:
+                handle(batch, record)
+            except BaseException as exc:
+                spans.end_with_error(span, exc)
+                raise
+            else:
+                span.end()
+            finally:
+                context.detach(token)
+
+        return traced
+
+    def end(self, error: Any = None) -> None:
+        spans.end_with_error(self.span, error)
+
+
+class ProcessorTelemetry:
+    """Metrics (always) and tracing (when on) of one processor stage."""
+
+    def __init__(self, settings: Settings, service: str, stage: str, group: str, logical: dict[str, str]) -> None:
+        tracing.configure(settings, service)
+        self.tracer = tracing.tracer("processor")  # None: tracing off
+        self.service, self.stage, self.group = service, stage, group
+        # physical topic -> its name without the prefix (a retry read from <input>.dlq is labelled so, not as the input)
+        prefix = settings.topic_prefix
+        self.logical = {topic: topic[len(prefix) :] if topic.startswith(prefix) else topic for topic in logical}
+        labels = (service, stage)
+        self._batches = metrics.batches.labels(*labels)
+        self._batch_duration = metrics.batch_duration.labels(*labels)
+        self._commit_duration = metrics.commit_duration.labels(*labels)
+        self._aborts = metrics.aborts.labels(*labels)
+        self._fencings = metrics.fencings.labels(*labels)
+        self._events_out = metrics.events_out.labels(*labels)
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    # --- tracing -----------------------------------------------------------------------------------------------
+
+    def trace_batch(self, records: list[Any]) -> BatchTrace | None:
+        if self.tracer is None:
+            return None
+        return BatchTrace(self.tracer, self.stage, self.service, self.group, records, self.logical)
+
+    @staticmethod
+    def context_headers() -> list[tuple[str, bytes]]:
+        """The headers that carry the current record span's context to what the processor produces for it."""
+        return spans.current_headers()
+
+    # --- metrics -----------------------------------------------------------------------------------------------
+
+    def timed_commit(self, commit: Callable[[], None]) -> None:
+        began = time.perf_counter()
+        commit()
+        self._commit_duration.observe(time.perf_counter() - began)
+
+    def committed(self, records: list[Any], events: int, began: float, consumer: Any, trace: BatchTrace | None) -> None:
+        """A batch's transaction committed: count it, its records per partition, its events; lag and last event
+        time per partition. `began` is time.monotonic() at the batch's start."""
+        self._batch_duration.observe(time.monotonic() - began)
+        self._batches.inc()
+        if events:
+            self._events_out.inc(events)
+        counts: dict[tuple[str, int], int] = {}
+        last: dict[tuple[str, int], Any] = {}
+        for record in records:
+            where = (record.topic(), record.partition())
+            counts[where] = counts.get(where, 0) + 1
+            last[where] = record
+        for (topic, partition), count in counts.items():
+            logical = self.logical.get(topic, topic)
+            self._child(metrics.records_in, self.service, self.stage, logical, str(partition)).inc(count)
+            record = last[(topic, partition)]
+            _consumer_gauges(consumer, self.stage, topic, logical, partition, record.offset() + 1, record, self._child)
+        if trace is not None:
+            trace.end()
+
+    def aborted(self, error: Any, trace: BatchTrace | None) -> None:
+        """The batch's transaction failed and is aborted (the batch is retried); a fatal error fenced the producer."""
+        self._aborts.inc()
+        fatal = getattr(error, "fatal", None)
+        if callable(fatal) and fatal():
+            self._fencings.inc()
+        if trace is not None:
+            trace.end(error)
+
+    def rebalanced(self, event: str, partitions: list[Any]) -> None:
+        self._child(metrics.rebalances, self.stage, event).inc()
+
+    def dead_lettered(self, record: Any, reason: str, error: Exception) -> None:
+        topic = record.topic()
+        self._child(metrics.dead_letters, self.stage, self.logical.get(topic, topic), reason).inc()
+        if self.tracer is not None:  # the record's span (current while it is decided) ends in error
+            spans.mark_current_failed(error, reason)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+
+def _consumer_gauges(
+    consumer: Any, name: str, topic: str, logical: str, partition: int, position: int, record: Any, child: Callable
+) -> None:
+    """Lag (the cached high watermark from the last fetch minus the position) and the last record's timestamp."""
+    high = cached_high_watermark(consumer, topic, partition)
+    if high is not None:
+        child(metrics.lag, name, logical, str(partition)).set(max(0, high - position))
+    kind, stamp = record.timestamp()
+    if kind and stamp > 0:
+        child(metrics.last_event_time, name, logical, str(partition)).set(stamp / 1000)

@@ -1,0 +1,97 @@
+"""W3C trace context in Kafka record headers: the CloudEvents distributed-tracing extension, Kafka binary mode.
+
+The extension's attributes `traceparent` and `tracestate` travel as the headers `ce_traceparent` and `ce_tracestate`
+(CloudEvents' Kafka binding prefixes every attribute with `ce_`), with the W3C Trace Context formats as values. On
+reading, a plain `traceparent` header (what OpenTelemetry's Kafka instrumentations of other languages write) is
+accepted too. Anything malformed reads as "no context": a garbage header never fails a record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+TRACEPARENT = "ce_traceparent"
+TRACESTATE = "ce_tracestate"
+_HEX = frozenset("0123456789abcdef")
+
+
+def format_traceparent(trace_id: int, span_id: int, flags: int) -> str:
+    return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
+
+
+def parse_traceparent(value: str) -> tuple[int, int, int] | None:
+    """(trace id, span id, flags) of a version-00 traceparent, or None when it is not one (W3C Trace Context §3.2:
+    lowercase hex, neither id all zeros; a later version is read by its first four fields)."""
+    parts = value.strip().split("-")
+    if len(parts) < 4 or parts[0] == "ff" or len(parts[0]) != 2 or (parts[0] == "00" and len(parts) != 4):
+        return None
+    _, trace_hex, span_hex, flags_hex = parts[:4]
+    if len(trace_hex) != 32 or len(span_hex) != 16 or len(flags_hex) != 2:
+        return None
+    if not _HEX.issuperset(parts[0] + trace_hex + span_hex + flags_hex):
+        return None
+    trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
+    if trace_id == 0 or span_id == 0:
+        return None
+    return trace_id, span_id, int(flags_hex, 16)
+
+
+_api: dict[str, Any] = {}  # the OpenTelemetry API classes, imported on first use (tracing on)
+
+
+def extract(headers: Iterable[tuple[str, Any]] | None) -> Any:
+    """The remote SpanContext a record's headers carry, or None (no header, or a malformed one). One pass over the
+    headers; ce_traceparent wins over a plain traceparent."""
+    if not headers:
+        return None
+    parent = state = None
+    plain_parent = plain_state = None
+    for name, value in headers:
+        if name == TRACEPARENT:
+            parent = value
+        elif name == TRACESTATE:
+            state = value
+        elif name == "traceparent":
+            plain_parent = value
+        elif name == "tracestate":
+            plain_state = value
+    if parent is None:
+        parent, state = plain_parent, plain_state
+    if parent is None:
+        return None
+    parsed = parse_traceparent(_text(parent))
+    if parsed is None:
+        return None
+    if not _api:
+        from opentelemetry.trace import SpanContext, TraceFlags, TraceState
+
+        _api.update(SpanContext=SpanContext, TraceFlags=TraceFlags, TraceState=TraceState)
+    trace_state = _api["TraceState"]
+    try:
+        tracestate = trace_state.from_header([_text(state)]) if state else trace_state()
+    except ValueError:
+        tracestate = trace_state()
+    trace_id, span_id, flags = parsed
+    return _api["SpanContext"](
+        trace_id, span_id, is_remote=True, trace_flags=_api["TraceFlags"](flags & 0x01), trace_state=tracestate
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode("ascii", errors="replace") if isinstance(value, bytes | bytearray) else str(value)
+
+
+def headers_of(span_context: Any) -> list[tuple[str, bytes]]:
+    """The ce_traceparent (and, when not empty, ce_tracestate) headers of a span context; [] for an invalid one."""
+    if span_context is None or not span_context.is_valid:
+        return []
+    result = [
+        (
+            TRACEPARENT,
+            format_traceparent(span_context.trace_id, span_context.span_id, int(span_context.trace_flags)).encode(),
+        )
+    ]
+    if span_context.trace_state:
+        result.append((TRACESTATE, span_context.trace_state.to_header().encode()))
+    return result

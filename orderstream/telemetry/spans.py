@@ -1,0 +1,144 @@
+"""Spans of Kafka messaging, after OpenTelemetry's messaging semantic conventions (and OTEP 0220 for batches).
+
+- A batch consumer makes one span per batch (kind CONSUMER, operation `process`) with a LINK to the trace context of
+  each record it holds (up to tracing.MAX_LINKS), not a parent: a batch mixes many traces.
+- Each record it decides or applies gets a span of its own whose PARENT is the record's context (so the span joins
+  the trace of the request that caused the record) and which links back to its batch's span.
+- A producer span (kind PRODUCER, operation `send`) is the context a sent record carries in its headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from orderstream.telemetry import propagation
+from orderstream.telemetry.tracing import MAX_LINKS
+
+SYSTEM = {"messaging.system": "kafka"}
+
+
+# A projector links (and gives an `apply` span to) the contexts of at most MAX_LINKS records per batch, looking at no
+# more than this many records for them: a catch-up batch of thousands costs no more to trace than a live one.
+SCAN_LIMIT = 4 * MAX_LINKS
+
+
+def contexts_of(records: Iterable[Any]) -> list[Any]:
+    """The trace context each record carries in its headers (None where it has none), read once per batch."""
+    return [propagation.extract(record.headers()) for record in records]
+
+
+def first_contexts(records: list[Any]) -> list[tuple[Any, Any]]:
+    """(record, context) of the first MAX_LINKS records that carry one, among the first SCAN_LIMIT records."""
+    found = []
+    for record in records[:SCAN_LIMIT]:
+        context = propagation.extract(record.headers())
+        if context is not None:
+            found.append((record, context))
+            if len(found) == MAX_LINKS:
+                break
+    return found
+
+
+def start_batch_span(
+    tracer: Any, name: str, records: list[Any], contexts: list[Any], attributes: dict[str, Any]
+) -> Any:
+    """The span of one batch: a root of its own trace (not made current), linking to its records' contexts (at most
+    MAX_LINKS, the first ones)."""
+    from opentelemetry import context as otel_context
+    from opentelemetry.trace import Link, SpanKind
+
+    links = []
+    for context in contexts:
+        if context is not None:
+            links.append(Link(context))
+            if len(links) == MAX_LINKS:
+                break
+    topics = sorted({record.topic() for record in records})
+    return tracer.start_span(
+        f"process {name}",
+        context=otel_context.Context(),  # a new trace: the records' own traces are linked, not adopted
+        kind=SpanKind.CONSUMER,
+        links=links,
+        attributes={
+            **SYSTEM,
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.batch.message_count": len(records),
+            "messaging.destination.name": topics[0] if len(topics) == 1 else ",".join(topics),
+            **attributes,
+        },
+    )
+
+
+def start_record_span(
+    tracer: Any,
+    record: Any,
+    remote: Any,
+    logical_topic: str,
+    batch_span: Any,
+    attributes: dict[str, Any],
+    name: str = "process",
+    start_time: int | None = None,
+) -> Any:
+    """The span of one record: child of `remote`, the context in its headers (a new trace, sampled by ratio, when it
+    has none), linked to the batch's span. Few attributes: a span's cost grows with them."""
+    from opentelemetry import trace
+    from opentelemetry.trace import Link, SpanKind
+
+    parent = trace.set_span_in_context(trace.NonRecordingSpan(remote)) if remote is not None else _empty_context()
+    key = record.key()
+    return tracer.start_span(
+        f"{name} {logical_topic}",
+        context=parent,
+        kind=SpanKind.CONSUMER,
+        links=(Link(batch_span.get_span_context()),),
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": logical_topic,
+            "messaging.destination.partition.id": str(record.partition()),
+            "messaging.kafka.offset": record.offset(),
+            "messaging.kafka.message.key": key.decode("utf-8", errors="replace") if key is not None else "",
+            **attributes,
+        },
+        start_time=start_time,
+    )
+
+
+def _empty_context() -> Any:
+    from opentelemetry import context as otel_context
+
+    return otel_context.Context()
+
+
+def current_headers() -> list[tuple[str, bytes]]:
+    """ce_traceparent/ce_tracestate of the current span (the record being decided), or [] outside any span."""
+    from opentelemetry import trace
+
+    return propagation.headers_of(trace.get_current_span().get_span_context())
+
+
+def end_with_error(span: Any, error: BaseException | Any | None) -> None:
+    """End a span, marking it failed when there is an error (an exception or a Kafka error)."""
+    if error is not None:
+        from opentelemetry.trace import Status, StatusCode
+
+        span.set_status(Status(StatusCode.ERROR, str(error)))
+        if isinstance(error, BaseException):
+            kind = type(error).__name__
+        else:  # a confluent_kafka KafkaError
+            kind = error.name() if callable(getattr(error, "name", None)) else str(error)
+        span.set_attribute("error.type", kind)
+    span.end()
+
+
+def mark_current_failed(error: BaseException, stage: str) -> None:
+    """The current span's record was dead-lettered at `stage` (decode, validate, apply)."""
+    from opentelemetry import trace
+    from opentelemetry.trace import Status, StatusCode
+
+    span = trace.get_current_span()
+    span.set_status(Status(StatusCode.ERROR, f"dead-lettered at {stage}: {type(error).__name__}"))
+    span.set_attribute("error.type", type(error).__name__)
+    span.set_attribute("orderstream.dead_letter.stage", stage)

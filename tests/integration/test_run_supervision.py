@@ -1,0 +1,89 @@
+"""`orderstream run all` as a supervisor: one per data directory, its children die with it (even by kill -9), and
+`status` counts each group's members."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from orderstream.ops.status import collect_status
+from orderstream.services.composition import SERVICES, watched_consumers
+
+
+def cli(settings, *args: str) -> list[str]:
+    root = ["-b", settings.effective_bootstrap, "--topic-prefix", settings.topic_prefix]
+    return [sys.executable, "-m", "orderstream.cli.main", *root, "--data-dir", str(settings.data_dir), *args]
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie waiting for init to reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_for(predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"{what} did not happen within {timeout_s} s")
+
+
+def test_one_run_all_per_data_dir_and_its_children_die_with_it(topics, tmp_path):
+    log = (tmp_path / "run-all.log").open("w")
+    supervisor = subprocess.Popen(cli(topics, "run", "all", "--no-api"), stdout=log, stderr=subprocess.STDOUT)
+    children: list[int] = []
+    try:
+        children = wait_for(
+            lambda: len(children_of(supervisor.pid)) == len(SERVICES) and children_of(supervisor.pid),
+            60,
+            "five children",
+        )
+
+        second = subprocess.run(cli(topics, "run", "all", "--no-api"), capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1, second
+        assert second.stderr.count("\n") == 1 and "another `orderstream run all`" in second.stderr, second.stderr
+        assert str(supervisor.pid) in second.stderr and second.stdout == ""
+
+        def one_member_each():
+            rows = collect_status(topics, watched_consumers(topics), sample_s=0).consumers
+            services = [r for r in rows if r.kind == "service"]
+            return all(r.members == 1 for r in services) and services
+
+        wait_for(one_member_each, 90, "one member in every service group")
+
+        supervisor.send_signal(signal.SIGKILL)
+        supervisor.wait(5)
+        wait_for(lambda: not any(alive(c) for c in children), 5, "every child gone after kill -9 of run all")
+    finally:
+        for pid in [supervisor.pid, *children]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        supervisor.wait(10)
+    # the lock file still names the dead supervisor, but the kernel released its lock: a new run all starts
+    assert (topics.data_dir / "run-all.lock").read_text().strip() == str(supervisor.pid)
+    third_log = tmp_path / "third.log"
+    third = subprocess.Popen(
+        cli(topics, "run", "all", "--no-api"), stdout=subprocess.DEVNULL, stderr=third_log.open("w")
+    )
+    try:
+        wait_for(lambda: len(children_of(third.pid)) == len(SERVICES), 60, "a new run all to start its children")
+    finally:
+        third.send_signal(signal.SIGTERM)
+        assert third.wait(60) == 0, third_log.read_text()[-3000:]

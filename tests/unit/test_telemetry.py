@@ -1,0 +1,109 @@
+"""Pure parts of orderstream.telemetry: trace context headers, batched histogram observations, rebuild progress."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry, Histogram
+
+from orderstream.telemetry import metrics, propagation
+from orderstream.telemetry.rebuild import RebuildProgress
+
+
+class _Record:
+    def __init__(self, headers):
+        self._headers = headers
+
+    def headers(self):
+        return self._headers
+
+
+def test_trace_context_round_trips_through_ce_headers():
+    from opentelemetry.trace import SpanContext, TraceFlags, TraceState
+
+    context = SpanContext(
+        0x0AF7651916CD43DD8448EB211C80319C,
+        0xB7AD6B7169203331,
+        is_remote=False,
+        trace_flags=TraceFlags(1),
+        trace_state=TraceState([("vendor", "value")]),
+    )
+    headers = propagation.headers_of(context)
+    assert headers[0] == ("ce_traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    assert headers[1] == ("ce_tracestate", b"vendor=value")
+    back = propagation.extract([("ce_id", b"x"), *headers])
+    assert (back.trace_id, back.span_id, int(back.trace_flags), back.is_remote) == (
+        context.trace_id,
+        context.span_id,
+        1,
+        True,
+    )
+    assert back.trace_state.get("vendor") == "value"
+
+
+def test_a_plain_traceparent_header_is_read_too_and_ce_wins():
+    plain = ("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00")
+    assert propagation.extract([plain]).span_id == 0xB7AD6B7169203331
+    ce = ("ce_traceparent", b"00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01")
+    assert propagation.extract([plain, ce]).span_id == 0x00F067AA0BA902B7
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"",
+        b"garbage",
+        b"00-00000000000000000000000000000000-b7ad6b7169203331-01",  # zero trace id
+        b"00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",  # zero span id
+        b"00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",  # uppercase
+        b"ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",  # forbidden version
+        b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",  # version 00 has 4 fields
+        b"\xff\xfe",
+    ],
+)
+def test_a_malformed_traceparent_is_no_context_never_an_error(value):
+    assert propagation.extract([("ce_traceparent", value)]) is None
+
+
+def test_no_headers_is_no_context():
+    assert propagation.extract(None) is None
+    assert propagation.extract([]) is None
+    assert propagation.headers_of(None) == []
+
+
+def test_observe_many_equals_one_observe_per_value():
+    values = [0.0, 0.001, 0.004, 0.05, 0.05, 0.3, 2.0, 45.0, 1000.0, -1.0]
+    one, many = CollectorRegistry(), CollectorRegistry()
+    single = Histogram("h", "h", ["view"], buckets=metrics.AGE_BUCKETS, registry=one)
+    batched = Histogram("h", "h", ["view"], buckets=metrics.AGE_BUCKETS, registry=many)
+    for value in values:
+        single.labels("v").observe(value)
+    metrics.observe_many(batched.labels("v"), values)
+
+    def samples(registry):
+        return [(s.name, s.labels, s.value) for f in registry.collect() for s in f.samples if "_created" not in s.name]
+
+    assert samples(one) == samples(many)
+    assert len(samples(one)) == len(metrics.AGE_BUCKETS) + 1 + 2  # the buckets, +Inf, _count and _sum
+
+
+def test_rebuild_progress_reports_the_phase_ratio_and_passes_everything_on():
+    seen = []
+
+    class Sink:
+        def phase(self, name, total):
+            seen.append(("phase", name, total))
+
+        def advance(self, offsets, events):
+            seen.append(("advance", offsets, events))
+
+    progress = RebuildProgress("unit-view", Sink())
+    progress.phase("build", 200)
+    progress.advance(50, 40)
+    ratio = metrics.view_rebuild_progress.labels("unit-view", "build")
+    assert ratio._value.get() == 0.25
+    progress.advance(150, 100)
+    assert ratio._value.get() == 1.0
+    assert metrics.view_rebuild_applied.labels("unit-view")._value.get() == 140
+    progress.phase("catch-up", 0)
+    assert metrics.view_rebuild_progress.labels("unit-view", "catch-up")._value.get() == 1.0
+    assert seen == [("phase", "build", 200), ("advance", 50, 40), ("advance", 150, 100), ("phase", "catch-up", 0)]
