@@ -75,19 +75,29 @@ def wait_until_idle(
     on_wait: Callable[[int], None] = lambda lag: None,
 ) -> None:
     """Until every consumer (service and projection) has nothing left to read, twice in a row."""
-    from orderstream.ops.status import collect_status
+    from orderstream.ops.status import StatusUnavailable, collect_status
     from orderstream.services.composition import watched_consumers
 
     deadline = time.monotonic() + timeout_s
     calm = 0
+    unanswered: StatusUnavailable | None = None
     while calm < 2:
         if services.poll() is not None:
             raise DemoError(f"the services stopped (exit code {services.returncode}); see {log}")
         if time.monotonic() > deadline:
+            why = f" (the broker last said: {unanswered})" if unanswered else ""
             raise DemoError(
-                f"the pipeline did not catch up within {timeout_s:.0f}s; see {log} and `orderstream status`"
+                f"the pipeline did not catch up within {timeout_s:.0f}s{why}; see {log} and `orderstream status`"
             )
-        rows = collect_status(settings, watched_consumers(settings), sample_s=0).consumers
+        try:
+            rows = collect_status(settings, watched_consumers(settings), sample_s=0).consumers
+        except StatusUnavailable as exc:
+            # A broker that just started may not answer group look-ups yet (its coordinator is still loading):
+            # not ready yet, so ask again until the deadline, and say what it said if that passes.
+            unanswered, calm = exc, 0
+            time.sleep(0.5)
+            continue
+        unanswered = None
         lag = sum(r.lag for r in rows)
         ready = lag == 0 and (not require_running or all(r.running for r in rows))
         calm = calm + 1 if ready else 0

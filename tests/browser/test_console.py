@@ -16,6 +16,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from orderstream.views.registry import ALL_SPECS
 from tests.browser.chromium import full_page_screenshot
 from tests.browser.conftest import SCREENSHOTS
 from tests.support.api_server import ApiServer, _env, _root_args
@@ -219,7 +220,10 @@ def test_pipeline_and_sales_pages_show_live_consumers_charts_and_scarce_stock(st
     with stack.api.client() as api:
         for sku, quantity in (("SKU-CONSOLE-A", 50), ("SKU-CONSOLE-B", 50), ("SKU-CONSOLE-SCARCE", 3)):
             assert api.post(f"/stock/{sku}/restock", json={"quantity": quantity}).status_code == 200
-        place(api, "c-console-3", [("SKU-CONSOLE-B", 3, 750)])
+        sold = place(api, "c-console-3", [("SKU-CONSOLE-B", 3, 750)])
+        # Sales are captured money: an order books once its dispatch is accepted.
+        wait_api_status(api, sold, "CONFIRMED")
+        assert api.post(f"/orders/{sold}/ship", json={}).status_code == 200
 
     # Some load while the page watches, so its charts have something to show.
     load = subprocess.Popen(
@@ -238,7 +242,7 @@ def test_pipeline_and_sales_pages_show_live_consumers_charts_and_scarce_stock(st
     wait_for(
         browser, lambda b: all(s.text != "\u2013" for s in b.find_elements(By.CSS_SELECTOR, ".rate-now")), timeout=20
     )
-    assert len(browser.find_elements(By.CSS_SELECTOR, ".chart-canvas canvas")) == 4
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".chart-canvas canvas")) == len(ALL_SPECS)  # one per view
     rate = '.rate-now[data-rate-for="order-view"]'
     wait_for(browser, lambda b: float(text_of(b, rate)) > 0, timeout=45, message="order-view never applied anything")
     assert load.wait(60) == 0

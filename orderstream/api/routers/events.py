@@ -84,8 +84,7 @@ async def order_events(
         start = _resume_point(resume_text, partition)
     else:
         try:
-            model = await asyncio.to_thread(context.views.get, order_view.NAME)
-            detail = await asyncio.to_thread(order_detail, model, order_id)
+            detail = await context.views.read(order_view.NAME, order_detail, order_id)
         except StoreError:
             detail = None  # no view to ask: read the partition from its start
         start = await asyncio.to_thread(

@@ -276,9 +276,14 @@ async def wait_for_token(context, projection: str, token_text: str | None, timeo
     if token_text is None:
         return
     from orderstream.ops.read_your_writes import await_applied, parse_token
+    from orderstream.views.store import NotInitialized
 
     token = parse_token(projection, token_text)
-    await await_applied(context.settings, projection, token, timeout, model=await _view(context, projection))
+    try:
+        model = await _view(context, projection)
+    except NotInitialized:
+        model = None  # the view has no database yet: the wait opens it once it exists
+    await await_applied(context.settings, projection, token, timeout, model=model)
 
 
 async def _view(context, projection: str):
@@ -308,11 +313,11 @@ async def get_order(
     moment = parse_time(as_of, "as_of") if as_of is not None else None
     await wait_for_token(context, ORDER_VIEW, after if after is not None else consistency_token, timeout)
     if moment is None:
-        detail = await asyncio.to_thread(lambda: order_detail(context.views.get(ORDER_VIEW), order_id))
+        detail = await context.views.read(ORDER_VIEW, order_detail, order_id)
     else:
         from orderstream.views.order_view import order_as_of
 
-        detail = await asyncio.to_thread(lambda: order_as_of(context.views.get(ORDER_VIEW), order_id, moment))
+        detail = await context.views.read(ORDER_VIEW, order_as_of, order_id, moment)
     if detail is None:
         raise not_found(f"order {_short(order_id)} not found in order-view" + (f" as of {as_of}" if moment else ""))
     etag = f'"{detail["version"]}"'
@@ -359,7 +364,7 @@ async def list_orders(
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="orders.csv"'},
         )
-    rows, next_cursor = await asyncio.to_thread(page_orders, model, selection, limit, after)
+    rows, next_cursor = await context.views.read(ORDER_VIEW, page_orders, selection, limit, after)
     page = OrderPage(items=[OrderSummary.model_validate(r) for r in rows], next=next_cursor and next_cursor.encode())
     headers = {}
     if page.next is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -20,12 +19,10 @@ router = APIRouter(tags=["sales"])
 
 @router.get("/sales", response_model=SalesReport, summary="Booked units and revenue, and orders per status")
 async def sales(context: Context, by: Annotated[Literal["sku", "day", "day-sku"], Query()] = "sku") -> dict:
-    model = await asyncio.to_thread(context.views.get, sales_view.NAME)
-
-    def read() -> dict:
+    def read(model) -> dict:
         return {"by": by, "rows": sales_rows(model, by=by), "statuses": status_counts(model)}
 
-    return dump(SalesReport.model_validate(await asyncio.to_thread(read)))
+    return dump(SalesReport.model_validate(await context.views.read(sales_view.NAME, read)))
 
 
 @router.get(
@@ -35,8 +32,7 @@ async def sales(context: Context, by: Annotated[Literal["sku", "day", "day-sku"]
     summary="A customer's orders count and lifetime value, per currency",
 )
 async def customer(context: Context, customer_id: str) -> list[dict]:
-    model = await asyncio.to_thread(context.views.get, customer_view.NAME)
-    rows = await asyncio.to_thread(customer_summary, model, customer_id)
+    rows = await context.views.read(customer_view.NAME, customer_summary, customer_id)
     if not rows:
         raise not_found(f"customer {customer_id[:80]!r} not found in customer-view")
     return [dump(CustomerTotal.model_validate(r)) for r in rows]

@@ -3,7 +3,6 @@ POST /stock/{sku}/restock (the inventory service's RestockSku)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated
@@ -39,16 +38,14 @@ Timeout = Annotated[float | None, Query(ge=0, le=MAX_TIMEOUT_S)]
 @router.get("/stock", response_model=list[StockLevel], summary="On hand, reserved and available units per SKU")
 async def all_stock(context: Context, after: After = None, timeout: Timeout = None) -> list[dict]:
     await wait_for_token(context, STOCK_VIEW, after, timeout)
-    model = await asyncio.to_thread(context.views.get, STOCK_VIEW)
-    rows = await asyncio.to_thread(stock_levels, model)
+    rows = await context.views.read(STOCK_VIEW, stock_levels)
     return [dump(StockLevel.model_validate(r)) for r in rows]
 
 
 @router.get("/stock/{sku}", response_model=StockLevel, responses={404: {}}, summary="One SKU's stock")
 async def one_sku(context: Context, sku: str, after: After = None, timeout: Timeout = None) -> dict:
     await wait_for_token(context, STOCK_VIEW, after, timeout)
-    model = await asyncio.to_thread(context.views.get, STOCK_VIEW)
-    rows = await asyncio.to_thread(stock_levels, model, sku)
+    rows = await context.views.read(STOCK_VIEW, stock_levels, sku)
     if not rows:
         raise not_found(f"sku {sku[:80]!r} not found in stock-view")
     return dump(StockLevel.model_validate(rows[0]))
