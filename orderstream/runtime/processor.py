@@ -196,6 +196,7 @@ class Processor(Generic[S]):
             self.codec = wait_for_codec(self.settings, stop.is_set, lambda line: log.warning("%s: %s", self.name, line))
             if self.codec is None:
                 return
+        self._restore.codec = self.codec  # the restore decodes the changelog with the same codec (built with None)
         self._producer = self._new_producer()
         self._consumer = Consumer(
             consumer_config(

@@ -72,9 +72,7 @@ def test_a_stock_avro_deserializer_decodes_every_record_of_every_event_topic(pip
     from confluent_kafka.serialization import MessageField, SerializationContext
 
     pipeline.restock("RWF-D1", 3)
-    order_id = pipeline.place("c-deser", "RWF-D1:1:3.00")
-    pipeline.order_reaches(order_id, "CONFIRMED")
-    pipeline.shipment_created(order_id)
+    pipeline.deliver_order("c-deser", "RWF-D1:1:3.00")  # ship and deliver are commands on orders.commands now
     deserializer = AvroDeserializer(SchemaRegistryClient({"url": os.environ["ORDERSTREAM_SCHEMA_REGISTRY_URL"]}))
     event_topics = [spec.name for spec in TOPICS if spec.kind is TopicKind.EVENTS]
     for name in event_topics:
