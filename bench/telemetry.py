@@ -1,6 +1,7 @@
 """What metrics and tracing cost: the same workloads with telemetry OFF (the default: no tracer, metrics in memory,
 no server) and ON (metrics in prometheus-client's multiprocess mode as under `run all`, tracing at sampling 1.0
-exported over OTLP/HTTP to a local sink that accepts and drops the requests), alternated in one run.
+exported over OTLP/HTTP to a local sink, in a process of its own as a collector would be, that accepts and drops the
+requests), alternated in one run.
 
 - produce: the order service deciding a burst of PlaceOrder commands (consume -> decide -> produce, one Kafka
   transaction per batch), in-process; commands/s from the first to the last command committed. With tracing on, each
@@ -23,47 +24,14 @@ import contextlib
 import os
 import random
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 from bench.env import BenchEnv
+from bench.otlp_sink import otlp_sink
 
 GOAL = 0.05  # telemetry on may cost at most 5%
-
-
-class _Sink(BaseHTTPRequestHandler):
-    """An OTLP/HTTP endpoint that takes every export and answers 200 with an empty ExportTraceServiceResponse."""
-
-    received: ClassVar[dict[str, int]] = {"requests": 0, "bytes": 0}
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", 0))
-        self.rfile.read(length)
-        _Sink.received["requests"] += 1
-        _Sink.received["bytes"] += length
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def otlp_sink() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @contextlib.contextmanager
@@ -268,7 +236,8 @@ def bench_telemetry(env: BenchEnv, scale: float) -> list[dict]:
     results: dict[str, dict[str, list[float]]] = {
         k: {"off": [], "on": []} for k in ("produce", "rebuild", "latency p50", "latency p99")
     }
-    with otlp_sink() as endpoint:
+    with otlp_sink(env.workdir) as sink:
+        endpoint = sink.endpoint
         for side in ("off", "on", "off", "on"):
             on = side == "on"
             with tracing_on(endpoint) if on else contextlib.nullcontext():
@@ -281,7 +250,7 @@ def bench_telemetry(env: BenchEnv, scale: float) -> list[dict]:
             print(
                 f"  telemetry {side}: " + ", ".join(f"{k} {v[side][-1]:,.1f}" for k, v in results.items()), flush=True
             )
-        exported = dict(_Sink.received)
+    exported = sink.received
     if not exported["requests"]:
         raise RuntimeError("no span was exported to the sink in the ON runs")
     rows = []

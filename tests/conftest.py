@@ -31,7 +31,7 @@ def _no_default_broker_port_or_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_pat
     `make demo` broker still running on 9092, or a developer's data, would change what a test sees. A test (or a
     process it starts) that names neither gets a port nothing listens on and a data directory of its own; settings
     and command-line options a test passes win over these, as always."""
-    from orderstream.broker.local import free_port
+    from orderstream.broker.daemon import free_port
 
     monkeypatch.setenv("ORDERSTREAM_BROKER_PORT", str(free_port()))
     monkeypatch.setenv("ORDERSTREAM_DATA_DIR", str(tmp_path_factory.mktemp("default-data-dir")))

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from orderstream.broker.daemon import free_port
 from orderstream.broker.distribution import KafkaDistribution
-from orderstream.broker.local import BrokerSpec, LocalBroker, free_port, new_cluster_id
+from orderstream.broker.local import BrokerSpec, LocalBroker, new_cluster_id
 
 
 class LocalCluster:

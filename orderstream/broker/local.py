@@ -9,16 +9,12 @@ after a grace period).
 from __future__ import annotations
 
 import base64
-import contextlib
-import os
-import signal
-import socket
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from orderstream.broker.daemon import Daemon, refuse_used_ports
 from orderstream.broker.distribution import KafkaDistribution
 from orderstream.broker.errors import BrokerError
 from orderstream.broker.java import find_java
@@ -112,10 +108,11 @@ class LocalBroker:
         self.spec = spec
         self.distribution = distribution
         self.java_home = java_home
+        self.daemon = Daemon("the broker", spec.home / "broker.pid", self._last_log_error)
 
     @property
     def pid_file(self) -> Path:
-        return self.spec.home / "broker.pid"
+        return self.daemon.pid_file
 
     @property
     def log_file(self) -> Path:
@@ -123,19 +120,7 @@ class LocalBroker:
 
     def pid(self) -> int | None:
         """The pid of the broker this data dir started, if that process is still alive."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        if _is_zombie(pid):
-            return None
-        return pid
+        return self.daemon.pid()
 
     def start(self, timeout_s: float = 90.0, echo=print) -> bool:
         """Start the broker; False when it was already running (nothing is done then)."""
@@ -148,12 +133,11 @@ class LocalBroker:
     def launch(self, echo=print, cluster_id: str | None = None) -> subprocess.Popen:
         """Format the storage if new and spawn the broker; returns without waiting for it to answer."""
         java = find_java(self.java_home)
-        for port in (self.spec.port, self.spec.controller_port):
-            if port_in_use(self.spec.host, port):
-                raise BrokerError(
-                    f"port {port} on {self.spec.host} is already in use by another process: stop it, or choose "
-                    "other ports (ORDERSTREAM_BROKER_PORT / ORDERSTREAM_CONTROLLER_PORT)"
-                )
+        refuse_used_ports(
+            self.spec.host,
+            (self.spec.port, self.spec.controller_port),
+            "ORDERSTREAM_BROKER_PORT / ORDERSTREAM_CONTROLLER_PORT",
+        )
         self.distribution.ensure(echo=echo)
         home = self.spec.home
         (home / "data").mkdir(parents=True, exist_ok=True)
@@ -174,12 +158,7 @@ class LocalBroker:
             "kafka.Kafka",
             str(home / "server.properties"),
         ]
-        with open(home / "broker.out", "ab") as out:
-            process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        self.pid_file.write_text(f"{process.pid}\n")
-        return process
+        return self.daemon.spawn(command, home / "broker.out")
 
     def _format(self, java: str, cluster_id: str) -> None:
         result = subprocess.run(
@@ -211,16 +190,8 @@ class LocalBroker:
     def wait_until_ready(self, process: subprocess.Popen, timeout_s: float) -> None:
         from orderstream.broker.probe import broker_answers
 
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                self.pid_file.unlink(missing_ok=True)
-                raise BrokerError(f"the broker exited with code {process.returncode}: {self._last_log_error()}")
-            if broker_answers(self.spec.bootstrap, timeout_s=1.0):
-                return
-            time.sleep(0.3)
-        raise BrokerError(
-            f"the broker did not answer on {self.spec.bootstrap} within {timeout_s:.0f}s; see {self.log_file}"
+        self.daemon.wait_until_ready(
+            process, lambda: broker_answers(self.spec.bootstrap, timeout_s=1.0), timeout_s, self.spec.bootstrap, 0.3
         )
 
     def _last_log_error(self) -> str:
@@ -235,30 +206,11 @@ class LocalBroker:
 
     def stop(self, grace_s: float = 30.0) -> bool:
         """Stop the broker started from this data dir; False when none was running."""
-        pid = self.pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline:
-            if not pid_alive(pid):
-                break
-            time.sleep(0.2)
-        else:
-            os.kill(pid, signal.SIGKILL)
-            while pid_alive(pid):
-                time.sleep(0.1)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return self.daemon.stop(grace_s)
 
     def kill(self) -> None:
         """SIGKILL, for fault tests: the broker gets no chance to clean up."""
-        pid = self.pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
-            while pid_alive(pid):
-                time.sleep(0.05)
+        self.daemon.kill()
 
 
 def new_cluster_id() -> str:
@@ -267,43 +219,6 @@ def new_cluster_id() -> str:
     while cluster_id.startswith("-"):
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     return cluster_id
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process pid runs (a zombie does not; one that is our child is reaped)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    if _is_zombie(pid):
-        with contextlib.suppress(ChildProcessError):  # not our child: its parent reaps it
-            os.waitpid(pid, os.WNOHANG)
-        return False
-    return True
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
-
-
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def min_heap(heap: str) -> str:

@@ -14,19 +14,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tarfile
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from orderstream.broker.daemon import Daemon, refuse_used_ports
 from orderstream.broker.distribution import _first_error_line
 from orderstream.broker.errors import BrokerError
 from orderstream.broker.java import java_major_version
-from orderstream.broker.local import pid_alive, port_in_use
 
 MIN_JAVA = 21
 ARTIFACT = "io.apicurio:apicurio-registry-app"
@@ -168,10 +166,11 @@ class LocalRegistry:
         self.spec = spec
         self.distribution = distribution
         self.java_home = java_home
+        self.daemon = Daemon("the registry", spec.home / "registry.pid", self._last_log_error)
 
     @property
     def pid_file(self) -> Path:
-        return self.spec.home / "registry.pid"
+        return self.daemon.pid_file
 
     @property
     def log_file(self) -> Path:
@@ -179,11 +178,7 @@ class LocalRegistry:
 
     def pid(self) -> int | None:
         """The pid of the registry this data dir started, if that process is still alive."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if pid_alive(pid) else None
+        return self.daemon.pid()
 
     def start(self, timeout_s: float = 180.0, echo=print) -> bool:
         """Start the registry and wait until it answers; False when it was already running (nothing is done)."""
@@ -196,12 +191,11 @@ class LocalRegistry:
     def launch(self, echo=print) -> subprocess.Popen:
         """Spawn the registry in the background; returns without waiting for it to answer."""
         java = find_java21(self.java_home)
-        for port in (self.spec.port, self.spec.management_port):
-            if port_in_use(self.spec.host, port):
-                raise BrokerError(
-                    f"port {port} on {self.spec.host} is already in use by another process: stop it, or choose "
-                    "other ports (ORDERSTREAM_REGISTRY_PORT / ORDERSTREAM_REGISTRY_MANAGEMENT_PORT)"
-                )
+        refuse_used_ports(
+            self.spec.host,
+            (self.spec.port, self.spec.management_port),
+            "ORDERSTREAM_REGISTRY_PORT / ORDERSTREAM_REGISTRY_MANAGEMENT_PORT",
+        )
         self.distribution.ensure(echo=echo)
         self.spec.home.mkdir(parents=True, exist_ok=True)
         command = [
@@ -215,30 +209,10 @@ class LocalRegistry:
             "-jar",
             str(self.distribution.run_jar),
         ]
-        with open(self.log_file, "ab") as out:
-            process = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                cwd=self.spec.home,
-            )
-        self.pid_file.write_text(f"{process.pid}\n")
-        return process
+        return self.daemon.spawn(command, self.log_file, cwd=self.spec.home)
 
     def wait_until_ready(self, process: subprocess.Popen, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                self.pid_file.unlink(missing_ok=True)
-                raise BrokerError(f"the registry exited with code {process.returncode}: {self._last_log_error()}")
-            if self.is_ready():
-                return
-            time.sleep(0.5)
-        raise BrokerError(
-            f"the registry did not answer on {self.spec.url} within {timeout_s:.0f}s; see {self.log_file}"
-        )
+        self.daemon.wait_until_ready(process, self.is_ready, timeout_s, self.spec.url, 0.5)
 
     def is_ready(self) -> bool:
         """Whether the registry's storage answers, not merely its HTTP server: until KafkaSQL has replayed its journal,
@@ -259,18 +233,7 @@ class LocalRegistry:
 
     def stop(self, grace_s: float = 30.0) -> bool:
         """Stop the registry started from this data dir (SIGTERM, SIGKILL after grace_s); False when none ran."""
-        pid = self.pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while pid_alive(pid):
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-            time.sleep(0.1)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return self.daemon.stop(grace_s)
 
 
 def registry_version(base_url: str, timeout_s: float = 5.0) -> dict[str, str] | None:

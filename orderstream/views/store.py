@@ -513,14 +513,19 @@ class ProjectionStore:
             self._write(conn, self.tables(generation), changes)
 
     def swap_in(
-        self, generation: int, replaced: int, positions: dict[Position, int]
+        self,
+        generation: int,
+        replaced: int,
+        positions: dict[Position, int],
+        before_commit: Callable[[], None] | None = None,
     ) -> dict[Position, tuple[int, int]]:
         """Make `generation` live, with the positions its rows were built up to, in ONE transaction: the new
         generation's offset rows and the pointer flip commit together, so the live projector re-seeks exactly there.
 
         Swaps only if the new generation is at or past the live one on every partition (a reader never sees the view
         go back in time); otherwise changes nothing and returns {position: (shadow, live)} for every partition where
-        the shadow is behind. Raises StoreError if the pointer no longer names `replaced`."""
+        the shadow is behind. Raises StoreError if the pointer no longer names `replaced`. before_commit (tests) runs
+        inside the transaction, with its locks held, right before COMMIT, as apply()'s does."""
         with self.engine.begin() as conn:
             meta = select(projection_meta).where(projection_meta.c.projection == self.spec.name)
             if self._postgres:
@@ -548,6 +553,8 @@ class ProjectionStore:
                 .where(projection_meta.c.projection == self.spec.name)
                 .values(active_generation=generation, schema_version=self.spec.schema_version)
             )
+            if before_commit is not None:
+                before_commit()
             return {}
 
     def _check_shadow(self, conn: Connection, generation: int, *, lock: bool = False) -> None:

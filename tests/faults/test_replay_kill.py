@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from orderstream import failpoints
-from orderstream.broker.local import pid_alive
+from orderstream.broker.daemon import pid_alive
 from orderstream.producers.topic_copy import SOURCE_HEADER, CopyFilter
 from orderstream.services.projections import build_projections
 from orderstream.views.registry import SPECS, spec_of

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from orderstream.broker.local import free_port
+from orderstream.broker.daemon import free_port
 from orderstream.kafka.clients import consumer_config, producer_config
 from orderstream.kafka.topics import TopicsError, ensure_topics
 from orderstream.topology import all_topics

@@ -8,7 +8,7 @@ import time
 
 from confluent_kafka import Consumer, Producer
 
-from orderstream.broker.local import free_port
+from orderstream.broker.daemon import free_port
 from orderstream.config import load_settings
 from orderstream.kafka.clients import consumer_config, producer_config
 

@@ -156,15 +156,14 @@ def test_a_batch_racing_a_swap_is_refused_not_committed_into_the_replaced_genera
     replay.create_generation(old + 1)
     replay.apply(first, old + 1, shadow=True)
     inside, swapped = threading.Event(), {}
-    write_offsets = replay._bulk.upsert
 
-    def slow_upsert(*args, **kwargs):  # the swap holds its locks and has not committed yet
+    def slow_commit() -> None:  # the swap holds its locks and has not committed yet
         inside.set()
         time.sleep(0.5)
-        return write_offsets(*args, **kwargs)
 
-    replay._bulk.upsert = slow_upsert
-    thread = threading.Thread(target=lambda: swapped.update(behind=replay.swap_in(old + 1, old, {(TOPIC, 0): 1})))
+    thread = threading.Thread(
+        target=lambda: swapped.update(behind=replay.swap_in(old + 1, old, {(TOPIC, 0): 1}, before_commit=slow_commit))
+    )
     thread.start()
     assert inside.wait(10)
     with pytest.raises(GenerationChanged):

@@ -257,7 +257,7 @@ def test_to_format_without_a_registry_is_one_line_and_nothing_is_copied(settings
 def test_registry_commands_fail_in_one_line_when_there_is_nothing_to_talk_to(settings):
     import socket
 
-    from orderstream.broker.local import free_port
+    from orderstream.broker.daemon import free_port
 
     dead = f"http://127.0.0.1:{free_port()}/apis/ccompat/v7"
     quiet = with_overrides(settings, schema_registry_url=dead)

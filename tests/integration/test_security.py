@@ -10,8 +10,9 @@ import uuid
 
 import pytest
 
+from orderstream.broker.daemon import free_port
 from orderstream.broker.distribution import KafkaDistribution
-from orderstream.broker.local import BrokerSpec, LocalBroker, free_port
+from orderstream.broker.local import BrokerSpec, LocalBroker
 from orderstream.config import load_settings
 
 USER, SECRET = "alice", f"alice-secret-{uuid.uuid4().hex[:8]}"

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from orderstream.broker.daemon import free_port
 from orderstream.broker.distribution import KafkaDistribution
-from orderstream.broker.local import BrokerSpec, LocalBroker, free_port
+from orderstream.broker.local import BrokerSpec, LocalBroker
 from orderstream.config import load_settings
 
 ADMIN, ADMIN_SECRET = "admin", f"admin-{uuid.uuid4().hex[:8]}"

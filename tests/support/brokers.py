@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from orderstream.broker.daemon import free_port
 from orderstream.broker.distribution import KafkaDistribution
-from orderstream.broker.local import BrokerSpec, LocalBroker, free_port
+from orderstream.broker.local import BrokerSpec, LocalBroker
 from orderstream.config import load_settings
 
 

@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from orderstream.broker.local import free_port
+from orderstream.broker.daemon import free_port
 
 
 def _pg_bin(name: str) -> str:

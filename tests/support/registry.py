@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from orderstream.broker.local import free_port
+from orderstream.broker.daemon import free_port
 from orderstream.broker.registry import ApicurioDistribution, LocalRegistry, RegistrySpec
 
 APICURIO_VERSION = "3.3.3"

@@ -6,10 +6,11 @@ import socket
 
 import pytest
 
+from orderstream.broker.daemon import free_port, port_in_use
 from orderstream.broker.distribution import KafkaDistribution
 from orderstream.broker.errors import BrokerError
 from orderstream.broker.java import find_java
-from orderstream.broker.local import BrokerSpec, LocalBroker, free_port, min_heap, port_in_use
+from orderstream.broker.local import BrokerSpec, LocalBroker, min_heap
 
 
 def test_no_java_says_what_to_install(monkeypatch, tmp_path):
