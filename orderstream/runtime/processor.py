@@ -162,7 +162,7 @@ class Processor(Generic[S]):
         self._logical |= {settings.topic(dlq_name(t)): t for t in spec.input_topics}
         self._checkpoints = CheckpointCache(spec.name, spec.state_dir, self.changelog, spec.checkpoint_interval_s)
         self._restore = ChangelogRestore(
-            settings, spec.name, spec.group_id, self.changelog, spec.logic, codec, self._checkpoints
+            settings, spec.name, spec.group_id, self.changelog, spec.logic, self._checkpoints
         )
         self._states: dict[int, PartitionState] = {}
         self._owned: set[int] = set()
@@ -196,7 +196,6 @@ class Processor(Generic[S]):
             self.codec = wait_for_codec(self.settings, stop.is_set, lambda line: log.warning("%s: %s", self.name, line))
             if self.codec is None:
                 return
-        self._restore.codec = self.codec  # the restore decodes the changelog with the same codec (built with None)
         self._producer = self._new_producer()
         self._consumer = Consumer(
             consumer_config(
@@ -296,7 +295,7 @@ class Processor(Generic[S]):
         numbers = {tp.partition for tp in partitions}
         began = time.monotonic()
         self._checkpoints.wait()  # the restore below changes key states the background write may be pickling
-        restored = self._restore.restore(self._states, numbers)
+        restored = self._restore.restore(self._states, numbers, self.codec)
         if restored.poisoned:
             self._dead_letter_changelog(restored)
         self._owned |= numbers

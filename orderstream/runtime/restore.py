@@ -77,7 +77,6 @@ class ChangelogRestore:
         group_id: str,
         changelog: str,
         logic: ProcessorLogic[Any],
-        codec: Any,
         cache: CheckpointCache,
     ) -> None:
         self.settings = settings
@@ -85,11 +84,12 @@ class ChangelogRestore:
         self.group_id = f"{group_id}.restore"
         self.changelog = changelog
         self.logic = logic
-        self.codec = codec
         self.cache = cache
 
-    def restore(self, states: dict[int, PartitionState], partitions: set[int]) -> Restored:
-        """Restore these partitions into `states` (changed in place: a partition's entry may be replaced)."""
+    def restore(self, states: dict[int, PartitionState], partitions: set[int], codec: Any) -> Restored:
+        """Restore these partitions into `states` (changed in place: a partition's entry may be replaced), decoding
+        the changelog with `codec` (the processor's, resolved when it runs: in registry mode it waits for the
+        registry)."""
         reader = Consumer(consumer_config(self.settings, self.group_id))
         done = Restored()
         try:
@@ -138,7 +138,7 @@ class ChangelogRestore:
                     if number in restarted:
                         continue  # read before the seek back to the start
                     try:
-                        self._fold(states[number], record, marks.get(number, 0), done, number in kept)
+                        self._fold(codec, states[number], record, marks.get(number, 0), done, number in kept)
                     except EvolveFailed as failed:
                         self._rebuild_from_start(reader, states, number, failed, done)
                         kept.discard(number)
@@ -158,7 +158,7 @@ class ChangelogRestore:
         asked = [TopicPartition(self.changelog, n) for n in sorted(partitions)]
         return {tp.partition: max(tp.offset, 0) for tp in reader.committed(asked, timeout=KAFKA_TIMEOUT_S)}
 
-    def _fold(self, state: PartitionState, record: Any, mark: int, done: Restored, kept: bool) -> None:
+    def _fold(self, codec: Any, state: PartitionState, record: Any, mark: int, done: Restored, kept: bool) -> None:
         """Judge one changelog record and fold it into its key's state when it is applied. kept: the state came from
         the cache or memory, so a record that does not follow it raises EvolveFailed (the cache is wrong)."""
         state.next_offset = record.offset() + 1
@@ -166,7 +166,7 @@ class ChangelogRestore:
             self._poisoned(record, ValueError("the record has no key"), "validate", mark, done)
             return
         try:
-            event = self.codec.decode(record.value())
+            event = codec.decode(record.value())
         except DecodeError as exc:
             self._poisoned(record, exc, "decode", mark, done)
             return

@@ -61,10 +61,10 @@ def test_the_restore_skips_garbage_and_the_group_dead_letters_it_once(topics):
 
     changelog = topics.topic(ORDERS_EVENTS)
     restore = ChangelogRestore(
-        topics, "order", group_of(topics), changelog, OrderLogic(), Codec(), CheckpointCache("order", None, changelog)
+        topics, "order", group_of(topics), changelog, OrderLogic(), CheckpointCache("order", None, changelog)
     )
     states: dict = {}
-    done = restore.restore(states, set(range(topics.partitions)))
+    done = restore.restore(states, set(range(topics.partitions)), Codec())
     assert _fold(states) == clean, "garbage changes nothing in the state"
     assert done.repeated == 1 and done.already_dead_lettered == 0
     assert sorted(p.stage for p in done.poisoned) == ["apply", "decode", "decode", "decode", "validate"]
@@ -87,5 +87,5 @@ def test_the_restore_skips_garbage_and_the_group_dead_letters_it_once(topics):
     assert {group for group, _, _ in letters} == {group_of(topics)}
     assert sorted(int(offset) for _, _, offset in letters) == sorted(offset for _, offset in poisoned)
 
-    again = restore.restore({}, set(range(topics.partitions)))
+    again = restore.restore({}, set(range(topics.partitions)), Codec())
     assert not again.poisoned and again.already_dead_lettered == len(poisoned), "the group's mark says: done"
