@@ -256,6 +256,37 @@ def bench_latency(env: BenchEnv, rate: float, seconds: float, warm_seconds: floa
     ]
 
 
+def bench_latency_runs(env: BenchEnv, rate: float, seconds: float, warm_seconds: float, runs: int = 3) -> list[dict]:
+    """bench_latency `runs` times in a row, each on fresh topics and fresh service processes (issue 22: p99 <= 100 ms
+    in three runs in a row). Rows: each run's p50, p99 and p99.9, the per-hop budget of the run with the worst p99,
+    and whether every run met the p99 goal."""
+    results = [bench_latency(env, rate, seconds, warm_seconds) for _ in range(runs)]
+    p99s = [_value(rows, "p99") for rows in results]
+    worst = max(range(runs), key=lambda n: p99s[n])
+    rows = [row for row in results[worst] if row["benchmark"].startswith("latency budget")]
+    for row in rows:
+        row["notes"] += f"; run {worst + 1} of {runs} (the worst p99)"
+    for n, run in enumerate(results, start=1):
+        for row in run:
+            if not row["benchmark"].startswith("latency budget"):
+                rows.append({**row, "benchmark": f"{row['benchmark']} (run {n} of {runs})"})
+    rows.append(
+        {
+            "benchmark": f"end-to-end latency place -> visible in order view, p99 in {runs} runs in a row",
+            "value": round(max(p99s), 1),
+            "unit": "ms",
+            "goal": "<= 100 in every run",
+            "met": all(row["met"] for run in results for row in run if row["benchmark"].endswith(", p99")),
+            "notes": "the worst of the runs' p99: " + ", ".join(f"{p:.1f}" for p in p99s) + " ms",
+        }
+    )
+    return rows
+
+
+def _value(rows: list[dict], quantile: str) -> float:
+    return next(row["value"] for row in rows if row["benchmark"].endswith(f", {quantile}"))
+
+
 HOPS = (
     "produce + order service poll + decide",
     "event produce (decide -> record timestamp)",

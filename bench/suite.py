@@ -5,7 +5,7 @@ from __future__ import annotations
 from bench.cli_help import bench_help
 from bench.console import bench_console
 from bench.http import bench_http
-from bench.latency import bench_latency
+from bench.latency import bench_latency_runs
 from bench.memory import bench_memory
 from bench.produce import bench_produce
 from bench.query import bench_query
@@ -23,8 +23,8 @@ SUITE = {
     "produce": lambda env, scale: bench_produce(env, records=max(20_000, int(300_000 * scale))),
     "rebuild": lambda env, scale: bench_rebuild(env, events=_events(scale)),
     "memory": lambda env, scale: bench_memory(env, events=_events(scale)),
-    "latency": lambda env, scale: bench_latency(
-        env, rate=500, seconds=max(4.0, 20 * scale), warm_seconds=max(2.0, 60 * scale)
+    "latency": lambda env, scale: bench_latency_runs(
+        env, rate=500, seconds=max(4.0, 20 * scale), warm_seconds=max(2.0, 60 * scale), runs=3
     ),
     "query": lambda env, scale: bench_query(env, orders=max(20_000, int(1_000_000 * scale))),
     "console": lambda env, scale: bench_console(env, orders=max(20_000, int(1_000_000 * scale))),
