@@ -337,3 +337,30 @@ def test_ops_endpoints_answer_as_the_cli_does(client):
     )
     assert client.get("/docs").status_code == 200
     assert client.get("/sales", params={"by": "day-sku"}).status_code == 200
+
+
+def test_a_delivered_order_is_returned_over_http_by_line_and_a_second_return_beyond_it_is_refused(client):
+    restock(client, "RET-1", 5)
+    restock(client, "RET-2", 5)
+    placed = client.post("/orders", json=order_body("c-return", ("RET-1", 2, 700), ("RET-2", 1, 300))).json()
+    order_id = placed["order_id"]
+    confirmed(client, order_id)
+    for _ in range(200):
+        if client.post(f"/orders/{order_id}/ship").status_code == 200:
+            break
+        threading.Event().wait(0.2)  # the shipping service opens the shipment after it sees the confirmation
+    assert client.post(f"/orders/{order_id}/deliver").status_code == 200
+    bad = client.post(f"/orders/{order_id}/return", json={"items": [{"sku": "RET-1", "quantity": 0}]})
+    assert bad.status_code == 422 and bad.headers["content-type"] == PROBLEM, bad.text
+    body = {"items": [{"sku": "RET-1", "quantity": 1}], "reason": "too big", "restock": False}
+    returned = client.post(f"/orders/{order_id}/return", json=body, headers={"Idempotency-Key": f"ret-{order_id}"})
+    assert returned.status_code == 200, returned.text
+    answer = returned.json()
+    assert answer["accepted"] is True and answer["items"] == [{"sku": "RET-1", "quantity": 1}], answer
+    assert answer["restock"] is False and answer["token"]
+    again = client.post(f"/orders/{order_id}/return", json=body, headers={"Idempotency-Key": f"ret-{order_id}"})
+    assert again.status_code == 200 and again.json() == answer  # the same command: the same answer, once
+    view = client.get(f"/orders/{order_id}", params={"after": answer["token"]}).json()
+    assert {line["sku"]: line["returned_quantity"] for line in view["lines"]} == {"RET-1": 1, "RET-2": 0}
+    beyond = client.post(f"/orders/{order_id}/return", json={"items": [{"sku": "RET-1", "quantity": 2}]})
+    assert beyond.status_code == 409 and beyond.json()["accepted"] is False, beyond.text

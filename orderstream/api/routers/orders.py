@@ -1,4 +1,5 @@
-"""Orders: POST /orders, POST /orders/{id}/cancel|ship|deliver (commands), GET /orders/{id}, GET /orders (queries).
+"""Orders: POST /orders, POST /orders/{id}/cancel|ship|deliver|return (commands), GET /orders/{id}, GET /orders
+(queries).
 
 Commands are built and checked by the domain's own validation (the CLI's), sent through the shared async sender,
 and by default answered with the service's decision: 201/200 with the outcome (the fields of `place --wait --json`),
@@ -21,17 +22,32 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from orderstream.api.context import Context
 from orderstream.api.problems import Problem, not_found
-from orderstream.domain.commands import CancelOrder, Command, DeliverOrder, PlaceOrder, ShipOrder
+from orderstream.domain.commands import (
+    CancelOrder,
+    Command,
+    DeliverOrder,
+    PlaceOrder,
+    ReturnItem,
+    ReturnOrder,
+    ShipOrder,
+)
 from orderstream.domain.events import OrderLine
 from orderstream.domain.order import (
     validate_cancel_order,
     validate_deliver_order,
     validate_place_order,
+    validate_return_order,
     validate_ship_order,
 )
 from orderstream.domain.validation import check_currency, check_version
 from orderstream.producers.commands import Outcome
-from orderstream.producers.outcomes import CommandQueued, OrderCommandOutcome, ShipmentOutcome
+from orderstream.producers.outcomes import (
+    CommandQueued,
+    OrderCommandOutcome,
+    ReturnItemOut,
+    ReturnOutcome,
+    ShipmentOutcome,
+)
 from orderstream.topology import ORDERS_COMMANDS
 from orderstream.views.models import OrderDetail, OrderPage, OrderSummary, dump, orders_csv
 from orderstream.views.order_view import NAME as ORDER_VIEW
@@ -74,6 +90,17 @@ class CancelIn(_Body):
 class ShipIn(_Body):
     carrier: StrictStr = "standard"
     tracking: StrictStr | None = None
+
+
+class ReturnItemIn(_Body):
+    sku: StrictStr
+    quantity: StrictInt
+
+
+class ReturnIn(_Body):
+    items: list[ReturnItemIn] = Field(default_factory=list, max_length=1000)  # empty: everything not returned yet
+    reason: StrictStr = ""
+    restock: bool = True  # false: the units do not go back on hand (damaged goods)
 
 
 IdempotencyKey = Annotated[
@@ -254,6 +281,38 @@ async def deliver_order(
     if outcome is None:
         return JSONResponse(dump(CommandQueued(order_id=order_id, command_id=command.command_id)), status_code=202)
     return _answer(outcome, dump(ShipmentOutcome(order_id=order_id, **_outcome_fields(outcome, command))), 200)
+
+
+@router.post(
+    "/orders/{order_id}/return",
+    response_model=ReturnOutcome,
+    responses={202: {"model": CommandQueued}, 409: {}},
+    summary="Take back a delivered order, whole or by line (refund, and restock unless told not to)",
+)
+async def return_order(
+    context: Context,
+    order_id: str,
+    body: Annotated[ReturnIn | None, Body()] = None,
+    idempotency_key: IdempotencyKey = None,
+    wait: Wait = True,
+) -> JSONResponse:
+    body = body or ReturnIn()
+    command = ReturnOrder(
+        command_id=_command_id(idempotency_key),
+        issued_at=datetime.now(UTC),
+        correlation_id=order_id,
+        order_id=order_id,
+        items=tuple(ReturnItem(sku=item.sku, quantity=item.quantity) for item in body.items),
+        reason=body.reason,
+        restock=body.restock,
+    )
+    validate_return_order(command)
+    outcome = await _send(context, command, ORDERS_COMMANDS, wait)
+    if outcome is None:
+        return JSONResponse(dump(CommandQueued(order_id=order_id, command_id=command.command_id)), status_code=202)
+    items = [ReturnItemOut(sku=item.sku, quantity=item.quantity) for item in command.items]
+    fields = _outcome_fields(outcome, command) | {"items": items, "restock": command.restock}
+    return _answer(outcome, dump(ReturnOutcome(order_id=order_id, **fields)), 200)
 
 
 # --- queries ------------------------------------------------------------------------------------------------------
