@@ -163,14 +163,13 @@ def follow_versions(events: Sequence[Event], current: StateRows, *, gaps: bool =
         if not isinstance(version, int):
             kept.append(event)
             continue
-        last = versions.get(event.aggregate_id, 0)
+        key = event.aggregate_id  # a property: read once (this loop runs once per event of every batch)
+        last = versions.get(key, 0)
         if version <= last:
             continue
         if version != last + 1 and not gaps:
-            raise ProjectionError(
-                f"{event.type_name} v{version} for {event.aggregate_id}, which is at v{last}: a version is missing"
-            )
-        versions[event.aggregate_id] = version
+            raise ProjectionError(f"{event.type_name} v{version} for {key}, which is at v{last}: a version is missing")
+        versions[key] = version
         kept.append(event)
     return kept
 

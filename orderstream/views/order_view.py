@@ -1,12 +1,16 @@
-"""order-view: one row per order (its current summary), its lines, and the full timeline of its events.
+"""order-view: one row per order: its current summary, its lines and the full timeline of its events.
 
 State row (table role "orders"): order_id, customer_id, status, currency, total_minor, version, payment_status,
-placed_at, updated_at. Status follows the status-changing events (base.status_after: an OrderReturned makes it
+placed_at, updated_at, lines, timeline. lines and timeline are compact JSON text (lines_of and timeline_of read them):
+an order's lines never change once placed, and its timeline is only ever read whole, so one row per order holds them
+and a batch writes each touched order once, whatever the number of its events in it (rows per event were 2.75 with a
+table each for lines and timeline; about 0.22 now on the bench's log, which is what a rebuild's speed is set by).
+Status follows the status-changing events (base.status_after: an OrderReturned makes it
 RETURNED or PARTIALLY_RETURNED); an OrderReturned adds its quantities to the order's "returns" rows (order_id, sku,
 returned_quantity; increments), which `query order` shows on each line as returned_quantity; OrderPaymentUpdated sets
 payment_status (None until the first one); OrderLineReservationUpdated only adds a timeline entry. Every event,
-whatever its type, appends one timeline row (order_id, version, type, occurred_at, event_id, payment_status) and
-bumps version and updated_at. The timeline row carries the payment status an OrderPaymentUpdated set (None for other
+whatever its type, appends one timeline entry (version, type, occurred_at, event_id, payment_status, status) and
+bumps version and updated_at. The timeline entry carries the payment status an OrderPaymentUpdated set (None for other
 events), so the timeline alone holds everything the summary's fold needs: `query order --as-of` (order_as_of below)
 folds it up to a moment.
 
@@ -18,7 +22,8 @@ Replay from a time T: orders placed (appended) at or after T get their summary, 
 orders are copied with their lines and timeline (see replay_scope.py).
 
 Schema versions: 1 = timeline without payment_status; 2 = with it; 3 = returns (the returns table, a timeline status
-column that `--as-of` folds, statuses up to 32 characters). Rebuild with `replay projection order-view`.
+column that `--as-of` folds, statuses up to 32 characters); 4 = lines and timeline as JSON columns of the orders row
+(no lines and timeline tables). Rebuild with `replay projection order-view`.
 """
 
 from __future__ import annotations
@@ -26,12 +31,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import json.encoder
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, and_, or_, select
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, and_, or_, select
 
 from orderstream.domain.events import ORDER_EVENTS, Event, OrderPaymentUpdated, OrderPlaced, OrderReturned
 from orderstream.topology import ORDERS_EVENTS
@@ -48,7 +54,7 @@ from orderstream.views.spec import BulkChanges, BulkForm, ProjectionSpec, Replay
 from orderstream.views.tables import TableSet
 
 NAME = "order-view"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 STATE_ROLE = "orders"
 ORDER_SORTS = ("placed_at", "updated_at", "total_minor", "order_id", "customer_id", "status")
 SUMMARY_FIELDS = (
@@ -61,16 +67,42 @@ _PLACED = OrderPlaced.__name__
 _PAYMENT_UPDATED = OrderPaymentUpdated.__name__
 
 
-def project(events: Sequence[Event], current: StateRows) -> RowChanges:
-    """Fold a batch into row changes: each touched order's final row, its lines when placed, one timeline row per event.
+def _entries_json(stored: str | None, entries: list[tuple]) -> str:
+    """The timeline text of an order: `stored` (None for a new order) with the batch's entries appended. Compact JSON,
+    so the text is the same whichever fold wrote it and however the events were cut into batches."""
+    text = _dumps(entries)
+    return text if stored is None else f"{stored[:-1]},{text[1:]}"
 
-    Runs once per event of every rebuild, so it works on private copies of the state rows (made once per batch)
+
+def _lines_json(lines: Sequence[Any]) -> str:
+    return _dumps([(line.sku, line.quantity, line.unit_price_minor) for line in lines])
+
+
+def _compact_encoder() -> Callable[[Any], str]:
+    """Compact JSON text of lists of strings, numbers and None: the json module's C encoder made once (its
+    JSONEncoder.encode builds one per call, which cost a third of the fold's time), or that encode where the C
+    accelerator is missing. Both write the same text."""
+    make = json.encoder.c_make_encoder
+    fallback = json.JSONEncoder(separators=(",", ":")).encode
+    if make is None:
+        return fallback
+    encode = make(None, None, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
+    return lambda value: "".join(encode(value, 0))
+
+
+_dumps = _compact_encoder()
+
+
+def project(events: Sequence[Event], current: StateRows) -> RowChanges:
+    """Fold a batch into row changes: each touched order's final row (its lines when placed, its timeline with one
+    entry more per event) and its returns.
+
+    Runs once per event of every live batch, so it works on private copies of the state rows (made once per batch)
     and updates them in place."""
     changes = RowChanges()
-    lines = changes.upserts.setdefault("lines", {})
-    timeline = changes.upserts.setdefault("timeline", {})
     orders = {order_id: dict(row) for order_id, row in current.items()}
     touched: dict[str, dict] = {}
+    entries: dict[str, list[tuple]] = {}
     for event in events:
         order_id = event.order_id  # type: ignore[attr-defined]
         row = orders.get(order_id)
@@ -90,15 +122,9 @@ def project(events: Sequence[Event], current: StateRows) -> RowChanges:
                 "payment_status": None,
                 "placed_at": at,
                 "updated_at": at,
+                "lines": _lines_json(event.lines),
+                "timeline": None,
             }
-            for line_no, line in enumerate(event.lines):
-                lines[(order_id, line_no)] = {
-                    "order_id": order_id,
-                    "line_no": line_no,
-                    "sku": line.sku,
-                    "quantity": line.quantity,
-                    "unit_price_minor": line.unit_price_minor,
-                }
         else:
             row["version"] = version  # type: ignore[index]  # check_next guarantees the row
             row["updated_at"] = at  # type: ignore[index]
@@ -111,38 +137,30 @@ def project(events: Sequence[Event], current: StateRows) -> RowChanges:
             if event.__class__ is OrderPaymentUpdated:
                 payment_status = row["payment_status"] = event.payment_status.value  # type: ignore[index]
         touched[order_id] = row  # type: ignore[assignment]
-        timeline[(order_id, version)] = {
-            "order_id": order_id,
-            "version": version,
-            "type": event.type_name,
-            "occurred_at": at,
-            "event_id": event.event_id,
-            "payment_status": payment_status,
-            "status": status,
-        }
+        entries.setdefault(order_id, []).append((version, event.type_name, at, event.event_id, payment_status, status))
+    for order_id, row in touched.items():
+        row["timeline"] = _entries_json(row["timeline"], entries[order_id])
     changes.upserts["orders"] = {(order_id,): row for order_id, row in touched.items()}
     return changes
 
 
-# The orders table's columns in table order, and where version and payment_status sit in a row of them.
+# The orders table's columns in table order, and where some of them sit in a row of them.
 _ORDER_COLUMNS = ("order_id", "customer_id", "status", "currency", "total_minor", "version", "payment_status",
-                  "placed_at", "updated_at")  # fmt: skip
-_STATUS, _VERSION, _PAYMENT, _UPDATED = 2, 5, 6, 8
-_ORDER_TYPES = frozenset(ORDER_EVENTS)
+                  "placed_at", "updated_at", "lines", "timeline")  # fmt: skip
+_STATUS, _VERSION, _PAYMENT, _UPDATED, _TIMELINE, _PENDING = 2, 5, 6, 8, 10, 11
 _TYPE_NAMES = {kind: kind.__name__ for kind in ORDER_EVENTS}
 
 
 def bulk_fold(events: Sequence[Event], current: StateRows) -> BulkChanges | RowChanges:
-    """project()'s rows for a rebuild or a far-behind batch, as tuples: every event appends one timeline row, an
-    OrderPlaced appends its lines, and each touched order's final summary is upserted once. Checks each event with
-    the same rule (check_next) and raises the same ProjectionError as project(), but calls it only when the fast
-    test (placed once, versions increasing) fails; the Python per event is a few list operations.
+    """project()'s rows for a rebuild or a far-behind batch, as tuples: each touched order's final row, upserted once
+    per batch, whatever the number of its events in it. Checks each event with the same rule (check_next) and raises
+    the same ProjectionError as project(), but calls it only when the fast test (placed once, versions increasing)
+    fails; the Python per event is a few list operations, and the timeline entries of an order become its text in
+    one JSON encode per batch.
     A batch with a return is folded by project() itself (the store writes either form): the returns table is added
     to, which a bulk form (append / upsert) cannot express, and returns are rare."""
     if any(event.__class__ is OrderReturned for event in events):
         return project(events, current)
-    timeline: list[tuple] = []
-    lines: list[tuple] = []
     orders: dict[str, list] = {}
     for event in events:
         kind = event.__class__
@@ -152,7 +170,7 @@ def bulk_fold(events: Sequence[Event], current: StateRows) -> BulkChanges | RowC
         row = orders.get(order_id)
         if row is None and order_id in current:
             stored = current[order_id]
-            row = orders[order_id] = [stored[name] for name in _ORDER_COLUMNS]
+            row = orders[order_id] = [*(stored[name] for name in _ORDER_COLUMNS), []]
         version = event.version
         at = utc_text(event.occurred_at)
         payment_status = None
@@ -161,12 +179,8 @@ def bulk_fold(events: Sequence[Event], current: StateRows) -> BulkChanges | RowC
             status = "PLACED"
             if row is not None:
                 check_next(event, {"version": row[_VERSION]})  # raises: placed twice
-            orders[order_id] = [order_id, event.customer_id, "PLACED", event.currency, event.total_minor,  # type: ignore[attr-defined]
-                                version, None, at, at]  # fmt: skip
-            lines += [
-                (order_id, line_no, line.sku, line.quantity, line.unit_price_minor)
-                for line_no, line in enumerate(event.lines)  # type: ignore[attr-defined]
-            ]
+            row = orders[order_id] = [order_id, event.customer_id, "PLACED", event.currency, event.total_minor,  # type: ignore[attr-defined]
+                                      version, None, at, at, _lines_json(event.lines), None, []]  # type: ignore[attr-defined]  # fmt: skip
         else:
             if row is None or version <= row[_VERSION]:
                 check_next(event, None if row is None else {"version": row[_VERSION]})  # raises
@@ -177,12 +191,12 @@ def bulk_fold(events: Sequence[Event], current: StateRows) -> BulkChanges | RowC
                 row[_STATUS] = status  # type: ignore[index]
             if kind is OrderPaymentUpdated:
                 payment_status = row[_PAYMENT] = event.payment_status.value  # type: ignore[attr-defined,index]
-        timeline.append((order_id, version, _TYPE_NAMES[kind], at, event.event_id, payment_status, status))
-    return {
-        "timeline": ("append", timeline),
-        "lines": ("append", lines),
-        "orders": ("upsert", [tuple(row) for row in orders.values()]),
-    }
+        row[_PENDING].append((version, _TYPE_NAMES[kind], at, event.event_id, payment_status, status))  # type: ignore[index]
+    rows = []
+    for row in orders.values():
+        row[_TIMELINE] = _entries_json(row[_TIMELINE], row.pop())
+        rows.append(tuple(row))
+    return {"orders": ("upsert", rows)}
 
 
 def tables(generation: int) -> TableSet:
@@ -201,30 +215,13 @@ def tables(generation: int) -> TableSet:
         Column("payment_status", String(16)),
         Column("placed_at", String(32), nullable=False),
         Column("updated_at", String(32), nullable=False),
+        Column("lines", Text, nullable=False),  # JSON: [[sku, quantity, unit_price_minor], ...] in line order
+        # JSON: one [version, type, occurred_at, event_id, payment_status, status] per event, in version order
+        Column("timeline", Text, nullable=False),
     )
     Index(f"ix_order_view_orders_{g}_customer", orders.c.customer_id, orders.c.placed_at)
     Index(f"ix_order_view_orders_{g}_status", orders.c.status, orders.c.placed_at)
     Index(f"ix_order_view_orders_{g}_placed", orders.c.placed_at)
-    lines = Table(
-        f"order_view_lines_{g}",
-        metadata,
-        Column("order_id", String, primary_key=True),
-        Column("line_no", Integer, primary_key=True),
-        Column("sku", String, nullable=False),
-        Column("quantity", Integer, nullable=False),
-        Column("unit_price_minor", BigInteger, nullable=False),
-    )
-    timeline = Table(
-        f"order_view_timeline_{g}",
-        metadata,
-        Column("order_id", String, primary_key=True),
-        Column("version", Integer, primary_key=True),
-        Column("type", String(64), nullable=False),
-        Column("occurred_at", String(32), nullable=False),
-        Column("event_id", String, nullable=False),
-        Column("payment_status", String(16)),  # OrderPaymentUpdated's value (schema v2: what `query --as-of` folds)
-        Column("status", String(32)),  # the status this event led to, None if it left it (schema v3)
-    )
     returns = Table(
         f"order_view_returns_{g}",
         metadata,
@@ -232,7 +229,7 @@ def tables(generation: int) -> TableSet:
         Column("sku", String, primary_key=True),
         Column("returned_quantity", BigInteger, nullable=False),
     )
-    return {"orders": orders, "lines": lines, "timeline": timeline, "returns": returns}
+    return {"orders": orders, "returns": returns}
 
 
 # --- queries ---
@@ -242,34 +239,41 @@ def order_detail(model: ViewReader, order_id: str) -> dict[str, Any] | None:
     """One order's summary with its lines (each with its returned_quantity) and timeline, or None if the view has no
     such order."""
     with model.reading() as (conn, t):
-        orders, lines, timeline, returns = t["orders"], t["lines"], t["timeline"], t["returns"]
+        orders, returns = t["orders"], t["returns"]
         row = conn.execute(select(orders).where(orders.c.order_id == order_id)).one_or_none()
         if row is None:
             return None
-        detail = {name: row._mapping[name] for name in SUMMARY_FIELDS}
         returned = {
             r.sku: int(r.returned_quantity)
             for r in conn.execute(
                 select(returns.c.sku, returns.c.returned_quantity).where(returns.c.order_id == order_id)
             )
         }
-        detail["lines"] = [
-            {**r._mapping, "returned_quantity": returned.get(r.sku, 0)}
-            for r in conn.execute(
-                select(lines.c.sku, lines.c.quantity, lines.c.unit_price_minor)
-                .where(lines.c.order_id == order_id)
-                .order_by(lines.c.line_no)
-            )
-        ]
-        detail["timeline"] = [
-            dict(r._mapping)
-            for r in conn.execute(
-                select(timeline.c.type, timeline.c.version, timeline.c.occurred_at, timeline.c.event_id)
-                .where(timeline.c.order_id == order_id)
-                .order_by(timeline.c.version)
-            )
-        ]
-        return detail
+    detail = {name: row._mapping[name] for name in SUMMARY_FIELDS}
+    detail["lines"] = [{**line, "returned_quantity": returned.get(line["sku"], 0)} for line in lines_of(row.lines)]
+    detail["timeline"] = [
+        {"type": e["type"], "version": e["version"], "occurred_at": e["occurred_at"], "event_id": e["event_id"]}
+        for e in timeline_of(row.timeline)
+    ]
+    return detail
+
+
+def lines_of(text: str) -> list[dict[str, Any]]:
+    """An order row's lines column, as {sku, quantity, unit_price_minor} in line order."""
+    return [
+        {"sku": sku, "quantity": quantity, "unit_price_minor": unit_price_minor}
+        for sku, quantity, unit_price_minor in json.loads(text)
+    ]
+
+
+def timeline_of(text: str) -> list[dict[str, Any]]:
+    """An order row's timeline column, as {version, type, occurred_at, event_id, payment_status, status} in version
+    order."""
+    return [
+        {"version": version, "type": kind, "occurred_at": at, "event_id": event_id,
+         "payment_status": payment_status, "status": status}
+        for version, kind, at, event_id, payment_status, status in json.loads(text)
+    ]  # fmt: skip
 
 
 def list_orders(
@@ -445,28 +449,14 @@ def order_as_of(model: ViewReader, order_id: str, moment: datetime) -> dict[str,
     """One order as it was at `moment` (see the module docstring); None if the view has no such order or it was
     placed after `moment`. Reads the live generation of order-view in one transaction."""
     with model.reading() as (conn, t):
-        orders, lines, timeline = t["orders"], t["lines"], t["timeline"]
+        orders = t["orders"]
         row = conn.execute(
-            select(orders.c.order_id, orders.c.customer_id, orders.c.currency, orders.c.total_minor).where(
-                orders.c.order_id == order_id
-            )
-        ).one_or_none()
-        if row is None:
-            return None
-        line_rows = conn.execute(
-            select(lines.c.sku, lines.c.quantity, lines.c.unit_price_minor)
-            .where(lines.c.order_id == order_id)
-            .order_by(lines.c.line_no)
-        )
-        entries = conn.execute(
-            select(timeline.c.type, timeline.c.version, timeline.c.occurred_at, timeline.c.event_id,
-                   timeline.c.payment_status, timeline.c.status)
-            .where(timeline.c.order_id == order_id)
-            .order_by(timeline.c.version)
-        )  # fmt: skip
-        return fold_timeline(
-            row._mapping, [r._mapping for r in line_rows], [e._mapping for e in entries], utc_text(moment)
-        )
+            select(orders.c.order_id, orders.c.customer_id, orders.c.currency, orders.c.total_minor, orders.c.lines,
+                   orders.c.timeline).where(orders.c.order_id == order_id)
+        ).one_or_none()  # fmt: skip
+    if row is None:
+        return None
+    return fold_timeline(row._mapping, lines_of(row.lines), timeline_of(row.timeline), utc_text(moment))
 
 
 SPEC = ProjectionSpec(
@@ -476,8 +466,6 @@ SPEC = ProjectionSpec(
     state_role=STATE_ROLE,
     tables=tables,
     project=project,
-    replay_scope=ReplayScope(
-        {"orders": "order_id", "lines": "order_id", "timeline": "order_id", "returns": "order_id"}
-    ),
+    replay_scope=ReplayScope({"orders": "order_id", "returns": "order_id"}),
     bulk=BulkForm(bulk_fold),
 )

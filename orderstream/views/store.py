@@ -389,8 +389,8 @@ class ProjectionStore:
             if changes is not None:
                 self._write(conn, self.tables(generation), changes)
             after = {p: stored[p] for p in positions if p in stored}
-            for r in fresh:
-                after[(r.topic, r.partition)] = max(after.get((r.topic, r.partition), 0), r.offset + 1)
+            # a partition's records come in offset order: its last fresh one is its highest
+            after |= {(r.topic, r.partition): r.offset + 1 for r in fresh}
             changed = [
                 {"projection": self.spec.name, "generation": generation, "topic": t, "partition": p, "next_offset": o}
                 for (t, p), o in after.items()

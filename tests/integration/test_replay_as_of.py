@@ -26,10 +26,9 @@ def expected_as_of(events, moment):
         return None
     changes = order_view.project(seen, {})
     (row,) = changes.upserts["orders"].values()
-    lines = [dict(sku=line["sku"], quantity=line["quantity"], unit_price_minor=line["unit_price_minor"])
-             for _, line in sorted(changes.upserts["lines"].items())]  # fmt: skip
+    lines = order_view.lines_of(row["lines"])
     timeline = [dict(type=t["type"], version=t["version"], occurred_at=t["occurred_at"], event_id=t["event_id"])
-                for _, t in sorted(changes.upserts["timeline"].items())]  # fmt: skip
+                for t in order_view.timeline_of(row["timeline"])]  # fmt: skip
     fields = ("order_id", "customer_id", "status", "version", "currency", "total_minor", "payment_status", "placed_at",
               "updated_at")  # fmt: skip
     return {**{k: row[k] for k in fields}, "lines": lines, "timeline": timeline}

@@ -71,8 +71,8 @@ def test_from_time_rebuilds_orders_placed_from_then_and_copies_the_rest(settings
         assert got[name] == expected[name] == public_rows(before_rows)[name], name
     assert after["customer-view"]["orders"] == before_rows["customer-view"]["orders"]
     assert after["sales-view"]["orders"] == before_rows["sales-view"]["orders"]
-    assert got["order-view"]["timeline"] == expected["order-view"]["timeline"]
-    assert got["order-view"]["lines"] == expected["order-view"]["lines"]
+    # every order's lines and timeline (the last two columns), a7's too: only its customer was corrupted
+    assert [r[-2:] for r in got["order-view"]["orders"]] == [r[-2:] for r in expected["order-view"]["orders"]]
     assert [r for r in got["order-view"]["orders"] if r[0] != "a7"] == [
         r for r in expected["order-view"]["orders"] if r[0] != "a7"
     ]
