@@ -195,20 +195,37 @@ def _require_topics(settings: Settings, existing, names: list[str]) -> None:
     )
 
 
-def _group_members(admin, groups: list[str]) -> dict[str, int]:
-    """The number of live members per consumer group. A group the broker does not know has 0; any other failure to
-    describe a group raises StatusUnavailable: "stopped" must mean stopped, not "could not ask"."""
+def _group_members(admin, groups: list[str], attempts: int = 10) -> dict[str, int]:
+    """The number of live members per consumer group. A group the broker does not know has 0; a passing answer (the
+    group's coordinator still loading or moving, e.g. right after the broker started) is asked again, 0.5 s apart, for
+    up to ~5 s; any other failure to describe a group raises StatusUnavailable: "stopped" must mean stopped, not "could
+    not ask"."""
     from confluent_kafka import KafkaError, KafkaException
 
+    passing = {
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+    }
     counts = dict.fromkeys(groups, 0)
-    for group, future in admin.describe_consumer_groups(sorted(set(groups)), request_timeout=10).items():
-        try:
-            counts[group] = len(future.result().members)
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-            if error is not None and error.code() == KafkaError.GROUP_ID_NOT_FOUND:
-                continue
-            raise StatusUnavailable(f"could not ask the broker whether consumer group {group} runs: {exc}") from exc
+    pending = sorted(set(groups))
+    for attempt in range(1, attempts + 1):
+        retry = []
+        for group, future in admin.describe_consumer_groups(pending, request_timeout=10).items():
+            try:
+                counts[group] = len(future.result().members)
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                if error is not None and error.code() == KafkaError.GROUP_ID_NOT_FOUND:
+                    continue
+                if error is not None and (error.code() in passing or error.retriable()) and attempt < attempts:
+                    retry.append(group)
+                    continue
+                raise StatusUnavailable(f"could not ask the broker whether consumer group {group} runs: {exc}") from exc
+        if not retry:
+            break
+        pending = retry
+        time.sleep(0.5)
     return counts
 
 

@@ -23,13 +23,13 @@ def load_pipeline(settings: Settings, sample_s: float) -> dict[str, Any]:
     first live refresh samples them."""
     from confluent_kafka import KafkaException
 
-    from orderstream.ops.status import NoTopics, collect_status
+    from orderstream.ops.status import StatusUnavailable, collect_status
     from orderstream.services.composition import watched_consumers
 
     values: dict[str, Any] = {"consumers": [], "topics": [], "broker": None, "problem": None, "sampled": sample_s > 0}
     try:
         report = collect_status(settings, watched_consumers(settings), sample_s=sample_s)
-    except NoTopics as exc:
+    except StatusUnavailable as exc:  # no topics yet, or the broker could not say (e.g. its coordinator is loading)
         values["problem"] = str(exc)
         return values
     except KafkaException as exc:

@@ -32,7 +32,7 @@ def _projection_status(settings: Settings, sample_s: float):
 def _readiness(settings: Settings) -> dict[str, Any]:
     from orderstream.broker.probe import ClusterUnreachable, check_connection
     from orderstream.kafka.clients import common_config
-    from orderstream.ops.status import NoTopics
+    from orderstream.ops.status import StatusUnavailable
 
     try:
         check_connection(common_config(settings), timeout_s=BROKER_CHECK_S)
@@ -40,7 +40,7 @@ def _readiness(settings: Settings) -> dict[str, Any]:
         return {"ready": False, "detail": str(exc), "views": {}}
     try:
         report = _projection_status(settings, 0)
-    except NoTopics as exc:
+    except StatusUnavailable as exc:  # no topics, or the broker could not say how far the views are
         return {"ready": False, "detail": str(exc), "views": {}}
     lags: dict[str, int] = {}
     for row in report.consumers:
@@ -70,7 +70,7 @@ async def status(
 ) -> dict[str, Any]:
     from orderstream.broker.probe import ClusterUnreachable, check_connection
     from orderstream.kafka.clients import common_config
-    from orderstream.ops.status import NoTopics, collect_status
+    from orderstream.ops.status import StatusUnavailable, collect_status
     from orderstream.services.composition import watched_consumers
 
     settings = context.settings
@@ -83,5 +83,5 @@ async def status(
         return await asyncio.to_thread(collect)
     except ClusterUnreachable as exc:
         raise Problem(503, "Service Unavailable", str(exc), headers={"Retry-After": "1"}) from None
-    except NoTopics as exc:
+    except StatusUnavailable as exc:  # no topics, or the broker could not answer a question status asks
         raise Problem(503, "Service Unavailable", str(exc), headers={"Retry-After": "1"}) from None
