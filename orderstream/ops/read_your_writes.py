@@ -151,8 +151,9 @@ async def await_applied(
     *,
     model: ReadModel | None = None,
 ) -> None:
-    """wait_until_applied for an event loop: each look at the view (a short SQL read) and the one broker check run
-    in a worker thread, and the wait between looks is an asyncio sleep, so no thread is held while waiting."""
+    """wait_until_applied for an event loop: each look at the view (a short SQL read) runs in a worker thread, or in
+    place on a local SQLite view (ReadModel.local: a point read, cheaper than the thread hop); the one broker check
+    runs in a worker thread; the wait between looks is an asyncio sleep, so no thread is held while waiting."""
     timeout_s = check_timeout(settings.wait_timeout_s if timeout_s is None else timeout_s)
     wait = _Wait(settings, projection, token, timeout_s, model)
     loop = asyncio.get_running_loop()
@@ -160,7 +161,7 @@ async def await_applied(
     deadline = began + timeout_s
     pause = FIRST_POLL_S
     try:
-        while not await asyncio.to_thread(wait.applied):
+        while not await _look(wait):
             now = loop.time()
             if not wait.checked and (now >= deadline or now - began >= CHECK_AFTER_S):
                 await asyncio.to_thread(wait.check_once, deadline - now)
@@ -170,6 +171,13 @@ async def await_applied(
             pause = min(MAX_POLL_S, pause * 2)
     finally:
         wait.close()
+
+
+async def _look(wait: _Wait) -> bool:
+    """One look at the view: in place on a local SQLite view (ReadModel.local), else in a worker thread."""
+    if wait.model is not None and wait.model.local:
+        return wait.applied()
+    return await asyncio.to_thread(wait.applied)
 
 
 def check_token_exists(settings: Settings, token: ConsistencyToken, timeout_s: float) -> None:

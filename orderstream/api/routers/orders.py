@@ -339,7 +339,7 @@ async def wait_for_token(context, projection: str, token_text: str | None, timeo
 
     token = parse_token(projection, token_text)
     try:
-        model = await _view(context, projection)
+        model = context.views.get(projection)  # open already but for the first request (then a file stat)
     except NotInitialized:
         model = None  # the view has no database yet: the wait opens it once it exists
     await await_applied(context.settings, projection, token, timeout, model=model)
@@ -372,17 +372,19 @@ async def get_order(
     moment = parse_time(as_of, "as_of") if as_of is not None else None
     await wait_for_token(context, ORDER_VIEW, after if after is not None else consistency_token, timeout)
     if moment is None:
-        detail = await context.views.read(ORDER_VIEW, order_detail, order_id)
+        detail = await context.views.point_read(ORDER_VIEW, order_detail, order_id)
     else:
         from orderstream.views.order_view import order_as_of
 
-        detail = await context.views.read(ORDER_VIEW, order_as_of, order_id, moment)
+        detail = await context.views.point_read(ORDER_VIEW, order_as_of, order_id, moment)
     if detail is None:
         raise not_found(f"order {_short(order_id)} not found in order-view" + (f" as of {as_of}" if moment else ""))
     etag = f'"{detail["version"]}"'
     if if_none_match is not None and etag in {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}:
         return Response(status_code=304, headers={"ETag": etag})
-    return JSONResponse(dump(OrderDetail.model_validate(detail)), headers={"ETag": etag})
+    # the bytes JSONResponse(dump(...)) would write, serialised by pydantic-core in one step instead of via a dict
+    body = OrderDetail.model_validate(detail).model_dump_json(exclude_unset=True)
+    return Response(body, media_type="application/json", headers={"ETag": etag})
 
 
 def _selection(customer: str | None, status: str | None, since: str | None, sort: str, asc: bool) -> OrderSelection:
