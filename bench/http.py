@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -198,7 +199,8 @@ async def _paced_pairs(url: str, rate: float, seconds: float, pair) -> tuple[lis
     httpx's pool looks at every one of its connections on each request (several system calls each), so with tens of
     requests in flight one shared client used a whole core, fell behind the schedule and measured its own backlog
     (POST then GET ?after at 100 orders/s: p50 3.7 s, p99 17.6 s on the client while the server's own histogram had
-    every request under 1 s and the server, order service and projections were all idle)."""
+    every request under 1 s and the server, order service and projections were all idle). The clients share one TLS
+    context (unused: plain HTTP): building one per client took 62% of the load generator's time in py-spy."""
     import httpx
 
     times: list[float] = []
@@ -206,13 +208,14 @@ async def _paced_pairs(url: str, rate: float, seconds: float, pair) -> tuple[lis
     idle: list[httpx.AsyncClient] = []
     clients: list[httpx.AsyncClient] = []
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    tls = ssl.create_default_context()  # one for all: httpx builds one per client otherwise (tens of ms of CPU each)
 
     async def one(n: int) -> None:
         nonlocal failures
         if idle:
             client = idle.pop()
         else:
-            client = httpx.AsyncClient(base_url=url, timeout=30, limits=limits)
+            client = httpx.AsyncClient(base_url=url, timeout=30, limits=limits, verify=tls)
             clients.append(client)
         start = time.perf_counter()
         try:
