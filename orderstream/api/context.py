@@ -14,9 +14,11 @@ from fastapi import Depends, Request
 
 from orderstream.api.live import OrderEventsTail, TailUnavailable
 from orderstream.config import Settings
+from orderstream.ops.read_your_writes import PositionWatch
 from orderstream.producers.async_sender import AsyncCommandSender
 from orderstream.producers.commands import SendError
 from orderstream.views.queries import ReadModel
+from orderstream.views.store import NotInitialized
 
 T = TypeVar("T")
 
@@ -30,6 +32,7 @@ class ReadModels:
     settings: Settings
     _open: dict[str, ReadModel] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _watches: dict[str, PositionWatch] = field(default_factory=dict)
 
     def get(self, projection: str) -> ReadModel:
         model = self._open.get(projection)  # the usual case: open already (a dict read is atomic)
@@ -58,7 +61,24 @@ class ReadModels:
             return query(model, *args)
         return await asyncio.to_thread(query, model, *args)
 
+    def watch(self, projection: str) -> PositionWatch:
+        """The view's positions for every read-your-writes wait of this process (one event loop: no lock needed)."""
+        watch = self._watches.get(projection)
+        if watch is None:
+
+            async def read() -> dict[tuple[str, int], int] | None:
+                try:
+                    return await self.point_read(projection, ReadModel.next_offsets)
+                except NotInitialized:
+                    return None  # no database yet: nothing applied
+
+            watch = self._watches[projection] = PositionWatch(read)
+        return watch
+
     def close(self) -> None:
+        for watch in self._watches.values():
+            watch.close()
+        self._watches.clear()
         with self._lock:
             for model in self._open.values():
                 model.close()

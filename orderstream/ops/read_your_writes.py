@@ -2,7 +2,8 @@
 behind it is.
 
 One core, two drivers: `wait_until_applied` (blocking, for the CLI) and `await_applied` (asyncio, for the HTTP API:
-it awaits between looks at the view and never parks a thread in a sleep). Both:
+it awaits between looks at the view and never parks a thread in a sleep; in a server every wait on a view shares one
+PositionWatch, whose reads serve them all). Both:
 1. parse the token and check it names a topic the view projects (TokenRefused);
 2. read the view's stored next offset on the token's partition; done once it is past the token's offset;
 3. once it has waited CHECK_AFTER_S in vain (or at the timeout, whichever is first), ask the broker once whether the
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from orderstream.config import Settings
@@ -28,6 +30,7 @@ from orderstream.views.registry import spec_of
 from orderstream.views.store import NotInitialized
 
 FIRST_POLL_S, MAX_POLL_S = 0.005, 0.05  # looks at the view: soon after the first miss, then backing off to 50 ms
+WATCH_INTERVAL_S = 0.003  # a PositionWatch's reads while waits are open: each a fraction of a millisecond of CPU
 TOKEN_CHECK_TIMEOUT_S = 5.0  # the most asking the broker whether a token can exist takes
 CHECK_AFTER_S = 0.5  # how long a wait goes on before the broker is asked whether its token can exist
 
@@ -150,10 +153,12 @@ async def await_applied(
     timeout_s: float | None = None,
     *,
     model: ReadModel | None = None,
+    watch: PositionWatch | None = None,
 ) -> None:
-    """wait_until_applied for an event loop: each look at the view (a short SQL read) runs in a worker thread, or in
-    place on a local SQLite view (ReadModel.local: a point read, cheaper than the thread hop); the one broker check
-    runs in a worker thread; the wait between looks is an asyncio sleep, so no thread is held while waiting."""
+    """wait_until_applied for an event loop. With `watch` (a server's: every wait on the view shares its looks) each
+    look is the watch's next read of the view's positions; without, each look is this wait's own short SQL read in
+    a worker thread, backing off as the CLI's. The one broker check runs in a worker thread; no thread is held while
+    waiting."""
     timeout_s = check_timeout(settings.wait_timeout_s if timeout_s is None else timeout_s)
     wait = _Wait(settings, projection, token, timeout_s, model)
     loop = asyncio.get_running_loop()
@@ -161,23 +166,81 @@ async def await_applied(
     deadline = began + timeout_s
     pause = FIRST_POLL_S
     try:
-        while not await _look(wait):
+        while not await _look(wait, watch):
             now = loop.time()
             if not wait.checked and (now >= deadline or now - began >= CHECK_AFTER_S):
                 await asyncio.to_thread(wait.check_once, deadline - now)
             if now >= deadline:
                 raise wait.behind()
-            await asyncio.sleep(pause)
-            pause = min(MAX_POLL_S, pause * 2)
+            if watch is None:  # a watch paces the looks itself
+                await asyncio.sleep(pause)
+                pause = min(MAX_POLL_S, pause * 2)
     finally:
         wait.close()
 
 
-async def _look(wait: _Wait) -> bool:
-    """One look at the view: in place on a local SQLite view (ReadModel.local), else in a worker thread."""
-    if wait.model is not None and wait.model.local:
-        return wait.applied()
-    return await asyncio.to_thread(wait.applied)
+async def _look(wait: _Wait, watch: PositionWatch | None) -> bool:
+    if watch is None:
+        return await asyncio.to_thread(wait.applied)
+    positions = await watch.next_read()
+    key = (wait.settings.topic(wait.token.topic), wait.token.partition)
+    wait.next_offset = None if positions is None else positions.get(key)
+    return wait.token.is_applied(wait.next_offset)
+
+
+Positions = Mapping[tuple[str, int], int]
+
+
+class PositionWatch:
+    """One view's stored positions, read for every read-your-writes wait of one event loop at once: at most one read
+    per `interval_s` while anyone waits, none otherwise.
+
+    Each wait polling the view on its own schedule made the choice between latency and load: backing off from 5 to
+    50 ms (the CLI's schedule) adds up to 50 ms to a wait, and polling every few ms per wait costs a read per wait
+    per tick, so a backlog of waits multiplies it. Shared, a wait sees the view within one interval of its applying
+    the token, and the reads cost the same for one wait or a thousand.
+
+    read(): the positions (None while the view has no database), on a coroutine of the owner's choosing (in place for
+    a local SQLite view, else in a worker thread). A failed read fails the waits it was for; the next wait reads
+    again."""
+
+    def __init__(self, read: Callable[[], Awaitable[Positions | None]], interval_s: float = WATCH_INTERVAL_S) -> None:
+        self._read = read
+        self._interval_s = interval_s
+        self._next: asyncio.Future | None = None  # the outcome of the next read to start: what new waits await
+        self._task: asyncio.Task | None = None
+
+    async def next_read(self) -> Positions | None:
+        """The positions as read by a read that starts after this call."""
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        future = self._next
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        return await asyncio.shield(future)  # a cancelled wait leaves the read to the others
+
+    async def _run(self) -> None:
+        while self._next is not None:
+            future, self._next = self._next, None  # waits arriving from now on get the read after this one
+            try:
+                positions = await self._read()
+            except asyncio.CancelledError:
+                future.cancel()
+                raise
+            except Exception as exc:  # noqa: BLE001 - handed to the waits, which raise it (a 503, as before)
+                future.set_exception(exc)
+                future.exception()  # retrieved here too: a wait that was cancelled meanwhile leaves no warning
+            else:
+                future.set_result(positions)
+            await asyncio.sleep(self._interval_s)
+
+    def close(self) -> None:
+        """Stop reading; waits still open are cancelled."""
+        if self._next is not None:
+            self._next.cancel()
+            self._next = None
+        if self._task is not None:
+            self._task.cancel()
 
 
 def check_token_exists(settings: Settings, token: ConsistencyToken, timeout_s: float) -> None:

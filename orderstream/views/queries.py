@@ -48,6 +48,10 @@ class ReadModel:
         """The live generation's stored next offset for a partition (None: nothing applied from it yet)."""
         return self.store.next_offsets().get((topic, partition))
 
+    def next_offsets(self) -> dict[tuple[str, int], int]:
+        """The live generation's stored next offset of every (topic, partition) it has applied events from."""
+        return self.store.next_offsets()
+
     def close(self) -> None:
         self.store.dispose()
 

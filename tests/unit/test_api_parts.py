@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
@@ -11,7 +12,7 @@ from orderstream.api.problems import Problem
 from orderstream.api.routers.orders import _expected_version
 from orderstream.api.serving import UnsafeBind, check_bind
 from orderstream.config import load_settings
-from orderstream.ops.read_your_writes import TokenRefused, parse_token
+from orderstream.ops.read_your_writes import PositionWatch, TokenRefused, parse_token
 from orderstream.views.models import OrderSummary, SalesReport, dump, orders_csv
 from orderstream.views.order_view import InvalidCursor, OrderCursor, OrderSelection
 from orderstream.views.queries import QueryError
@@ -63,6 +64,45 @@ def test_read_your_writes_tokens_are_checked_against_the_view():
     for text, projection in (("garbage", "order-view"), ("inventory.events:0:1", "order-view"), ("", "stock-view")):
         with pytest.raises(TokenRefused):
             parse_token(projection, text)
+
+
+def test_a_position_watch_serves_every_wait_with_one_read_that_started_after_it_asked():
+    async def scenario() -> None:
+        reads: list[int] = []
+        gate = asyncio.Event()
+
+        async def read() -> dict[tuple[str, int], int]:
+            reads.append(len(reads))
+            if len(reads) == 1:
+                await gate.wait()  # the first read is under way while more waits arrive
+            return {("t", 0): len(reads)}
+
+        watch = PositionWatch(read, interval_s=0.001)
+        first = asyncio.create_task(watch.next_read())
+        while not reads:
+            await asyncio.sleep(0)
+        late = [asyncio.create_task(watch.next_read()) for _ in range(50)]
+        for _ in range(3):
+            await asyncio.sleep(0)  # each late wait has asked
+        assert reads == [0]
+        gate.set()
+        assert await first == {("t", 0): 1}
+        # the 50 waits that came while the first read ran get the next one, all the same one
+        assert [await x for x in late] == [{("t", 0): 2}] * 50
+        assert len(reads) == 2
+        await asyncio.sleep(0.01)
+        assert len(reads) == 2  # nobody waits: no reads
+
+        async def failing() -> None:
+            raise RuntimeError("database down")
+
+        broken = PositionWatch(failing, interval_s=0.001)
+        with pytest.raises(RuntimeError, match="database down"):
+            await broken.next_read()
+        watch.close()
+        broken.close()
+
+    asyncio.run(scenario())
 
 
 def test_answer_models_keep_the_cli_fields_and_refuse_unknown_ones():

@@ -205,7 +205,9 @@ async def _view_applied(context, projection: str, after: str) -> None:
     try:
         token = parse_token(projection, after)
         model = await asyncio.to_thread(context.views.get, projection)
-        await await_applied(context.settings, projection, token, AFTER_WAIT_S, model=model)
+        await await_applied(
+            context.settings, projection, token, AFTER_WAIT_S, model=model, watch=context.views.watch(projection)
+        )
     except (TokenRefused, TokenUnreachable, ViewBehind, StoreError) as exc:
         log.info("console: showing %s without waiting for %s: %s", projection, after, exc)
 

@@ -342,7 +342,9 @@ async def wait_for_token(context, projection: str, token_text: str | None, timeo
         model = context.views.get(projection)  # open already but for the first request (then a file stat)
     except NotInitialized:
         model = None  # the view has no database yet: the wait opens it once it exists
-    await await_applied(context.settings, projection, token, timeout, model=model)
+    await await_applied(
+        context.settings, projection, token, timeout, model=model, watch=context.views.watch(projection)
+    )
 
 
 async def _view(context, projection: str):
