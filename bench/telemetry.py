@@ -37,13 +37,10 @@ GOAL = 0.05  # telemetry on may cost at most 5%
 @contextlib.contextmanager
 def tracing_on(endpoint: str) -> Iterator[None]:
     """Tracing for components built inside the block: sampling 1.0, batch processor, OTLP/HTTP to the sink."""
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
     from orderstream.telemetry import tracing
 
     provider = tracing.new_provider("bench", sampling_ratio=1.0)
-    provider.add_span_processor(tracing.span_processor(BatchSpanProcessor, OTLPSpanExporter(endpoint=endpoint)))
+    provider.add_span_processor(tracing.otlp_processor(endpoint))  # what configure() sets up for otlp_endpoint
     tracing.install(provider)
     try:
         yield
