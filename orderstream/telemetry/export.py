@@ -39,12 +39,17 @@ SHUTDOWN_WAIT_S = 15.0  # the child's last export: the OTLP exporter's own timeo
 def _context(context: Any) -> tuple | None:
     if context is None:
         return None
-    state = context.trace_state.to_header() if context.trace_state else ""
-    return (context.trace_id, context.span_id, int(context.trace_flags), context.is_remote, state)
+    # a SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid)
+    state = context[4]
+    return (context[0], context[1], int(context[3]), context[2], state.to_header() if state else "")
 
 
 def _attributes(attributes: Any) -> dict:
-    return dict(attributes) if attributes else {}
+    """A plain dict of a span's attributes. The SDK's BoundedAttributes keeps them in a dict of its own (`_dict`):
+    copying that is a C loop, where the Mapping protocol calls back into Python per key."""
+    if not attributes:
+        return {}
+    return dict(getattr(attributes, "_dict", attributes))
 
 
 def compact(span: Any, resources: dict[int, int], resource_list: list) -> tuple:
@@ -63,7 +68,7 @@ def compact(span: Any, resources: dict[int, int], resource_list: list) -> tuple:
         span.kind.value,
         span.start_time,
         span.end_time,
-        _attributes(span.attributes),
+        _attributes(getattr(span, "_attributes", None) or span.attributes),
         tuple((_context(link.context), _attributes(link.attributes)) for link in span.links),
         tuple((event.name, event.timestamp, _attributes(event.attributes)) for event in span.events),
         (status.status_code.value, status.description),

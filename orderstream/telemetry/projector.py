@@ -62,11 +62,13 @@ class ProjectorTelemetry:
             if kind and stamp > 0:
                 ages.append(committed - stamp / 1000)
                 last[(record.topic, record.partition)] = stamp
-        for name, count in types.items():
-            self._child(metrics.view_events_applied, self.view, name).inc(count)
+        # The applied counters go LAST: a scrape (another process, under `run all`) that sees a batch's events
+        # applied also sees their end-to-end ages and timestamps, so the counts agree whenever they are read.
         metrics.observe_many(self._end_to_end, ages)
         for (topic, partition), stamp in last.items():
             self._child(metrics.last_event_time, self.view, self.logical(topic), str(partition)).set(stamp / 1000)
+        for name, count in types.items():
+            self._child(metrics.view_events_applied, self.view, name).inc(count)
         return positions
 
     def _traced(self, write: Callable[[list, list], Any], messages: list, records: list) -> Any:

@@ -112,13 +112,6 @@ def _empty_context() -> Any:
     return otel_context.Context()
 
 
-def current_headers() -> list[tuple[str, bytes]]:
-    """ce_traceparent/ce_tracestate of the current span (the record being decided), or [] outside any span."""
-    from opentelemetry import trace
-
-    return propagation.headers_of(trace.get_current_span().get_span_context())
-
-
 def end_with_error(span: Any, error: BaseException | Any | None) -> None:
     """End a span, marking it failed when there is an error (an exception or a Kafka error)."""
     if error is not None:
@@ -133,12 +126,10 @@ def end_with_error(span: Any, error: BaseException | Any | None) -> None:
     span.end()
 
 
-def mark_current_failed(error: BaseException, stage: str) -> None:
-    """The current span's record was dead-lettered at `stage` (decode, validate, apply)."""
-    from opentelemetry import trace
+def mark_failed(span: Any, error: BaseException, stage: str) -> None:
+    """The span's record was dead-lettered at `stage` (decode, validate, apply)."""
     from opentelemetry.trace import Status, StatusCode
 
-    span = trace.get_current_span()
     span.set_status(Status(StatusCode.ERROR, f"dead-lettered at {stage}: {type(error).__name__}"))
     span.set_attribute("error.type", type(error).__name__)
     span.set_attribute("orderstream.dead_letter.stage", stage)
