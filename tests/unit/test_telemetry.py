@@ -107,3 +107,25 @@ def test_rebuild_progress_reports_the_phase_ratio_and_passes_everything_on():
     progress.phase("catch-up", 0)
     assert metrics.view_rebuild_progress.labels("unit-view", "catch-up")._value.get() == 1.0
     assert seen == [("phase", "build", 200), ("advance", 50, 40), ("advance", 150, 100), ("phase", "catch-up", 0)]
+
+
+class _Record:
+    def __init__(self, headers):
+        self._headers = headers
+
+    def headers(self):
+        return self._headers
+
+
+def test_a_projector_batch_traces_the_first_records_that_carry_a_context_up_to_its_limit():
+    from orderstream.telemetry import spans
+
+    traced = ("ce_traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    records = [_Record([traced] if n % 2 else None) for n in range(2 * spans.SCAN_LIMIT)]
+
+    live = spans.first_contexts(records)
+    catching_up = spans.first_contexts(records, spans.CATCH_UP_TRACED)
+
+    assert [r for r, _ in live] == records[1 : 2 * spans.MAX_LINKS : 2]
+    assert [r for r, _ in catching_up] == records[1 : 2 * spans.CATCH_UP_TRACED : 2]
+    assert all(c.span_id == 0xB7AD6B7169203331 and c.is_remote for _, c in catching_up)
