@@ -39,10 +39,22 @@ class BatchTrace:
 
     def wrap(self, handle: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
         def traced(batch: Any, record: Any) -> None:
+            remote = self.contexts.get(id(record))
+            if remote is not None and not remote.trace_flags.sampled:
+                # Not sampled where its trace began: the parent-based sampler would drop this span (a non-recording
+                # one, tens of microseconds of SDK work for nothing). Its context goes on unchanged (W3C Trace
+                # Context lets a participant that records nothing forward the traceparent), so the decision holds
+                # downstream too and sampling at a ratio costs that ratio of the full price.
+                self.headers = propagation.headers_of(remote)
+                try:
+                    handle(batch, record)
+                finally:
+                    self.headers = []
+                return
             span = spans.start_record_span(
                 self.tracer,
                 record,
-                self.contexts.get(id(record)),
+                remote,
                 self.logical.get(record.topic(), record.topic()),
                 self.span,
                 self.attributes,
