@@ -22,6 +22,7 @@ from typing import ClassVar
 
 
 class _Sink(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as a collector does: the exporter's session reuses its connection
     received: ClassVar[dict[str, int]] = {"requests": 0, "bytes": 0}
 
     def do_POST(self) -> None:

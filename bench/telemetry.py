@@ -13,7 +13,10 @@ requests), alternated in one run.
   a fixed rate, seen = first poll of the order view with the row), with ORDERSTREAM_OTLP_ENDPOINT and the
   multiprocess metrics directory in the children's environment for the ON run.
 
-Each workload runs OFF, ON, OFF, ON (the machine is shared and noisy) and the best of each side is compared.
+The in-process workloads run with the garbage collector tuned as `orderstream run` tunes it (process_tuning.py):
+with the default thresholds, the objects each span allocates trigger young-generation passes that cost the traced
+side more than a real service pays. Each workload runs OFF, ON, OFF, ON (the machine is shared and noisy) and the
+best of each side is compared.
 python -m bench.telemetry [--quick]   (a broker from ORDERSTREAM_TEST_BOOTSTRAP_SERVERS, else bench's own).
 """
 
@@ -37,13 +40,10 @@ GOAL = 0.05  # telemetry on may cost at most 5%
 @contextlib.contextmanager
 def tracing_on(endpoint: str) -> Iterator[None]:
     """Tracing for components built inside the block: sampling 1.0, batch processor, OTLP/HTTP to the sink."""
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
     from orderstream.telemetry import tracing
 
     provider = tracing.new_provider("bench", sampling_ratio=1.0)
-    provider.add_span_processor(tracing.span_processor(BatchSpanProcessor, OTLPSpanExporter(endpoint=endpoint)))
+    provider.add_span_processor(tracing.otlp_processor(endpoint))  # what configure() sets up for otlp_endpoint
     tracing.install(provider)
     try:
         yield
@@ -284,6 +284,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small counts (a smoke run, not a measurement)")
     args = parser.parse_args()
     scale = 0.05 if args.quick else 1.0
+    from orderstream.process_tuning import tune_collector
+
+    tune_collector()  # as `orderstream run` does: the in-process workloads run with the services' GC settings
     external = os.environ.get("ORDERSTREAM_TEST_BOOTSTRAP_SERVERS")
     if external:
         from orderstream.config import load_settings

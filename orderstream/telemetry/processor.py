@@ -12,13 +12,18 @@ from collections.abc import Callable
 from typing import Any
 
 from orderstream.config import Settings
-from orderstream.telemetry import metrics, spans, tracing
+from orderstream.telemetry import metrics, propagation, spans, tracing
 from orderstream.telemetry.lag import cached_high_watermark
 
 
 class BatchTrace:
-    """The spans of one batch: the batch span, and one span per record (made current while the record is decided,
-    so what it produces carries that span's context)."""
+    """The spans of one batch: the batch span, and one span per record. While a record is decided, `headers` holds
+    its span's context as ce_traceparent (formatted once per record, however many records it produces) and
+    `current` its span (which a dead letter marks failed); between records both are empty.
+
+    The record span is not attached as OpenTelemetry's current span: nothing the processor calls while deciding
+    reads the current context, and attaching and detaching cost a measurable share of a traced record's overhead
+    (docs/OBSERVABILITY.md, "Cost")."""
 
     def __init__(self, tracer: Any, stage: str, service: str, group: str, records: list[Any], logical: dict) -> None:
         self.tracer = tracer
@@ -29,20 +34,32 @@ class BatchTrace:
         self.span = spans.start_batch_span(
             tracer, stage, records, contexts, {**self.attributes, "messaging.consumer.group.name": group}
         )
+        self.current: Any = None
+        self.headers: list[tuple[str, bytes]] = []
 
     def wrap(self, handle: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
-        from opentelemetry import context, trace
-
         def traced(batch: Any, record: Any) -> None:
+            remote = self.contexts.get(id(record))
+            if remote is not None and not remote.trace_flags.sampled:
+                # Not sampled where its trace began: the parent-based sampler would drop this span (a non-recording
+                # one, tens of microseconds of SDK work for nothing). Its context goes on unchanged (W3C Trace
+                # Context lets a participant that records nothing forward the traceparent), so the decision holds
+                # downstream too and sampling at a ratio costs that ratio of the full price.
+                self.headers = propagation.headers_of(remote)
+                try:
+                    handle(batch, record)
+                finally:
+                    self.headers = []
+                return
             span = spans.start_record_span(
                 self.tracer,
                 record,
-                self.contexts.get(id(record)),
+                remote,
                 self.logical.get(record.topic(), record.topic()),
                 self.span,
                 self.attributes,
             )
-            token = context.attach(trace.set_span_in_context(span))  # current while the record is decided
+            self.current, self.headers = span, propagation.headers_of(span.get_span_context())
             try:
                 handle(batch, record)
             except BaseException as exc:
@@ -51,7 +68,7 @@ class BatchTrace:
             else:
                 span.end()
             finally:
-                context.detach(token)
+                self.current, self.headers = None, []
 
         return traced
 
@@ -77,18 +94,20 @@ class ProcessorTelemetry:
         self._fencings = metrics.fencings.labels(*labels)
         self._events_out = metrics.events_out.labels(*labels)
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._trace: BatchTrace | None = None  # the batch being decided, when tracing
 
     # --- tracing -----------------------------------------------------------------------------------------------
 
     def trace_batch(self, records: list[Any]) -> BatchTrace | None:
         if self.tracer is None:
             return None
-        return BatchTrace(self.tracer, self.stage, self.service, self.group, records, self.logical)
+        self._trace = BatchTrace(self.tracer, self.stage, self.service, self.group, records, self.logical)
+        return self._trace
 
-    @staticmethod
-    def context_headers() -> list[tuple[str, bytes]]:
-        """The headers that carry the current record span's context to what the processor produces for it."""
-        return spans.current_headers()
+    def context_headers(self) -> list[tuple[str, bytes]]:
+        """The headers that carry the context of the record being decided to what the processor produces for it
+        ([] outside a record: replies)."""
+        return self._trace.headers if self._trace is not None else []
 
     # --- metrics -----------------------------------------------------------------------------------------------
 
@@ -116,6 +135,7 @@ class ProcessorTelemetry:
             record = last[(topic, partition)]
             _consumer_gauges(consumer, self.stage, topic, logical, partition, record.offset() + 1, record, self._child)
         if trace is not None:
+            self._trace = None
             trace.end()
 
     def aborted(self, error: Any, trace: BatchTrace | None) -> None:
@@ -125,6 +145,7 @@ class ProcessorTelemetry:
         if callable(fatal) and fatal():
             self._fencings.inc()
         if trace is not None:
+            self._trace = None
             trace.end(error)
 
     def rebalanced(self, event: str, partitions: list[Any]) -> None:
@@ -133,8 +154,8 @@ class ProcessorTelemetry:
     def dead_lettered(self, record: Any, reason: str, error: Exception) -> None:
         topic = record.topic()
         self._child(metrics.dead_letters, self.stage, self.logical.get(topic, topic), reason).inc()
-        if self.tracer is not None:  # the record's span (current while it is decided) ends in error
-            spans.mark_current_failed(error, reason)
+        if self._trace is not None and self._trace.current is not None:  # the record's span ends in error
+            spans.mark_failed(self._trace.current, error, reason)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (metric, *labels)

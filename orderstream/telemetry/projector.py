@@ -26,6 +26,7 @@ class ProjectorTelemetry:
         self.tracer = tracing.tracer("projector")  # None: tracing off
         self.view, self.group = view, group
         self.prefix = settings.topic_prefix
+        self.batch_size = settings.projection_batch_size
         self.attributes = {"orderstream.view": view, "messaging.consumer.group.name": group}
         self._apply_duration = metrics.view_apply_duration.labels(view)
         self._end_to_end = metrics.view_end_to_end.labels(view)
@@ -62,18 +63,21 @@ class ProjectorTelemetry:
             if kind and stamp > 0:
                 ages.append(committed - stamp / 1000)
                 last[(record.topic, record.partition)] = stamp
-        for name, count in types.items():
-            self._child(metrics.view_events_applied, self.view, name).inc(count)
+        # The applied counters go LAST: a scrape (another process, under `run all`) that sees a batch's events
+        # applied also sees their end-to-end ages and timestamps, so the counts agree whenever they are read.
         metrics.observe_many(self._end_to_end, ages)
         for (topic, partition), stamp in last.items():
             self._child(metrics.last_event_time, self.view, self.logical(topic), str(partition)).set(stamp / 1000)
+        for name, count in types.items():
+            self._child(metrics.view_events_applied, self.view, name).inc(count)
         return positions
 
     def _traced(self, write: Callable[[list, list], Any], messages: list, records: list) -> Any:
         from opentelemetry import trace
 
         began = time.time_ns()
-        traced = spans.first_contexts(messages)  # bounded: see spans.SCAN_LIMIT
+        catching_up = len(messages) >= self.batch_size  # a full batch: the projector is behind
+        traced = spans.first_contexts(messages, spans.CATCH_UP_TRACED if catching_up else tracing.MAX_LINKS)
         batch = spans.start_batch_span(self.tracer, self.view, messages, [c for _, c in traced], self.attributes)
         try:
             with trace.use_span(batch, end_on_exit=False, record_exception=True):

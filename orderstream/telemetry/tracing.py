@@ -39,27 +39,35 @@ def configure(settings: Settings, service: str) -> None:
             return
         try:
             from opentelemetry import trace
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: F401 - the child's
         except ImportError as exc:
             raise TracingUnavailable(
                 f"otlp_endpoint is set but OpenTelemetry is not installed ({exc.name}): "
                 "pip install 'orderstream[tracing]'"
             ) from None
         provider = new_provider(service, settings.trace_sampling_ratio)
-        provider.add_span_processor(
-            span_processor(BatchSpanProcessor, OTLPSpanExporter(endpoint=settings.otlp_endpoint))
-        )
+        provider.add_span_processor(otlp_processor(settings.otlp_endpoint))
         trace.set_tracer_provider(provider)  # for any other instrumented library in the process
         _install(provider)
         atexit.register(provider.shutdown)  # exports what is still queued (a short-lived `place` included)
 
 
-# The batch span processor exports in small, frequent batches: encoding a span to protobuf is Python work that holds
-# the GIL, and the SDK's default (up to 512 spans every 5 s) stalled a live projector for tens of milliseconds at a
-# time (the end-to-end p99). OTEL_BSP_SCHEDULE_DELAY / OTEL_BSP_MAX_EXPORT_BATCH_SIZE still override these.
+# The batch span processor hands spans to the export child process (export.py) in batches of up to EXPORT_BATCH,
+# at least every EXPORT_DELAY_MS. In this process an export is only turning the spans into plain values and writing
+# them to a pipe; the protobuf encoding and the HTTP POST happen in the child, off this process's GIL.
+# OTEL_BSP_SCHEDULE_DELAY / OTEL_BSP_MAX_EXPORT_BATCH_SIZE / OTEL_BSP_MAX_QUEUE_SIZE still override these.
 EXPORT_DELAY_MS = 200
-EXPORT_BATCH = 64
+EXPORT_BATCH = 256
+EXPORT_QUEUE = 8192
+
+
+def otlp_processor(endpoint: str) -> Any:
+    """The span processor that exports over OTLP/HTTP to `endpoint`, from a child process (export.SpanPipe)."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from orderstream.telemetry.export import SpanPipe
+
+    return span_processor(BatchSpanProcessor, SpanPipe(endpoint))
 
 
 def span_processor(batch_processor: type, exporter: Any) -> Any:
@@ -71,6 +79,8 @@ def span_processor(batch_processor: type, exporter: Any) -> Any:
         options["schedule_delay_millis"] = EXPORT_DELAY_MS
     if "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" not in os.environ:
         options["max_export_batch_size"] = EXPORT_BATCH
+    if "OTEL_BSP_MAX_QUEUE_SIZE" not in os.environ:
+        options["max_queue_size"] = EXPORT_QUEUE
     return batch_processor(exporter, **options)
 
 

@@ -107,3 +107,72 @@ def test_rebuild_progress_reports_the_phase_ratio_and_passes_everything_on():
     progress.phase("catch-up", 0)
     assert metrics.view_rebuild_progress.labels("unit-view", "catch-up")._value.get() == 1.0
     assert seen == [("phase", "build", 200), ("advance", 50, 40), ("advance", 150, 100), ("phase", "catch-up", 0)]
+
+
+class _Record:
+    def __init__(self, headers):
+        self._headers = headers
+
+    def headers(self):
+        return self._headers
+
+
+def test_a_projector_batch_traces_the_first_records_that_carry_a_context_up_to_its_limit():
+    from orderstream.telemetry import spans
+
+    traced = ("ce_traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    records = [_Record([traced] if n % 2 else None) for n in range(2 * spans.SCAN_LIMIT)]
+
+    live = spans.first_contexts(records)
+    catching_up = spans.first_contexts(records, spans.CATCH_UP_TRACED)
+
+    assert [r for r, _ in live] == records[1 : 2 * spans.MAX_LINKS : 2]
+    assert [r for r, _ in catching_up] == records[1 : 2 * spans.CATCH_UP_TRACED : 2]
+    assert all(c.span_id == 0xB7AD6B7169203331 and c.is_remote for _, c in catching_up)
+
+
+class _Kafka(_Record):
+    def __init__(self, headers, offset):
+        super().__init__(headers)
+        self._offset = offset
+
+    def topic(self):
+        return "p.orders.commands"
+
+    def partition(self):
+        return 0
+
+    def offset(self):
+        return self._offset
+
+    def key(self):
+        return b"order-1"
+
+
+def test_a_record_sampled_out_upstream_gets_no_span_and_forwards_its_context_unchanged():
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from orderstream.telemetry import tracing
+    from orderstream.telemetry.processor import BatchTrace
+
+    memory = InMemorySpanExporter()
+    provider = tracing.new_provider("unit")
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    sampled = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    dropped = b"00-1af7651916cd43dd8448eb211c80319c-c7ad6b7169203331-00"
+    records = [_Kafka([("ce_traceparent", sampled)], 1), _Kafka([("ce_traceparent", dropped)], 2)]
+    logical = {"p.orders.commands": "orders.commands"}
+    batch = BatchTrace(provider.get_tracer("t"), "order", "order", "g", records, logical)
+    seen = []
+    traced = batch.wrap(lambda _batch, record: seen.append((record.offset(), list(batch.headers))))
+    for record in records:
+        traced(None, record)
+    batch.end()
+
+    record_spans = [s for s in memory.get_finished_spans() if s.name == "process orders.commands"]
+    assert [s.parent.span_id for s in record_spans] == [0xB7AD6B7169203331]  # only the sampled record's span
+    assert seen[0][1][0][1].startswith(b"00-0af7651916cd43dd8448eb211c80319c-")
+    assert seen[0][1][0][1] != sampled  # its own span's id, as the parent of what it produces
+    assert seen[1][1] == [("ce_traceparent", dropped)]  # forwarded as it came: still not sampled downstream
+    assert batch.headers == []
