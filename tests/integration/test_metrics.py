@@ -114,6 +114,8 @@ def test_counts_on_metrics_agree_with_the_load_across_the_process_tree(topics, p
         # the projector reports its lag once the consumer thread has settled the writer's batch
         or not _has(samples, "orderstream_consumer_lag_records", consumer="order-view", topic="orders.events")
         or not _has(samples, "orderstream_dead_letters_total", consumer="order", topic="payments.events")
+        # a letter is counted when it is written, the records in when their batch commits: wait for the commit
+        or _total(samples, "orderstream_processor_records_in_total", service="order", topic="payments.events") < 1
     ):
         if process.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"the order view never applied {ORDERS} OrderPlaced; log:\n{log.read_text()[-3000:]}")
