@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from orderstream.broker.daemon import pid_alive
 from orderstream.ops.status import collect_status
 from orderstream.services.composition import SERVICES, watched_consumers
 
@@ -24,15 +25,6 @@ def children_of(pid: int) -> list[int]:
     for task in Path(f"/proc/{pid}/task").glob("*"):
         found += [int(c) for c in (task / "children").read_text().split()]
     return found
-
-
-def alive(pid: int) -> bool:
-    """Running, not a zombie waiting for init to reap it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def wait_for(predicate, timeout_s: float, what: str):
@@ -70,10 +62,10 @@ def test_one_run_all_per_data_dir_and_its_children_die_with_it(topics, tmp_path)
 
         supervisor.send_signal(signal.SIGKILL)
         supervisor.wait(5)
-        wait_for(lambda: not any(alive(c) for c in children), 5, "every child gone after kill -9 of run all")
+        wait_for(lambda: not any(pid_alive(c) for c in children), 5, "every child gone after kill -9 of run all")
     finally:
         for pid in [supervisor.pid, *children]:
-            if alive(pid):
+            if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
         supervisor.wait(10)
     # the lock file still names the dead supervisor, but the kernel released its lock: a new run all starts
