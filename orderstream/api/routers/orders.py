@@ -140,6 +140,11 @@ def _answer(outcome: Outcome, body: dict[str, Any], accepted_status: int) -> JSO
     raise Problem(409, "Conflict", reason, **body)
 
 
+def _queued(order_id: str, command_id: str) -> JSONResponse:
+    """?wait=false: 202 with the command id, once the broker has the command."""
+    return JSONResponse(dump(CommandQueued(order_id=order_id, command_id=command_id)), status_code=202)
+
+
 def _outcome_fields(outcome: Outcome, command: Command) -> dict[str, Any]:
     reply, token = outcome.reply, outcome.token
     return {
@@ -180,7 +185,7 @@ async def place_order(
     validate_place_order(command)
     outcome = await _send(context, command, ORDERS_COMMANDS, wait)
     if outcome is None:
-        return JSONResponse(dump(CommandQueued(order_id=order_id, command_id=command_id)), status_code=202)
+        return _queued(order_id, command_id)
     answer = dump(OrderCommandOutcome(order_id=order_id, **_outcome_fields(outcome, command)))
     response = _answer(outcome, answer, 201)
     response.headers["Location"] = f"/orders/{order_id}"
@@ -225,7 +230,7 @@ async def cancel_order(
     validate_cancel_order(command)
     outcome = await _send(context, command, ORDERS_COMMANDS, wait)
     if outcome is None:
-        return JSONResponse(dump(CommandQueued(order_id=order_id, command_id=command.command_id)), status_code=202)
+        return _queued(order_id, command.command_id)
     return _answer(outcome, dump(OrderCommandOutcome(order_id=order_id, **_outcome_fields(outcome, command))), 200)
 
 
@@ -259,7 +264,7 @@ async def ship_order(
     validate_ship_order(command)
     outcome = await _send(context, command, ORDERS_COMMANDS, wait)
     if outcome is None:
-        return JSONResponse(dump(CommandQueued(order_id=order_id, command_id=command.command_id)), status_code=202)
+        return _queued(order_id, command.command_id)
     fields = _outcome_fields(outcome, command) | {"carrier": command.carrier, "tracking_number": tracking}
     return _answer(outcome, dump(ShipmentOutcome(order_id=order_id, **fields)), 200)
 
@@ -279,7 +284,7 @@ async def deliver_order(
     validate_deliver_order(command)
     outcome = await _send(context, command, ORDERS_COMMANDS, wait)
     if outcome is None:
-        return JSONResponse(dump(CommandQueued(order_id=order_id, command_id=command.command_id)), status_code=202)
+        return _queued(order_id, command.command_id)
     return _answer(outcome, dump(ShipmentOutcome(order_id=order_id, **_outcome_fields(outcome, command))), 200)
 
 
@@ -309,7 +314,7 @@ async def return_order(
     validate_return_order(command)
     outcome = await _send(context, command, ORDERS_COMMANDS, wait)
     if outcome is None:
-        return JSONResponse(dump(CommandQueued(order_id=order_id, command_id=command.command_id)), status_code=202)
+        return _queued(order_id, command.command_id)
     items = [ReturnItemOut(sku=item.sku, quantity=item.quantity) for item in command.items]
     fields = _outcome_fields(outcome, command) | {"items": items, "restock": command.restock}
     return _answer(outcome, dump(ReturnOutcome(order_id=order_id, **fields)), 200)
