@@ -12,67 +12,67 @@ from collections.abc import Callable
 from typing import Any
 
 from orderstream.config import Settings
-from orderstream.telemetry import metrics, propagation, spans, tracing
+from orderstream.telemetry import metrics, spans, tracing
 from orderstream.telemetry.lag import cached_high_watermark
+from orderstream.telemetry.record_spans import RecordSpans
+
+SCOPE = "orderstream.processor"  # the instrumentation scope of the processor's spans
 
 
 class BatchTrace:
-    """The spans of one batch: the batch span, and one span per record. While a record is decided, `headers` holds
-    its span's context as ce_traceparent (formatted once per record, however many records it produces) and
-    `current` its span (which a dead letter marks failed); between records both are empty.
+    """The spans of one batch: the batch span (an SDK span), and one span per record (a row of RecordSpans). While a
+    record is decided, `headers` holds its span's context as ce_traceparent (formatted once per record, however many
+    records it produces) and `current` its span's row (which a dead letter marks failed); between records both are
+    empty.
 
-    The record span is not attached as OpenTelemetry's current span: nothing the processor calls while deciding
-    reads the current context, and attaching and detaching cost a measurable share of a traced record's overhead
-    (docs/OBSERVABILITY.md, "Cost")."""
+    The record span is not OpenTelemetry's current span: nothing the processor calls while deciding reads the current
+    context (docs/OBSERVABILITY.md, "Cost")."""
 
-    def __init__(self, tracer: Any, stage: str, service: str, group: str, records: list[Any], logical: dict) -> None:
-        self.tracer = tracer
+    def __init__(
+        self, provider: Any, tracer: Any, stage: str, service: str, group: str, records: list[Any], logical: dict
+    ) -> None:
         self.logical = logical
-        self.attributes = {"orderstream.service": service, "orderstream.stage": stage}
+        attributes = {"orderstream.service": service, "orderstream.stage": stage}
         contexts = spans.contexts_of(records)
         self.contexts = {id(record): context for record, context in zip(records, contexts, strict=True)}
         self.span = spans.start_batch_span(
-            tracer, stage, records, contexts, {**self.attributes, "messaging.consumer.group.name": group}
+            tracer,
+            stage,
+            records,
+            contexts,
+            {**attributes, "messaging.consumer.group.name": group},
         )
-        self.current: Any = None
+        self.records = RecordSpans(provider, SCOPE, "process", self.span.get_span_context(), attributes)
+        self.current: list | None = None
         self.headers: list[tuple[str, bytes]] = []
 
     def wrap(self, handle: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+        records = self.records
+
         def traced(batch: Any, record: Any) -> None:
-            remote = self.contexts.get(id(record))
-            if remote is not None and not remote.trace_flags.sampled:
-                # Not sampled where its trace began: the parent-based sampler would drop this span (a non-recording
-                # one, tens of microseconds of SDK work for nothing). Its context goes on unchanged (W3C Trace
-                # Context lets a participant that records nothing forward the traceparent), so the decision holds
-                # downstream too and sampling at a ratio costs that ratio of the full price.
-                self.headers = propagation.headers_of(remote)
-                try:
-                    handle(batch, record)
-                finally:
-                    self.headers = []
-                return
-            span = spans.start_record_span(
-                self.tracer,
-                record,
-                remote,
-                self.logical.get(record.topic(), record.topic()),
-                self.span,
-                self.attributes,
+            topic = record.topic()
+            row, self.headers = records.start(
+                self.contexts.get(id(record)),
+                self.logical.get(topic, topic),
+                record.partition(),
+                record.offset(),
+                record.key(),
             )
-            self.current, self.headers = span, propagation.headers_of(span.get_span_context())
+            self.current = row
             try:
                 handle(batch, record)
             except BaseException as exc:
-                spans.end_with_error(span, exc)
+                records.end(row, exc)
                 raise
             else:
-                span.end()
+                records.end(row)
             finally:
                 self.current, self.headers = None, []
 
         return traced
 
     def end(self, error: Any = None) -> None:
+        self.records.finish()
         spans.end_with_error(self.span, error)
 
 
@@ -81,7 +81,8 @@ class ProcessorTelemetry:
 
     def __init__(self, settings: Settings, service: str, stage: str, group: str, logical: dict[str, str]) -> None:
         tracing.configure(settings, service)
-        self.tracer = tracing.tracer("processor")  # None: tracing off
+        self.provider = tracing.provider()  # None: tracing off
+        self.tracer = None if self.provider is None else self.provider.get_tracer(SCOPE)
         self.service, self.stage, self.group = service, stage, group
         # physical topic -> its name without the prefix (a retry read from <input>.dlq is labelled so, not as the input)
         prefix = settings.topic_prefix
@@ -101,7 +102,9 @@ class ProcessorTelemetry:
     def trace_batch(self, records: list[Any]) -> BatchTrace | None:
         if self.tracer is None:
             return None
-        self._trace = BatchTrace(self.tracer, self.stage, self.service, self.group, records, self.logical)
+        self._trace = BatchTrace(
+            self.provider, self.tracer, self.stage, self.service, self.group, records, self.logical
+        )
         return self._trace
 
     def context_headers(self) -> list[tuple[str, bytes]]:
@@ -155,7 +158,7 @@ class ProcessorTelemetry:
         topic = record.topic()
         self._child(metrics.dead_letters, self.stage, self.logical.get(topic, topic), reason).inc()
         if self._trace is not None and self._trace.current is not None:  # the record's span ends in error
-            spans.mark_failed(self._trace.current, error, reason)
+            RecordSpans.fail(self._trace.current, error, reason)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (metric, *labels)

@@ -16,6 +16,9 @@ from typing import Any
 from orderstream.config import Settings
 from orderstream.telemetry import metrics, spans, tracing
 from orderstream.telemetry.lag import cached_high_watermark
+from orderstream.telemetry.record_spans import RecordSpans
+
+SCOPE = "orderstream.projector"  # the instrumentation scope of the projector's spans
 
 
 class ProjectorTelemetry:
@@ -23,7 +26,8 @@ class ProjectorTelemetry:
 
     def __init__(self, settings: Settings, view: str, group: str) -> None:
         tracing.configure(settings, "projections")
-        self.tracer = tracing.tracer("projector")  # None: tracing off
+        self.provider = tracing.provider()  # None: tracing off
+        self.tracer = None if self.provider is None else self.provider.get_tracer(SCOPE)
         self.view, self.group = view, group
         self.prefix = settings.topic_prefix
         self.batch_size = settings.projection_batch_size
@@ -85,19 +89,14 @@ class ProjectorTelemetry:
         except BaseException as exc:
             spans.end_with_error(batch, exc)
             raise
-        record_attributes = {"orderstream.view": self.view}
-        for message, remote in traced:  # the records that carry a context join its trace with an `apply` span
-            span = spans.start_record_span(
-                self.tracer,
-                message,
-                remote,
-                self.logical(message.topic()),
-                batch,
-                record_attributes,
-                name="apply",
-                start_time=began,
+        # the records that carry a context join its trace with an `apply` span, spanning the batch's transaction
+        records = RecordSpans(self.provider, SCOPE, "apply", batch.get_span_context(), {"orderstream.view": self.view})
+        for message, remote in traced:
+            row, _ = records.start(
+                remote, self.logical(message.topic()), message.partition(), message.offset(), message.key(), began
             )
-            span.end()
+            records.end(row)
+        records.finish()
         batch.end()
         return positions
 

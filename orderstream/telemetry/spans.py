@@ -3,7 +3,8 @@
 - A batch consumer makes one span per batch (kind CONSUMER, operation `process`) with a LINK to the trace context of
   each record it holds (up to tracing.MAX_LINKS), not a parent: a batch mixes many traces.
 - Each record it decides or applies gets a span of its own whose PARENT is the record's context (so the span joins
-  the trace of the request that caused the record) and which links back to its batch's span.
+  the trace of the request that caused the record) and which links back to its batch's span: kept as plain values
+  until export (record_spans.py), since an SDK span per record costs as much as deciding the record.
 - A producer span (kind PRODUCER, operation `send`) is the context a sent record carries in its headers.
 """
 
@@ -75,47 +76,6 @@ def start_batch_span(
     )
 
 
-def start_record_span(
-    tracer: Any,
-    record: Any,
-    remote: Any,
-    logical_topic: str,
-    batch_span: Any,
-    attributes: dict[str, Any],
-    name: str = "process",
-    start_time: int | None = None,
-) -> Any:
-    """The span of one record: child of `remote`, the context in its headers (a new trace, sampled by ratio, when it
-    has none), linked to the batch's span. Few attributes: a span's cost grows with them."""
-    from opentelemetry import trace
-    from opentelemetry.trace import Link, SpanKind
-
-    parent = trace.set_span_in_context(trace.NonRecordingSpan(remote)) if remote is not None else _empty_context()
-    key = record.key()
-    return tracer.start_span(
-        f"{name} {logical_topic}",
-        context=parent,
-        kind=SpanKind.CONSUMER,
-        links=(Link(batch_span.get_span_context()),),
-        attributes={
-            "messaging.system": "kafka",
-            "messaging.operation.type": "process",
-            "messaging.destination.name": logical_topic,
-            "messaging.destination.partition.id": str(record.partition()),
-            "messaging.kafka.offset": record.offset(),
-            "messaging.kafka.message.key": key.decode("utf-8", errors="replace") if key is not None else "",
-            **attributes,
-        },
-        start_time=start_time,
-    )
-
-
-def _empty_context() -> Any:
-    from opentelemetry import context as otel_context
-
-    return otel_context.Context()
-
-
 def end_with_error(span: Any, error: BaseException | Any | None) -> None:
     """End a span, marking it failed when there is an error (an exception or a Kafka error)."""
     if error is not None:
@@ -128,12 +88,3 @@ def end_with_error(span: Any, error: BaseException | Any | None) -> None:
             kind = error.name() if callable(getattr(error, "name", None)) else str(error)
         span.set_attribute("error.type", kind)
     span.end()
-
-
-def mark_failed(span: Any, error: BaseException, stage: str) -> None:
-    """The span's record was dead-lettered at `stage` (decode, validate, apply)."""
-    from opentelemetry.trace import Status, StatusCode
-
-    span.set_status(Status(StatusCode.ERROR, f"dead-lettered at {stage}: {type(error).__name__}"))
-    span.set_attribute("error.type", type(error).__name__)
-    span.set_attribute("orderstream.dead_letter.stage", stage)

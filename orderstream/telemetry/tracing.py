@@ -67,7 +67,12 @@ def otlp_processor(endpoint: str) -> Any:
 
     from orderstream.telemetry.export import SpanPipe
 
-    return span_processor(BatchSpanProcessor, SpanPipe(endpoint))
+    class PipeProcessor(BatchSpanProcessor):
+        """Queues a batch's RecordSpans as they are: SpanPipe sends their rows to the export process."""
+
+        takes_record_spans = True
+
+    return span_processor(PipeProcessor, SpanPipe(endpoint))
 
 
 def span_processor(batch_processor: type, exporter: Any) -> Any:
@@ -87,19 +92,48 @@ def span_processor(batch_processor: type, exporter: Any) -> Any:
 def new_provider(service: str, sampling_ratio: float = 1.0) -> Any:
     """An SDK TracerProvider for orderstream-<service> with the project's sampler and span limits (no exporter)."""
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+    from opentelemetry.sdk.trace import SpanLimits
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-    return TracerProvider(
+    return _provider_class()(
         resource=Resource.create({"service.name": f"orderstream-{service}", "service.namespace": "orderstream"}),
         sampler=ParentBased(TraceIdRatioBased(sampling_ratio)),
         span_limits=SpanLimits(max_links=MAX_LINKS),
     )
 
 
+def _provider_class() -> type:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    class Provider(TracerProvider):
+        """The SDK's TracerProvider, which also takes a batch's record spans as plain values (record_spans.py)."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.processors: list[Any] = []
+
+        def add_span_processor(self, span_processor: Any) -> None:
+            super().add_span_processor(span_processor)
+            self.processors.append(span_processor)
+
+        def emit_record_spans(self, spans: Any) -> None:
+            """Hand a batch's RecordSpans to every span processor: whole to the export one, as SDK spans to others."""
+            readable = None
+            for processor in self.processors:
+                if getattr(processor, "takes_record_spans", False):
+                    processor.on_end(spans)
+                else:
+                    if readable is None:
+                        readable = spans.readable(self.resource)
+                    for span in readable:
+                        processor.on_end(span)
+
+    return Provider
+
+
 def install(provider: Any) -> None:
-    """Make `provider` the active one (tests: a provider with an in-memory exporter). Components built afterwards
-    trace; uninstall() turns tracing off again for components built after it."""
+    """Make `provider` (one from new_provider()) the active one (tests: a provider with an in-memory exporter).
+    Components built afterwards trace; uninstall() turns tracing off again for components built after it."""
     with _lock:
         _install(provider)
 
@@ -167,6 +201,11 @@ def _active_provider_class() -> type:
 def _active_provider() -> Any:
     """Built on first use, so nothing imports OpenTelemetry before tracing is on."""
     return _active_provider_class()()
+
+
+def provider() -> Any:
+    """The active provider (one from new_provider()), or None when tracing is off."""
+    return _active.get("provider")
 
 
 def tracer(name: str) -> Any:

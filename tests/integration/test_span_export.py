@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanKind
 
 from orderstream.telemetry import tracing
+from orderstream.telemetry.record_spans import RecordSpans
 
 
 @pytest.fixture
@@ -51,6 +52,10 @@ def test_spans_reach_the_otlp_endpoint_from_the_export_process(collector):
         batch = tracer.start_span(f"process batch-{n}", kind=SpanKind.CONSUMER, attributes={"n": n})
         with tracer.start_as_current_span("process orders.commands", links=(Link(batch.get_span_context()),)):
             pass
+        records = RecordSpans(provider, "orderstream.test", "apply", batch.get_span_context(), {"n": n})
+        row, _ = records.start(None, "orders.events", n % 6, n, b"order-%d" % n)  # a record span, as plain values
+        records.end(row)
+        records.finish()  # the in-memory exporter gets an SDK span, the export process the row
         batch.end()
 
     provider.shutdown()  # closes the pipe: the child exports what it read, then exits
@@ -62,7 +67,7 @@ def test_spans_reach_the_otlp_endpoint_from_the_export_process(collector):
         for scope_spans in resource_spans.scope_spans
         for span in scope_spans.spans
     }
-    assert len(exported) == len(made.get_finished_spans()) == 600
+    assert len(exported) == len(made.get_finished_spans()) == 900
     for original in made.get_finished_spans():
         span, resource, scope = exported[original.context.span_id.to_bytes(8, "big")]
         assert span.trace_id == original.context.trace_id.to_bytes(16, "big")
@@ -72,6 +77,7 @@ def test_spans_reach_the_otlp_endpoint_from_the_export_process(collector):
         links = [link.context.span_id.to_bytes(8, "big") for link in original.links]
         assert [link.span_id for link in span.links] == links
         assert {a.key for a in span.attributes} == set(original.attributes)
+        assert span.status.code == original.status.status_code.value
         assert scope.name == "orderstream.test"
         service = next(a.value.string_value for a in resource.attributes if a.key == "service.name")
         assert service == "orderstream-export-test"

@@ -61,12 +61,80 @@ def _view(span) -> tuple:
 
 def test_a_span_crosses_the_pipe_unchanged():
     spans = _finished_spans()
-    resources: dict[int, int] = {}
-    resource_list: list = []
-    frame = marshal.loads(marshal.dumps((resource_list, [export.compact(s, resources, resource_list) for s in spans])))
+    frame = marshal.loads(export.encode(spans))
 
     rebuilt = export.rebuild(frame)
 
-    assert len(resource_list) == 1  # the provider's one resource travels once per frame
+    assert len(frame[0]) == 1  # the provider's one resource travels once per frame
     assert [_view(s) for s in rebuilt] == [_view(s) for s in spans]
     assert rebuilt[0].parent.trace_state.get("vendor") == "x1"
+
+
+def test_record_spans_cross_the_pipe_as_the_spans_made_in_process():
+    from orderstream.telemetry.record_spans import RecordSpans
+
+    provider = tracing.new_provider("unit")
+    batch = provider.get_tracer("orderstream.unit").start_span("process order")
+    remote = SpanContext(0x1F, 0x2E, is_remote=True, trace_flags=TraceFlags(1), trace_state=TraceState([("v", "1")]))
+    records = RecordSpans(provider, "orderstream.unit", "apply", batch.get_span_context(), {"orderstream.view": "o"})
+    ok, _ = records.start(remote, "orders.events", 3, 41, b"order-1")
+    records.end(ok)
+    failed, _ = records.start(None, "orders.events", 4, 42, None)
+    records.end(failed, RuntimeError("boom"))
+    batch.end()
+
+    rebuilt = export.rebuild(marshal.loads(export.encode([records, batch])))  # what the export process builds
+    in_process = [batch, *records.readable(provider.resource)]  # what an in-process span processor gets
+
+    assert [_view(s) for s in rebuilt] == [_view(s) for s in in_process]
+    _, ok_span, failed_span = rebuilt
+    assert [s.attributes["messaging.kafka.offset"] for s in (ok_span, failed_span)] == [41, 42]
+    assert ok_span.name == "apply orders.events" and ok_span.parent.trace_state.get("v") == "1"
+    assert failed_span.parent is None and failed_span.attributes["error.type"] == "RuntimeError"
+    assert failed_span.status.status_code is StatusCode.ERROR
+
+
+def _spans_of(request) -> list:
+    """(resource attributes, scope name, span) of every span in an OTLP request, in span id order."""
+    found = [
+        (list(resource_spans.resource.attributes), scope_spans.scope, span)
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    ]
+    return sorted(found, key=lambda item: item[2].span_id)
+
+
+def test_the_export_process_encodes_record_spans_as_the_sdk_encoder_does():
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from orderstream.telemetry.record_spans import RecordSpans
+
+    provider = tracing.new_provider("unit")
+    batch = provider.get_tracer("orderstream.unit").start_span("process order")
+    remote = SpanContext(0x1F, 0x2E, is_remote=True, trace_flags=TraceFlags(1), trace_state=TraceState([("v", "1")]))
+    records = RecordSpans(provider, "orderstream.unit", "process", batch.get_span_context(), {"orderstream.stage": "o"})
+    for offset, context in enumerate([remote, None, remote]):
+        row, _ = records.start(context, "orders.commands", offset % 2, offset, f"order-{offset}".encode())
+        if offset == 2:
+            RecordSpans.fail(row, ValueError("bad"), "decode")
+        records.end(row)
+    batch.end()
+    frame = marshal.loads(export.encode([records, batch]))
+
+    direct = export.request_of(frame)
+    through_sdk = encode_spans(export.rebuild(marshal.loads(export.encode([records, batch]))))
+
+    assert len(_spans_of(direct)) == 4
+    assert _spans_of(direct) == _spans_of(through_sdk)
+
+
+def test_the_export_process_sends_through_the_otlp_exporters_own_client():
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    exporter = OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces")
+    try:
+        # the installed exporter has the client the export process uses (else it falls back to the slower export())
+        assert export._sender(exporter) is not None
+    finally:
+        exporter.shutdown()

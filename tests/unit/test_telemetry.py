@@ -163,7 +163,7 @@ def test_a_record_sampled_out_upstream_gets_no_span_and_forwards_its_context_unc
     dropped = b"00-1af7651916cd43dd8448eb211c80319c-c7ad6b7169203331-00"
     records = [_Kafka([("ce_traceparent", sampled)], 1), _Kafka([("ce_traceparent", dropped)], 2)]
     logical = {"p.orders.commands": "orders.commands"}
-    batch = BatchTrace(provider.get_tracer("t"), "order", "order", "g", records, logical)
+    batch = BatchTrace(provider, provider.get_tracer("t"), "order", "order", "g", records, logical)
     seen = []
     traced = batch.wrap(lambda _batch, record: seen.append((record.offset(), list(batch.headers))))
     for record in records:
@@ -176,3 +176,84 @@ def test_a_record_sampled_out_upstream_gets_no_span_and_forwards_its_context_unc
     assert seen[0][1][0][1] != sampled  # its own span's id, as the parent of what it produces
     assert seen[1][1] == [("ce_traceparent", dropped)]  # forwarded as it came: still not sampled downstream
     assert batch.headers == []
+
+
+def test_record_spans_are_the_spans_the_sdk_would_make_of_each_record():
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind, StatusCode
+
+    from orderstream.telemetry import tracing
+    from orderstream.telemetry.processor import BatchTrace
+
+    memory = InMemorySpanExporter()
+    provider = tracing.new_provider("unit")
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    remote = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    records = [
+        _Kafka([("ce_traceparent", remote), ("ce_tracestate", b"vendor=x1")], 7),
+        _Kafka(None, 8),  # no context: a new trace, sampled by the provider's sampler (ratio 1.0)
+        _Kafka([("ce_traceparent", remote)], 9),  # dead-lettered while decided
+    ]
+    batch = BatchTrace(provider, provider.get_tracer("t"), "order", "order", "g", records, {})
+    handed_on = []
+
+    def handle(_batch, record):
+        handed_on.append(list(batch.headers))
+        if record.offset() == 9:
+            from orderstream.telemetry.record_spans import RecordSpans
+
+            RecordSpans.fail(batch.current, ValueError("bad"), "validate")
+
+    traced = batch.wrap(handle)
+    for record in records:
+        traced(None, record)
+    batch.end()
+
+    made = {s.attributes["messaging.kafka.offset"]: s for s in memory.get_finished_spans() if s.name != "process order"}
+    batch_span = next(s for s in memory.get_finished_spans() if s.name == "process order")
+    assert sorted(made) == [7, 8, 9]
+    first, new, failed = made[7], made[8], made[9]
+    assert first.name == "process p.orders.commands" and first.kind is SpanKind.CONSUMER
+    assert (first.parent.trace_id, first.parent.span_id, first.parent.is_remote) == (
+        0x0AF7651916CD43DD8448EB211C80319C,
+        0xB7AD6B7169203331,
+        True,
+    )
+    assert first.context.trace_id == first.parent.trace_id and first.context.trace_state.get("vendor") == "x1"
+    assert [link.context.span_id for link in first.links] == [batch_span.context.span_id]
+    assert first.attributes["messaging.kafka.message.key"] == "order-1"
+    assert first.attributes["orderstream.service"] == "order"
+    assert first.start_time <= first.end_time and first.status.status_code is StatusCode.UNSET
+    assert new.parent is None and new.context.trace_id != first.context.trace_id
+    assert failed.status.status_code is StatusCode.ERROR
+    assert failed.attributes["orderstream.dead_letter.stage"] == "validate"
+    # what each record hands on is its own span's context (and the trace state it came with)
+    assert handed_on[0] == [
+        ("ce_traceparent", f"00-{first.context.trace_id:032x}-{first.context.span_id:016x}-01".encode()),
+        ("ce_tracestate", b"vendor=x1"),
+    ]
+    assert handed_on[1][0][1].decode().split("-")[1:3] == [
+        f"{new.context.trace_id:032x}",
+        f"{new.context.span_id:016x}",
+    ]
+
+
+def test_a_new_trace_sampled_out_gets_no_span_but_an_unsampled_context():
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from orderstream.telemetry import tracing
+    from orderstream.telemetry.processor import BatchTrace
+
+    memory = InMemorySpanExporter()
+    provider = tracing.new_provider("unit", sampling_ratio=0.0)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    record = _Kafka(None, 1)
+    batch = BatchTrace(provider, provider.get_tracer("t"), "order", "order", "g", [record], {})
+    seen = []
+    batch.wrap(lambda _batch, _record: seen.append(list(batch.headers)))(None, record)
+    batch.end()
+
+    assert memory.get_finished_spans() == ()  # neither the batch's span nor the record's: both sampled out
+    assert seen[0][0][0] == "ce_traceparent" and seen[0][0][1].endswith(b"-00")
