@@ -279,12 +279,14 @@ def request_of(frame: tuple) -> Any:
                 )
             )
             spans = scopes[(resource, scope)] = request.resource_spans[-1].scope_spans[0].spans
-        spans.extend(_encode_rows(group))
+        _encode_rows(group, spans)
     return request
 
 
-def _encode_rows(group: tuple) -> list[Any]:
-    """The protobuf Spans of a RecordSpans' rows (what the SDK's encoder makes of the same spans)."""
+def _encode_rows(group: tuple, spans: Any) -> None:
+    """Add the protobuf Spans of a RecordSpans' rows to `spans` (what the SDK's encoder makes of the same spans),
+    each built in place: extend() would copy every message once more."""
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
     from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
     name, _, shared, (link_trace, link_span, _), _, rows = group
@@ -293,36 +295,35 @@ def _encode_rows(group: tuple) -> list[Any]:
         Span.Link(trace_id=link_trace.to_bytes(16, "big"), span_id=link_span.to_bytes(8, "big"), flags=_HAS_REMOTE)
     ]
     ok = Status()
-    encoded = []
     for trace_id, span_id, parent, _, state, start, end, topic, partition, offset, key, error in rows:
         attributes = [
             *shared_attributes,
-            _key_value("messaging.destination.name", topic),
-            _key_value("messaging.destination.partition.id", str(partition)),
-            _key_value("messaging.kafka.offset", offset),
-            _key_value("messaging.kafka.message.key", key.decode("utf-8", errors="replace") if key else ""),
+            KeyValue(key="messaging.destination.name", value=AnyValue(string_value=topic)),
+            KeyValue(key="messaging.destination.partition.id", value=AnyValue(string_value=str(partition))),
+            KeyValue(key="messaging.kafka.offset", value=AnyValue(int_value=offset)),
+            KeyValue(
+                key="messaging.kafka.message.key",
+                value=AnyValue(string_value=key.decode("utf-8", errors="replace") if key else ""),
+            ),
         ]
         status = ok
         if error is not None:
             status = Status(code=Status.STATUS_CODE_ERROR, message=error[0])
             attributes.extend(_key_value(k, v) for k, v in error[1].items())
-        encoded.append(
-            Span(
-                trace_id=trace_id.to_bytes(16, "big"),
-                span_id=span_id.to_bytes(8, "big"),
-                parent_span_id=parent.to_bytes(8, "big") if parent else None,
-                trace_state=state,
-                name=f"{name} {topic}",
-                kind=Span.SPAN_KIND_CONSUMER,
-                start_time_unix_nano=start,
-                end_time_unix_nano=end,
-                attributes=attributes,
-                links=links,
-                status=status,
-                flags=_HAS_REMOTE | _IS_REMOTE if parent else _HAS_REMOTE,
-            )
+        spans.add(
+            trace_id=trace_id.to_bytes(16, "big"),
+            span_id=span_id.to_bytes(8, "big"),
+            parent_span_id=parent.to_bytes(8, "big") if parent else None,
+            trace_state=state,
+            name=f"{name} {topic}",
+            kind=Span.SPAN_KIND_CONSUMER,
+            start_time_unix_nano=start,
+            end_time_unix_nano=end,
+            attributes=attributes,
+            links=links,
+            status=status,
+            flags=_HAS_REMOTE | _IS_REMOTE if parent else _HAS_REMOTE,
         )
-    return encoded
 
 
 _HAS_REMOTE, _IS_REMOTE = 0x100, 0x200  # SpanFlags: the span's parent (or link) context says if it is remote, and is
