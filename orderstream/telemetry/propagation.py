@@ -43,9 +43,18 @@ def parse_traceparent(value: str) -> tuple[int, int, int] | None:
 _api: dict[str, Any] = {}  # the OpenTelemetry API classes, imported on first use (tracing on)
 
 
-def extract(headers: Iterable[tuple[str, Any]] | None) -> Any:
-    """The remote SpanContext a record's headers carry, or None (no header, or a malformed one). One pass over the
-    headers; ce_traceparent wins over a plain traceparent."""
+def _load_api() -> dict[str, Any]:
+    if not _api:
+        from opentelemetry.trace import SpanContext, TraceFlags, TraceState
+
+        _api.update(SpanContext=SpanContext, TraceFlags=TraceFlags, TraceState=TraceState, empty=TraceState())
+    return _api
+
+
+def extract_ids(headers: Iterable[tuple[str, Any]] | None) -> tuple[int, int, int, str] | None:
+    """(trace id, span id, sampled flag, trace state) of the context a record's headers carry, or None (no header,
+    or a malformed one), without building a SpanContext: a batch consumer reads one per record, and most of them only
+    become a record span's parent ids. One pass over the headers; ce_traceparent wins over a plain traceparent."""
     if not headers:
         return None
     parent = state = None
@@ -66,18 +75,30 @@ def extract(headers: Iterable[tuple[str, Any]] | None) -> Any:
     parsed = parse_traceparent(_text(parent))
     if parsed is None:
         return None
-    if not _api:
-        from opentelemetry.trace import SpanContext, TraceFlags, TraceState
-
-        _api.update(SpanContext=SpanContext, TraceFlags=TraceFlags, TraceState=TraceState, empty=TraceState())
-    try:  # a TraceState is immutable: records without one share the empty one
-        tracestate = _api["TraceState"].from_header([_text(state)]) if state else _api["empty"]
-    except ValueError:
-        tracestate = _api["empty"]
     trace_id, span_id, flags = parsed
-    return _api["SpanContext"](
-        trace_id, span_id, is_remote=True, trace_flags=_api["TraceFlags"](flags & 0x01), trace_state=tracestate
+    tracestate = ""
+    if state:  # rare: validated (and normalised) by the API's parser; a malformed one reads as empty
+        try:
+            tracestate = _load_api()["TraceState"].from_header([_text(state)]).to_header()
+        except ValueError:
+            tracestate = ""
+    return trace_id, span_id, flags & 0x01, tracestate
+
+
+def context_of(ids: tuple[int, int, int, str]) -> Any:
+    """The remote SpanContext of extract_ids()'s values."""
+    api = _load_api()
+    trace_id, span_id, flags, state = ids
+    trace_state = api["TraceState"].from_header([state]) if state else api["empty"]
+    return api["SpanContext"](
+        trace_id, span_id, is_remote=True, trace_flags=api["TraceFlags"](flags), trace_state=trace_state
     )
+
+
+def extract(headers: Iterable[tuple[str, Any]] | None) -> Any:
+    """The remote SpanContext a record's (or a request's) headers carry, or None."""
+    ids = extract_ids(headers)
+    return None if ids is None else context_of(ids)
 
 
 def _text(value: Any) -> str:

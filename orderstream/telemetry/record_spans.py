@@ -54,30 +54,27 @@ class RecordSpans:
     def start(
         self, remote: Any, topic: str, partition: int, offset: int, key: bytes | None, start_time: int | None = None
     ) -> tuple[list | None, list[tuple[str, bytes]]]:
-        """Start the span of a record whose headers carry `remote` (None: a new trace): its row (None when it is not
-        sampled) and the headers that carry its context on to what the record causes."""
+        """Start the span of a record whose headers carry `remote` (propagation.extract_ids()'s values; None: a new
+        trace): its row (None when it is not sampled) and the headers that carry its context on to what the record
+        causes."""
         if remote is None:
             trace_id = random.getrandbits(128) or 1
             decision = self.provider.sampler.should_sample(None, trace_id, f"{self.name} {topic}")
             if not decision.decision.is_sampled():  # a new trace sampled out: its context goes on, unsampled
                 return None, [(propagation.TRACEPARENT, _traceparent(trace_id, random.getrandbits(64) or 1, 0))]
             parent, flags, state = 0, 1, ""
-        elif not remote.trace_flags.sampled:
-            # Not sampled where its trace began: the parent-based sampler would drop this span. Its context goes on
-            # unchanged (W3C Trace Context lets a participant that records nothing forward the traceparent), so the
-            # decision holds downstream too and sampling at a ratio costs that ratio of the full price.
-            return None, propagation.headers_of(remote)
         else:
-            trace_id, parent, flags = remote.trace_id, remote.span_id, int(remote.trace_flags)
-            state = remote.trace_state.to_header() if remote.trace_state else ""
+            trace_id, parent, flags, state = remote
+            if not flags & 0x01:
+                # Not sampled where its trace began: the parent-based sampler would drop this span. Its context goes
+                # on unchanged (W3C Trace Context lets a participant that records nothing forward the traceparent),
+                # so the decision holds downstream too and sampling at a ratio costs that ratio of the full price.
+                return None, _headers(trace_id, parent, flags, state)
         span_id = random.getrandbits(64) or 1
         row = [trace_id, span_id, parent, flags, state, start_time or time.time_ns(), 0, topic, partition, offset, key]
         row.append(None)
         self.rows.append(row)
-        headers = [(propagation.TRACEPARENT, _traceparent(trace_id, span_id, _own_flags(parent, flags)))]
-        if state:
-            headers.append((propagation.TRACESTATE, state.encode()))
-        return row, headers
+        return row, _headers(trace_id, span_id, _own_flags(parent, flags), state)
 
     @staticmethod
     def end(row: list | None, error: BaseException | None = None) -> None:
@@ -122,6 +119,13 @@ def _own_flags(parent: int, parent_flags: int) -> int:
 
 def _traceparent(trace_id: int, span_id: int, flags: int) -> bytes:
     return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}".encode()
+
+
+def _headers(trace_id: int, span_id: int, flags: int, state: str) -> list[tuple[str, bytes]]:
+    headers = [(propagation.TRACEPARENT, _traceparent(trace_id, span_id, flags))]
+    if state:
+        headers.append((propagation.TRACESTATE, state.encode()))
+    return headers
 
 
 def expand(frame: tuple) -> list[tuple]:

@@ -75,7 +75,7 @@ def test_record_spans_cross_the_pipe_as_the_spans_made_in_process():
 
     provider = tracing.new_provider("unit")
     batch = provider.get_tracer("orderstream.unit").start_span("process order")
-    remote = SpanContext(0x1F, 0x2E, is_remote=True, trace_flags=TraceFlags(1), trace_state=TraceState([("v", "1")]))
+    remote = (0x1F, 0x2E, 1, "v=1")  # propagation.extract_ids()'s form
     records = RecordSpans(provider, "orderstream.unit", "apply", batch.get_span_context(), {"orderstream.view": "o"})
     ok, _ = records.start(remote, "orders.events", 3, 41, b"order-1")
     records.end(ok)
@@ -112,7 +112,7 @@ def test_the_export_process_encodes_record_spans_as_the_sdk_encoder_does():
 
     provider = tracing.new_provider("unit")
     batch = provider.get_tracer("orderstream.unit").start_span("process order")
-    remote = SpanContext(0x1F, 0x2E, is_remote=True, trace_flags=TraceFlags(1), trace_state=TraceState([("v", "1")]))
+    remote = (0x1F, 0x2E, 1, "v=1")  # propagation.extract_ids()'s form
     records = RecordSpans(provider, "orderstream.unit", "process", batch.get_span_context(), {"orderstream.stage": "o"})
     for offset, context in enumerate([remote, None, remote]):
         row, _ = records.start(context, "orders.commands", offset % 2, offset, f"order-{offset}".encode())

@@ -128,7 +128,7 @@ def test_a_projector_batch_traces_the_first_records_that_carry_a_context_up_to_i
 
     assert [r for r, _ in live] == records[1 : 2 * spans.MAX_LINKS : 2]
     assert [r for r, _ in catching_up] == records[1 : 2 * spans.CATCH_UP_TRACED : 2]
-    assert all(c.span_id == 0xB7AD6B7169203331 and c.is_remote for _, c in catching_up)
+    assert all(c == (0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, 1, "") for _, c in catching_up)
 
 
 class _Kafka(_Record):
