@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, Table
 from sqlalchemy.engine import Dialect
 
-_SQLITE_IN_CHUNK = 2_000  # keys per IN (...) on SQLite (its bound-parameter limit is 32,766)
+_SQLITE_IN_CHUNK = 2_048  # keys per IN (...) on SQLite (its bound-parameter limit is 32,766); a power of two
 
 
 class BulkRows:
@@ -57,10 +57,15 @@ class BulkRows:
                 chunks = [(f"{select} WHERE {quote(key.name)} = ANY(%s)", [list(keys)])]
             else:
                 ordered = list(keys)
-                chunks = [
-                    (f"{select} WHERE {quote(key.name)} IN ({', '.join('?' * len(part))})", part)
-                    for part in (ordered[i : i + _SQLITE_IN_CHUNK] for i in range(0, len(ordered), _SQLITE_IN_CHUNK))
-                ]
+                chunks = []
+                for i in range(0, len(ordered), _SQLITE_IN_CHUNK):
+                    part = ordered[i : i + _SQLITE_IN_CHUNK]
+                    # padded to a power of two with its last key again (a repeat in IN (...) changes nothing): sqlite3
+                    # caches each distinct statement it prepares (up to 128 per connection, ~0.3 MB each at a
+                    # thousand keys), so one statement per batch size made a rebuild's memory grow with its batches
+                    width = 1 << (len(part) - 1).bit_length()
+                    part += part[-1:] * (width - len(part))
+                    chunks.append((f"{select} WHERE {quote(key.name)} IN ({', '.join('?' * width)})", part))
             for sql, parameters in chunks:
                 cursor.execute(sql, parameters)
                 for values in cursor.fetchall():
