@@ -449,7 +449,7 @@ class ProjectionStore:
 
     def _write(self, conn: Connection, tables: TableSet, changes: Changes) -> None:
         if not isinstance(changes, RowChanges):  # a bulk fold's rows
-            for role, (kind, rows) in changes.items():
+            for role, kind, rows in changes:
                 self._bulk.write_tuples(conn, tables[role], kind, rows)
             return
         for role, rows in changes.upserts.items():
