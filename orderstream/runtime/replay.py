@@ -314,22 +314,28 @@ class ProjectionReplay:
         if not pending:
             return reached
         consumer.assign([TopicPartition(t, p, starts[(t, p)]) for t, p in sorted(pending)])
+        dead_letter_topics = {t for t, _ in pending if is_dead_letter_topic(t)}  # none assigned: no per-record test
         batch_size = self.settings.projection_batch_size
+        decode = codec.decode
         try:
             while pending:
                 if self.stop.is_set():
                     raise ReplayInterrupted(f"{self.spec.name}: replay interrupted; the live projection is untouched")
                 messages = consumer.consume(num_messages=batch_size, timeout=0.5)
-                for message in messages:
+                events: list = []
+                append = events.append
+                for message in messages:  # one pass per record: this loop runs once per event of the rebuild
                     if message.error():
                         raise KafkaException(message.error())
-                events = []
-                for message in messages:
-                    if is_dead_letter_topic(message.topic()) and retry_group(message) != self.group_id:
-                        events.append(None)  # not a retry request for the live projector's group: skipped as it does
+                    if (
+                        dead_letter_topics
+                        and message.topic() in dead_letter_topics
+                        and retry_group(message) != self.group_id
+                    ):
+                        append(None)  # not a retry request for the live projector's group: skipped as it does
                         continue
                     try:
-                        events.append(codec.decode(message.value()))
+                        append(decode(message.value()))
                     except DecodeError as exc:
                         if phase != "scan":  # the scan reads what the replay reads again: counted there
                             self._reject(message, exc)
@@ -351,23 +357,30 @@ class ProjectionReplay:
 
     def consume_into(self, consumer, store, target, starts, ends, skip, phase) -> dict[Position, int]:
         def apply(messages, events) -> None:
-            records = []
-            for message, event in zip(messages, events, strict=True):
-                position = (message.topic(), message.partition())
-                if event is None:
-                    pass  # undecodable: rejected in _read
-                elif skip is not None and skip(position, message.offset(), event.aggregate_id):
-                    self._skipped += 1
-                    event = None  # already in the copied rows: the offset moves, nothing is applied
-                else:
-                    self._applied += 1
-                records.append(Record(message.topic(), message.partition(), message.offset(), event))
+            if skip is None:  # --from-beginning: every decoded event is applied (None: undecodable, rejected in _read)
+                records = [
+                    Record(m.topic(), m.partition(), m.offset(), e) for m, e in zip(messages, events, strict=True)
+                ]
+                applied = len(records) - events.count(None)
+            else:
+                records, applied = [], 0
+                for message, event in zip(messages, events, strict=True):
+                    position = (message.topic(), message.partition())
+                    if event is None:
+                        pass  # undecodable: rejected in _read
+                    elif skip(position, message.offset(), event.aggregate_id):
+                        self._skipped += 1
+                        event = None  # already in the copied rows: the offset moves, nothing is applied
+                    else:
+                        applied += 1
+                    records.append(Record(message.topic(), message.partition(), message.offset(), event))
+            self._applied += applied
             if records:
                 try:
                     store.apply(records, target, shadow=True, bulk=True)
                 except ProjectionError:
                     self._apply_one_by_one(store, target, messages, records)
-                self.progress.advance(0, sum(1 for r in records if r.event is not None))
+                self.progress.advance(0, applied)
                 failpoints.point("replay_batch")
 
         return self._read(consumer, starts, ends, phase, apply)

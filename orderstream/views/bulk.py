@@ -6,7 +6,9 @@ changes are written with a handful of statements per table, whatever the number 
   from taking the GIL back after every row, but was measured to cost more CPU than it saves on a 2-core machine.
 - PostgreSQL: COPY into a session-local stage table (psycopg formats the rows in C; ON COMMIT DELETE ROWS empties
   it), then one INSERT ... SELECT ... ON CONFLICT DO UPDATE merges it into the target. 5,000 timeline rows: ~45 ms,
-  against ~100 ms as one INSERT from unnest(arrays) and one round trip per row with executemany.
+  against ~100 ms as one INSERT from unnest(arrays) and one round trip per row with executemany. Up to 64 rows (a
+  batch's offsets, a live batch's orders) are one INSERT ... SELECT ... FROM (VALUES ...) instead: one round trip,
+  not three (create the stage if needed, COPY, merge).
 
 Why not SQLAlchemy's executemany: for each row it builds and processes a parameter dict in Python (~20% of a
 rebuild on SQLite), and psycopg then sends one INSERT per row (~65% of a rebuild on PostgreSQL, mostly waiting on the
@@ -29,7 +31,8 @@ from typing import Any
 from sqlalchemy import Connection, Table
 from sqlalchemy.engine import Dialect
 
-_SQLITE_IN_CHUNK = 2_000  # keys per IN (...) on SQLite (its bound-parameter limit is 32,766)
+_POSTGRES_INLINE_ROWS = 64  # up to this many rows, a PostgreSQL upsert is one INSERT ... VALUES, without the stage
+_SQLITE_IN_CHUNK = 2_048  # keys per IN (...) on SQLite (its bound-parameter limit is 32,766); a power of two
 
 
 class BulkRows:
@@ -57,10 +60,15 @@ class BulkRows:
                 chunks = [(f"{select} WHERE {quote(key.name)} = ANY(%s)", [list(keys)])]
             else:
                 ordered = list(keys)
-                chunks = [
-                    (f"{select} WHERE {quote(key.name)} IN ({', '.join('?' * len(part))})", part)
-                    for part in (ordered[i : i + _SQLITE_IN_CHUNK] for i in range(0, len(ordered), _SQLITE_IN_CHUNK))
-                ]
+                chunks = []
+                for i in range(0, len(ordered), _SQLITE_IN_CHUNK):
+                    part = ordered[i : i + _SQLITE_IN_CHUNK]
+                    # padded to a power of two with its last key again (a repeat in IN (...) changes nothing): sqlite3
+                    # caches each distinct statement it prepares (up to 128 per connection, ~0.3 MB each at a
+                    # thousand keys), so one statement per batch size made a rebuild's memory grow with its batches
+                    width = 1 << (len(part) - 1).bit_length()
+                    part += part[-1:] * (width - len(part))
+                    chunks.append((f"{select} WHERE {quote(key.name)} IN ({', '.join('?' * width)})", part))
             for sql, parameters in chunks:
                 cursor.execute(sql, parameters)
                 for values in cursor.fetchall():
@@ -98,6 +106,17 @@ class BulkRows:
         cursor = conn.connection.cursor()
         try:
             if self._postgres:
+                if statement.inline and not isinstance(values, list):
+                    values = list(values)
+                if statement.inline and len(values) <= _POSTGRES_INLINE_ROWS:  # type: ignore[arg-type]
+                    # a few rows (every batch's offsets, a live batch's orders): one statement, one round trip,
+                    # instead of creating the stage, copying into it and merging (three); merged in key order too
+                    rows = ", ".join([statement.inline_row] * len(values))  # type: ignore[arg-type]
+                    cursor.execute(
+                        f"{statement.inline}{rows}{statement.inline_conflict}",
+                        [value for row in values for value in row],
+                    )
+                    return
                 if statement.prepare:
                     cursor.execute(statement.prepare)
                 with cursor.copy(statement.load) as copy:
@@ -141,8 +160,14 @@ class BulkRows:
             values = ", ".join("?" for _ in columns)
             return _Statements(names, f"INSERT INTO {target} ({column_list}) VALUES ({values}) {conflict}")
         stage = quote(f"stage_{table.name}"[:63])  # a temporary table: this session's own, emptied at every commit
+        # each value cast to its column's type without a length (an explicit cast to VARCHAR(n) would cut a longer
+        # value silently; the insert then refuses it, as the COPY into the stage does)
+        types = [c.type.compile(dialect=self.dialect).split("(")[0] for c in columns]
         return _Statements(
             names,
+            inline=f"INSERT INTO {target} ({column_list}) SELECT {column_list} FROM (VALUES ",
+            inline_row=f"({', '.join(f'CAST(%s AS {t})' for t in types)})",
+            inline_conflict=f") AS v ({column_list}) ORDER BY {keys} {conflict}",
             # in key order: writers of other partitions lock shared rows (counters) in the same order, never a cycle
             merge=f"INSERT INTO {target} ({column_list}) SELECT {column_list} FROM {stage} ORDER BY {keys} {conflict}",
             prepare=f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} (LIKE {target}) ON COMMIT DELETE ROWS",
@@ -154,9 +179,14 @@ class BulkRows:
 class _Statements:
     """The SQL of one kind of write into one table. SQLite: merge alone, run once per row. PostgreSQL: prepare the
     stage table, COPY the rows into it (load), then merge them into the target in one statement; an append is the
-    COPY alone, straight into the target (no prepare, no merge)."""
+    COPY alone, straight into the target (no prepare, no merge). A PostgreSQL upsert or add of a few rows is one
+    INSERT ... SELECT from VALUES, merged in key order like the stage: inline, inline_row once per row, then
+    inline_conflict."""
 
     names: list[str]
     merge: str
     prepare: str = ""
     load: str = ""
+    inline: str = ""
+    inline_row: str = ""
+    inline_conflict: str = ""

@@ -156,7 +156,7 @@ def bulk_fold(events: Sequence[Event], current: StateRows) -> BulkChanges | RowC
     per batch, whatever the number of its events in it. Checks each event with the same rule (check_next) and raises
     the same ProjectionError as project(), but calls it only when the fast test (placed once, versions increasing)
     fails; the Python per event is a few list operations, and the timeline entries of an order become its text in
-    one JSON encode per batch.
+    one JSON encode per batch. Orders placed in the batch are appended, the others upserted.
     A batch with a return is folded by project() itself (the store writes either form): the returns table is added
     to, which a bulk form (append / upsert) cannot express, and returns are rare."""
     if any(event.__class__ is OrderReturned for event in events):
@@ -192,11 +192,15 @@ def bulk_fold(events: Sequence[Event], current: StateRows) -> BulkChanges | RowC
             if kind is OrderPaymentUpdated:
                 payment_status = row[_PAYMENT] = event.payment_status.value  # type: ignore[attr-defined,index]
         row[_PENDING].append((version, _TYPE_NAMES[kind], at, event.event_id, payment_status, status))  # type: ignore[index]
-    rows = []
+    new, stored = [], []
     for row in orders.values():
-        row[_TIMELINE] = _entries_json(row[_TIMELINE], row.pop())
-        rows.append(tuple(row))
-    return {"orders": ("upsert", rows)}
+        pending = row.pop()
+        (stored if row[_TIMELINE] is not None else new).append(row)
+        row[_TIMELINE] = _entries_json(row[_TIMELINE], pending)
+    # an order placed in this batch has no row yet (`current` holds every order of the batch the table holds, and no
+    # other writer adds rows of this partition's orders: store.apply checks the positions under its lock), so it is
+    # appended: COPY straight into the table on PostgreSQL, without the stage table and the merge an upsert needs
+    return [("orders", "append", list(map(tuple, new))), ("orders", "upsert", list(map(tuple, stored)))]
 
 
 def tables(generation: int) -> TableSet:

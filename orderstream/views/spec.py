@@ -34,10 +34,10 @@ class ReplayScope:
     totals: Callable[[Iterable[Mapping[str, Any]]], RowChanges] | None = None
 
 
-BulkChanges = dict[str, tuple[str, list[tuple]]]
-"""A batch's rows as a bulk fold writes them: role -> (kind, rows as tuples in the table's column order). Kinds:
-"append" (rows whose keys the table cannot hold yet: plain INSERT, COPY straight into the table on PostgreSQL) and
-"upsert" (insert or replace the row with the same primary key)."""
+BulkChanges = list[tuple[str, str, list[tuple]]]
+"""A batch's rows as a bulk fold writes them: (role, kind, rows as tuples in the table's column order), written in
+list order; a role may appear once per kind. Kinds: "append" (rows whose keys the table cannot hold yet: plain INSERT,
+COPY straight into the table on PostgreSQL) and "upsert" (insert or replace the row with the same primary key)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,10 +144,12 @@ def test_both_folds_refuse_the_same_batches(case):
             assert rows == changes
             state.update({key[0]: row for key, row in changes.upserts["orders"].items()})
             continue
-        for role, (kind, tuples) in rows.items():
-            expected = changes.upserts.get(role, {})
-            assert sorted(tuples) == sorted(tuple(row.values()) for row in expected.values()), role
-            assert kind == ("upsert" if role == "orders" else "append")
+        assert {role for role, _, _ in rows} == {"orders"}
+        written = [(kind, row) for _, kind, tuples in rows for row in tuples]
+        expected = changes.upserts.get("orders", {})
+        assert sorted(row for _, row in written) == sorted(tuple(row.values()) for row in expected.values())
+        for kind, row in written:  # an order the table holds is replaced, one placed in the batch appended
+            assert kind == ("upsert" if row[0] in current else "append"), row[0]
         state.update({key[0]: row for key, row in changes.upserts["orders"].items()})
 
 
