@@ -186,6 +186,11 @@ def rebuild(frame: tuple) -> list[Any]:
     return readable_spans(compacted, resources)
 
 
+def readable_record_spans(spans: RecordSpans, resource: Any) -> list[Any]:
+    """The SDK ReadableSpans of a batch's record spans (for a span processor other than the export one)."""
+    return readable_spans(expand(spans.frame(0)), [resource])
+
+
 def readable_spans(compacted: list[tuple], resources: list[Any]) -> list[Any]:
     """SDK ReadableSpans of spans in compact()'s form; their resources are indexes into `resources`."""
     from opentelemetry.sdk.trace import Event, ReadableSpan

@@ -104,12 +104,6 @@ class RecordSpans:
         """The plain values that cross the pipe (export.SpanPipe): `resource` is the provider's resource's index."""
         return (self.name, self.scope, self.attributes, self.link, resource, self.rows)
 
-    def readable(self, resource: Any) -> list[Any]:
-        """The SDK ReadableSpans of these rows (for a span processor other than the export one)."""
-        from orderstream.telemetry.export import readable_spans
-
-        return readable_spans(expand(self.frame(0)), [resource])
-
 
 def _own_flags(parent: int, parent_flags: int) -> int:
     """A sampled span's trace flags, as the SDK sets them: SAMPLED, and RANDOM_TRACE_ID (W3C Trace Context level 2)

@@ -124,7 +124,9 @@ def _provider_class() -> type:
                     processor.on_end(spans)
                 else:
                     if readable is None:
-                        readable = spans.readable(self.resource)
+                        from orderstream.telemetry.export import readable_record_spans
+
+                        readable = readable_record_spans(spans, self.resource)
                     for span in readable:
                         processor.on_end(span)
 

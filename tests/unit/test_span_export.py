@@ -84,7 +84,10 @@ def test_record_spans_cross_the_pipe_as_the_spans_made_in_process():
     batch.end()
 
     rebuilt = export.rebuild(marshal.loads(export.encode([records, batch])))  # what the export process builds
-    in_process = [batch, *records.readable(provider.resource)]  # what an in-process span processor gets
+    in_process = [
+        batch,
+        *export.readable_record_spans(records, provider.resource),
+    ]  # what an in-process span processor gets
 
     assert [_view(s) for s in rebuilt] == [_view(s) for s in in_process]
     _, ok_span, failed_span = rebuilt
