@@ -8,7 +8,8 @@ kind, attributes, the link to the batch's span, scope, resource) once. When the 
 whole RecordSpans (tracing.Provider.emit_record_spans):
 - the export processor (tracing.otlp_processor) queues it as one item and SpanPipe marshals its rows to the export
   process, which builds the SDK's ReadableSpans there (export.py);
-- any other span processor (a test's in-memory exporter) gets the same spans as SDK ReadableSpans, built here.
+- any other span processor (a test's in-memory exporter) gets the same spans as SDK ReadableSpans, built in process
+  (export.readable_record_spans).
 Either way a record's span is what the SDK's Tracer.start_span would make of it: a random 64-bit span id, the
 record's context as its parent (is_remote) and its trace state, a link to the batch's span, the attributes of
 OpenTelemetry's messaging conventions, an ERROR status when it failed, and the same sampling (parent-based; the
