@@ -98,8 +98,8 @@ def test_readers_someone_waits_on_fetch_with_the_shorter_wait():
 
     settings = load_settings()
     assert consumer_config(settings, "group-a")["fetch.wait.max.ms"] == settings.fetch_wait_max_ms == 50
-    assert live_fetch_wait_ms(settings) == settings.live_fetch_wait_max_ms == 5
-    assert Projector(settings, spec_of("order-view"))._consumer_config()["fetch.wait.max.ms"] == 5
+    assert live_fetch_wait_ms(settings) == settings.live_fetch_wait_max_ms == 10
+    assert Projector(settings, spec_of("order-view"))._consumer_config()["fetch.wait.max.ms"] == 10
     assert live_fetch_wait_ms(load_settings(fetch_wait_max_ms=2)) == 2  # the general setting still caps it
     assert live_fetch_wait_ms(load_settings(live_fetch_wait_max_ms=50)) == 50
 
