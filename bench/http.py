@@ -8,7 +8,15 @@ endpoint of the same server measured in the same run.
 2. POST /orders then GET /orders/{id}?after=<token>, one pair per order at 100 orders/s on a fixed schedule (an
    asyncio httpx client: wrk cannot chain a request on the answer of the previous one), against what the path
    crosses (`run order`, `run projections`, `serve`, as bench/latency.py runs the order service and projections);
-   p99 of the pair, next to GET /healthz pairs on the same schedule.
+   p99 of the pair, next to GET /healthz pairs on the same schedule; and the pair's per-hop budget, split at
+   timestamps on this machine's one clock (as bench/latency.py's):
+   - sent: the wall clock when the client sends POST /orders;
+   - produced: the PlaceOrder command record's Kafka timestamp (CreateTime: set at the API's produce() call);
+   - decided: the order's placed_at in the GET answer (the OrderPlaced event's occurred_at, set by the order service);
+   - committed: when a read_committed side consumer (a thread of this process, fetch.wait.max.ms=1) receives the
+     OrderPlaced record: its transaction committed then, plus one fetch;
+   - answered: the client has the POST's answer (the API read the reply: committed in the same transaction);
+   - read: the client has the GET ?after answer.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ import ssl
 import subprocess
 import sys
 import time
+from datetime import UTC
+from itertools import pairwise
 from pathlib import Path
 
 from bench.env import BenchEnv
@@ -248,14 +258,121 @@ async def _paced_pairs(url: str, rate: float, seconds: float, pair) -> tuple[lis
     return times, failures, cpu_share
 
 
-async def _place_then_read(client, n: int) -> None:
-    body = {"customer_id": f"c-{n % 500}", "currency": "EUR", "lines": [{"sku": "B-1", "quantity": 1,
-            "unit_price_minor": 100}]}  # fmt: skip
-    placed = await client.post("/orders", json=body)
-    assert placed.status_code == 201, placed.text
-    answer = placed.json()
-    read = await client.get(f"/orders/{answer['order_id']}", params={"after": answer["token"], "timeout": 30})
-    assert read.status_code == 200, read.text
+def _place_then_read(marks: dict[str, tuple[float, float, float, str]]):
+    """The pair: POST /orders, then GET /orders/{id}?after=<its token>; notes each order's client-side marks (sent,
+    answered, read, on the wall clock) and its placed_at in `marks`."""
+
+    async def pair(client, n: int) -> None:
+        body = {"customer_id": f"c-{n % 500}", "currency": "EUR", "lines": [{"sku": "B-1", "quantity": 1,
+                "unit_price_minor": 100}]}  # fmt: skip
+        sent = time.time()
+        placed = await client.post("/orders", json=body)
+        answered = time.time()
+        assert placed.status_code == 201, placed.text
+        answer = placed.json()
+        read = await client.get(f"/orders/{answer['order_id']}", params={"after": answer["token"], "timeout": 30})
+        assert read.status_code == 200, read.text
+        marks[answer["order_id"]] = (sent, answered, time.time(), read.json()["placed_at"])
+
+    return pair
+
+
+class _SideReader:
+    """A read_committed consumer of orders.commands and orders.events in a thread, from their end: per order key,
+    the first command record's timestamp and the first event record's (timestamp, receipt), seconds on the wall
+    clock. fetch.wait.max.ms=1, so a receipt is within a millisecond or so of the transaction's commit."""
+
+    def __init__(self, settings) -> None:
+        import threading
+
+        self.settings = settings
+        self.commands: dict[str, float] = {}
+        self.events: dict[str, tuple[float, float]] = {}
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-side-reader", daemon=True)
+
+    def __enter__(self) -> _SideReader:
+        self._thread.start()
+        if not self._ready.wait(60):
+            raise RuntimeError("the side reader was not assigned its partitions within 60 s")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        from confluent_kafka import Consumer
+
+        from orderstream.kafka.clients import consumer_config
+        from orderstream.topology import ORDERS_COMMANDS, ORDERS_EVENTS
+
+        commands, events = self.settings.topic(ORDERS_COMMANDS), self.settings.topic(ORDERS_EVENTS)
+        group = f"{self.settings.topic_prefix}bench.http.side"
+        config = consumer_config(self.settings, group, **{"fetch.wait.max.ms": 1, "auto.offset.reset": "latest"})
+        consumer = Consumer(config)
+        consumer.subscribe([commands, events], on_assign=lambda *_: self._ready.set())
+        try:
+            while not self._stop.is_set():
+                first = consumer.poll(0.05)  # returns at the first record (consume() would wait to fill a batch)
+                if first is None:
+                    continue
+                received = time.time()
+                for message in [first, *consumer.consume(num_messages=500, timeout=0)]:
+                    if message.error() is not None or message.key() is None:
+                        continue
+                    key, stamp = message.key().decode(), message.timestamp()[1] / 1000
+                    if message.topic() == commands:
+                        self.commands.setdefault(key, stamp)
+                    elif key not in self.events:
+                        self.events[key] = (stamp, received)
+        finally:
+            consumer.close()
+
+
+PAIR_HOPS = (
+    "POST received -> command produced (HTTP, API handler)",
+    "command -> decided (command delivery, order service poll, decide)",
+    "decided -> committed (event produce, transaction commit, read_committed fetch)",
+    "committed -> POST answered (the API's reply reader, HTTP answer)",
+    "POST answered -> GET ?after answered (the view catching up, PositionWatch, query, HTTP)",
+)
+
+
+def _pair_hop_rows(marks: dict, side: _SideReader) -> list[dict]:
+    """The pair's per-hop budget (see the module docstring): one row per hop, p50 as the value, p99 and its share of
+    the slowest 1% of pairs' time in the notes."""
+    from datetime import datetime
+
+    hops: dict[str, list[float]] = {}
+    for oid, (sent, answered, read, placed_at) in marks.items():
+        if oid not in side.commands or oid not in side.events:
+            continue
+        decided = datetime.strptime(placed_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+        stamps = (sent, side.commands[oid], decided, side.events[oid][1], answered, read)
+        hops[oid] = [b - a for a, b in pairwise(stamps)]  # seconds: _pct gives ms
+    if not hops:
+        return []
+    slowest = sorted(hops, key=lambda oid: sum(hops[oid]))[-max(1, len(hops) // 100) :]
+    tail_total = sum(sum(hops[oid]) for oid in slowest) or 1.0
+    rows = []
+    for n, hop in enumerate(PAIR_HOPS):
+        values = [parts[n] for parts in hops.values()]
+        share = sum(hops[oid][n] for oid in slowest) / tail_total
+        rows.append(
+            {
+                "benchmark": f"HTTP pair budget, hop {n + 1}: {hop}, p50",
+                "value": round(_pct(values, 0.5), 1),
+                "unit": "ms",
+                "goal": "",
+                "met": None,
+                "notes": f"p99 {_pct(values, 0.99):.1f} ms; {share:.0%} of the slowest 1% pairs' time; "
+                f"{len(hops):,} pairs (one clock: POST sent, the command record's CreateTime, the order's placed_at, "
+                "a read_committed side consumer's receipt of its event, POST answered, GET answered)",
+            }
+        )
+    return rows
 
 
 async def _trivial_pair(client, _: int) -> None:
@@ -272,11 +389,13 @@ def bench_http_writes(env: BenchEnv, rate: float = 100, seconds: float = 20, war
     settings = env.fresh()
     settings = settings.model_copy(update={"data_dir": env.workdir / f"http-{settings.topic_prefix.rstrip('.')}"})
     services = [_service(settings, name, env.workdir / f"http-{name}.log") for name in PATH_SERVICES]
+    marks: dict[str, tuple[float, float, float, str]] = {}
     try:
         server, url = _serve(settings, env.workdir / "http-writes-serve.log", ["serve"])
         try:
-            asyncio.run(_paced_pairs(url, rate, warm_seconds, _place_then_read))  # the services and views warm up
-            times, failures, client_cpu = asyncio.run(_paced_pairs(url, rate, seconds, _place_then_read))
+            with _SideReader(settings) as side:
+                asyncio.run(_paced_pairs(url, rate, warm_seconds, _place_then_read({})))  # services and views warm up
+                times, failures, client_cpu = asyncio.run(_paced_pairs(url, rate, seconds, _place_then_read(marks)))
             trivial, _, _ = asyncio.run(_paced_pairs(url, rate, min(seconds, 5), _trivial_pair))
         finally:
             _stop(server)
@@ -285,6 +404,7 @@ def bench_http_writes(env: BenchEnv, rate: float = 100, seconds: float = 20, war
             _stop(service)
     p99 = _pct(times, 0.99)
     return [
+        *_pair_hop_rows(marks, side),
         {
             "benchmark": f"HTTP POST /orders then GET ?after=token, p99 ({rate:.0f} orders/s, SQLite)",
             "value": round(p99, 1),
@@ -298,7 +418,7 @@ def bench_http_writes(env: BenchEnv, rate: float = 100, seconds: float = 20, war
                 f"{_pct(trivial, 0.99):.1f} ms (asyncio httpx client, one connection per pair in flight, fixed "
                 f"schedule; the client used {client_cpu:.0%} of a core)"
             ),
-        }
+        },
     ]
 
 

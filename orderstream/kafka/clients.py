@@ -85,5 +85,10 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
     return config | extra
 
 
+def live_fetch_wait_ms(settings: Settings) -> int:
+    """fetch.wait.max.ms for a reader someone waits on (projectors, reply readers): see live_fetch_wait_max_ms."""
+    return min(settings.fetch_wait_max_ms, settings.live_fetch_wait_max_ms)
+
+
 def admin_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     return common_config(settings) | extra

@@ -64,11 +64,13 @@ class AsyncCommandSender:
     def _start(self) -> None:
         from confluent_kafka import Consumer, Producer, TopicPartition
 
-        from orderstream.kafka.clients import consumer_config, producer_config
+        from orderstream.kafka.clients import consumer_config, live_fetch_wait_ms, producer_config
         from orderstream.kafka.offsets import watermarks
 
         self._producer = Producer(producer_config(self.settings, **{"linger.ms": 0}))
-        self._reader = Consumer(consumer_config(self.settings, f"orderstream-api-replies-{uuid.uuid4().hex}"))
+        group = f"orderstream-api-replies-{uuid.uuid4().hex}"
+        wait = {"fetch.wait.max.ms": live_fetch_wait_ms(self.settings)}  # every POST waits on this reader
+        self._reader = Consumer(consumer_config(self.settings, group, **wait))
         assignment = []
         for topic in self.replies_topics:
             metadata = self._reader.list_topics(topic, timeout=KAFKA_TIMEOUT_S).topics.get(topic)

@@ -205,9 +205,11 @@ class CommandSender:
         if self._reader is None:
             from confluent_kafka import Consumer
 
-            from orderstream.kafka.clients import consumer_config
+            from orderstream.kafka.clients import consumer_config, live_fetch_wait_ms
 
-            self._reader = Consumer(consumer_config(self.settings, f"orderstream-reply-reader-{uuid.uuid4().hex}"))
+            group = f"orderstream-reply-reader-{uuid.uuid4().hex}"
+            wait = {"fetch.wait.max.ms": live_fetch_wait_ms(self.settings)}  # `--wait` waits on this reader
+            self._reader = Consumer(consumer_config(self.settings, group, **wait))
         return self._reader
 
     def _reply_ends(self) -> dict[int, int]:

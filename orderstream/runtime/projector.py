@@ -148,9 +148,12 @@ class Projector:
         self._mirrored: dict[tuple[str, int], int] = {}  # the positions last mirrored to Kafka
 
     def _consumer_config(self) -> dict[str, Any]:
-        from orderstream.kafka.clients import consumer_config
+        from orderstream.kafka.clients import consumer_config, live_fetch_wait_ms
 
-        extra: dict[str, Any] = {"client.id": f"{self.settings.client_id}.{self.name}"}
+        extra: dict[str, Any] = {
+            "client.id": f"{self.settings.client_id}.{self.name}",
+            "fetch.wait.max.ms": live_fetch_wait_ms(self.settings),  # read-your-writes waits on this reader
+        }
         instance = os.environ.get(INSTANCE_ID_ENV)
         if instance:
             extra["group.instance.id"] = f"{instance}.{self.name}"

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from orderstream.config import ConfigError, load_settings
-from orderstream.kafka.clients import consumer_config, producer_config
+from orderstream.kafka.clients import consumer_config, live_fetch_wait_ms, producer_config
 
 
 @pytest.fixture(autouse=True)
@@ -90,6 +90,18 @@ def test_client_defaults():
     consumer = consumer_config(settings, "group-a")
     assert consumer["isolation.level"] == "read_committed"
     assert consumer["enable.auto.commit"] is False and consumer["enable.auto.offset.store"] is False
+
+
+def test_readers_someone_waits_on_fetch_with_the_shorter_wait():
+    from orderstream.runtime.projector import Projector
+    from orderstream.views.registry import spec_of
+
+    settings = load_settings()
+    assert consumer_config(settings, "group-a")["fetch.wait.max.ms"] == settings.fetch_wait_max_ms == 50
+    assert live_fetch_wait_ms(settings) == settings.live_fetch_wait_max_ms == 10
+    assert Projector(settings, spec_of("order-view"))._consumer_config()["fetch.wait.max.ms"] == 10
+    assert live_fetch_wait_ms(load_settings(fetch_wait_max_ms=2)) == 2  # the general setting still caps it
+    assert live_fetch_wait_ms(load_settings(live_fetch_wait_max_ms=50)) == 50
 
 
 def test_topic_prefix_and_database_urls(tmp_path):
