@@ -54,24 +54,18 @@ def _load_api() -> dict[str, Any]:
 def extract_ids(headers: Iterable[tuple[str, Any]] | None) -> tuple[int, int, int, str] | None:
     """(trace id, span id, sampled flag, trace state) of the context a record's headers carry, or None (no header,
     or a malformed one), without building a SpanContext: a batch consumer reads one per record, and most of them only
-    become a record span's parent ids. One pass over the headers; ce_traceparent wins over a plain traceparent."""
+    become a record span's parent ids. The headers become a dict in one C call (of a repeated header, the last one
+    counts); ce_traceparent wins over a plain traceparent."""
     if not headers:
         return None
-    parent = state = None
-    plain_parent = plain_state = None
-    for name, value in headers:
-        if name == TRACEPARENT:
-            parent = value
-        elif name == TRACESTATE:
-            state = value
-        elif name == "traceparent":
-            plain_parent = value
-        elif name == "tracestate":
-            plain_state = value
-    if parent is None:
-        parent, state = plain_parent, plain_state
-    if parent is None:
-        return None
+    named = dict(headers)
+    parent = named.get(TRACEPARENT)
+    if parent is not None:
+        state = named.get(TRACESTATE)
+    else:
+        parent, state = named.get("traceparent"), named.get("tracestate")
+        if parent is None:
+            return None
     parsed = parse_traceparent(_text(parent))
     if parsed is None:
         return None
