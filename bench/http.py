@@ -35,6 +35,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from bench.env import BenchEnv
+from bench.latency import hop_budget_rows
 
 # About 1,000 requests/s: each connection waits a random 0..2*RATE_DELAY_MS ms between a response and its next request.
 # Rate = connections / (mean delay + latency): 10 connections pacing 10 ms reached 1,000/s only for a request of no
@@ -351,28 +352,15 @@ def _pair_hop_rows(marks: dict, side: _SideReader) -> list[dict]:
             continue
         decided = datetime.strptime(placed_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
         stamps = (sent, side.commands[oid], decided, side.events[oid][1], answered, read)
-        hops[oid] = [b - a for a, b in pairwise(stamps)]  # seconds: _pct gives ms
+        hops[oid] = [(b - a) * 1000 for a, b in pairwise(stamps)]
     if not hops:
         return []
     slowest = sorted(hops, key=lambda oid: sum(hops[oid]))[-max(1, len(hops) // 100) :]
-    tail_total = sum(sum(hops[oid]) for oid in slowest) or 1.0
-    rows = []
-    for n, hop in enumerate(PAIR_HOPS):
-        values = [parts[n] for parts in hops.values()]
-        share = sum(hops[oid][n] for oid in slowest) / tail_total
-        rows.append(
-            {
-                "benchmark": f"HTTP pair budget, hop {n + 1}: {hop}, p50",
-                "value": round(_pct(values, 0.5), 1),
-                "unit": "ms",
-                "goal": "",
-                "met": None,
-                "notes": f"p99 {_pct(values, 0.99):.1f} ms; {share:.0%} of the slowest 1% pairs' time; "
-                f"{len(hops):,} pairs (one clock: POST sent, the command record's CreateTime, the order's placed_at, "
-                "a read_committed side consumer's receipt of its event, POST answered, GET answered)",
-            }
-        )
-    return rows
+    notes = (
+        f"{len(hops):,} pairs (one clock: POST sent, the command record's CreateTime, the order's placed_at, "
+        "a read_committed side consumer's receipt of its event, POST answered, GET answered)"
+    )
+    return hop_budget_rows(hops, slowest, PAIR_HOPS, "HTTP pair budget", "pairs' time", notes)
 
 
 async def _trivial_pair(client, _: int) -> None:

@@ -31,8 +31,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import pairwise
+from typing import Any
 
 from bench.env import BenchEnv
 
@@ -312,21 +314,31 @@ def _hop_rows(sent, seen, sent_wall, seen_wall, decided, committed) -> list[dict
         return [{"benchmark": "latency budget per hop", "value": None, "unit": "ms", "goal": "", "met": None,
                  "notes": "no order was seen by both the side consumer and the observer"}]  # fmt: skip
     slowest = sorted(hops, key=lambda oid: seen[oid] - sent[oid])[-max(1, len(hops) // 100) :]
-    tail_total = sum(sum(hops[oid]) for oid in slowest) or 1.0
+    notes = (
+        f"{len(hops):,} orders (timestamps on one clock: produce() call, the row's placed_at, the record's "
+        "CreateTime, a read_committed side consumer's receipt, the observer's poll)"
+    )
+    return hop_budget_rows(hops, slowest, HOPS, "latency budget", "orders' latency", notes)
+
+
+def hop_budget_rows(
+    hops: dict[Any, list[float]], slowest: list, names: Sequence[str], label: str, tail: str, notes: str
+) -> list[dict]:
+    """One row per hop of a latency budget: its p50 as the value, its p99 and its share of the slowest 1%'s time in
+    the notes. `hops` holds each item's time per hop, in ms; `slowest` the keys of the slowest 1%."""
+    tail_total = sum(sum(hops[key]) for key in slowest) or 1.0
     rows = []
-    for n, hop in enumerate(HOPS):
+    for n, hop in enumerate(names):
         values = [parts[n] for parts in hops.values()]
-        share = sum(hops[oid][n] for oid in slowest) / tail_total
+        share = sum(hops[key][n] for key in slowest) / tail_total
         rows.append(
             {
-                "benchmark": f"latency budget, hop {n + 1}: {hop}, p50",
+                "benchmark": f"{label}, hop {n + 1}: {hop}, p50",
                 "value": round(_percentile(values, 0.5), 1),
                 "unit": "ms",
                 "goal": "",
                 "met": None,
-                "notes": f"p99 {_percentile(values, 0.99):.1f} ms; {share:.0%} of the slowest 1% orders' latency; "
-                f"{len(hops):,} orders (timestamps on one clock: produce() call, the row's placed_at, the record's "
-                "CreateTime, a read_committed side consumer's receipt, the observer's poll)",
+                "notes": f"p99 {_percentile(values, 0.99):.1f} ms; {share:.0%} of the slowest 1% {tail}; {notes}",
             }
         )
     return rows
