@@ -186,7 +186,9 @@ def test_generate_reports_progress_by_time_counting_acknowledged_records_only(to
     totals: list[int] = []
     result = generate(
         topics,
-        LoadProfile(orders=50, seed=5, cancel_ratio=0.2),
+        # ~1.8 s at 100 records/s: longer than the idempotent producer's first PID request can keep every
+        # acknowledgement back (with 50 orders, 0.6 s, all of them sometimes came in one report at the end)
+        LoadProfile(orders=150, seed=5, cancel_ratio=0.2),
         rate=100,
         on_progress=progress.append,
         on_total=totals.append,
@@ -194,4 +196,4 @@ def test_generate_reports_progress_by_time_counting_acknowledged_records_only(to
     assert result.failed == 0 and result.first_error is None
     assert sum(progress) == result.records == result.acknowledged
     assert len(progress) >= 2, f"progress came only at the end: {progress}"
-    assert totals[0] == 60 and totals[-1] == result.records
+    assert totals[0] == 180 and totals[-1] == result.records
