@@ -62,7 +62,7 @@ class RecordSpans:
             trace_id = random.getrandbits(128) or 1
             decision = self.provider.sampler.should_sample(None, trace_id, f"{self.name} {topic}")
             if not decision.decision.is_sampled():  # a new trace sampled out: its context goes on, unsampled
-                return None, [(propagation.TRACEPARENT, _traceparent(trace_id, random.getrandbits(64) or 1, 0))]
+                return None, _headers(trace_id, random.getrandbits(64) or 1, 0, "")
             parent, flags, state = 0, 1, ""
         else:
             trace_id, parent, flags, state = remote
@@ -112,12 +112,8 @@ def _own_flags(parent: int, parent_flags: int) -> int:
     return 0x03 if not parent else 0x01 | (parent_flags & 0x02)
 
 
-def _traceparent(trace_id: int, span_id: int, flags: int) -> bytes:
-    return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}".encode()
-
-
 def _headers(trace_id: int, span_id: int, flags: int, state: str) -> list[tuple[str, bytes]]:
-    headers = [(propagation.TRACEPARENT, _traceparent(trace_id, span_id, flags))]
+    headers = [(propagation.TRACEPARENT, propagation.format_traceparent(trace_id, span_id, flags).encode())]
     if state:
         headers.append((propagation.TRACESTATE, state.encode()))
     return headers
