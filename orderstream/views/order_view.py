@@ -47,6 +47,7 @@ from orderstream.views.base import (
     RowChanges,
     StateRows,
     check_next,
+    follow_versions,
     status_after,
     utc_text,
 )
@@ -152,15 +153,16 @@ _TYPE_NAMES = {kind: kind.__name__ for kind in ORDER_EVENTS}
 
 
 def bulk_fold(events: Sequence[Event], current: StateRows) -> BulkChanges | RowChanges:
-    """project()'s rows for a rebuild or a far-behind batch, as tuples: each touched order's final row, upserted once
-    per batch, whatever the number of its events in it. Checks each event with the same rule (check_next) and raises
-    the same ProjectionError as project(), but calls it only when the fast test (placed once, versions increasing)
-    fails; the Python per event is a few list operations, and the timeline entries of an order become its text in
-    one JSON encode per batch. Orders placed in the batch are appended, the others upserted.
+    """follow_versions() then project(), as tuples: each touched order's final row, upserted once per batch, whatever
+    the number of its events in it. The poison policy is the same and in the same pass: a repeat (a version at or
+    below the order's) is left out, a gap raises the ProjectionError follow_versions raises, and what check_next
+    refuses (placed twice, never placed, not an order event) raises as in project(); the Python per event is a few
+    list operations, and the timeline entries of an order become its text in one JSON encode per batch. Orders placed
+    in the batch are appended, the others upserted.
     A batch with a return is folded by project() itself (the store writes either form): the returns table is added
     to, which a bulk form (append / upsert) cannot express, and returns are rare."""
     if any(event.__class__ is OrderReturned for event in events):
-        return project(events, current)
+        return project(follow_versions(events, current), current)
     orders: dict[str, list] = {}
     for event in events:
         kind = event.__class__
@@ -172,18 +174,23 @@ def bulk_fold(events: Sequence[Event], current: StateRows) -> BulkChanges | RowC
             stored = current[order_id]
             row = orders[order_id] = [*(stored[name] for name in _ORDER_COLUMNS), []]
         version = event.version
+        last = 0 if row is None else row[_VERSION]
+        if version != last + 1:
+            if version <= last:
+                continue  # a repeat: the view holds it already (follow_versions leaves it out the same way)
+            follow_versions([event], {order_id: {"version": last}})  # raises: a version is missing
         at = utc_text(event.occurred_at)
         payment_status = None
         status = None
         if kind is OrderPlaced:
             status = "PLACED"
             if row is not None:
-                check_next(event, {"version": row[_VERSION]})  # raises: placed twice
+                check_next(event, {"version": last})  # raises: placed twice
             row = orders[order_id] = [order_id, event.customer_id, "PLACED", event.currency, event.total_minor,  # type: ignore[attr-defined]
                                       version, None, at, at, _lines_json(event.lines), None, []]  # type: ignore[attr-defined]  # fmt: skip
         else:
-            if row is None or version <= row[_VERSION]:
-                check_next(event, None if row is None else {"version": row[_VERSION]})  # raises
+            if row is None:
+                check_next(event, None)  # raises: never placed
             row[_VERSION] = version  # type: ignore[index]
             row[_UPDATED] = at  # type: ignore[index]
             status = STATUS_AFTER.get(kind)
@@ -195,6 +202,8 @@ def bulk_fold(events: Sequence[Event], current: StateRows) -> BulkChanges | RowC
     new, stored = [], []
     for row in orders.values():
         pending = row.pop()
+        if not pending:
+            continue  # only repeats of this order in the batch: its stored row stays as it is
         (stored if row[_TIMELINE] is not None else new).append(row)
         row[_TIMELINE] = _entries_json(row[_TIMELINE], pending)
     # an order placed in this batch has no row yet (`current` holds every order of the batch the table holds, and no
@@ -496,5 +505,5 @@ SPEC = ProjectionSpec(
     tables=tables,
     project=project,
     replay_scope=ReplayScope({"orders": "order_id", "returns": "order_id"}),
-    bulk=BulkForm(bulk_fold),
+    bulk=BulkForm(bulk_fold, follows_versions=True),
 )

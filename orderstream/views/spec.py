@@ -44,10 +44,15 @@ COPY straight into the table on PostgreSQL) and "upsert" (insert or replace the 
 class BulkForm:
     """A view's bulk fold, next to its incremental one: the same rows from the same (events, current state rows), as
     tuples a database driver binds in C instead of row dicts, and split into rows only ever appended and rows
-    replaced. It must raise ProjectionError exactly where project() does. tests/integration/test_bulk_*.py check
-    that the two folds, and any switch from one to the other at any offset, produce identical tables."""
+    replaced. It must raise ProjectionError exactly where follow_versions and project() do (the store runs
+    follow_versions first unless follows_versions says the fold does it in its own pass). tests/integration/
+    test_bulk_*.py check that the two folds, and any switch from one to the other at any offset, produce identical
+    tables."""
 
-    fold: Callable[[Sequence[Event], StateRows], BulkChanges]
+    fold: Callable[[Sequence[Event], StateRows], BulkChanges | RowChanges]
+    # True: fold takes the batch as it comes and applies the poison policy itself (base.follow_versions: repeats left
+    # out, a gap refused) in its own pass over the events, so the store does not make that pass first
+    follows_versions: bool = False
 
 
 @dataclass(frozen=True, slots=True)

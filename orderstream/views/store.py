@@ -448,12 +448,15 @@ class ProjectionStore:
         if not events:
             return fresh, None
         current = self._bulk.load(conn, self.tables(generation)[self.spec.state_role], {e.aggregate_id for e in events})
+        form = self.spec.bulk if bulk else None
+        if form is not None and form.follows_versions:
+            return fresh, form.fold(events, current)  # the poison policy below, in the fold's own pass
         # repeats left out, a gap raises ProjectionError (unless the view's versions only increase: spec.version_gaps)
         events = follow_versions(events, current, gaps=self.spec.version_gaps)
         if not events:
             return fresh, None
-        if bulk and self.spec.bulk is not None:
-            return fresh, self.spec.bulk.fold(events, current)
+        if form is not None:
+            return fresh, form.fold(events, current)
         return fresh, self.spec.project(events, current)
 
     def _check_generation(self, conn: Connection, generation: int, shadow: bool, *, lock: bool = False) -> None:
