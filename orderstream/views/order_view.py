@@ -23,7 +23,9 @@ orders are copied with their lines and timeline (see replay_scope.py).
 
 Schema versions: 1 = timeline without payment_status; 2 = with it; 3 = returns (the returns table, a timeline status
 column that `--as-of` folds, statuses up to 32 characters); 4 = lines and timeline as JSON columns of the orders row
-(no lines and timeline tables). Rebuild with `replay projection order-view`.
+(no lines and timeline tables); 5 = an index on (total_minor, order_id), for the sort by total (`query orders --sort
+total_minor`, GET /orders, the console: a scan and sort of every order took 220-350 ms at 1,000,000 orders). Rebuild
+with `replay projection order-view`.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from orderstream.views.spec import BulkChanges, BulkForm, ProjectionSpec, Replay
 from orderstream.views.tables import TableSet
 
 NAME = "order-view"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 STATE_ROLE = "orders"
 ORDER_SORTS = ("placed_at", "updated_at", "total_minor", "order_id", "customer_id", "status")
 SUMMARY_FIELDS = (
@@ -235,6 +237,7 @@ def tables(generation: int) -> TableSet:
     Index(f"ix_order_view_orders_{g}_customer", orders.c.customer_id, orders.c.placed_at)
     Index(f"ix_order_view_orders_{g}_status", orders.c.status, orders.c.placed_at)
     Index(f"ix_order_view_orders_{g}_placed", orders.c.placed_at)
+    Index(f"ix_order_view_orders_{g}_total", orders.c.total_minor, orders.c.order_id)  # never changes once placed
     returns = Table(
         f"order_view_returns_{g}",
         metadata,
