@@ -16,7 +16,7 @@ TYPES = ("OrderPaymentUpdated", "OrderLineReservationUpdated", "OrderConfirmed",
 
 
 def _fill(store, orders: int) -> None:
-    """N orders of 1-6 events and 1-4 lines, as the order view (schema 4) stores them: one row per order, its lines
+    """N orders of 1-6 events and 1-4 lines, as the order view (schema 4 and 5) stores them: one row per order, its lines
     and timeline as the row's compact JSON columns."""
     tables = store.tables(store.ensure())
     rng = random.Random(3)
