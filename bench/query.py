@@ -16,8 +16,8 @@ TYPES = ("OrderPaymentUpdated", "OrderLineReservationUpdated", "OrderConfirmed",
 
 
 def _fill(store, orders: int) -> None:
-    """N orders of 1-6 events and 1-4 lines, as the order view (schema 4 and 5) stores them: one row per order, its lines
-    and timeline as the row's compact JSON columns."""
+    """N orders of 1-6 events and 1-4 lines, as the order view (schema 4 and 5) stores them: one row per order, its
+    lines and timeline as the row's compact JSON columns."""
     tables = store.tables(store.ensure())
     rng = random.Random(3)
     rows: list[dict] = []
