@@ -51,7 +51,8 @@ class BulkForm:
 
     fold: Callable[[Sequence[Event], StateRows], BulkChanges | RowChanges]
     # True: fold takes the batch as it comes and applies the poison policy itself (base.follow_versions: repeats left
-    # out, a gap refused) in its own pass over the events, so the store does not make that pass first
+    # out, a gap refused, or allowed where the spec says version_gaps) in its own pass over the events, so the store
+    # does not make that pass first
     follows_versions: bool = False
 
 
