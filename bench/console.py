@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from bench.env import BenchEnv
+from bench.latency import percentile
 
 SKUS, DAYS = 500, 28
 GOAL_MS = 300
@@ -95,8 +96,7 @@ def _time(client, path: str, requests: int, headers: dict[str, str] | None = Non
 
 
 def _p95_ms(times: list[float]) -> float:
-    ordered = sorted(times)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] * 1000
+    return percentile(times, 0.95) * 1000
 
 
 def bench_console(env: BenchEnv, orders: int, requests: int = 60) -> list[dict]:

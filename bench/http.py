@@ -35,7 +35,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from bench.env import BenchEnv
-from bench.latency import hop_budget_rows
+from bench.latency import hop_budget_rows, percentile
 
 # About 1,000 requests/s: each connection waits a random 0..2*RATE_DELAY_MS ms between a response and its next request.
 # Rate = connections / (mean delay + latency): 10 connections pacing 10 ms reached 1,000/s only for a request of no
@@ -370,8 +370,8 @@ async def _trivial_pair(client, _: int) -> None:
 
 
 def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000 if ordered else float("nan")
+    """The q-quantile of times in seconds, in ms (NaN for none)."""
+    return percentile(values, q) * 1000 if values else float("nan")
 
 
 def bench_http_writes(env: BenchEnv, rate: float = 100, seconds: float = 20, warm_seconds: float = 5) -> list[dict]:

@@ -41,7 +41,8 @@ from bench.env import BenchEnv
 POLL_INTERVAL_S = 0.001
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile of values (nearest rank, no interpolation)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
@@ -223,7 +224,7 @@ def bench_latency(env: BenchEnv, rate: float, seconds: float, warm_seconds: floa
         logs.close()
     latencies = [(seen[oid] - sent[oid]) * 1000 for oid in sent if oid in seen]
     missing = count - len(latencies)
-    p50, p99, p999 = (_percentile(latencies, q) for q in (0.5, 0.99, 0.999))
+    p50, p99, p999 = (percentile(latencies, q) for q in (0.5, 0.99, 0.999))
     note = (
         f"{count:,} orders at {rate:g}/s for {seconds:g}s after {warm_seconds:g}s of warm-up at that rate; order "
         f"service + projections as subprocesses (SQLite); max {max(latencies):.1f} ms"
@@ -334,11 +335,11 @@ def hop_budget_rows(
         rows.append(
             {
                 "benchmark": f"{label}, hop {n + 1}: {hop}, p50",
-                "value": round(_percentile(values, 0.5), 1),
+                "value": round(percentile(values, 0.5), 1),
                 "unit": "ms",
                 "goal": "",
                 "met": None,
-                "notes": f"p99 {_percentile(values, 0.99):.1f} ms; {share:.0%} of the slowest 1% {tail}; {notes}",
+                "notes": f"p99 {percentile(values, 0.99):.1f} ms; {share:.0%} of the slowest 1% {tail}; {notes}",
             }
         )
     return rows
