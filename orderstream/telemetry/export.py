@@ -29,6 +29,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
+from orderstream.telemetry import otlp_wire
 from orderstream.telemetry.record_spans import RecordSpans, expand
 
 log = logging.getLogger(__name__)
@@ -256,94 +257,12 @@ def readable_spans(compacted: list[tuple], resources: list[Any]) -> list[Any]:
     return spans
 
 
-def request_of(frame: tuple) -> Any:
-    """The OTLP ExportTraceServiceRequest of a frame: its SDK spans through the SDK's own encoder, its record spans
-    (most of a busy frame) straight from their rows into the protobuf messages, several times cheaper than building
-    a ReadableSpan per row and encoding that (tests/unit/test_span_export.py checks both give the same spans)."""
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-    from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope as PB2Scope
-    from opentelemetry.proto.resource.v1.resource_pb2 import Resource as PB2Resource
-    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
-    from opentelemetry.sdk.resources import Resource
-
-    resource_values, compacted, groups = frame
-    resources = [Resource(attributes, schema_url) for attributes, schema_url in resource_values]
-    request = encode_spans(readable_spans(compacted, resources))
-    scopes: dict[tuple[int, str], Any] = {}
-    for group in groups:
-        _, scope, _, _, resource, _ = group
-        spans = scopes.get((resource, scope))
-        if spans is None:
-            attributes, schema_url = resource_values[resource]
-            scope_spans = ScopeSpans(scope=PB2Scope(name=scope))
-            request.resource_spans.append(
-                ResourceSpans(
-                    resource=PB2Resource(attributes=[_key_value(k, v) for k, v in attributes.items()]),
-                    scope_spans=[scope_spans],
-                    schema_url=schema_url,
-                )
-            )
-            spans = scopes[(resource, scope)] = request.resource_spans[-1].scope_spans[0].spans
-        _encode_rows(group, spans)
-    return request
-
-
-def _encode_rows(group: tuple, spans: Any) -> None:
-    """Add the protobuf Spans of a RecordSpans' rows to `spans` (what the SDK's encoder makes of the same spans),
-    each built in place: extend() would copy every message once more."""
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-    from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
-
-    name, _, shared, (link_trace, link_span, _), _, rows = group
-    shared_attributes = [_key_value(k, v) for k, v in shared.items()]
-    links = [
-        Span.Link(trace_id=link_trace.to_bytes(16, "big"), span_id=link_span.to_bytes(8, "big"), flags=_HAS_REMOTE)
-    ]
-    ok = Status()
-    for trace_id, span_id, parent, _, state, start, end, topic, partition, offset, key, error in rows:
-        attributes = [
-            *shared_attributes,
-            KeyValue(key="messaging.destination.name", value=AnyValue(string_value=topic)),
-            KeyValue(key="messaging.destination.partition.id", value=AnyValue(string_value=str(partition))),
-            KeyValue(key="messaging.kafka.offset", value=AnyValue(int_value=offset)),
-            KeyValue(
-                key="messaging.kafka.message.key",
-                value=AnyValue(string_value=key.decode("utf-8", errors="replace") if key else ""),
-            ),
-        ]
-        status = ok
-        if error is not None:
-            status = Status(code=Status.STATUS_CODE_ERROR, message=error[0])
-            attributes.extend(_key_value(k, v) for k, v in error[1].items())
-        spans.add(
-            trace_id=trace_id.to_bytes(16, "big"),
-            span_id=span_id.to_bytes(8, "big"),
-            parent_span_id=parent.to_bytes(8, "big") if parent else None,
-            trace_state=state,
-            name=f"{name} {topic}",
-            kind=Span.SPAN_KIND_CONSUMER,
-            start_time_unix_nano=start,
-            end_time_unix_nano=end,
-            attributes=attributes,
-            links=links,
-            status=status,
-            flags=_HAS_REMOTE | _IS_REMOTE if parent else _HAS_REMOTE,
-        )
-
-
-_HAS_REMOTE, _IS_REMOTE = 0x100, 0x200  # SpanFlags: the span's parent (or link) context says if it is remote, and is
-
-
-def _key_value(key: str, value: Any) -> Any:
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-
-    if isinstance(value, bool):
-        return KeyValue(key=key, value=AnyValue(bool_value=value))
-    if isinstance(value, int):
-        return KeyValue(key=key, value=AnyValue(int_value=value))
-    if isinstance(value, float):
-        return KeyValue(key=key, value=AnyValue(double_value=value))
-    return KeyValue(key=key, value=AnyValue(string_value=str(value)))
+def request_of(frame: tuple) -> bytes:
+    """The OTLP ExportTraceServiceRequest of a frame, serialized: every span written as protobuf bytes straight from
+    the plain values that crossed the pipe (otlp_wire), without rebuilding an SDK span or a protobuf message
+    (tests/unit/test_span_export.py checks the bytes parse into what the SDK's encoder makes of the same spans)."""
+    resources, compacted, groups = frame
+    return otlp_wire.request(resources, compacted, groups)
 
 
 def _sender(exporter: Any) -> Any:
@@ -369,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             if send is None:
                 exporter.export(rebuild(frame))  # a failure is the exporter's to log; the next frame goes on
                 continue
-            send(request_of(frame).SerializePartialToString())  # the client logs a failure; the next frame goes on
+            send(request_of(frame))  # the client logs a failure; the next frame goes on
     finally:
         exporter.shutdown()
     return 0

@@ -7,7 +7,7 @@ and a status. So a batch keeps each record's span as one row of plain values, an
 kind, attributes, the link to the batch's span, scope, resource) once. When the batch ends, the provider gets the
 whole RecordSpans (tracing.Provider.emit_record_spans):
 - the export processor (tracing.otlp_processor) queues it as one item and SpanPipe marshals its rows to the export
-  process, which writes them straight into OTLP protobuf Spans (export.request_of);
+  process, which writes them straight into OTLP protobuf bytes (export.request_of, otlp_wire);
 - any other span processor (a test's in-memory exporter) gets the same spans as SDK ReadableSpans, built in process
   (export.readable_record_spans).
 Either way a record's span is what the SDK's Tracer.start_span would make of it: a random 64-bit span id, the

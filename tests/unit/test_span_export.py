@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import marshal
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
@@ -125,11 +128,79 @@ def test_the_export_process_encodes_record_spans_as_the_sdk_encoder_does():
     batch.end()
     frame = marshal.loads(export.encode([records, batch]))
 
-    direct = export.request_of(frame)
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    direct = ExportTraceServiceRequest.FromString(export.request_of(frame))
     through_sdk = encode_spans(export.rebuild(marshal.loads(export.encode([records, batch]))))
 
     assert len(_spans_of(direct)) == 4
     assert _spans_of(direct) == _spans_of(through_sdk)
+
+
+def _many_kinds_of_spans() -> list:
+    """Finished SDK spans with what the SDK's encoder has to handle: every attribute type, events, links with and
+    without attributes, statuses with and without a description, every kind, and dropped attributes and links."""
+    from opentelemetry import trace
+
+    memory = InMemorySpanExporter()
+    provider = tracing.new_provider("unit")
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("orderstream.unit", "3.1", schema_url="https://opentelemetry.io/schemas/1.26.0")
+    plain = provider.get_tracer("orderstream.plain")
+    values = {
+        "s": "é€ text",
+        "empty": "",
+        "t": True,
+        "f": False,
+        "i": -(2**63),
+        "u": 2**63 - 1,
+        "x": -2.5,
+        "strings": ("a", "", "ü"),
+        "ints": (1, -2, 3),
+        "bools": (True, False),
+        "floats": (0.25,),
+        "none": (),
+    }
+    remote = SpanContext(0x1, 0x2, is_remote=True, trace_flags=TraceFlags(1), trace_state=TraceState([("k", "v")]))
+    first = tracer.start_span("first", kind=SpanKind.SERVER, attributes=values, links=[Link(remote, {"r": 1})])
+    first.add_event("no attributes")
+    first.add_event("with", {"n": 3, "why": "because"})
+    first.set_status(Status(StatusCode.OK))
+    first.end()
+    many = {f"a{i}": i for i in range(130)}  # beyond the SDK's 128: two dropped
+    links = [Link(first.get_span_context(), {"i": i} if i % 2 else None) for i in range(130)]  # 128 kept
+    second = plain.start_span(
+        "second",
+        context=trace.set_span_in_context(trace.NonRecordingSpan(remote)),
+        kind=SpanKind.PRODUCER,
+        links=links,
+        attributes=many,
+    )
+    second.set_status(Status(StatusCode.ERROR))
+    second.end()
+    for kind in (SpanKind.INTERNAL, SpanKind.CLIENT, SpanKind.CONSUMER):
+        plain.start_span(kind.name, kind=kind, context=trace.set_span_in_context(first)).end()
+    provider.shutdown()
+    return [*_finished_spans(), *memory.get_finished_spans()]
+
+
+def test_sdk_spans_as_wire_bytes_parse_as_the_sdk_encoder_writes_them():
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    spans = _many_kinds_of_spans()
+    body = export.encode(spans)
+
+    direct = ExportTraceServiceRequest.FromString(export.request_of(marshal.loads(body)))
+    through_sdk = encode_spans(export.rebuild(marshal.loads(body)))
+
+    assert (spans[-4].dropped_attributes, spans[-4].dropped_links) == (2, 2)
+    assert len(_spans_of(direct)) == len(spans) == 7
+    assert _spans_of(direct) == _spans_of(through_sdk)
+    scopes = sorted(
+        {(s.scope.name, s.scope.version, s.schema_url) for r in direct.resource_spans for s in r.scope_spans}
+    )
+    assert ("orderstream.unit", "3.1", "https://opentelemetry.io/schemas/1.26.0") in scopes
 
 
 def test_the_export_process_sends_through_the_otlp_exporters_own_client():
@@ -141,3 +212,77 @@ def test_the_export_process_sends_through_the_otlp_exporters_own_client():
         assert export._sender(exporter) is not None
     finally:
         exporter.shutdown()
+
+
+_records = st.lists(
+    st.tuples(
+        st.one_of(
+            st.none(),
+            st.tuples(
+                st.integers(1, 2**128 - 1),
+                st.integers(1, 2**64 - 1),
+                st.just(1),
+                st.sampled_from(["", "v=1", "a=b,c=d"]),
+            ),
+        ),
+        st.sampled_from(["orders.commands", "orders.commands.dlq", "pagamentos.événements"]),
+        st.integers(0, 63),
+        st.integers(0, 2**63 - 1),
+        st.one_of(st.none(), st.binary(max_size=40), st.text(max_size=20).map(str.encode)),
+        st.one_of(st.none(), st.text(max_size=30)),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_records)
+def test_record_spans_as_wire_bytes_parse_as_the_sdk_encoder_writes_them(records_of_a_batch):
+    """otlp_wire writes protobuf by hand: whatever the rows hold (no context, trace state, any key bytes, any offset,
+    failures), the official classes parse its bytes into the spans the SDK's encoder makes of the same frame."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from orderstream.telemetry.record_spans import RecordSpans
+
+    provider = tracing.new_provider("unit")
+    batch = provider.get_tracer("orderstream.unit").start_span("process order")
+    records = RecordSpans(provider, "orderstream.unit", "process", batch.get_span_context(), {"orderstream.stage": "o"})
+    for context, topic, partition, offset, key, failure in records_of_a_batch:
+        row, _ = records.start(context, topic, partition, offset, key)
+        if failure is not None:
+            RecordSpans.fail(row, ValueError(failure), "decode")
+        records.end(row)
+    batch.end()
+    body = export.encode([records, batch])
+
+    direct = ExportTraceServiceRequest.FromString(export.request_of(marshal.loads(body)))
+    through_sdk = encode_spans(export.rebuild(marshal.loads(body)))
+
+    assert len(_spans_of(direct)) == len(records_of_a_batch) + 1
+    assert _spans_of(direct) == _spans_of(through_sdk)
+
+
+@pytest.mark.parametrize(
+    "value", [0, 1, 127, 128, 2**63 - 1, -1, -(2**63), True, False, 0.5, -2.25, "", "é€", "x" * 300]
+)
+def test_any_value_bytes_parse_as_protobuf_writes_them(value):
+    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+
+    from orderstream.telemetry.otlp_wire import key_value
+
+    assert KeyValue.FromString(key_value("k", value)) == _export_key_value("k", value)
+
+
+def _export_key_value(key, value):
+    """The KeyValue protobuf's own classes make of (key, value)."""
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    if isinstance(value, bool):
+        return KeyValue(key=key, value=AnyValue(bool_value=value))
+    if isinstance(value, int):
+        return KeyValue(key=key, value=AnyValue(int_value=value))
+    if isinstance(value, float):
+        return KeyValue(key=key, value=AnyValue(double_value=value))
+    return KeyValue(key=key, value=AnyValue(string_value=value))
