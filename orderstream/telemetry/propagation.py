@@ -22,6 +22,8 @@ def format_traceparent(trace_id: int, span_id: int, flags: int) -> str:
 
 # version-traceid-parentid-flags, lowercase hex; a later version may append fields after another "-"
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+# what nearly every header holds: a version-00 traceparent as bytes, matched without decoding it first
+_TRACEPARENT_00 = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 
 def parse_traceparent(value: str) -> tuple[int, int, int] | None:
@@ -38,6 +40,18 @@ def parse_traceparent(value: str) -> tuple[int, int, int] | None:
     if trace_id == 0 or span_id == 0:
         return None
     return trace_id, span_id, int(flags_hex, 16)
+
+
+def _parse_header(value: Any) -> tuple[int, int, int] | None:
+    """parse_traceparent() of a header's value: a version-00 one as bytes straight from the bytes (a batch consumer
+    reads one per record), anything else (text, another version, surrounding blanks) through parse_traceparent."""
+    if isinstance(value, bytes):
+        match = _TRACEPARENT_00.fullmatch(value)
+        if match is not None:
+            trace_hex, span_hex, flags_hex = match.groups()
+            trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
+            return (trace_id, span_id, int(flags_hex, 16)) if trace_id and span_id else None
+    return parse_traceparent(_text(value))
 
 
 _api: dict[str, Any] = {}  # the OpenTelemetry API classes, imported on first use (tracing on)
@@ -66,7 +80,7 @@ def extract_ids(headers: Iterable[tuple[str, Any]] | None) -> tuple[int, int, in
         parent, state = named.get("traceparent"), named.get("tracestate")
         if parent is None:
             return None
-    parsed = parse_traceparent(_text(parent))
+    parsed = _parse_header(parent)
     if parsed is None:
         return None
     trace_id, span_id, flags = parsed

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram
 
 from orderstream.telemetry import metrics, propagation
@@ -62,6 +64,38 @@ def test_a_plain_traceparent_header_is_read_too_and_ce_wins():
 )
 def test_a_malformed_traceparent_is_no_context_never_an_error(value):
     assert propagation.extract([("ce_traceparent", value)]) is None
+
+
+_HEX = "0123456789abcdefABCDEF"
+
+
+def _hex(size: int):
+    """Hex of the field's size (upper case at times, all zeros at times) or of any size up to a few more."""
+    return st.one_of(
+        st.text(_HEX[:16], min_size=size, max_size=size),
+        st.text(_HEX, min_size=size, max_size=size),
+        st.just("0" * size),
+        st.text(_HEX, max_size=size + 2),
+    )
+
+
+@settings(max_examples=300)
+@given(
+    st.one_of(
+        st.binary(max_size=64),
+        st.builds(
+            lambda v, t, s, f, tail: f"{v}-{t}-{s}-{f}{tail}".encode(),
+            st.sampled_from(["00", "01", "ff", "0"]),
+            _hex(32),
+            _hex(16),
+            _hex(2),
+            st.sampled_from(["", "-x", " ", "\n"]),
+        ),
+    )
+)
+def test_reading_a_header_as_bytes_agrees_with_the_text_parser(value):
+    """The bytes fast path of extract_ids reads exactly what parse_traceparent reads of the header as text."""
+    assert propagation._parse_header(value) == propagation.parse_traceparent(propagation._text(value))
 
 
 def test_no_headers_is_no_context():
