@@ -16,8 +16,9 @@ requests), alternated in one run.
 
 The in-process workloads run with the garbage collector tuned as `orderstream run` tunes it (process_tuning.py):
 with the default thresholds, the objects each span allocates trigger young-generation passes that cost the traced
-side more than a real service pays. Each workload runs OFF, ON, OFF, ON (the burst, the shortest and most variable,
-four times each way: the machine is shared and noisy) and the best of each side is compared.
+side more than a real service pays. Each workload runs OFF, ON, ON, OFF (the burst, the shortest and most variable,
+twice that: the machine is shared and noisy) and the best of each side is compared. The mirrored order cancels a
+drift over the run (on this machine, runs late in a bench are slower: OFF, ON, OFF, ON handed ON the later slots).
 python -m bench.telemetry [--quick]   (a broker from ORDERSTREAM_TEST_BOOTSTRAP_SERVERS, else bench's own).
 """
 
@@ -36,7 +37,8 @@ from bench.env import BenchEnv
 from bench.otlp_sink import otlp_sink
 
 GOAL = 0.05  # telemetry on may cost at most 5%
-PRODUCE_PAIRS = 4  # OFF/ON runs of the burst (the other workloads: 2 each)
+MIRRORED = ("off", "on", "on", "off")  # a drift over the run weighs on both sides alike
+PRODUCE_ROUNDS = 2  # the burst runs MIRRORED twice (the other workloads once)
 
 
 @contextlib.contextmanager
@@ -245,11 +247,11 @@ def bench_telemetry(env: BenchEnv, scale: float) -> list[dict]:
     }
     with otlp_sink(env.workdir) as sink:
         endpoint = sink.endpoint
-        for side in ("off", "on") * PRODUCE_PAIRS:  # the burst is short and swings most: more alternations
+        for side in MIRRORED * PRODUCE_ROUNDS:  # the burst is short and swings most: more alternations
             with tracing_on(endpoint) if side == "on" else contextlib.nullcontext():
                 results["produce"][side].append(produce_once(env, commands, traced=side == "on"))
             print(f"  telemetry {side}: produce {results['produce'][side][-1]:,.1f}", flush=True)
-        for side in ("off", "on", "off", "on"):
+        for side in MIRRORED:
             on = side == "on"
             with tracing_on(endpoint) if on else contextlib.nullcontext():
                 # a fresh fill each time: the shared broker's topics may be cleaned up by others meanwhile
