@@ -6,7 +6,8 @@ service's process it took a third of the CPU the service thread itself used whil
 BatchSpanProcessor (its queue, its drop-when-full, its timed flush) with SpanPipe as the exporter: export() turns
 each span into plain tuples (a batch's record spans, record_spans.RecordSpans, are plain values already: one queue
 item per batch), marshals them and writes them to the stdin of a child (`python -m orderstream.telemetry.export
-ENDPOINT`), which rebuilds the SDK's ReadableSpans and exports them with the SDK's OTLPSpanExporter. The write blocks
+ENDPOINT`), which writes them as OTLP protobuf bytes (otlp_wire) and POSTs them through the SDK's OTLPSpanExporter's
+own HTTP client (rebuilding SDK ReadableSpans and exporting them only where that client is missing). The write blocks
 while the child is behind (the pipe is full): the BatchSpanProcessor's queue then fills and drops spans, as it does
 when a collector is slow, and the service itself never waits.
 

@@ -1,15 +1,16 @@
-"""Record spans in OTLP's protobuf wire format, written as bytes straight from their rows.
+"""Spans in OTLP's protobuf wire format, written as bytes straight from the plain values the export pipe carries.
 
 Building the protobuf messages of a record span (a Span, four KeyValues and their AnyValues, then copying the shared
-ones in) cost the export process 28 us of Python per span on this machine, most of its CPU; writing the same fields
-as bytes costs 3.4 us (a 512-span frame, in a warm loop; docs/OBSERVABILITY.md "Cost"). The export process runs
-beside the broker and the services on a small machine, so its CPU is theirs too.
+ones in) cost the export process 28 us of Python per span on this machine, and rebuilding an SDK span (a batch or
+SQL span) for the SDK's encoder 37 us; writing the same fields as bytes costs 3.4 and 8.2 us (in a warm loop;
+docs/OBSERVABILITY.md "Cost"). The export process runs beside the broker and the services on a small machine, so its
+CPU is theirs too.
 
-Protobuf's wire format makes this simple and safe for one fixed shape: a message is its fields one after another,
-each a key (field number and wire type) and a value, and a repeated field is its elements' fields repeated, so
-what all spans of a batch share (their attributes, the link to the batch's span) is encoded once and pasted into
-each span, and the request's ResourceSpans can follow those the SDK's encoder made for the other spans. The field
-numbers are OTLP's (opentelemetry/proto/trace/v1/trace.proto, common.proto, resource.proto), stable since OTLP 1.0;
+Protobuf's wire format makes this simple and safe for the few shapes involved: a message is its fields one after
+another, each a key (field number and wire type) and a value, and a repeated field is its elements' fields repeated,
+so what all spans of a batch share (their attributes, the link to the batch's span) is encoded once and pasted into
+each span, and a request is its ResourceSpans one after another. The field numbers are OTLP's
+(opentelemetry/proto/trace/v1/trace.proto, common.proto, resource.proto), stable since OTLP 1.0;
 tests/unit/test_span_export.py parses the bytes with the official classes and checks them against the SDK's encoder.
 """
 
