@@ -30,7 +30,7 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench.env import BenchEnv
@@ -104,21 +104,26 @@ def produce_once(env: BenchEnv, commands: int, traced: bool) -> float:
     before = _counter(metrics.records_in, **stage)
     service = RunningService(build_service("order", settings)).start()
     try:
-        deadline = time.monotonic() + 300
-        first = None
-        while True:
-            done = _counter(metrics.records_in, **stage) - before
-            now = time.perf_counter()
-            if first is None and done > 0:
-                first = (now, done)
-            if done >= commands:
-                break
-            if time.monotonic() > deadline or not service.thread.is_alive():
-                raise RuntimeError(f"the order service stopped or stalled at {done}/{commands}: {service.error}")
-            time.sleep(0.005)
-        return (commands - first[1]) / (now - first[0])
+        return _rate_after_first(lambda: _counter(metrics.records_in, **stage) - before, commands, service, 300)
     finally:
         service.stop()
+
+
+def _rate_after_first(done: Callable[[], float], total: int, running, timeout_s: float) -> float:
+    """Items/s of a running service from the poll that first sees some done to the one that sees all `total` done
+    (polled every 5 ms; RuntimeError when it stops or has not finished within `timeout_s`)."""
+    deadline = time.monotonic() + timeout_s
+    first = None
+    while True:
+        count = done()
+        now = time.perf_counter()
+        if first is None and count > 0:
+            first = (now, count)
+        if count >= total:
+            return (total - first[1]) / (now - first[0])
+        if time.monotonic() > deadline or not running.thread.is_alive():
+            raise RuntimeError(f"{running.service.name} stopped or stalled at {count}/{total}: {running.error}")
+        time.sleep(0.005)
 
 
 def _now():
@@ -186,19 +191,7 @@ def rebuild_once(env: BenchEnv, filled, events: int) -> float:
     base = count()
     running = RunningService(projector).start()
     try:
-        deadline = time.monotonic() + 600
-        first = None
-        while True:
-            done = count() - base
-            now = time.perf_counter()
-            if first is None and done > 0:
-                first = (now, done)
-            if done >= events:
-                break
-            if time.monotonic() > deadline or not running.thread.is_alive():
-                raise RuntimeError(f"the projector stopped or stalled at {done}/{events}: {running.error}")
-            time.sleep(0.005)
-        return (events - first[1]) / (now - first[0])
+        return _rate_after_first(lambda: count() - base, events, running, 600)
     finally:
         running.stop()
 
