@@ -36,6 +36,11 @@ def parse_traceparent(value: str) -> tuple[int, int, int] | None:
     version, trace_hex, span_hex, flags_hex, rest = match.groups()
     if version == "ff" or (version == "00" and rest is not None):
         return None
+    return _ids(trace_hex, span_hex, flags_hex)
+
+
+def _ids(trace_hex: str | bytes, span_hex: str | bytes, flags_hex: str | bytes) -> tuple[int, int, int] | None:
+    """(trace id, span id, flags) of a traceparent's hex fields, or None when either id is all zeros."""
     trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
     if trace_id == 0 or span_id == 0:
         return None
@@ -48,9 +53,7 @@ def _parse_header(value: Any) -> tuple[int, int, int] | None:
     if isinstance(value, bytes):
         match = _TRACEPARENT_00.fullmatch(value)
         if match is not None:
-            trace_hex, span_hex, flags_hex = match.groups()
-            trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
-            return (trace_id, span_id, int(flags_hex, 16)) if trace_id and span_id else None
+            return _ids(*match.groups())
     return parse_traceparent(_text(value))
 
 
