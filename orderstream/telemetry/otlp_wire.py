@@ -21,7 +21,7 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from orderstream.telemetry.record_spans import STATUS_ERROR
+from orderstream.telemetry.record_spans import STATUS_ERROR, STATUS_UNSET
 
 log = logging.getLogger(__name__)
 
@@ -107,21 +107,40 @@ def _attributes(number: int, attributes: Iterable[tuple[str, Any]]) -> bytes:
 # --- trace.proto -------------------------------------------------------------------------------------------------
 
 # Span: trace_id 1, span_id 2, trace_state 3, parent_span_id 4, name 5, kind 6, start 7, end 8, attributes 9,
-# links 13, status 15, flags 16. Status: message 2, code 3. Link: trace_id 1, span_id 2, flags 6.
+# links 13, status 15, flags 16.
 _TRACE_ID = _key(1, _DELIMITED) + _SMALL[16]
 _SPAN_ID = _key(2, _DELIMITED) + _SMALL[8]
 _PARENT_ID = _key(4, _DELIMITED) + _SMALL[8]
 _KIND = _key(6, _VARINT) + _SMALL[_SPAN_KIND_CONSUMER]
 _START, _END = _key(7, _FIXED64), _key(8, _FIXED64)
-_STATUS_OK = _field(15, b"")  # an empty Status, present (what the SDK's encoder writes for UNSET)
 _FLAGS_LOCAL = _key(16, _FIXED32) + _U32.pack(_HAS_REMOTE)
 _FLAGS_REMOTE = _key(16, _FIXED32) + _U32.pack(_HAS_REMOTE | _IS_REMOTE)
 _SPAN = _key(2, _DELIMITED)  # ScopeSpans.spans
 
 
-def _flags(flags: int) -> bytes:
-    """A Link's flags (field 6)."""
-    return _key(6, _FIXED32) + _U32.pack(flags)
+def _head(trace_id: int, span_id: int, state: str, parent_id: int | None) -> list[bytes]:
+    """A Span's first fields: its ids, its trace state (when any) and its parent's span id (when it has a parent)."""
+    parts = [_TRACE_ID, trace_id.to_bytes(16, "big"), _SPAN_ID, span_id.to_bytes(8, "big")]
+    if state:
+        parts.append(_text(3, state))
+    if parent_id:
+        parts += (_PARENT_ID, parent_id.to_bytes(8, "big"))
+    return parts
+
+
+def _link(trace_id: int, span_id: int, remote: bool, attributes: bytes = b"") -> bytes:
+    """A Span's link (field 13): trace and span id, attributes 4 (already encoded), flags 6."""
+    flags = _HAS_REMOTE | _IS_REMOTE if remote else _HAS_REMOTE
+    body = _field(1, trace_id.to_bytes(16, "big")) + _field(2, span_id.to_bytes(8, "big")) + attributes
+    return _field(13, body + _key(6, _FIXED32) + _U32.pack(flags))
+
+
+def _status(code: int, description: str | None) -> bytes:
+    """A Span's status (field 15), always present (an empty one for UNSET, as the SDK's encoder writes it)."""
+    body = _text(2, description) if description else b""
+    if code:
+        body += _key(3, _VARINT) + _varint(code)
+    return _field(15, body)
 
 
 def _attribute_prefix(key: str) -> bytes:
@@ -139,12 +158,10 @@ def record_spans(group: tuple) -> bytes:
     """The Span messages (each as field 2 of a ScopeSpans, ready to be pasted into one) of a RecordSpans' frame."""
     name, _, shared, (link_trace, link_span, _), _, rows = group
     shared_attributes = _attributes(9, shared.items())
-    link = _field(
-        13, _field(1, link_trace.to_bytes(16, "big")) + _field(2, link_span.to_bytes(8, "big")) + _flags(_HAS_REMOTE)
-    )
+    link = _link(link_trace, link_span, remote=False)
     named: dict[str, bytes] = {}  # per topic: the name and kind fields (they come before the times)
     destinations: dict[tuple[str, int], bytes] = {}  # per topic and partition: the shared attributes and those two
-    varint, small = _varint, _SMALL
+    varint, small, status_ok = _varint, _SMALL, _status(STATUS_UNSET, None)
     out = []
     for trace_id, span_id, parent, _, state, start, end, topic, partition, offset, key, error in rows:
         head = named.get(topic)
@@ -162,11 +179,7 @@ def record_spans(group: tuple) -> bytes:
         key_text = key.decode("utf-8", errors="replace").encode() if key else b""
         key_value_ = _STRING_VALUE + varint(len(key_text)) + key_text
         key_body = _RECORD_KEY + varint(len(key_value_)) + key_value_
-        parts = [_TRACE_ID, trace_id.to_bytes(16, "big"), _SPAN_ID, span_id.to_bytes(8, "big")]
-        if state:
-            parts.append(_text(3, state))
-        if parent:
-            parts += (_PARENT_ID, parent.to_bytes(8, "big"))
+        parts = _head(trace_id, span_id, state, parent)
         parts += (
             head,
             _START,
@@ -182,14 +195,10 @@ def record_spans(group: tuple) -> bytes:
             key_body,
         )
         if error is None:
-            parts += (link, _STATUS_OK)
+            parts += (link, status_ok)
         else:
             message, error_attributes = error
-            parts += (
-                _attributes(9, error_attributes.items()),
-                link,
-                _field(15, _text(2, message) + _key(3, _VARINT) + small[STATUS_ERROR]),
-            )
+            parts += (_attributes(9, error_attributes.items()), link, _status(STATUS_ERROR, message))
         parts.append(_FLAGS_REMOTE if parent else _FLAGS_LOCAL)
         span = b"".join(parts)
         out += (_SPAN, varint(len(span)), span)
@@ -202,11 +211,7 @@ def compacted_span(span: tuple) -> bytes:
     the dropped counts 10, 12 and 14."""
     name, own, parent, kind, start, end, attributes, links, events, (code, description), _, _, dropped = span
     trace_id, span_id, _, _, state = own
-    parts = [_TRACE_ID, trace_id.to_bytes(16, "big"), _SPAN_ID, span_id.to_bytes(8, "big")]
-    if state:
-        parts.append(_text(3, state))
-    if parent is not None:
-        parts += (_PARENT_ID, parent[1].to_bytes(8, "big"))
+    parts = _head(trace_id, span_id, state, None if parent is None else parent[1])
     parts += (_text(5, name), _key(6, _VARINT), _varint(kind + 1))  # the SDK's SpanKind is the proto's minus one
     parts += (_START, _U64.pack(start), _END, _U64.pack(end), _attributes(9, attributes.items()))
     if dropped[0]:
@@ -219,15 +224,10 @@ def compacted_span(span: tuple) -> bytes:
     if dropped[1]:
         parts += (_key(12, _VARINT), _varint(dropped[1]))
     for (link_trace, link_span, _, remote, _), link_attributes in links:
-        link = _field(1, link_trace.to_bytes(16, "big")) + _field(2, link_span.to_bytes(8, "big"))
-        link += _attributes(4, link_attributes.items()) + _flags(_HAS_REMOTE | _IS_REMOTE if remote else _HAS_REMOTE)
-        parts.append(_field(13, link))
+        parts.append(_link(link_trace, link_span, remote, _attributes(4, link_attributes.items())))
     if dropped[2]:
         parts += (_key(14, _VARINT), _varint(dropped[2]))
-    status = _text(2, description) if description else b""
-    if code:
-        status += _key(3, _VARINT) + _varint(code)
-    parts.append(_field(15, status))
+    parts.append(_status(code, description))
     parts.append(_FLAGS_REMOTE if parent is not None and parent[3] else _FLAGS_LOCAL)
     return _field(2, b"".join(parts))
 
