@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     poll_timeout_s: float = Field(0.5, gt=0)
     wait_timeout_s: float = Field(30.0, gt=0, description="how long --wait and --after wait for an answer")
     log_level: str = "INFO"
+    stop_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="how long a `run` process may take to stop cleanly after SIGTERM or Ctrl-C; past it, it prints "
+        "where it is stuck and exits (the positions commit with the work, so nothing is lost)",
+    )
     session_timeout_ms: int = Field(
         10_000, ge=1_000, description="consumer session timeout: how fast a dead member is noticed"
     )

@@ -65,7 +65,7 @@ def run(
 
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, stop_handler(stop))
+            signal.signal(signum, stop_handler(stop, selected[0], settings.stop_timeout_s))
         from orderstream.cli.security import as_service
 
         settings = as_service(settings, selected[0])  # its own principal, when service_credentials is set
@@ -156,8 +156,19 @@ def _supervise(ctx: typer.Context, names: list[str], api_port: int | None = None
     if tree is not None:
         for child in children.values():
             tree.child_exited(child.pid)
+    stopped_by_signal = (0, -signal.SIGTERM, -signal.SIGINT)  # the signal itself ends a child still starting up
+    for name, child in children.items():
+        if name in failed or not stopping.is_set() or (name == "api" and api_reported):
+            continue
+        if child.returncode not in stopped_by_signal:  # e.g. past stop_timeout_s: it printed where it was stuck
+            failed.append(name)
+            typer.echo(f"error: {_named(name)} did not stop cleanly (exit code {child.returncode})", err=True)
     if failed:
         raise typer.Exit(code=1)
+
+
+def _named(child: str) -> str:
+    return "the HTTP API" if child == "api" else f"service {child}"
 
 
 def root_args(ctx: typer.Context) -> list[str]:

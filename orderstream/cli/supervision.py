@@ -2,7 +2,9 @@
 
 - Children die with their supervisor: each child asks the kernel (prctl PR_SET_PDEATHSIG) for SIGTERM the moment the
   supervisor dies, however it dies (kill -9 included). SIGTERM lets a service abort its open transaction and close its
-  clients; an orphaned child gets ORPHAN_GRACE_S for that, then exits regardless. Whatever it leaves open, the next
+  clients; an orphaned child gets ORPHAN_GRACE_S for that, then exits regardless.
+- No stop waits forever: a `run` process that has not stopped stop_timeout_s after the signal prints where it is
+  stuck and exits 1, and the supervisor reports it. Whatever it leaves open, the next
   instance's init_transactions() aborts (same transactional.id slot).
 - One supervisor per data directory: an exclusive flock on <data_dir>/run-all.lock, which the kernel releases when the
   last process holding it exits. The children inherit the lock's descriptor, so a child that somehow outlived its
@@ -17,6 +19,7 @@ import fcntl
 import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -45,25 +48,42 @@ def die_with_parent(parent_pid: int, signum: int = signal.SIGTERM):
 
 
 ORPHAN_GRACE_S = 3.0  # a child whose supervisor died has this long to close cleanly, then it exits regardless
+STUCK_EXIT_CODE = 1
 
 
-def stop_handler(stop, grace_s: float = ORPHAN_GRACE_S):
+def stop_handler(stop, name: str, stop_timeout_s: float, orphan_grace_s: float = ORPHAN_GRACE_S):
     """The signal handler of a `run SERVICE` process: set `stop` (finish or abort the open transaction, close the
-    clients). When the process was orphaned (its parent died: the parent-death signal), it also exits after grace_s
-    however far the clean stop got, so no child outlives its supervisor by more than a few seconds; what it leaves
-    open, the next instance's init_transactions aborts."""
+    clients), and give that stop_timeout_s. A clean stop that takes longer (a client call that does not return) ends
+    in one error line, every thread's stack on stderr and exit code 1: a supervisor never waits on a stuck child, and
+    the stack says where it was stuck. When the process was orphaned (its parent died: the parent-death signal), it
+    exits quietly after orphan_grace_s, so no child outlives its supervisor by more than a few seconds. Either way,
+    what it leaves open the next instance's init_transactions aborts, and each position commits with its work."""
     parent = os.getppid()
 
     def handle(_signum, _frame) -> None:
+        if stop.is_set():
+            return  # the clock started at the first signal
         stop.set()
-        if os.getppid() != parent:
-            import threading
-
-            timer = threading.Timer(grace_s, os._exit, (1,))
-            timer.daemon = True  # a clean stop that finishes first ends the process without waiting for it
-            timer.start()
+        orphaned = os.getppid() != parent
+        delay = orphan_grace_s if orphaned else stop_timeout_s
+        timer = threading.Timer(delay, _give_up, (name, stop_timeout_s, orphaned))
+        timer.daemon = True  # a clean stop that finishes first ends the process without waiting for it
+        timer.start()
 
     return handle
+
+
+def _give_up(name: str, stop_timeout_s: float, orphaned: bool) -> None:
+    if not orphaned:
+        import faulthandler
+
+        sys.stderr.write(
+            f"error: {name} did not stop within {stop_timeout_s:g} s (setting stop_timeout_s); exiting without a "
+            "clean close. Nothing is lost: every position commits with its work. Where each thread was:\n"
+        )
+        sys.stderr.flush()
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    os._exit(STUCK_EXIT_CODE)
 
 
 @dataclass

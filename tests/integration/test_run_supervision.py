@@ -78,4 +78,37 @@ def test_one_run_all_per_data_dir_and_its_children_die_with_it(topics, tmp_path)
         wait_for(lambda: len(children_of(third.pid)) == len(SERVICES), 60, "a new run all to start its children")
     finally:
         third.send_signal(signal.SIGTERM)
-        assert third.wait(60) == 0, third_log.read_text()[-3000:]
+        assert third.wait(60) == 0, third_log.read_text()[-12000:]
+
+
+def test_run_all_reports_a_child_that_does_not_stop_in_time(topics, tmp_path):
+    """stop_timeout_s of a millisecond: no child can close its clients that fast, so each prints where it was and
+    exits 1, and the supervisor names them and exits 1 instead of waiting."""
+    stderr = tmp_path / "run-all.err"
+    supervisor = subprocess.Popen(
+        cli(topics, "run", "all", "--no-api"),
+        stdout=subprocess.DEVNULL,
+        stderr=stderr.open("w"),
+        env=os.environ | {"ORDERSTREAM_STOP_TIMEOUT_S": "0.001"},
+    )
+    children: list[int] = []
+    try:
+        children = wait_for(
+            lambda: len(children_of(supervisor.pid)) == len(SERVICES) and children_of(supervisor.pid),
+            60,
+            "five children",
+        )
+        time.sleep(2)  # past their start: the stop has clients to close
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(30) == 1
+    finally:
+        for pid in [supervisor.pid, *children]:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    text = stderr.read_text()
+    stuck = [line for line in text.splitlines() if line.startswith("error: service ")]
+    assert stuck and all(line.endswith("did not stop cleanly (exit code 1)") for line in stuck), text[-3000:]
+    for line in stuck:
+        name = line.split()[2]
+        assert f"error: {name} did not stop within 0.001 s" in text, text[-3000:]
+    assert not any(pid_alive(c) for c in children)
