@@ -106,6 +106,12 @@ class Settings(BaseSettings):
         description="how long a `run` process may take to stop cleanly after SIGTERM or Ctrl-C; past it, it prints "
         "where it is stuck and exits (the positions commit with the work, so nothing is lost)",
     )
+    offset_mirror_interval_s: float = Field(
+        1.0,
+        ge=0,
+        description="how often a projector commits its positions (kept in its own database) to its consumer group, "
+        "a mirror for Kafka's lag tools; 0: after every batch",
+    )
     session_timeout_ms: int = Field(
         10_000, ge=1_000, description="consumer session timeout: how fast a dead member is noticed"
     )

@@ -4,19 +4,22 @@ aborted transactions never show, read-your-writes through `query order --after`,
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 from itertools import pairwise
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from orderstream.domain.events import OrderLine, OrderPlaced
+from orderstream.kafka.clients import consumer_config
 from orderstream.kafka.consistency import ConsistencyToken
-from orderstream.runtime.projector import Projector, UndecodableRecord, stop_on_undecodable
+from orderstream.runtime.projector import Projector, UndecodableRecord, group_id_of, stop_on_undecodable
 from orderstream.services.projections import build_projections
 from orderstream.topology import ORDERS_EVENTS
 from orderstream.views.registry import spec_of
@@ -117,3 +120,67 @@ def test_the_stop_hook_stops_the_projector_before_an_undecodable_record(topics, 
     assert store.next_offsets().get((settings.topic(ORDERS_EVENTS), partition), 0) <= offset  # not moved past it
     assert store.dump()["orders"] == []
     store.dispose()
+
+
+def _placed(n: int) -> OrderPlaced:
+    order_id = f"m-{n}-{uuid.uuid4().hex[:6]}"
+    line = OrderLine(sku="SKU-1", quantity=1, unit_price_minor=100)
+    return OrderPlaced(
+        event_id=str(uuid.uuid4()), version=1, occurred_at=datetime.now(UTC), correlation_id=order_id,
+        causation_id=order_id, order_id=order_id, customer_id="m", currency="EUR", lines=(line,), total_minor=100,
+    )  # fmt: skip
+
+
+def _in_kafka(settings) -> dict:
+    """The order view's group offsets in Kafka: the mirror lag tools read."""
+    consumer = Consumer(consumer_config(settings, group_id_of("order-view", settings.topic_prefix)))
+    try:
+        asked = [TopicPartition(settings.topic(ORDERS_EVENTS), p) for p in range(settings.partitions)]
+        committed = consumer.committed(asked, timeout=10)
+    finally:
+        consumer.close()
+    return {(tp.topic, tp.partition): tp.offset for tp in committed if tp.offset >= 0}
+
+
+def _in_database(settings) -> dict:
+    store = ProjectionStore(settings.database_url_for("order-view"), spec_of("order-view"))
+    try:
+        return {where: offset for where, offset in store.next_offsets().items() if where[0].endswith(ORDERS_EVENTS)}
+    finally:
+        store.dispose()
+
+
+def test_kafka_mirrors_the_positions_once_per_interval_even_when_idle_and_exactly_at_stop(topics, tmp_path):
+    """A commit per batch cost the broker more than the batches' fetches; the mirror is at most
+    offset_mirror_interval_s behind the database, catches up when the projector goes idle, and is exact at a stop."""
+    views = f"sqlite:///{tmp_path}/{{projection}}.db"
+    fast = topics.model_copy(update={"database_url": views, "offset_mirror_interval_s": 1.5})
+    log = EventLog(fast)
+    running = RunningService(Projector(fast, spec_of("order-view"))).start()
+    try:
+        for n in range(5):
+            log.write([_placed(n)])
+        wait_applied(fast.database_url, log, names=("order-view",), check=running.check)
+        deadline = time.monotonic() + 10  # idle now: the next loop turn past the interval mirrors the last batches
+        while _in_kafka(fast) != _in_database(fast):
+            assert time.monotonic() < deadline, (_in_kafka(fast), _in_database(fast))
+            time.sleep(0.2)
+    finally:
+        running.stop()
+
+    slow = fast.model_copy(update={"offset_mirror_interval_s": 3600})  # the same group and database, restarted
+    running = RunningService(Projector(slow, spec_of("order-view"))).start()
+    try:
+        seen = [_in_database(slow)]
+        for n in range(5, 10):  # five batches: each one applied before the next is written
+            log.write([_placed(n)])
+            wait_applied(slow.database_url, log, names=("order-view",), check=running.check)
+            seen.append(_in_database(slow))
+        time.sleep(1)
+        # one mirror commit at most since the start (its positions on assignment, or its first batch when that came
+        # first); nothing more for an hour but the stop
+        assert _in_kafka(slow) in seen[:2]
+    finally:
+        running.stop()
+    assert _in_kafka(slow) == _in_database(slow)
+    log.close()
