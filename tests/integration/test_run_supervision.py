@@ -37,16 +37,19 @@ def wait_for(predicate, timeout_s: float, what: str):
     raise AssertionError(f"{what} did not happen within {timeout_s} s")
 
 
+def started_children(supervisor: subprocess.Popen) -> list[int]:
+    """The pids of a `run all`'s children, once it has started one per service."""
+    return wait_for(
+        lambda: len(children_of(supervisor.pid)) == len(SERVICES) and children_of(supervisor.pid), 60, "five children"
+    )
+
+
 def test_one_run_all_per_data_dir_and_its_children_die_with_it(topics, tmp_path):
     log = (tmp_path / "run-all.log").open("w")
     supervisor = subprocess.Popen(cli(topics, "run", "all", "--no-api"), stdout=log, stderr=subprocess.STDOUT)
     children: list[int] = []
     try:
-        children = wait_for(
-            lambda: len(children_of(supervisor.pid)) == len(SERVICES) and children_of(supervisor.pid),
-            60,
-            "five children",
-        )
+        children = started_children(supervisor)
 
         second = subprocess.run(cli(topics, "run", "all", "--no-api"), capture_output=True, text=True, timeout=60)
         assert second.returncode == 1, second
@@ -75,7 +78,7 @@ def test_one_run_all_per_data_dir_and_its_children_die_with_it(topics, tmp_path)
         cli(topics, "run", "all", "--no-api"), stdout=subprocess.DEVNULL, stderr=third_log.open("w")
     )
     try:
-        wait_for(lambda: len(children_of(third.pid)) == len(SERVICES), 60, "a new run all to start its children")
+        started_children(third)  # a new run all starts its children
     finally:
         third.send_signal(signal.SIGTERM)
         assert third.wait(60) == 0, third_log.read_text()[-12000:]
@@ -93,11 +96,7 @@ def test_run_all_reports_a_child_that_does_not_stop_in_time(topics, tmp_path):
     )
     children: list[int] = []
     try:
-        children = wait_for(
-            lambda: len(children_of(supervisor.pid)) == len(SERVICES) and children_of(supervisor.pid),
-            60,
-            "five children",
-        )
+        children = started_children(supervisor)
         time.sleep(2)  # past their start: the stop has clients to close
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(30) == 1
