@@ -17,44 +17,17 @@ import sys
 import time
 import uuid
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING
 
 from orderstream import failpoints
-from orderstream.kafka.clients import consumer_config
-from orderstream.runtime.projector import Projector, group_id_of
+from orderstream.runtime.projector import Projector
 from orderstream.services.projections import ProjectionsService
 from orderstream.topology import ORDERS_EVENTS
 from orderstream.views.registry import SPECS
-from orderstream.views.store import NotInitialized, ProjectionStore
-from tests.support.databases import another_database, url_of
-from tests.support.event_log import EventLog, dump_all, wait_applied
+from tests.support.databases import another_database
+from tests.support.event_log import EventLog, dump_all, kafka_offsets, stored_offsets, wait_applied
 from tests.support.histories import public_rows, random_history, reference, without_zero_counters
 from tests.support.orders import RunningService
-
-
-def stored_offsets(template: str) -> dict[str, dict]:
-    out = {}
-    for name, spec in SPECS.items():
-        store = ProjectionStore(url_of(template, name), spec)
-        try:
-            out[name] = store.next_offsets()
-        except NotInitialized:  # not created yet
-            out[name] = {}
-        finally:
-            store.dispose()
-    return out
-
-
-def kafka_offsets(settings) -> dict[str, dict]:
-    topic, out = settings.topic(ORDERS_EVENTS), {}
-    for name in SPECS:
-        consumer = Consumer(consumer_config(settings, group_id_of(name, settings.topic_prefix)))
-        try:
-            committed = consumer.committed([TopicPartition(topic, p) for p in range(settings.partitions)], timeout=10)
-        finally:
-            consumer.close()
-        out[name] = {(tp.topic, tp.partition): tp.offset for tp in committed if tp.offset >= 0}
-    return out
 
 
 def seeks(log_path) -> dict[str, dict[int, int]]:

@@ -10,21 +10,19 @@ from datetime import UTC, datetime
 from itertools import pairwise
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from orderstream.domain.events import OrderLine, OrderPlaced
-from orderstream.kafka.clients import consumer_config
 from orderstream.kafka.consistency import ConsistencyToken
-from orderstream.runtime.projector import Projector, UndecodableRecord, group_id_of, stop_on_undecodable
+from orderstream.runtime.projector import Projector, UndecodableRecord, stop_on_undecodable
 from orderstream.services.projections import build_projections
 from orderstream.topology import ORDERS_EVENTS
 from orderstream.views.registry import spec_of
 from orderstream.views.store import ProjectionStore
-from tests.support.event_log import EventLog, dump_all, wait_applied
+from tests.support.event_log import EventLog, dump_all, kafka_offsets, stored_offsets, wait_applied
 from tests.support.histories import interleaved, order_history, public_rows, reference
 from tests.support.orders import RunningService
 
@@ -132,22 +130,11 @@ def _placed(n: int) -> OrderPlaced:
 
 
 def _in_kafka(settings) -> dict:
-    """The order view's group offsets in Kafka: the mirror lag tools read."""
-    consumer = Consumer(consumer_config(settings, group_id_of("order-view", settings.topic_prefix)))
-    try:
-        asked = [TopicPartition(settings.topic(ORDERS_EVENTS), p) for p in range(settings.partitions)]
-        committed = consumer.committed(asked, timeout=10)
-    finally:
-        consumer.close()
-    return {(tp.topic, tp.partition): tp.offset for tp in committed if tp.offset >= 0}
+    return kafka_offsets(settings, ("order-view",))["order-view"]
 
 
 def _in_database(settings) -> dict:
-    store = ProjectionStore(settings.database_url_for("order-view"), spec_of("order-view"))
-    try:
-        return {where: offset for where, offset in store.next_offsets().items() if where[0].endswith(ORDERS_EVENTS)}
-    finally:
-        store.dispose()
+    return stored_offsets(settings.database_url, ("order-view",))["order-view"]
 
 
 def test_kafka_mirrors_the_positions_once_per_interval_even_when_idle_and_exactly_at_stop(topics, tmp_path):

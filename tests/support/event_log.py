@@ -7,12 +7,13 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from orderstream.config import Settings
 from orderstream.domain.events import Event
-from orderstream.kafka.clients import producer_config
+from orderstream.kafka.clients import consumer_config, producer_config
 from orderstream.kafka.topics import ensure_topics
+from orderstream.runtime.projector import group_id_of
 from orderstream.topology import ORDERS_EVENTS, TOPICS
 from orderstream.views.registry import SPECS
 from orderstream.views.store import NotInitialized, ProjectionStore
@@ -144,3 +145,30 @@ def order_events_topic(settings):
     """Only orders.events (what the order views read): creating every pipeline topic costs a loaded broker seconds."""
     ensure_topics(settings, tuple(t for t in TOPICS if t.name == ORDERS_EVENTS))
     return settings
+
+
+def stored_offsets(template: str, names=tuple(SPECS)) -> dict[str, dict]:
+    """Per projection: the next offset of every partition its database holds ({} before it made its tables)."""
+    out = {}
+    for name in names:
+        store = ProjectionStore(url_of(template, name), SPECS[name])
+        try:
+            out[name] = store.next_offsets()
+        except NotInitialized:  # not created yet
+            out[name] = {}
+        finally:
+            store.dispose()
+    return out
+
+
+def kafka_offsets(settings: Settings, names=tuple(SPECS)) -> dict[str, dict]:
+    """Per projection: its consumer group's committed offsets on orders.events (the mirror Kafka's lag tools read)."""
+    topic, out = settings.topic(ORDERS_EVENTS), {}
+    for name in names:
+        consumer = Consumer(consumer_config(settings, group_id_of(name, settings.topic_prefix)))
+        try:
+            committed = consumer.committed([TopicPartition(topic, p) for p in range(settings.partitions)], timeout=10)
+        finally:
+            consumer.close()
+        out[name] = {(tp.topic, tp.partition): tp.offset for tp in committed if tp.offset >= 0}
+    return out
