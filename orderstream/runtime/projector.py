@@ -199,7 +199,7 @@ class Projector:
                 self._settle(consumer, written)
                 written = None
             self._commit_to_kafka(consumer, self._mirrored, wait=True)  # a clean stop leaves Kafka's mirror exact
-            self._unmirrored = {}
+            self._unmirrored = {}  # all of it is in Kafka now: close()'s revoke has nothing left to commit
         finally:
             writer.shutdown(wait=True)  # a failure above lets the batch in hand finish (or fail) before closing
             if consumer is not None:
