@@ -14,7 +14,8 @@ ProjectionStore guarantees:
   apply() raises GenerationChanged and the caller re-seeks to the new generation's offsets.
 - A replay (replay.py) writes a shadow generation with apply(shadow=True) and swaps it in with swap_in(): the new
   generation's offset rows and the pointer flip in ONE transaction, only if it is at or past the live one everywhere.
-SQLite runs in WAL mode with synchronous=NORMAL and a busy timeout, so queries read while the projector writes.
+SQLite runs in WAL mode with synchronous=NORMAL and a busy timeout, so queries read while the projector writes; a
+writer's store checkpoints the log in a thread of its own (views/wal_checkpoints.py), never inside a batch's commit.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from orderstream.views.base import RowChanges, follow_versions
 from orderstream.views.bulk import BulkRows
 from orderstream.views.spec import BulkChanges, ProjectionSpec
 from orderstream.views.tables import TableSet, bookkeeping, projection_meta, projection_offsets
+from orderstream.views.wal_checkpoints import WalCheckpointer
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,8 @@ class Record(NamedTuple):
 def create_engine_for(url: str, *, writer: bool = False) -> Engine:
     """An engine for a projection URL. SQLite: WAL, synchronous=NORMAL, busy_timeout, explicit BEGIN (IMMEDIATE for
     the writer, so its read of the offsets and its writes are one serialized transaction; a plain BEGIN for the
-    writer's connections opened with execution_options(snapshot_read=True))."""
+    writer's connections opened with execution_options(snapshot_read=True)). A writer's connections never checkpoint
+    the log in a commit (wal_autocheckpoint=0): its owner runs a WalCheckpointer, as ProjectionStore does."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True)
@@ -129,6 +132,7 @@ def create_engine_for(url: str, *, writer: bool = False) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         if writer:  # WAL is a property of the file: the writer sets it once, readers find it set
             _enable_wal(cursor)
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
@@ -153,12 +157,18 @@ def _enable_wal(cursor, attempts: int = 200) -> None:
             time.sleep(0.05)
 
 
-def database_exists(url: str) -> bool:
-    """False for a SQLite file that was never created (a projection that never ran); True for any server URL."""
+def _sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL; None for an in-memory database or a server URL."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
-        return True
-    return Path(parsed.database).is_file()
+        return None
+    return parsed.database
+
+
+def database_exists(url: str) -> bool:
+    """False for a SQLite file that was never created (a projection that never ran); True for any server URL."""
+    path = _sqlite_file(url)
+    return path is None or Path(path).is_file()
 
 
 class WritersQueue:
@@ -177,10 +187,8 @@ class WritersQueue:
 
     @classmethod
     def for_url(cls, url: str) -> WritersQueue:
-        parsed = make_url(url)
-        if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
-            return cls(None)
-        return cls(Path(f"{parsed.database}.writers"))
+        path = _sqlite_file(url)
+        return cls(None if path is None else Path(f"{path}.writers"))
 
     def __enter__(self) -> None:
         if self._path is None:
@@ -221,8 +229,12 @@ class ProjectionStore:
         self._bulk = BulkRows(self.engine.dialect)
         self._writers_queue = WritersQueue.for_url(url)
         self._postgres = self.engine.dialect.name == "postgresql"
+        path = _sqlite_file(url) if writer else None
+        self._checkpoints = WalCheckpointer(path) if path is not None else None
 
     def dispose(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.close()
         self.engine.dispose()
         self._writers_queue.close()
 
