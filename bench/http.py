@@ -13,8 +13,9 @@ endpoint of the same server measured in the same run.
    - sent: the wall clock when the client sends POST /orders;
    - produced: the PlaceOrder command record's Kafka timestamp (CreateTime: set at the API's produce() call);
    - decided: the order's placed_at in the GET answer (the OrderPlaced event's occurred_at, set by the order service);
-   - committed: when a read_committed side consumer (a thread of this process, fetch.wait.max.ms=1) receives the
-     OrderPlaced record: its transaction committed then, plus one fetch;
+   - committed: when a read_committed side consumer (a thread of this process, fetching as the projectors and the
+     reply reader do: see bench/latency.py) receives the OrderPlaced record: its transaction committed then, plus one
+     fetch;
    - answered: the client has the POST's answer (the API read the reply: committed in the same transaction);
    - read: the client has the GET ?after answer.
 """
@@ -282,7 +283,8 @@ def _place_then_read(marks: dict[str, tuple[float, float, float, str]]):
 class _SideReader:
     """A read_committed consumer of orders.commands and orders.events in a thread, from their end: per order key,
     the first command record's timestamp and the first event record's (timestamp, receipt), seconds on the wall
-    clock. fetch.wait.max.ms=1, so a receipt is within a millisecond or so of the transaction's commit."""
+    clock. It fetches as the readers on the pair's path do (live_fetch_wait_max_ms), not every millisecond: see
+    bench/latency.py."""
 
     def __init__(self, settings) -> None:
         import threading
@@ -307,12 +309,13 @@ class _SideReader:
     def _run(self) -> None:
         from confluent_kafka import Consumer
 
-        from orderstream.kafka.clients import consumer_config
+        from orderstream.kafka.clients import consumer_config, live_fetch_wait_ms
         from orderstream.topology import ORDERS_COMMANDS, ORDERS_EVENTS
 
         commands, events = self.settings.topic(ORDERS_COMMANDS), self.settings.topic(ORDERS_EVENTS)
         group = f"{self.settings.topic_prefix}bench.http.side"
-        config = consumer_config(self.settings, group, **{"fetch.wait.max.ms": 1, "auto.offset.reset": "latest"})
+        wait = live_fetch_wait_ms(self.settings)
+        config = consumer_config(self.settings, group, **{"fetch.wait.max.ms": wait, "auto.offset.reset": "latest"})
         consumer = Consumer(config)
         consumer.subscribe([commands, events], on_assign=lambda *_: self._ready.set())
         try:
