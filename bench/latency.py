@@ -51,6 +51,41 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
+def place_at_rate(producer, topic: str, commands, count: int, per_second: float, on_send=None) -> None:
+    """Produce `count` commands from the iterator `commands` at `per_second` on a fixed schedule (what `place` does,
+    without a CLI process per command); on_send(order_id) is called just before each produce(). Flushes at the end."""
+    from orderstream.schemas.codec import Codec
+
+    codec = Codec()
+    began = time.perf_counter()
+    for n in range(count):
+        command = next(commands)
+        value, headers = codec.encode(command), codec.headers(command, "orderstream/bench")
+        ahead = began + n / per_second - time.perf_counter()
+        if ahead > 0:
+            time.sleep(ahead)
+        if on_send is not None:
+            on_send(command.order_id)
+        producer.produce(topic, value, command.order_id.encode(), headers=headers)
+        producer.poll(0)
+    producer.flush(30)
+
+
+def warm_up_broker(settings, per_second: float = 500, seconds: float = 60) -> None:
+    """Place orders at `per_second` for `seconds` through whatever services run on `settings`' topics, and wait for
+    the producer's acknowledgements: a broker started minutes earlier commits transactions several times slower
+    until its JIT has compiled the transactional paths (see bench_latency's warm-up)."""
+    from confluent_kafka import Producer
+
+    from orderstream.kafka.clients import producer_config
+    from orderstream.producers.load_plan import LoadProfile, plan_commands
+    from orderstream.topology import ORDERS_COMMANDS
+
+    producer = Producer(producer_config(settings, **{"linger.ms": 0}))
+    commands = plan_commands(LoadProfile(orders=10_000_000, seed=1, cancel_ratio=0.0), lambda: datetime.now(UTC))
+    place_at_rate(producer, settings.topic(ORDERS_COMMANDS), commands, int(per_second * seconds), per_second)
+
+
 def bench_latency(env: BenchEnv, rate: float, seconds: float, warm_seconds: float = 60.0) -> list[dict]:
     import sqlite3
 
@@ -59,7 +94,6 @@ def bench_latency(env: BenchEnv, rate: float, seconds: float, warm_seconds: floa
 
     from orderstream.kafka.clients import producer_config
     from orderstream.producers.load_plan import LoadProfile, plan_commands
-    from orderstream.schemas.codec import Codec
     from orderstream.topology import ORDERS_COMMANDS
     from orderstream.views.queries import ReadModel
     from orderstream.views.store import database_exists
@@ -99,7 +133,6 @@ def bench_latency(env: BenchEnv, rate: float, seconds: float, warm_seconds: floa
         if profile_dir
         else []
     )
-    codec = Codec()
     producer = Producer(producer_config(settings, **{"linger.ms": 0}))
     topic = settings.topic(ORDERS_COMMANDS)
     sent: dict[str, float] = {}
@@ -114,20 +147,13 @@ def bench_latency(env: BenchEnv, rate: float, seconds: float, warm_seconds: floa
         LoadProfile(orders=10_000_000, seed=random.randrange(1 << 30), cancel_ratio=0.0), lambda: datetime.now(UTC)
     )
 
+    def noted(order_id: str) -> None:
+        with lock:
+            sent[order_id] = time.perf_counter()
+            sent_wall[order_id] = time.time()
+
     def send(count: int, per_second: float) -> None:
-        began = time.perf_counter()
-        for n in range(count):
-            command = next(commands)
-            value, headers = codec.encode(command), codec.headers(command, "orderstream/bench")
-            ahead = began + n / per_second - time.perf_counter()
-            if ahead > 0:
-                time.sleep(ahead)
-            with lock:
-                sent[command.order_id] = time.perf_counter()
-                sent_wall[command.order_id] = time.time()
-            producer.produce(topic, value, command.order_id.encode(), headers=headers)
-            producer.poll(0)
-        producer.flush(30)
+        place_at_rate(producer, topic, commands, count, per_second, noted)
 
     def watch(model, until: float, expected: int) -> None:
         """Poll the view for orders inserted since the last poll (rowid only grows: an insert takes max(rowid) + 1 and

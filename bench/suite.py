@@ -29,7 +29,10 @@ SUITE = {
     "query": lambda env, scale: bench_query(env, orders=max(20_000, int(1_000_000 * scale))),
     "console": lambda env, scale: bench_console(env, orders=max(20_000, int(1_000_000 * scale))),
     "http": lambda env, scale: bench_http(
-        env, orders=max(20_000, int(1_000_000 * scale)), seconds=max(5.0, 15 * scale)
+        env,
+        orders=max(20_000, int(1_000_000 * scale)),
+        seconds=max(5.0, 15 * scale),
+        broker_warm_seconds=max(2.0, 60 * scale),
     ),
     "telemetry": bench_telemetry,  # metrics + tracing on vs off: produce, rebuild, end-to-end latency
     "registry": lambda env, scale: bench_registry(env, records=max(20_000, int(200_000 * scale))),
