@@ -40,11 +40,13 @@ def _kind_of(cls: type) -> int:
     return kind
 
 
-def binary_headers(message: Any, ce_type: bytes, source: str) -> list[tuple[str, bytes]]:
+def binary_headers(
+    message: Any, ce_type: bytes, source: str, content_type: tuple[str, bytes] = _CONTENT_TYPE_HEADER
+) -> list[tuple[str, bytes]]:
     """The CloudEvents attributes of an event, a command or a reply as Kafka record headers (UTF-8 values):
     ce_specversion, ce_id (a command's id; a reply's is <command id>/reply), ce_source, ce_type, ce_time, ce_subject
-    (the aggregate id), content-type, ce_correlationid and ce_causationid (a command caused itself to be handled).
-    Built directly as bytes: the produce hot path."""
+    (the aggregate id), content-type (the header `content_type`; single-object Avro unless told), ce_correlationid and
+    ce_causationid (a command caused itself to be handled). Built directly as bytes: the produce hot path."""
     kind = _kind_of(type(message))
     if kind == _EVENT:
         event_id, time, causation = message.event_id, message.occurred_at, message.causation_id
@@ -67,7 +69,7 @@ def binary_headers(message: Any, ce_type: bytes, source: str) -> list[tuple[str,
         type_header,
         ("ce_time", (time.isoformat(timespec="microseconds")[:-6] + "Z").encode()),
         ("ce_subject", message.aggregate_id.encode()),
-        _CONTENT_TYPE_HEADER,
+        content_type,
         ("ce_correlationid", message.correlation_id.encode()),
         ("ce_causationid", causation.encode()),
     ]

@@ -42,7 +42,7 @@ class _Writer:
     entry: SchemaEntry
     header: bytes
     schema: dict[str, Any]
-    fast: Callable[[Any], bytes] | None = None  # the specialised encoder
+    fast: Callable[[Any, bytes], bytes] | None = None  # the specialised encoder: (message, header) -> value
     ce_type: bytes = b""
 
 
@@ -99,20 +99,23 @@ class Codec:
             raise EncodeError(f"{message_type.__qualname__} is not a registered message type")
         return writer.entry
 
-    def encode(self, message: Any) -> bytes:
-        """The record value of a message: single-object encoding with its type's newest schema."""
+    def encode(self, message: Any, header: bytes | None = None) -> bytes:
+        """The record value of a message: single-object encoding with its type's newest schema. `header` replaces the
+        single-object header in front of the Avro body (ConfluentCodec's framing), written once, not copied after."""
         writer = self._writers.get(type(message))
         if writer is None:
             raise EncodeError(
                 f"{type(message).__qualname__} is not a registered message type", type_name=type(message).__name__
             )
+        if header is None:
+            header = writer.header
         if writer.fast is not None:
             try:
-                return writer.fast(message)
+                return writer.fast(message, header)
             except Exception:  # noqa: BLE001, S110 - the general path below decides (and names the error)
                 pass
         buffer = BytesIO()
-        buffer.write(writer.header)
+        buffer.write(header)
         try:
             schemaless_writer(buffer, writer.schema, self.mapper.to_record(message))
         except EncodeError as exc:
@@ -163,12 +166,17 @@ class Codec:
             raise self._header_error(value)
         return entry
 
-    def headers(self, message: Any, source: str) -> list[tuple[str, bytes]]:
-        """CloudEvents 1.0 Kafka binary-mode headers for the record that carries this message."""
+    def headers(
+        self, message: Any, source: str, content_type: tuple[str, bytes] | None = None
+    ) -> list[tuple[str, bytes]]:
+        """CloudEvents 1.0 Kafka binary-mode headers for the record that carries this message; `content_type` replaces
+        the single-object content-type header (ConfluentCodec's)."""
         writer = self._writers.get(type(message))
         if writer is None:
             raise EncodeError(f"{type(message).__qualname__} is not a registered message type")
-        return binary_headers(message, writer.ce_type, source)
+        if content_type is None:
+            return binary_headers(message, writer.ce_type, source)
+        return binary_headers(message, writer.ce_type, source, content_type)
 
     def _header_error(self, value: bytes) -> DecodeError:
         if not value:
@@ -532,7 +540,7 @@ def _specialised(direction: str, entry: SchemaEntry, cls: type) -> Callable[[Any
     gen = _Generator()
     try:
         if direction == "encode":
-            body = ["def encode(m):", f"    out = [{entry.header!r}]", "    a = out.append"]
+            body = ["def encode(m, header):", "    out = [header]", "    a = out.append"]
             gen.encode_value(body, entry.schema, cls, "m", "    ")
             body.append("    return b''.join(out)")
         else:
@@ -547,13 +555,13 @@ def _specialised(direction: str, entry: SchemaEntry, cls: type) -> Callable[[Any
     return function
 
 
-def _lazy(holder: _Writer | _Reader, direction: str, entry: SchemaEntry, cls: type) -> Callable[[Any], Any]:
+def _lazy(holder: _Writer | _Reader, direction: str, entry: SchemaEntry, cls: type) -> Callable[..., Any]:
     """A stand-in that generates the specialised function on first call and puts it in holder.fast."""
 
-    def first_call(value: Any) -> Any:
+    def first_call(value: Any, *header: bytes) -> Any:
         function = holder.fast = _specialised(direction, entry, cls)
         if function is None:
             raise _Fallback
-        return function(value)
+        return function(value, *header)
 
     return first_call

@@ -197,7 +197,7 @@ class ConfluentCodec:
             raise EncodeError(
                 f"{type(message).__qualname__} is not a registered message type", type_name=type(message).__name__
             )
-        return prefix + memoryview(self.single_object.encode(message))[HEADER_SIZE:]
+        return self.single_object.encode(message, prefix)
 
     def decode(self, value: bytes) -> Any:
         """The domain object a value holds, whichever of the two encodings it uses."""
@@ -228,11 +228,7 @@ class ConfluentCodec:
         return entry.header
 
     def headers(self, message: Any, source: str) -> list[tuple[str, bytes]]:
-        headers = self.single_object.headers(message, source)
-        for index, (name, _) in enumerate(headers):
-            if name == "content-type":
-                headers[index] = _CONTENT_TYPE_HEADER
-                break
+        headers = self.single_object.headers(message, source, _CONTENT_TYPE_HEADER)
         headers.append(self._dataschemas[type(message)])
         return headers
 
