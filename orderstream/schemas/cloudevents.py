@@ -41,7 +41,7 @@ def _kind_of(cls: type) -> int:
 
 
 def binary_headers(
-    message: Any, ce_type: bytes, source: str, content_type: tuple[str, bytes] = _CONTENT_TYPE_HEADER
+    message: Any, ce_type: bytes, source: str, content_type: tuple[str, bytes] | None = None
 ) -> list[tuple[str, bytes]]:
     """The CloudEvents attributes of an event, a command or a reply as Kafka record headers (UTF-8 values):
     ce_specversion, ce_id (a command's id; a reply's is <command id>/reply), ce_source, ce_type, ce_time, ce_subject
@@ -69,7 +69,7 @@ def binary_headers(
         type_header,
         ("ce_time", (time.isoformat(timespec="microseconds")[:-6] + "Z").encode()),
         ("ce_subject", message.aggregate_id.encode()),
-        content_type,
+        content_type or _CONTENT_TYPE_HEADER,
         ("ce_correlationid", message.correlation_id.encode()),
         ("ce_causationid", causation.encode()),
     ]

@@ -174,8 +174,6 @@ class Codec:
         writer = self._writers.get(type(message))
         if writer is None:
             raise EncodeError(f"{type(message).__qualname__} is not a registered message type")
-        if content_type is None:
-            return binary_headers(message, writer.ce_type, source)
         return binary_headers(message, writer.ce_type, source, content_type)
 
     def _header_error(self, value: bytes) -> DecodeError:

@@ -13,6 +13,7 @@ from pathlib import Path
 from orderstream.broker.daemon import pid_alive
 from orderstream.ops.status import collect_status
 from orderstream.services.composition import SERVICES, watched_consumers
+from tests.support.waiting import wait_for
 
 
 def cli(settings, *args: str) -> list[str]:
@@ -25,16 +26,6 @@ def children_of(pid: int) -> list[int]:
     for task in Path(f"/proc/{pid}/task").glob("*"):
         found += [int(c) for c in (task / "children").read_text().split()]
     return found
-
-
-def wait_for(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"{what} did not happen within {timeout_s} s")
 
 
 def started_children(supervisor: subprocess.Popen) -> list[int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
 from sqlalchemy import text
 
@@ -13,21 +12,13 @@ from orderstream.views.registry import spec_of
 from orderstream.views.store import ProjectionStore, Record, create_engine_for
 from orderstream.views.wal_checkpoints import WalCheckpointer
 from tests.support.histories import random_history
+from tests.support.waiting import wait_for
 
 PAGE = 4096
 
 
 def _checkpointers() -> int:
     return sum(thread.name == "sqlite-wal-checkpoints" for thread in threading.enumerate())
-
-
-def _wait_for(condition, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_writer_commits_leave_the_log_to_the_checkpointer(tmp_path):
@@ -48,7 +39,7 @@ def test_writer_commits_leave_the_log_to_the_checkpointer(tmp_path):
 
         checkpointer = WalCheckpointer(str(path), interval_s=0.05)
         try:
-            assert _wait_for(lambda: path.stat().st_size > 2_000 * PAGE), "the checkpointer did not copy the log"
+            wait_for(lambda: path.stat().st_size > 2_000 * PAGE, 10, "the checkpointer copying the log", poll_s=0.05)
         finally:
             checkpointer.close()
         with engine.connect() as conn:
@@ -72,7 +63,7 @@ def test_a_writers_store_runs_a_checkpointer_until_it_is_disposed(tmp_path):
             store.apply(records[start : start + 100], generation)
         size = path.stat().st_size
         # nothing else writes or checkpoints the file: only the store's own thread can move the rows into it
-        assert _wait_for(lambda: path.stat().st_size > size), "the store's checkpointer never checkpointed"
+        wait_for(lambda: path.stat().st_size > size, 10, "the store's checkpointer checkpointing", poll_s=0.05)
     finally:
         store.dispose()
     assert _checkpointers() == before
