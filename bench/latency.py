@@ -1,13 +1,13 @@
 """End-to-end latency: from sending a PlaceOrder command to the order being visible in the order view.
 
-The order service (`run order`) and the projections (`run projections`: order-, customer- and sales-view) run as their
-own processes, exactly as deployed, on the bench broker; their views are SQLite files under their --data-dir. This
-process sends PlaceOrder commands at a fixed rate with the idempotent producer (what `place` does, without starting a
-CLI process per command) and, in another thread, polls the order view's table for rows inserted since its last poll
-(read-only sqlite3, every millisecond). Latency = first poll that sees the order row - the moment produce() was called.
-It includes the producer's acknowledgement, the order service's consume/decide/transaction commit, the projector's
-read_committed consume and SQL commit, and up to one poll interval (~1-3 ms) of the observer; it does not include a
-CLI process start.
+The order service (`run order`) and the projections (`run projections`: a process per view, of which the order-,
+customer- and sales-view have work here) run as their own processes, exactly as deployed, on the bench broker; their
+views are SQLite files under their --data-dir. This process sends PlaceOrder commands at a fixed rate with the
+idempotent producer (what `place` does, without starting a CLI process per command) and, in another thread, polls the
+order view's table for rows inserted since its last poll (read-only sqlite3, every millisecond). Latency = first poll
+that sees the order row - the moment produce() was called. It includes the producer's acknowledgement, the order
+service's consume/decide/transaction commit, the projector's read_committed consume and SQL commit, and up to one poll
+interval (~1-3 ms) of the observer; it does not include a CLI process start.
 
 The per-hop budget splits each order's latency at timestamps the records and rows carry, all on this machine's clock:
 - sent: the wall clock at produce() (this process);
@@ -121,10 +121,11 @@ def bench_latency(env: BenchEnv, rate: float, seconds: float, warm_seconds: floa
         for name in ("order", "projections")
     ]
     profile_dir = os.environ.get("ORDERSTREAM_BENCH_PROFILE_DIR")  # py-spy the services (raw folded stacks)
+    spy = ["py-spy", "record", "-f", "raw", "-r", "250", "--subprocesses"]  # `run projections` supervises its views
     spies = (
         [
             subprocess.Popen(
-                ["py-spy", "record", "-f", "raw", "-r", "250", "-o", f"{profile_dir}/{name}.txt", "-p", str(child.pid)],
+                [*spy, "-o", f"{profile_dir}/{name}.txt", "-p", str(child.pid)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )

@@ -9,11 +9,14 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
 
 from orderstream.cli.common import fail, require_broker, settings_of, usage_error
+
+API = "the HTTP API"  # the supervisor's name for its `serve` child
 
 
 def run(
@@ -34,8 +37,19 @@ def run(
         ),
     ] = None,
     no_api: Annotated[bool, typer.Option("--no-api", help="With `all`: do not start the HTTP API (`serve`).")] = False,
+    views: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--view",
+            metavar="NAME",
+            help="With `projections` alone: run only this view's projector (repeat for several), all of them in this "
+            "process. Without it, each view's projector runs in a child process of its own.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Run services in the foreground. One name runs in this process; several (or `all`) run one child process each.
+    """Run services in the foreground. One service runs in this process; several (or `all`) run one child process
+    each, and `projections` one child process per view (or --view's views, in this process).
 
     Ctrl-C (SIGINT) or SIGTERM stops them all cleanly: open transactions finish or abort, consumers close.
     A second `run SERVICE` elsewhere joins the same consumer group and shares the partitions.
@@ -54,23 +68,27 @@ def run(
     unknown = [n for n in selected if n not in SERVICES]
     if unknown:
         usage_error(f"unknown service {unknown[0]!r}; choose from: all, {', '.join(SERVICES)}")
+    if views:
+        _check_views(selected, views)
+    plan = plan_processes(selected, tuple(views or ()))
     lock = _lock_for_all(settings) if names == ["all"] else None
     require_broker(settings)  # seconds, not a 30 s transaction set-up that times out, when no broker answers
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     logging.getLogger("librdkafka").setLevel(logging.WARNING)  # a long-running service logs the client's warnings
-    if len(selected) == 1:
+    if len(plan) == 1:
         from orderstream.cli.supervision import stop_handler
 
+        only = plan[0]
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, stop_handler(stop, selected[0], settings.stop_timeout_s))
+            signal.signal(signum, stop_handler(stop, only.label, settings.stop_timeout_s))
         from orderstream.cli.security import as_service
 
-        settings = as_service(settings, selected[0])  # its own principal, when service_credentials is set
+        settings = as_service(settings, only.name)  # its own principal, when service_credentials is set
         try:
-            service = build_service(selected[0], settings)
+            service = build_service(only.name, settings, only.views)
             metrics = serve(settings)  # None unless metrics_port is set (and no supervisor serves for us)
         except (UnknownService, MetricsServerError) as exc:
             fail(str(exc))
@@ -85,14 +103,62 @@ def run(
     except MetricsServerError as exc:
         fail(str(exc))
     try:
-        _supervise(
-            ctx, selected, api_port=None if names != ["all"] or no_api else settings.api_port, tree=tree, lock=lock
-        )
+        _supervise(ctx, plan, api_port=None if names != ["all"] or no_api else settings.api_port, tree=tree, lock=lock)
     finally:
         if tree is not None:
             tree.close()
         if lock is not None:
             lock.release()
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One process of a `run`: a service of the composition root, or the projectors of some views."""
+
+    name: str
+    views: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """How errors name it: "service order", "projection order-view"."""
+        if not self.views:
+            return f"service {self.name}"
+        return ("projection " if len(self.views) == 1 else "projections ") + ", ".join(self.views)
+
+    @property
+    def args(self) -> list[str]:
+        """Its `run` arguments."""
+        return [self.name, *(arg for view in self.views for arg in ("--view", view))]
+
+
+def plan_processes(names: list[str], views: tuple[str, ...] = ()) -> list[Planned]:
+    """The processes `run NAMES [--view V...]` runs: one per service, and for `projections` one per view, or one for
+    --view's views. Why a process per view: each projector then has the GIL of its process to itself; in one process
+    a projector's writer thread waits for it behind the other views' threads at every SQLite call. Place -> visible
+    at 500 orders/s (bench/latency.py, five alternating pairs of runs on one broker, 2026-12-07): p99 55-62 ms with a
+    process per view, 58-76 ms with the five views in one; it costs memory (idle RSS 73 MB per view's process, 80 MB
+    for all five in one)."""
+    from orderstream.views.registry import ALL_SPECS
+
+    plan = []
+    for name in names:
+        if name != "projections":
+            plan.append(Planned(name))
+        elif views:
+            plan.append(Planned(name, views))
+        else:
+            plan += [Planned(name, (view,)) for view in ALL_SPECS]
+    return plan
+
+
+def _check_views(selected: list[str], views: list[str]) -> None:
+    from orderstream.views.registry import ALL_SPECS
+
+    if selected != ["projections"]:
+        usage_error("--view names views of `projections`: give it with `run projections` alone")
+    unknown = [view for view in views if view not in ALL_SPECS]
+    if unknown:
+        usage_error(f"unknown view {unknown[0]!r}; choose from: {', '.join(ALL_SPECS)}")
 
 
 def _lock_for_all(settings):
@@ -105,10 +171,10 @@ def _lock_for_all(settings):
         fail(str(exc))
 
 
-def _supervise(ctx: typer.Context, names: list[str], api_port: int | None = None, tree=None, lock=None) -> None:
-    """One child process per service (and the HTTP API on api_port unless None); a signal to the supervisor is passed
-    to every child; a child that dies is reported. With a metrics ProcessTree, every child (the API too) writes its
-    metrics where the supervisor's /metrics reads them.
+def _supervise(ctx: typer.Context, plan: list[Planned], api_port: int | None = None, tree=None, lock=None) -> None:
+    """One child process per planned process (and the HTTP API on api_port unless None); a signal to the supervisor
+    is passed to every child; a child that dies is reported. With a metrics ProcessTree, every child (the API too)
+    writes its metrics where the supervisor's /metrics reads them.
 
     Each child dies with the supervisor, even one killed by SIGKILL (a parent-death signal), and holds the run lock
     (when there is one) until it exits."""
@@ -128,9 +194,9 @@ def _supervise(ctx: typer.Context, names: list[str], api_port: int | None = None
 
     for signum in (signal.SIGINT, signal.SIGTERM):  # before the children exist: a signal then stops them too
         signal.signal(signum, forward)
-    commands = {name: [sys.executable, "-m", "orderstream.cli.main", *args, "run", name] for name in names}
+    commands = {each.label: [sys.executable, "-m", "orderstream.cli.main", *args, "run", *each.args] for each in plan}
     if api_port is not None:
-        commands["api"] = [sys.executable, "-m", "orderstream.cli.main", *args, "serve", "--port", str(api_port)]
+        commands[API] = [sys.executable, "-m", "orderstream.cli.main", *args, "serve", "--port", str(api_port)]
     for name, command in commands.items():
         if stopping.is_set():
             break
@@ -143,14 +209,14 @@ def _supervise(ctx: typer.Context, names: list[str], api_port: int | None = None
     failed, api_reported = [], False
     while any(c.poll() is None for c in children.values()):
         for name, child in children.items():
-            if name == "api":  # the services keep running without their HTTP door (e.g. its port was taken)
+            if name == API:  # the services keep running without their HTTP door (e.g. its port was taken)
                 if child.poll() not in (None, 0) and not api_reported and not stopping.is_set():
                     api_reported = True
                     typer.echo(f"error: the HTTP API exited with code {child.returncode}; the services go on", err=True)
                 continue
             if child.poll() not in (None, 0) and name not in failed and not stopping.is_set():
                 failed.append(name)
-                typer.echo(f"error: service {name} exited with code {child.returncode}; stopping the others", err=True)
+                typer.echo(f"error: {name} exited with code {child.returncode}; stopping the others", err=True)
                 forward(signal.SIGTERM, None)
         time.sleep(0.2)
     if tree is not None:
@@ -158,17 +224,13 @@ def _supervise(ctx: typer.Context, names: list[str], api_port: int | None = None
             tree.child_exited(child.pid)
     stopped_by_signal = (0, -signal.SIGTERM, -signal.SIGINT)  # the signal itself ends a child still starting up
     for name, child in children.items():
-        if name in failed or not stopping.is_set() or (name == "api" and api_reported):
+        if name in failed or not stopping.is_set() or (name == API and api_reported):
             continue
         if child.returncode not in stopped_by_signal:  # e.g. past stop_timeout_s: it printed where it was stuck
             failed.append(name)
-            typer.echo(f"error: {_named(name)} did not stop cleanly (exit code {child.returncode})", err=True)
+            typer.echo(f"error: {name} did not stop cleanly (exit code {child.returncode})", err=True)
     if failed:
         raise typer.Exit(code=1)
-
-
-def _named(child: str) -> str:
-    return "the HTTP API" if child == "api" else f"service {child}"
 
 
 def root_args(ctx: typer.Context) -> list[str]:

@@ -50,7 +50,8 @@ def _projections(settings: Settings) -> Service:
     return build_projections(settings)
 
 
-# name -> builder. `orderstream run all` runs every entry, each in its own process.
+# name -> builder. `orderstream run all` runs every entry, each in its own process (and `projections` one per view:
+# cli/run.py's plan_processes).
 SERVICES: dict[str, Callable[[Settings], Service]] = {
     "order": _order,
     "payment": _payment,
@@ -64,11 +65,18 @@ class UnknownService(ValueError):
     pass
 
 
-def build_service(name: str, settings: Settings) -> Service:
+def build_service(name: str, settings: Settings, views: tuple[str, ...] = ()) -> Service:
+    """The named service; for `projections`, `views` names the views whose projectors it runs (default: all)."""
     try:
         builder = SERVICES[name]
     except KeyError:
         raise UnknownService(f"unknown service {name!r}; choose from: all, {', '.join(SERVICES)}") from None
+    if views:
+        if name != "projections":
+            raise UnknownService(f"service {name!r} has no views; only `projections` runs views")
+        from orderstream.services.projections import build_projections
+
+        return build_projections(settings, views)
     return builder(settings)
 
 

@@ -1,11 +1,15 @@
-"""`orderstream run projections`: every view of the registry (views/registry.py), one projector and one consumer group
-each. Each projector runs in two threads: one reads and decodes, the other (its writer) applies to the database.
+"""The projections service: the projectors of some views of the registry (views/registry.py), one projector and one
+consumer group each, in one process. Each projector runs in two threads: one reads and decodes, the other (its writer)
+applies to the database.
 
-Why one consumer (and group) per projection rather than one consumer feeding all four: each view keeps its own
+`orderstream run projections` runs one such process per view (cli/run.py's plan_processes, which has the measurements),
+because a projector's writer waits for the GIL at every SQLite call and the other views' threads hold it.
+`run projections --view A --view B` runs A and B in one process (less memory, one process to watch).
+
+Why one consumer (and group) per projection rather than one consumer feeding all of them: each view keeps its own
 position in its own database, so each must seek on its own - one shared consumer would have to hold back the fastest
 view to the slowest and could not replay one view without the others. Separate groups also make
-kafka-consumer-groups show each view's lag by name (<topic prefix>orderstream.projection.<name>). Threads suffice:
-librdkafka and the database drivers release the GIL while they wait, and the fold itself is small.
+kafka-consumer-groups show each view's lag by name (<topic prefix>orderstream.projection.<name>).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Kill the projector (a real `orderstream run projections` process) where it hurts, restart it, and check that its
-views equal a clean rebuild of the same log: no event lost, none applied twice. On SQLite and PostgreSQL.
+"""Kill the projector (a real `orderstream run projections --view ...` process: the views of orders.events) where it
+hurts, restart it, and check that its views equal a clean rebuild of the same log: no event lost, none applied twice.
+On SQLite and PostgreSQL.
 
 Crash points: ORDERSTREAM_FAULT=after_sql_commit (rows and offsets committed in SQL, Kafka not told),
 ORDERSTREAM_FAULT=mid_batch (inside the SQL transaction, before COMMIT), and a plain SIGKILL from outside while it
@@ -43,7 +44,8 @@ def seeks(log_path) -> dict[str, dict[int, int]]:
 
 
 class ProjectorProcess:
-    """`python -m orderstream.cli.main ... run projections` with a stable instance id (static membership)."""
+    """`python -m orderstream.cli.main ... run projections --view V...` for the views of orders.events, in one
+    process (its exit code is the crash's), with a stable instance id (static membership)."""
 
     def __init__(self, settings, db_url, tmp_path, instance: str, fault: str | None = None) -> None:
         env = {key: value for key, value in os.environ.items() if key != failpoints.ENV}
@@ -58,6 +60,7 @@ class ProjectorProcess:
         command = [
             sys.executable, "-m", "orderstream.cli.main", "--bootstrap-servers", settings.effective_bootstrap,
             "--topic-prefix", settings.topic_prefix, "--data-dir", str(settings.data_dir), "run", "projections",
+            *(arg for name in SPECS for arg in ("--view", name)),
         ]  # fmt: skip
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)

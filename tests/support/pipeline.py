@@ -3,6 +3,7 @@ command, and observers that feed the history checker from the log and from the o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,7 +20,9 @@ from tests.support.orders import CODEC, place_order, read_topic
 
 
 class ServiceProcess:
-    """`orderstream run NAME` as a child process, with its log in a file; kill, pause, resume and stop it."""
+    """`orderstream run NAME` as a child process, with its log in a file; kill, pause, resume and stop it. It leads a
+    process group of its own and every signal goes to the whole group: `run projections` supervises a process per
+    view, and pausing or killing "the projections" means all of them."""
 
     def __init__(self, settings: Settings, name: str, log: Path, env: dict[str, str] | None = None) -> None:
         self.settings, self.name, self.log, self.env = settings, name, log, env or {}
@@ -44,6 +47,7 @@ class ServiceProcess:
             stdout=subprocess.DEVNULL,
             stderr=self.log.open("a"),
             env=os.environ | self._settings_env() | self.env,
+            start_new_session=True,
         )
         return self
 
@@ -52,7 +56,8 @@ class ServiceProcess:
 
     def signal(self, signum: int) -> None:
         assert self.process is not None
-        self.process.send_signal(signum)
+        with contextlib.suppress(ProcessLookupError):  # the group is gone already
+            os.killpg(self.process.pid, signum)
 
     def kill(self) -> None:
         self.signal(signal.SIGKILL)

@@ -33,6 +33,8 @@ PLACE = ["place", "--customer", "c-1", "--item", "A:1:1.00"]
         (["query", "order", "o-1", "--after", "not-a-token"], 2),
         (["replay", "projection", "nope-view", "--from-beginning"], 2),
         (["run", "nope"], 2),
+        (["run", "projections", "--view", "nope-view"], 2),
+        (["run", "order", "--view", "order-view"], 2),
         (["place", "--customer", "c-1"], 2),  # a required option missing
         (["no-such-command"], 2),
         # well-formed but refused: exit 1
