@@ -206,6 +206,8 @@ def _supervise(ctx: typer.Context, plan: list[Planned], api_port: int | None = N
             preexec_fn=die_with_parent(os.getpid()),  # only prctl and getppid run in the child
             pass_fds=keep,
         )
+        if stopping.is_set():  # the signal came while this child started (Popen waits for its exec): forward() ran
+            children[name].send_signal(signal.SIGTERM)  # before it was in `children`, so it is told here
     failed, api_reported = [], False
     while any(c.poll() is None for c in children.values()):
         for name, child in children.items():

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from orderstream.broker.daemon import pid_alive
@@ -39,6 +38,16 @@ def started_children(supervisor: subprocess.Popen) -> list[int]:
     )
 
 
+def all_running(settings) -> None:
+    """Wait until every service's and every view's process has joined its group(s), once."""
+
+    def one_member_each():
+        rows = collect_status(settings, watched_consumers(settings), sample_s=0).consumers
+        return all(r.members == 1 for r in rows) and {r.kind for r in rows} == {"service", "projection"}
+
+    wait_for(one_member_each, 90, "one member in every service's and projection's group")
+
+
 def test_one_run_all_per_data_dir_and_its_children_die_with_it(topics, tmp_path):
     log = (tmp_path / "run-all.log").open("w")
     supervisor = subprocess.Popen(cli(topics, "run", "all", "--no-api"), stdout=log, stderr=subprocess.STDOUT)
@@ -51,12 +60,7 @@ def test_one_run_all_per_data_dir_and_its_children_die_with_it(topics, tmp_path)
         assert second.stderr.count("\n") == 1 and "another `orderstream run all`" in second.stderr, second.stderr
         assert str(supervisor.pid) in second.stderr and second.stdout == ""
 
-        def one_member_each():
-            rows = collect_status(topics, watched_consumers(topics), sample_s=0).consumers
-            services = [r for r in rows if r.kind == "service"]
-            return all(r.members == 1 for r in services) and services
-
-        wait_for(one_member_each, 90, "one member in every service group")
+        all_running(topics)
 
         supervisor.send_signal(signal.SIGKILL)
         supervisor.wait(5)
@@ -92,7 +96,7 @@ def test_run_all_reports_a_child_that_does_not_stop_in_time(topics, tmp_path):
     children: list[int] = []
     try:
         children = started_children(supervisor)
-        time.sleep(2)  # past their start: the stop has clients to close
+        all_running(topics)  # past their start (9 processes starting on 2 cores take seconds): clients to close
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(30) == 1
     finally:
