@@ -11,7 +11,7 @@ from orderstream.config import load_settings
 from orderstream.kafka.topics import ensure_topics
 from tests.support.brokers import start_test_broker
 from tests.support.history import History
-from tests.support.pipeline import LoadDriver, ServiceProcess, observe_events, observe_order_view
+from tests.support.pipeline import LoadDriver, ServiceProcess, observe_events, observe_order_view, wait_joined
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,8 @@ def test_broker_sigkill_and_restart_during_load(tmp_path, kafka_bootstrap):
     ]
     driver = LoadDriver(settings, history, rate=80).start()
     try:
-        time.sleep(4)
+        wait_joined(settings, services)  # running (a process per view starts in seconds on 2 cores), then the outage
+        time.sleep(2)
         broker.kill()
         time.sleep(3)
         broker.start(timeout_s=120)

@@ -12,7 +12,7 @@ from orderstream.broker.distribution import KafkaDistribution
 from orderstream.config import load_settings
 from orderstream.kafka.topics import ensure_topics
 from tests.support.history import History
-from tests.support.pipeline import LoadDriver, ServiceProcess, observe_events, observe_order_view
+from tests.support.pipeline import LoadDriver, ServiceProcess, observe_events, observe_order_view, wait_joined
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,8 @@ def test_losing_one_of_three_brokers_loses_nothing(tmp_path, kafka_bootstrap):
         services = [ServiceProcess(settings, n, tmp_path / f"{n}.log", env).start() for n in ("order", "projections")]
         driver = LoadDriver(settings, history, rate=60).start()
         try:
-            time.sleep(5)
+            wait_joined(settings, services)  # running (a process per view starts in seconds), then a broker goes
+            time.sleep(2)
             cluster.brokers[1].kill()
             time.sleep(8)
             driver.stop()

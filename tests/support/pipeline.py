@@ -17,6 +17,7 @@ from orderstream.config import Settings
 from orderstream.domain.events import OrderPlaced
 from tests.support.history import History
 from tests.support.orders import CODEC, place_order, read_topic
+from tests.support.waiting import wait_for
 
 
 class ServiceProcess:
@@ -79,6 +80,25 @@ class ServiceProcess:
 
     def tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:]
+
+
+def wait_joined(settings: Settings, services: list[ServiceProcess], timeout_s: float = 90.0) -> None:
+    """Until every consumer group of these `run order` / `run projections` processes has a member: they are past
+    their start (a start checks for the broker and fails without one, so an outage test must begin after it).
+    Fails at once when one of them has exited."""
+    from orderstream.ops.status import collect_status
+    from orderstream.services.composition import watched_consumers
+
+    names = {service.name for service in services}
+
+    def joined() -> bool:
+        for service in services:
+            assert service.alive(), f"{service.name} exited while starting:\n{service.tail()}"
+        rows = collect_status(settings, watched_consumers(settings), sample_s=0).consumers
+        mine = [r for r in rows if r.name in names or (r.kind == "projection" and "projections" in names)]
+        return bool(mine) and all(r.members >= 1 for r in mine)
+
+    wait_for(joined, timeout_s, f"a member in every group of {', '.join(sorted(names))}")
 
 
 class LoadDriver:
