@@ -29,7 +29,7 @@ def test_broker_sigkill_and_restart_during_load(tmp_path, kafka_bootstrap):
     ]
     driver = LoadDriver(settings, history, rate=80).start()
     try:
-        wait_joined(settings, services)  # running (a process per view starts in seconds on 2 cores), then the outage
+        wait_joined(services)  # running (a process per view starts in seconds on 2 cores), then the outage
         time.sleep(2)
         broker.kill()
         time.sleep(3)

@@ -37,7 +37,7 @@ def test_losing_one_of_three_brokers_loses_nothing(tmp_path, kafka_bootstrap):
         services = [ServiceProcess(settings, n, tmp_path / f"{n}.log", env).start() for n in ("order", "projections")]
         driver = LoadDriver(settings, history, rate=60).start()
         try:
-            wait_joined(settings, services)  # running (a process per view starts in seconds), then a broker goes
+            wait_joined(services)  # running (a process per view starts in seconds), then a broker goes
             time.sleep(2)
             cluster.brokers[1].kill()
             time.sleep(8)

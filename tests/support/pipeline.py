@@ -82,23 +82,20 @@ class ServiceProcess:
         return self.log.read_text(errors="replace")[-chars:]
 
 
-def wait_joined(settings: Settings, services: list[ServiceProcess], timeout_s: float = 90.0) -> None:
-    """Until every consumer group of these `run order` / `run projections` processes has a member: they are past
-    their start (a start checks for the broker and fails without one, so an outage test must begin after it).
-    Fails at once when one of them has exited."""
-    from orderstream.ops.status import collect_status
-    from orderstream.services.composition import watched_consumers
+def wait_joined(services: list[ServiceProcess], timeout_s: float = 90.0) -> None:
+    """Until each of these `run order` / `run projections` processes logged its first assignment (every view's, for
+    the projections): they are past their start, which checks for the broker and fails without one, so an outage
+    test must begin after it. Fails at once when one of them has exited."""
+    from orderstream.views.registry import ALL_SPECS
 
-    names = {service.name for service in services}
+    expected = {"order": ["order: assigned partitions"], "projections": [f"{v}: assigned" for v in ALL_SPECS]}
 
     def joined() -> bool:
         for service in services:
             assert service.alive(), f"{service.name} exited while starting:\n{service.tail()}"
-        rows = collect_status(settings, watched_consumers(settings), sample_s=0).consumers
-        mine = [r for r in rows if r.name in names or (r.kind == "projection" and "projections" in names)]
-        return bool(mine) and all(r.members >= 1 for r in mine)
+        return all(line in s.log.read_text(errors="replace") for s in services for line in expected[s.name])
 
-    wait_for(joined, timeout_s, f"a member in every group of {', '.join(sorted(names))}")
+    wait_for(joined, timeout_s, f"the first assignment of {', '.join(s.name for s in services)}")
 
 
 class LoadDriver:
