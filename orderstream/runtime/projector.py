@@ -15,6 +15,14 @@ The loop, with its commit order spelled out:
 On assignment the consumer seeks to the offsets stored in the projection's own database (OFFSET_BEGINNING when none),
 so a crash anywhere - before, inside or after the SQL commit - neither loses nor repeats an event.
 
+A fresh view with a backlog (its first start on a log that already holds events, a new database) is loaded the way
+`replay projection` loads a shadow generation: its tables are created without their secondary indexes, so each row
+is written once instead of once per index, and the batch that reaches the backlog's end (the high watermarks seen at
+assignment) builds them in its own transaction, so the positions past the backlog commit with the indexes. A backlog
+under _DEFER_BACKLOG_BATCHES full batches is indexed at once. Queries answer meanwhile, by primary key as fast as
+ever, by other columns more slowly. Measured on 1M order events into SQLite (bench/results): the projector's write
+and commit took 7.6 s of its 31 s with the indexes in place, against 1.4 s for the replay's unindexed load.
+
 Step 3 runs in a writer thread, one batch at a time, while this thread consumes and decodes the next batch: the
 database's own work (psycopg and sqlite3 release the GIL while they wait on it) overlaps the Python work of the next
 batch. Measured on 1M events when the writer thread came in: PostgreSQL 21k -> 25-32k events/s; SQLite gained little, as
@@ -31,6 +39,7 @@ for the broker to expire the dead member's session.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -46,6 +55,8 @@ from orderstream.topology import dlq_name
 from orderstream.views.registry import ProjectionSpec
 
 log = logging.getLogger(__name__)
+
+_DEFER_BACKLOG_BATCHES = 4  # a fresh view's backlog of at least this many full batches is loaded before indexing
 
 INSTANCE_ID_ENV = "ORDERSTREAM_INSTANCE_ID"
 # Kafka commit errors that only mean "this member's generation is over"; the SQL store holds the truth, so the next
@@ -152,6 +163,9 @@ class Projector:
         self._mirrored: dict[tuple[str, int], int] = {}  # the positions of the partitions it owns (stop commits them)
         self._unmirrored: dict[tuple[str, int], int] = {}  # ... those not committed to Kafka yet
         self._mirror_due = 0.0  # time.monotonic() of the next mirror commit
+        # while the live generation's secondary indexes wait for the backlog to load: the high watermark per assigned
+        # partition at assignment (0: nothing to wait for there); None once they exist
+        self._deferred: dict[tuple[str, int], int] | None = None
 
     def _consumer_config(self) -> dict[str, Any]:
         from orderstream.kafka.clients import consumer_config, live_fetch_wait_ms
@@ -179,7 +193,10 @@ class Projector:
         writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-writer")
         written: Future | None = None  # the batch the writer thread is applying
         try:
-            self._generation = store.ensure()
+            self._generation = store.ensure(defer_indexes=True)
+            if store.lacks_indexes(self._generation):
+                self._deferred = {}
+                log.info("%s: secondary indexes deferred until the backlog is loaded", self.name)
             consumer = Consumer(self._consumer_config())
             consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
             log.info("%s: projecting %s (generation %d)", self.name, ", ".join(self.topics), self._generation)
@@ -187,6 +204,7 @@ class Projector:
                 messages = self._next_batch(consumer)
                 if not messages:
                     self._mirror(consumer)  # an idle projector still mirrors its last batches
+                index_now = self._backlog_loaded(consumer)  # this batch builds the deferred indexes
                 messages, records = self._decode(codec, messages)
                 if written is not None:
                     current = self._settle(consumer, written)
@@ -194,7 +212,12 @@ class Projector:
                     if not current:
                         continue  # the generation changed: `records` were read before the re-seek; read them again
                 if records:
-                    written = writer.submit(self._telemetry.apply, self._apply, messages, records)
+                    apply = functools.partial(self._apply, build_indexes=index_now)
+                    written = writer.submit(self._telemetry.apply, apply, messages, records)
+                elif index_now:
+                    store.create_indexes(self._generation)
+                if index_now:
+                    self._deferred = None
             if written is not None:
                 self._settle(consumer, written)
                 written = None
@@ -229,6 +252,8 @@ class Projector:
             if (tp.topic, tp.partition) in stored:  # mirrored again soon, even if nothing new arrives
                 self._mirrored[(tp.topic, tp.partition)] = self._unmirrored[(tp.topic, tp.partition)] = tp.offset
         log.info("%s: assigned %s", self.name, ", ".join(f"{tp.topic}:{tp.partition}@{tp.offset}" for tp in partitions))
+        if self._deferred is not None:
+            self._note_backlog(consumer, partitions, stored)
         consumer.assign(partitions)
         self._telemetry.rebalanced("assigned")
 
@@ -242,7 +267,46 @@ class Projector:
         for where in revoked:
             self._mirrored.pop(where, None)
             self._unmirrored.pop(where, None)
+            if self._deferred is not None:
+                self._deferred.pop(where, None)
         consumer.unassign()
+
+    def _note_backlog(self, consumer, partitions, stored: dict[tuple[str, int], int]) -> None:
+        """Indexes deferred: note where the newly assigned partitions' backlog ends (their high watermarks now). When
+        all the backlog left is under _DEFER_BACKLOG_BATCHES batches, there is nothing to wait for: index now."""
+        from confluent_kafka import KafkaException
+
+        deferred = self._deferred
+        assert deferred is not None
+        for tp in partitions:
+            try:
+                _, high = consumer.get_watermark_offsets(tp, timeout=10)
+            except KafkaException:
+                high = 0  # unknown: that partition does not hold the indexes back
+            deferred[(tp.topic, tp.partition)] = max(0, high)
+        left = sum(max(0, high - self._applied(where, stored)) for where, high in deferred.items())
+        if left < _DEFER_BACKLOG_BATCHES * self.settings.projection_batch_size:
+            deferred.update(dict.fromkeys(deferred, 0))
+        else:
+            log.info("%s: loading a backlog of %d records before building the secondary indexes", self.name, left)
+
+    def _applied(self, where: tuple[str, int], stored: dict[tuple[str, int], int] | None = None) -> int:
+        return (stored or {}).get(where, self._mirrored.get(where, 0))
+
+    def _backlog_loaded(self, consumer) -> bool:
+        """Indexes deferred and every assigned partition read up to the end of its backlog (the batch in hand
+        included): the batch in hand builds them."""
+        from confluent_kafka import TopicPartition
+
+        if not self._deferred:  # not deferred, or nothing assigned yet
+            return False
+        waiting = {where: end for where, end in self._deferred.items() if end > self._applied(where)}
+        if not waiting:
+            return True
+        for tp in consumer.position([TopicPartition(topic, partition) for topic, partition in waiting]):
+            if tp.offset < waiting[(tp.topic, tp.partition)]:  # also an invalid position (-1001): nothing read yet
+                return False
+        return True
 
     def _decode(self, codec, messages: list) -> tuple[list, list]:
         """The batch's data messages and their records, decoded, index for index; an undecodable one goes to the
@@ -274,7 +338,7 @@ class Projector:
             records.append(Record(message.topic(), message.partition(), message.offset(), event))
         return kept, records
 
-    def _apply(self, messages: list, records: list) -> dict[tuple[str, int], int]:
+    def _apply(self, messages: list, records: list, build_indexes: bool = False) -> dict[tuple[str, int], int]:
         """The writer thread's work: one batch into the database (see ProjectionStore.apply)."""
         from orderstream.views.base import ProjectionError
 
@@ -282,10 +346,14 @@ class Projector:
             # a full batch means the projector is behind (a backlog, a late start): the view's bulk fold, same rows
             behind = len(records) >= self.settings.projection_batch_size
             return self._store.apply(
-                records, self._generation, before_commit=lambda: failpoints.point("mid_batch"), bulk=behind
+                records,
+                self._generation,
+                before_commit=lambda: failpoints.point("mid_batch"),
+                bulk=behind,
+                build_indexes=build_indexes,
             )
         except ProjectionError:
-            return self._apply_one_by_one(messages, records)
+            return self._apply_one_by_one(messages, records, build_indexes)
 
     def _settle(self, consumer, written: Future) -> bool:
         """Wait for the writer's batch and mirror its positions to Kafka. False when the write found another
@@ -314,18 +382,20 @@ class Projector:
             self._mirror_due = now + self.settings.offset_mirror_interval_s
             self._commit_to_kafka(consumer, pending)
 
-    def _apply_one_by_one(self, messages: list, records: list) -> dict[tuple[str, int], int]:
+    def _apply_one_by_one(self, messages: list, records: list, build_indexes: bool) -> dict[tuple[str, int], int]:
         """A batch failed to project: apply its records one transaction each, so only the record that cannot be
-        projected is handed to the failure hook (stage apply) and everything else is applied."""
+        projected is handed to the failure hook (stage apply) and everything else is applied. The batch's index
+        build goes with its first record."""
         from orderstream.views.base import ProjectionError
 
         positions: dict[tuple[str, int], int] = {}
         for message, record in zip(messages, records, strict=True):
             try:
-                done = self._store.apply([record], self._generation)
+                done = self._store.apply([record], self._generation, build_indexes=build_indexes)
             except ProjectionError as exc:
                 self.on_undecodable(message, exc, "apply")
-                done = self._store.apply([record._replace(event=None)], self._generation)
+                done = self._store.apply([record._replace(event=None)], self._generation, build_indexes=build_indexes)
+            build_indexes = False
             for position, offset in done.items():
                 positions[position] = max(positions.get(position, 0), offset)
         return positions
@@ -355,6 +425,7 @@ class Projector:
 
         log.info("%s: generation %d is live now (was %d); re-seeking", self.name, generation, self._generation)
         self._generation = generation
+        self._deferred = None  # a replay builds a generation's indexes before it swaps it in
         stored = self._store.next_offsets(generation)
         for tp in consumer.assignment():
             consumer.seek(

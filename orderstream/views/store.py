@@ -252,16 +252,17 @@ class ProjectionStore:
 
     # --- the pointer ---------------------------------------------------------------------------------------------
 
-    def ensure(self) -> int:
+    def ensure(self, *, defer_indexes: bool = False) -> int:
         """Create the bookkeeping and first generation's tables if needed; check the schema version; return the live
-        generation."""
+        generation. defer_indexes=True creates a first generation without its secondary indexes (a projector about to
+        load a backlog into it builds them once it has caught up: apply(build_indexes=True))."""
         with self.engine.begin() as conn:
             if self.engine.dialect.name == "postgresql":  # projections sharing a database must not race their DDL
                 conn.execute(select(func.pg_advisory_xact_lock(_DDL_LOCK_KEY)))
             bookkeeping.create_all(conn)
             row = self._meta(conn)
             if row is None:
-                self._create_generation(conn, 1)
+                self._create_generation(conn, 1, defer_indexes=defer_indexes)
                 conn.execute(
                     projection_meta.insert().values(
                         projection=self.spec.name, schema_version=self.spec.schema_version, active_generation=1
@@ -286,18 +287,40 @@ class ProjectionStore:
         leaves out the secondary indexes: a bulk load writes each row once instead of once per index, and
         create_indexes() builds them in one sort each before the generation goes live."""
         with self.engine.begin() as conn:
-            self._create_generation(conn, generation)
-            if defer_indexes:
-                for table in self.tables(generation).values():
-                    for index in table.indexes:
-                        index.drop(conn)
+            self._create_generation(conn, generation, defer_indexes=defer_indexes)
 
     def create_indexes(self, generation: int) -> None:
         """Create the secondary indexes a generation lacks (create_generation(defer_indexes=True)); idempotent."""
         with self.engine.begin() as conn:
-            for table in self.tables(generation).values():
-                for index in table.indexes:
-                    index.create(conn, checkfirst=True)
+            self._create_indexes(conn, generation)
+
+    def lacks_indexes(self, generation: int) -> bool:
+        """True when a secondary index of the generation's tables does not exist (its load deferred them)."""
+        with self._reading() as conn:
+            found = inspect(conn)
+            return any(
+                {index.name for index in table.indexes} - {index["name"] for index in found.get_indexes(table.name)}
+                for table in self.tables(generation).values()
+            )
+
+    def _create_indexes(self, conn: Connection, generation: int) -> None:
+        if self._postgres:  # two instances catching up side by side: one builds, the other then finds them built
+            conn.execute(select(func.pg_advisory_xact_lock(_DDL_LOCK_KEY)))
+        began = time.monotonic()
+        built = []
+        for table in self.tables(generation).values():
+            for index in table.indexes:
+                if not inspect(conn).has_index(table.name, index.name):
+                    index.create(conn)
+                    built.append(index.name)
+        if built:
+            log.info(
+                "%s: built %d secondary index(es) of generation %d in %.1fs",
+                self.spec.name,
+                len(built),
+                generation,
+                time.monotonic() - began,
+            )
 
     def activate(self, generation: int, schema_version: int) -> None:
         """Swap a generation in: one transaction updates the pointer, so readers see the old or the new one whole."""
@@ -326,9 +349,13 @@ class ProjectionStore:
                 "old copy until it swaps in), or run the release that built it"
             )
 
-    def _create_generation(self, conn: Connection, generation: int) -> None:
+    def _create_generation(self, conn: Connection, generation: int, *, defer_indexes: bool = False) -> None:
         tables = self.tables(generation)
         next(iter(tables.values())).metadata.create_all(conn)
+        if defer_indexes:  # a bulk load writes each row once instead of once per index; _create_indexes sorts once
+            for table in tables.values():
+                for index in table.indexes:
+                    index.drop(conn, checkfirst=True)
 
     def _where(self) -> str:
         return make_url(self.url).render_as_string(hide_password=True)
@@ -370,6 +397,7 @@ class ProjectionStore:
         before_commit: Callable[[], None] | None = None,
         shadow: bool = False,
         bulk: bool = False,
+        build_indexes: bool = False,
     ) -> dict[Position, int]:
         """Project a batch and store the next offsets, in one transaction. Returns the next offset per partition of
         the batch (what the caller then commits to Kafka). Raises GenerationChanged when the pointer moved.
@@ -377,6 +405,9 @@ class ProjectionStore:
         the schema version is not checked (a replay builds this release's version next to an older live one).
         bulk=True folds with the view's bulk form (spec.bulk, when it has one) instead of project(): the same rows,
         written as tuples; everything else (offsets in the same transaction, the checks below) is the same.
+        build_indexes=True first builds the secondary indexes the generation lacks (ensure(defer_indexes=True)), in
+        the same transaction: the positions of a projector's last backlog batch commit with the indexes, never
+        without them.
 
         On SQLite a bulk batch is folded BEFORE the write transaction, on a snapshot read of the batch's positions and
         state rows, so that (one writer per file) several processes projecting different partitions (a replay's
@@ -392,14 +423,17 @@ class ProjectionStore:
         positions = set(map(_POSITION, records))
         for _ in range(_RETRIES - 1):
             try:
-                return self._apply_once(records, generation, positions, before_commit, shadow, bulk)
+                return self._apply_once(records, generation, positions, before_commit, shadow, bulk, build_indexes)
             except DBAPIError as exc:
                 if getattr(exc.orig, "sqlstate", None) not in _RETRYABLE_SQLSTATES:
                     raise
                 log.info("%s: batch transaction rolled back (%s), running it again", self.spec.name, exc.orig.sqlstate)
-        return self._apply_once(records, generation, positions, before_commit, shadow, bulk)  # the last try: errors out
+        # the last try: errors out
+        return self._apply_once(records, generation, positions, before_commit, shadow, bulk, build_indexes)
 
-    def _apply_once(self, records, generation, positions, before_commit, shadow, bulk) -> dict[Position, int]:
+    def _apply_once(
+        self, records, generation, positions, before_commit, shadow, bulk, build_indexes=False
+    ) -> dict[Position, int]:
         # SQLite, bulk batch: fold on a snapshot first, so that writers of other partitions fold in parallel and only
         # take turns to write. PostgreSQL writers of other partitions never wait on each other's locks, and a small
         # batch folds in less time than a transaction takes, so those are folded inside their write transaction: one
@@ -408,6 +442,8 @@ class ProjectionStore:
         ahead = self._fold_ahead(records, generation, positions, shadow, bulk) if bulk and not self._postgres else None
         with self._writers_queue, self.engine.begin() as conn:
             self._check_generation(conn, generation, shadow, lock=True)
+            if build_indexes:  # first: it waits for other writers of these tables rather than holding rows they need
+                self._create_indexes(conn, generation)
             stored = self._offsets(conn, generation, positions, lock=True)
             if self._postgres and len(stored) < len(positions):  # a partition's first batch: no row to lock yet
                 self._claim_positions(conn, generation, [p for p in positions if p not in stored])

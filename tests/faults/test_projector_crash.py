@@ -25,7 +25,8 @@ from orderstream.runtime.projector import Projector
 from orderstream.services.projections import ProjectionsService
 from orderstream.topology import ORDERS_EVENTS
 from orderstream.views.registry import SPECS
-from tests.support.databases import another_database
+from orderstream.views.store import ProjectionStore
+from tests.support.databases import another_database, url_of
 from tests.support.event_log import EventLog, dump_all, kafka_offsets, stored_offsets, wait_applied
 from tests.support.histories import public_rows, random_history, reference, without_zero_counters
 from tests.support.orders import RunningService
@@ -79,6 +80,14 @@ class ProjectorProcess:
             )
 
 
+def lacks_indexes(db_url: str) -> bool:
+    store = ProjectionStore(url_of(db_url, "order-view"), SPECS["order-view"])
+    try:
+        return store.lacks_indexes(1)
+    finally:
+        store.dispose()
+
+
 def test_crashes_at_every_commit_boundary_leave_views_equal_to_a_clean_rebuild(topics, db_url, tmp_path):
     settings = topics.model_copy(update={"database_url": db_url})
     rng = random.Random(5)
@@ -95,6 +104,7 @@ def test_crashes_at_every_commit_boundary_leave_views_equal_to_a_clean_rebuild(t
     assert crashed.wait() == failpoints.EXIT_CODE, crashed.log_path.read_text()[-2000:]
     in_sql, in_kafka = stored_offsets(db_url), kafka_offsets(settings)
     assert any(in_sql[name] != in_kafka[name] for name in SPECS), "the crash should leave Kafka behind the database"
+    assert lacks_indexes(db_url), "a fresh order view loads its backlog before its secondary indexes exist"
 
     # 2. killed inside the SQL transaction, before COMMIT
     before = stored_offsets(db_url)
@@ -129,6 +139,7 @@ def test_crashes_at_every_commit_boundary_leave_views_equal_to_a_clean_rebuild(t
     final.process.send_signal(signal.SIGTERM)
     assert final.wait() == 0, final.log_path.read_text()[-2000:]
     assert kafka_offsets(settings) == stored_offsets(db_url)  # Kafka mirrors the database again
+    assert not lacks_indexes(db_url), "the backlog is loaded: the deferred indexes are built"
 
     # 5. a clean rebuild of the same log in a fresh database, by fresh consumer groups
     rebuild_url = another_database(db_url, tmp_path)

@@ -4,6 +4,7 @@ aborted transactions never show, read-your-writes through `query order --after`,
 from __future__ import annotations
 
 import json
+import random
 import time
 import uuid
 from datetime import UTC, datetime
@@ -22,8 +23,8 @@ from orderstream.services.projections import build_projections
 from orderstream.topology import ORDERS_EVENTS
 from orderstream.views.registry import spec_of
 from orderstream.views.store import ProjectionStore
-from tests.support.event_log import EventLog, dump_all, kafka_offsets, stored_offsets, wait_applied
-from tests.support.histories import interleaved, order_history, public_rows, reference
+from tests.support.event_log import EventLog, dump_all, kafka_offsets, stored_offsets, wait_applied, write_orders
+from tests.support.histories import interleaved, order_history, public_rows, random_history, reference
 from tests.support.orders import RunningService
 
 
@@ -171,3 +172,78 @@ def test_kafka_mirrors_the_positions_once_per_interval_even_when_idle_and_exactl
         running.stop()
     assert _in_kafka(slow) == _in_database(slow)
     log.close()
+
+
+def _order_view_state(url: str, topic: str) -> tuple[dict[int, int], bool]:
+    """(next offset per partition of topic, whether the secondary indexes are missing), as committed now."""
+    store = ProjectionStore(url, spec_of("order-view"))
+    try:
+        stored = store.next_offsets()
+        return {p: o for (t, p), o in stored.items() if t == topic}, store.lacks_indexes(1)
+    finally:
+        store.dispose()
+
+
+def test_a_fresh_view_loads_its_backlog_before_indexing_and_commits_its_end_with_the_indexes(
+    topics, db_url, monkeypatch, caplog
+):
+    """A projector starting on a fresh view over a backlog writes the rows without the secondary indexes and builds
+    them in the transaction of the batch that reaches the backlog's end: no committed state holds positions past
+    the backlog without them. Seen from inside every batch's transaction (before its COMMIT, the writer waiting), so
+    each observation is one committed state between two batches."""
+    from orderstream import failpoints
+
+    settings = topics.model_copy(update={"database_url": db_url, "projection_batch_size": 20})
+    url, topic = settings.database_url_for("order-view"), settings.topic(ORDERS_EVENTS)
+    rng = random.Random(11)
+    histories = [random_history(rng, f"x{n}", prefix="x") for n in range(60)]
+    log = EventLog(settings)
+    write_orders(log, histories, per_transaction=15)
+    backlog_end = {p: o + 1 for p, o in log.committed.items()}
+    seen: list[tuple[dict[int, int], bool]] = []
+
+    def observe(name: str) -> None:
+        if name == "mid_batch":
+            seen.append(_order_view_state(url, topic))
+
+    monkeypatch.setattr(failpoints, "point", observe)
+    caplog.set_level("INFO", logger="orderstream")
+    running = RunningService(Projector(settings, spec_of("order-view"))).start()
+    try:
+        wait_applied(settings.database_url, log, names=("order-view",), check=running.check)
+        deadline = time.monotonic() + 30
+        while _order_view_state(url, topic)[1]:  # the last batch's commit and the indexes are one transaction
+            assert time.monotonic() < deadline, "the indexes were not built"
+            time.sleep(0.05)
+    finally:
+        running.stop()
+        log.close()
+
+    def past_backlog(positions: dict[int, int]) -> bool:
+        return all(positions.get(p, 0) >= end for p, end in backlog_end.items())
+
+    assert seen[0] == ({}, True)  # the fresh view: no position, no secondary index
+    assert any(state[0] and state[1] for state in seen), "rows were loaded while the indexes were deferred"
+    assert all(not lacks for positions, lacks in seen if past_backlog(positions)), seen
+    assert _order_view_state(url, topic) == (backlog_end | _order_view_state(url, topic)[0], False)
+    assert any("before building the secondary indexes" in r.getMessage() for r in caplog.records)
+    assert any("built 4 secondary index(es)" in r.getMessage() for r in caplog.records)
+    store = ProjectionStore(url, spec_of("order-view"))
+    dumped = store.dump()
+    store.dispose()
+    for role, rows in reference(histories)["order-view"].items():
+        assert sorted(map(tuple, dumped[role])) == rows, role
+
+
+def test_a_fresh_view_over_a_short_log_is_indexed_at_once(topics, db_url):
+    settings = topics.model_copy(update={"database_url": db_url, "projection_batch_size": 20})
+    url, topic = settings.database_url_for("order-view"), settings.topic(ORDERS_EVENTS)
+    log = EventLog(settings)
+    log.write([_placed(n) for n in range(3)])  # under four full batches: nothing worth deferring for
+    running = RunningService(Projector(settings, spec_of("order-view"))).start()
+    try:
+        wait_applied(settings.database_url, log, names=("order-view",), check=running.check)
+        assert _order_view_state(url, topic)[1] is False
+    finally:
+        running.stop()
+        log.close()
