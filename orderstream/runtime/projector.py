@@ -173,6 +173,7 @@ class Projector:
         self.consumer_overrides = consumer_overrides or {}
         # its topics, and their DLQ topics for the retry requests addressed to its group (kafka/dead_letters.py)
         self.topics = [settings.topic(name) for name in (*spec.topics, *map(dlq_name, spec.topics))]
+        self._dead_letter_topics = frozenset(settings.topic(dlq_name(name)) for name in spec.topics)
         self._store = None
         self._generation = 0
         self._mirrored: dict[tuple[str, int], int] = {}  # the positions of the partitions it owns (stop commits them)
@@ -331,11 +332,12 @@ class Projector:
         failure hook (event None). Error messages carry no record and are left out of both."""
         from confluent_kafka import KafkaException
 
-        from orderstream.kafka.dead_letters import is_dead_letter_topic, retry_group
+        from orderstream.kafka.dead_letters import retry_group
         from orderstream.schemas.errors import DecodeError
         from orderstream.views.store import Record
 
         kept, records = [], []
+        decode, dead_letter_topics = codec.decode, self._dead_letter_topics  # this loop runs once per event
         for message in messages:
             if message.error():
                 if message.error().fatal():
@@ -344,16 +346,17 @@ class Projector:
                 # next poll; the positions in the database keep whatever it does next exactly-once
                 log.warning("%s: consumer error (librdkafka recovers): %s", self.name, message.error())
                 continue
-            if is_dead_letter_topic(message.topic()) and retry_group(message) != self.group_id:
+            topic = message.topic()
+            if topic in dead_letter_topics and retry_group(message) != self.group_id:
                 event = None  # a letter, a marker or another group's retry request: only its position moves on
             else:
                 try:
-                    event = codec.decode(message.value())
+                    event = decode(message.value())
                 except DecodeError as exc:
                     self.on_undecodable(message, exc, "decode")
                     event = None
             kept.append(message)
-            records.append(Record(message.topic(), message.partition(), message.offset(), event))
+            records.append(Record(topic, message.partition(), message.offset(), event))
         return kept, records
 
     def _apply(self, messages: list, records: list, build_indexes: bool = False) -> dict[tuple[str, int], int]:

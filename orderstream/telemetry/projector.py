@@ -10,6 +10,7 @@ that trace, spanning the batch's transaction.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -55,18 +56,15 @@ class ProjectorTelemetry:
         positions = self._traced(write, messages, records) if traced else write(messages, records)
         committed = time.time()
         self._apply_duration.observe(time.perf_counter() - began)
-        types: dict[str, int] = {}
-        ages = []
-        last: dict[tuple[str, int], int] = {}
-        for message, record in zip(messages, records, strict=True):
-            event = record.event
-            if event is not None:
-                name = type(event).__name__
-                types[name] = types.get(name, 0) + 1
-            kind, stamp = message.timestamp()
-            if kind and stamp > 0:
-                ages.append(committed - stamp / 1000)
-                last[(record.topic, record.partition)] = stamp
+        # comprehensions, not one loop with appends: this runs once per event of a rebuild
+        types = Counter([type(record.event).__name__ for record in records if record.event is not None])
+        stamps = [message.timestamp() for message in messages]
+        ages = [committed - stamp / 1000 for kind, stamp in stamps if kind and stamp > 0]
+        last = {  # a partition's records come in offset order: the dict keeps its last one's
+            (record.topic, record.partition): stamp
+            for record, (kind, stamp) in zip(records, stamps, strict=True)
+            if kind and stamp > 0
+        }
         # The applied counters go LAST: a scrape (another process, under `run all`) that sees a batch's events
         # applied also sees their end-to-end ages and timestamps, so the counts agree whenever they are read.
         metrics.observe_many(self._end_to_end, ages)
