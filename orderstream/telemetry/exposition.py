@@ -6,10 +6,14 @@
   to memory-mapped files there) and serves, on metrics_port, what MultiProcessCollector reads from it: one scrape
   target whose counters are the children's sums. A child so started does not serve (ORDERSTREAM_METRICS_SUPERVISED).
   A child that exits is marked dead (its live gauges go away); the directory is removed when the supervisor stops.
+  A child's file is created empty and then sized: a scrape in between made MultiProcessCollector fail with
+  struct.error (a 500 seen in CI while `run all` started its children), so a file still empty is left out of that
+  scrape (SettledFilesCollector); its values appear in the next one.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 from dataclasses import dataclass
@@ -26,17 +30,37 @@ class MetricsServerError(RuntimeError):
     """The /metrics server cannot listen where the settings say (the port is taken, the address is not ours)."""
 
 
+def tree_registry(directory: str) -> Any:
+    """A registry of the values the processes of a tree write into `directory`."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    class SettledFilesCollector(MultiProcessCollector):
+        """MultiProcessCollector without the files that a starting process has created but not yet sized."""
+
+        def collect(self):
+            return self.merge([f for f in glob.glob(os.path.join(directory, "*.db")) if _sized(f)], accumulate=True)
+
+    tree = CollectorRegistry()
+    SettledFilesCollector(tree, path=directory)
+    return tree
+
+
+def _sized(path: str) -> bool:
+    try:
+        return os.path.getsize(path) > 0
+    except OSError:  # gone meanwhile
+        return False
+
+
 def registry() -> Any:
     """The registry to expose: the multiprocess collector's when this process is part of a tree, else the default."""
-    from prometheus_client import REGISTRY, CollectorRegistry
-    from prometheus_client.multiprocess import MultiProcessCollector
+    from prometheus_client import REGISTRY
 
     directory = os.environ.get(MULTIPROCESS_ENV)
     if not directory:
         return REGISTRY
-    tree = CollectorRegistry()
-    MultiProcessCollector(tree, path=directory)
-    return tree
+    return tree_registry(directory)
 
 
 def exposition(accept: str | None = None) -> tuple[bytes, str]:
@@ -84,13 +108,8 @@ class ProcessTree:
         shutil.rmtree(directory, ignore_errors=True)  # a previous supervisor with our pid left it: stale values
         directory.mkdir(parents=True)
         tree = cls(settings, directory)
-        from prometheus_client import CollectorRegistry
-        from prometheus_client.multiprocess import MultiProcessCollector
-
-        source = CollectorRegistry()
-        MultiProcessCollector(source, path=str(directory))
         try:
-            tree.server = _listen(settings, source)
+            tree.server = _listen(settings, tree_registry(str(directory)))
         except MetricsServerError:
             shutil.rmtree(directory, ignore_errors=True)
             raise

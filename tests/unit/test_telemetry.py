@@ -291,3 +291,21 @@ def test_a_new_trace_sampled_out_gets_no_span_but_an_unsampled_context():
 
     assert memory.get_finished_spans() == ()  # neither the batch's span nor the record's: both sampled out
     assert seen[0][0][0] == "ce_traceparent" and seen[0][0][1].endswith(b"-00")
+
+
+def test_a_process_tree_scrape_leaves_out_a_file_a_starting_child_has_not_sized_yet(tmp_path):
+    """A child creates its values file empty, then sizes it; prometheus-client's collector failed a scrape that came
+    in between (struct.error: a 500 from `run all`'s /metrics). The tree's registry skips the empty file."""
+    from prometheus_client import generate_latest
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+    from orderstream.telemetry.exposition import tree_registry
+
+    written = MmapedDict(str(tmp_path / "counter_101.db"))  # a child that is up: its counter is at 3
+    written.write_value(mmap_key("jobs_total", "jobs_total", (), (), "jobs"), 3.0, 0.0)
+    written.close()
+    (tmp_path / "counter_102.db").touch()  # a child starting: its file exists, still empty
+
+    scraped = generate_latest(tree_registry(str(tmp_path))).decode()
+
+    assert "jobs_total 3.0" in scraped.splitlines()
