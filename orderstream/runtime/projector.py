@@ -272,7 +272,7 @@ class Projector:
                 self._mirrored[(tp.topic, tp.partition)] = self._unmirrored[(tp.topic, tp.partition)] = tp.offset
         log.info("%s: assigned %s", self.name, ", ".join(f"{tp.topic}:{tp.partition}@{tp.offset}" for tp in partitions))
         if self._deferred is not None:
-            self._note_backlog(consumer, partitions, stored)
+            self._note_backlog(consumer, partitions)
         consumer.assign(partitions)
         self._telemetry.rebalanced("assigned")
 
@@ -290,7 +290,7 @@ class Projector:
                 self._deferred.pop(where, None)
         consumer.unassign()
 
-    def _note_backlog(self, consumer, partitions, stored: dict[tuple[str, int], int]) -> None:
+    def _note_backlog(self, consumer, partitions) -> None:
         """Indexes deferred: note where the newly assigned partitions' backlog ends (their high watermarks now). When
         all the backlog left is under _DEFER_BACKLOG_BATCHES batches, there is nothing to wait for: index now."""
         from confluent_kafka import KafkaException
@@ -303,14 +303,11 @@ class Projector:
             except KafkaException:
                 high = 0  # unknown: that partition does not hold the indexes back
             deferred[(tp.topic, tp.partition)] = max(0, high)
-        left = sum(max(0, high - self._applied(where, stored)) for where, high in deferred.items())
+        left = sum(max(0, high - self._mirrored.get(where, 0)) for where, high in deferred.items())
         if left < _DEFER_BACKLOG_BATCHES * self.settings.projection_batch_size:
             deferred.update(dict.fromkeys(deferred, 0))
         else:
             log.info("%s: loading a backlog of %d records before building the secondary indexes", self.name, left)
-
-    def _applied(self, where: tuple[str, int], stored: dict[tuple[str, int], int] | None = None) -> int:
-        return (stored or {}).get(where, self._mirrored.get(where, 0))
 
     def _backlog_loaded(self, consumer) -> bool:
         """Indexes deferred and every assigned partition read up to the end of its backlog (the batch in hand
@@ -319,7 +316,8 @@ class Projector:
 
         if not self._deferred:  # not deferred, or nothing assigned yet
             return False
-        waiting = {where: end for where, end in self._deferred.items() if end > self._applied(where)}
+        # _mirrored: the positions the database holds (read on assignment, then each batch's)
+        waiting = {where: end for where, end in self._deferred.items() if end > self._mirrored.get(where, 0)}
         if not waiting:
             return True
         for tp in consumer.position([TopicPartition(topic, partition) for topic, partition in waiting]):

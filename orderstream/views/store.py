@@ -297,22 +297,24 @@ class ProjectionStore:
     def lacks_indexes(self, generation: int) -> bool:
         """True when a secondary index of the generation's tables does not exist (its load deferred them)."""
         with self._reading() as conn:
-            found = inspect(conn)
-            return any(
-                {index.name for index in table.indexes} - {index["name"] for index in found.get_indexes(table.name)}
-                for table in self.tables(generation).values()
-            )
+            return bool(self._missing_indexes(conn, generation))
+
+    def _missing_indexes(self, conn: Connection, generation: int) -> list:
+        found = inspect(conn)
+        return [
+            index
+            for table in self.tables(generation).values()
+            for index in table.indexes
+            if not found.has_index(table.name, index.name)
+        ]
 
     def _create_indexes(self, conn: Connection, generation: int) -> None:
         if self._postgres:  # two instances catching up side by side: one builds, the other then finds them built
             conn.execute(select(func.pg_advisory_xact_lock(_DDL_LOCK_KEY)))
         began = time.monotonic()
-        built = []
-        for table in self.tables(generation).values():
-            for index in table.indexes:
-                if not inspect(conn).has_index(table.name, index.name):
-                    index.create(conn)
-                    built.append(index.name)
+        built = self._missing_indexes(conn, generation)
+        for index in built:
+            index.create(conn)
         if built:
             log.info(
                 "%s: built %d secondary index(es) of generation %d in %.1fs",
