@@ -258,6 +258,7 @@ class _DetailStatements:
     Python time went to building them)."""
 
     order: Any
+    order_columns: tuple[str, ...]  # the names of order's columns, in its row's order
     returns: Any
 
 
@@ -274,6 +275,7 @@ def _detail_statements(t: TableSet) -> _DetailStatements:
         order_id = bindparam("order_id")
         statements = _DetailStatements(
             order=select(orders).where(orders.c.order_id == order_id),
+            order_columns=tuple(orders.c.keys()),
             returns=select(returns.c.sku, returns.c.returned_quantity).where(returns.c.order_id == order_id),
         )
         _DETAIL_STATEMENTS[t["orders"]] = statements
@@ -283,18 +285,19 @@ def _detail_statements(t: TableSet) -> _DetailStatements:
 def order_detail(model: ViewReader, order_id: str) -> dict[str, Any] | None:
     """One order's summary with its lines (each with its returned_quantity) and timeline, or None if the view has no
     such order."""
-    with model.reading() as (conn, t):
+    with model.point_reading() as (rows, t):
         statements = _detail_statements(t)
         key = {"order_id": order_id}
-        row = conn.execute(statements.order, key).one_or_none()
-        if row is None:
+        found = rows(statements.order, key)
+        if not found:
             return None
-        returned = {r.sku: int(r.returned_quantity) for r in conn.execute(statements.returns, key)}
-    detail = {name: row._mapping[name] for name in SUMMARY_FIELDS}
-    detail["lines"] = [{**line, "returned_quantity": returned.get(line["sku"], 0)} for line in lines_of(row.lines)]
+        returned = {sku: int(quantity) for sku, quantity in rows(statements.returns, key)}
+    row = dict(zip(statements.order_columns, found[0], strict=True))
+    detail = {name: row[name] for name in SUMMARY_FIELDS}
+    detail["lines"] = [{**line, "returned_quantity": returned.get(line["sku"], 0)} for line in lines_of(row["lines"])]
     detail["timeline"] = [
         {"type": e["type"], "version": e["version"], "occurred_at": e["occurred_at"], "event_id": e["event_id"]}
-        for e in timeline_of(row.timeline)
+        for e in timeline_of(row["timeline"])
     ]
     return detail
 

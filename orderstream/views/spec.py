@@ -11,17 +11,24 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Executable
 
 from orderstream.domain.events import Event
 from orderstream.views.base import RowChanges, StateRows
 from orderstream.views.tables import TableSet
+
+# rows(statement, params): the statement's rows, as tuples in its columns' order (ViewReader.point_reading)
+Rows = Callable[[Executable, dict[str, Any]], list[Sequence[Any]]]
 
 
 class ViewReader(Protocol):
     """What a view's queries read through (queries.ReadModel): one read transaction on the live generation."""
 
     def reading(self) -> AbstractContextManager[tuple[Connection, TableSet]]: ...
+
+    def point_reading(self) -> AbstractContextManager[tuple[Rows, TableSet]]:
+        """The same transaction for a few statements by key, run as rows(statement, params) -> tuples."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

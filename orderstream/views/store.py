@@ -269,7 +269,7 @@ class ProjectionStore:
                     )
                 )
                 return 1
-            self._check_version(row.schema_version)
+            self.check_version(row.schema_version)
             self._create_generation(conn, row.active_generation)
             return row.active_generation
 
@@ -278,8 +278,8 @@ class ProjectionStore:
         transaction) holds the pointer row FOR SHARE on PostgreSQL until the commit, so a swap waits for it."""
         row = self._meta(conn, lock=lock)
         if row is None:
-            raise NotInitialized(f"{self.spec.name} has not started yet: run `orderstream run projections`")
-        self._check_version(row.schema_version)
+            raise self.not_started()
+        self.check_version(row.schema_version)
         return row.active_generation
 
     def create_generation(self, generation: int, *, defer_indexes: bool = False) -> None:
@@ -342,7 +342,11 @@ class ProjectionStore:
         query = _META_QUERY_FOR_SHARE if lock and self._postgres else _META_QUERY
         return conn.execute(query, {"projection": self.spec.name}).one_or_none()
 
-    def _check_version(self, stored: int) -> None:
+    def not_started(self) -> NotInitialized:
+        return NotInitialized(f"{self.spec.name} has not started yet: run `orderstream run projections`")
+
+    def check_version(self, stored: int) -> None:
+        """SchemaMismatch unless `stored` (projection_meta's schema_version) is the version this release projects."""
         if stored != self.spec.schema_version:
             raise SchemaMismatch(
                 f"{self.spec.name} in {self._where()} was built with schema version {stored}, this release projects "

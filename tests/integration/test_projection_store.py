@@ -310,6 +310,54 @@ def test_order_queries_filter_sort_and_limit(shop):
         assert order_view.list_orders(model, customer_id="alice' OR '1'='1") == []
 
 
+def test_a_point_read_answers_and_refuses_as_the_read_transaction_does(shop):
+    """order_detail's point read runs on the DBAPI connection of a SQLite view (ReadModel.point_reading): the same
+    answers as through SQLAlchemy (a line's returned quantity, an unknown order), and the same checks of the pointer
+    first (another schema version, no pointer row)."""
+    from sqlalchemy import update
+
+    from orderstream.views.store import NotInitialized
+    from orderstream.views.tables import projection_meta
+
+    with queries.ReadModel(url_of(shop, "order-view"), "order-view") as model:
+        store = model.store
+        with store.engine.begin() as conn:
+            conn.execute(store.tables(1)["returns"].insert().values(order_id="o1", sku="B", returned_quantity=1))
+        orders = ("o1", "o2", "o3", "o4")
+        direct = [order_view.order_detail(model, order) for order in orders]
+        assert model._direct == shop.startswith("sqlite")  # the path under test (PostgreSQL: through SQLAlchemy)
+        model._direct = False
+        assert direct == [order_view.order_detail(model, order) for order in orders]
+        assert direct[0]["lines"][1] == {"sku": "B", "quantity": 1, "unit_price_minor": 50, "returned_quantity": 1}
+        assert direct[3] is None
+        model._direct = shop.startswith("sqlite")
+
+        built = spec_of("order-view").schema_version
+        with store.engine.begin() as conn:
+            conn.execute(update(projection_meta).values(schema_version=built + 1))
+        with pytest.raises(SchemaMismatch, match=f"was built with schema version {built + 1}"):
+            order_view.order_detail(model, "o1")
+        with store.engine.begin() as conn:
+            conn.execute(projection_meta.delete())
+        with pytest.raises(NotInitialized, match="has not started yet"):
+            order_view.order_detail(model, "o1")
+
+
+def test_a_point_read_of_a_view_file_without_tables_says_it_has_not_started(tmp_path):
+    """A projector that has created its SQLite file but not yet its tables: NotInitialized, not an SQL error."""
+    import sqlite3
+
+    from orderstream.views.store import NotInitialized
+
+    path = tmp_path / "order-view.db"
+    sqlite3.connect(path).close()
+    with (
+        queries.ReadModel(f"sqlite:///{path}", "order-view") as model,
+        pytest.raises(NotInitialized, match="has not started yet"),
+    ):
+        order_view.order_detail(model, "o1")
+
+
 def test_sales_and_customer_queries(shop):
     with queries.ReadModel(url_of(shop, "sales-view"), "sales-view") as model:
         assert sales_view.sales(model, by="sku") == [], "confirmed orders are authorized, not captured: no revenue yet"
