@@ -157,6 +157,16 @@ def _fill(settings, orders: int) -> float:
     return time.perf_counter() - began
 
 
+def _disk_reads(pid: int) -> int:
+    """Bytes process `pid` has had read from storage (/proc/<pid>/io read_bytes): page-cache misses. This VM's
+    kernel evicts file pages nobody touched for a while, even with most memory free: a random read of a 1M-order
+    view then waits on the disk, the tail of the p99."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("read_bytes:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/{pid}/io has no read_bytes")
+
+
 WORKERS = 1  # uvicorn worker processes for the GET benchmark (`serve --workers`); the rows name the count
 
 
@@ -170,9 +180,11 @@ def bench_http_reads(env: BenchEnv, orders: int, seconds: float = 10.0) -> list[
         random_order = _RANDOM_ORDER.format(orders=orders)
         _wrk(url, "/healthz", "", env.workdir, PEAK_CONNECTIONS, 2)  # warm up the server
         _wrk(url, "/", random_order, env.workdir, PEAK_CONNECTIONS, 2)
+        read_before = _disk_reads(server.pid)
         paced = _wrk(
             url, "/", random_order + _DELAY.format(delay=RATE_DELAY_MS), env.workdir, RATE_CONNECTIONS, seconds
         )
+        read_during = _disk_reads(server.pid) - read_before
         trivial_paced = _wrk(
             url, "/healthz", _DELAY.format(delay=RATE_DELAY_MS), env.workdir, RATE_CONNECTIONS, seconds
         )
@@ -195,7 +207,8 @@ def bench_http_reads(env: BenchEnv, orders: int, seconds: float = 10.0) -> list[
                 f"0-{2 * RATE_DELAY_MS} ms between requests; "
                 f"trivial GET /healthz same pacing: p99 {trivial_paced['p99_us'] / 1000:.2f} ms at "
                 f"{trivial_paced['rate']:,.0f} req/s; errors {paced['errors']}, non-2xx {paced['non2xx']}; "
-                f"view filled in {fill_seconds:.0f}s"
+                f"view filled in {fill_seconds:.0f}s; the server read {read_during / 2**20:.1f} MiB from disk "
+                "meanwhile (view pages the OS had evicted from its cache)"
             ),
         },
         {
