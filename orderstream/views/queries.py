@@ -1,8 +1,8 @@
 """The read side of the projections: ReadModel, the read-only handle every query of a view module takes (order_view.
 order_detail, sales_view.sales, ...). Nothing else reads the views' tables.
 
-Every query resolves the live generation through the pointer and checks the schema version first (ReadModel.reading),
-binds every value as a parameter, and takes sort columns only from an allow-list.
+Every query resolves the live generation through the pointer and checks the schema version first (ReadModel.reading,
+or point_reading for a read by key), binds every value as a parameter, and takes sort columns only from an allow-list.
 """
 
 from __future__ import annotations
