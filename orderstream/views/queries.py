@@ -82,10 +82,8 @@ class ReadModel:
                     pointer = rows(_POINTER, {"projection": self.store.spec.name})
                 except sqlite3.OperationalError as exc:  # no bookkeeping table yet: the projector is starting
                     raise self.store.not_started() from exc
-                if not pointer:
-                    raise self.store.not_started()
-                self.store.check_version(pointer[0][0])
-                yield rows, self.store.tables(pointer[0][1])
+                generation = self.store.live_generation(pointer[0] if pointer else None)
+                yield rows, self.store.tables(generation)
             finally:
                 if connection.in_transaction:  # a read: ending it changes nothing
                     connection.execute("ROLLBACK")

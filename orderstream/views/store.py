@@ -269,7 +269,7 @@ class ProjectionStore:
                     )
                 )
                 return 1
-            self.check_version(row.schema_version)
+            self._check_version(row.schema_version)
             self._create_generation(conn, row.active_generation)
             return row.active_generation
 
@@ -277,10 +277,16 @@ class ProjectionStore:
         """The live generation, after checking the database was built by this schema version. lock=True (a write
         transaction) holds the pointer row FOR SHARE on PostgreSQL until the commit, so a swap waits for it."""
         row = self._meta(conn, lock=lock)
-        if row is None:
+        return self.live_generation(None if row is None else (row.schema_version, row.active_generation))
+
+    def live_generation(self, pointer: tuple[int, int] | None) -> int:
+        """The live generation of a pointer row's (schema_version, active_generation), after checking the database
+        was built by this schema version; None (no pointer row): NotInitialized."""
+        if pointer is None:
             raise self.not_started()
-        self.check_version(row.schema_version)
-        return row.active_generation
+        schema_version, generation = pointer
+        self._check_version(schema_version)
+        return generation
 
     def create_generation(self, generation: int, *, defer_indexes: bool = False) -> None:
         """Create a new (empty) generation's tables next to the live one; a rebuild fills them. defer_indexes=True
@@ -343,10 +349,10 @@ class ProjectionStore:
         return conn.execute(query, {"projection": self.spec.name}).one_or_none()
 
     def not_started(self) -> NotInitialized:
+        """The error of a view whose projector has not yet written its pointer row."""
         return NotInitialized(f"{self.spec.name} has not started yet: run `orderstream run projections`")
 
-    def check_version(self, stored: int) -> None:
-        """SchemaMismatch unless `stored` (projection_meta's schema_version) is the version this release projects."""
+    def _check_version(self, stored: int) -> None:
         if stored != self.spec.schema_version:
             raise SchemaMismatch(
                 f"{self.spec.name} in {self._where()} was built with schema version {stored}, this release projects "
