@@ -31,12 +31,14 @@ from collections.abc import Sequence
 from typing import Any, BinaryIO
 
 from orderstream.telemetry import otlp_wire
+from orderstream.telemetry.light_spans import LightSpan
 from orderstream.telemetry.record_spans import RecordSpans, expand
 
 log = logging.getLogger(__name__)
 
 _LENGTH = struct.Struct("!I")
 SHUTDOWN_WAIT_S = 15.0  # the child's last export: the OTLP exporter's own timeout (10 s) and some
+EXPORT_NICENESS = 10  # the export process's scheduling priority, relative to the service's (os.nice)
 
 
 # --- the service's side ------------------------------------------------------------------------------------------
@@ -90,13 +92,16 @@ def compact(span: Any, resources: dict[int, int], resource_list: list) -> tuple:
 
 
 def encode(spans: Sequence[Any]) -> bytes:
-    """The frame body of finished spans: SDK ReadableSpans, compacted, and RecordSpans (plain values already)."""
+    """The frame body of finished spans: SDK ReadableSpans, compacted, and LightSpans and RecordSpans (plain values
+    already)."""
     resources: dict[int, int] = {}
     resource_list: list = []
     compacted, groups = [], []
     for span in spans:
         if isinstance(span, RecordSpans):
             groups.append(span.frame(_resource_index(span.provider.resource, resources, resource_list)))
+        elif isinstance(span, LightSpan):
+            compacted.append(span.compacted(_resource_index(span.tracer.provider.resource, resources, resource_list)))
         else:
             compacted.append(compact(span, resources, resource_list))
     return marshal.dumps((resource_list, compacted, groups))
@@ -281,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole group: stop with the parent's pipe
+    # Exporting is background work: on a busy machine the service's threads go first (the pipe and then the span
+    # queue take up the slack, and drop spans when full), not the other way round.
+    os.nice(EXPORT_NICENESS)
     endpoint = (argv if argv is not None else sys.argv[1:])[0]
     exporter = OTLPSpanExporter(endpoint=endpoint)
     send = _sender(exporter)

@@ -82,7 +82,7 @@ class ProcessorTelemetry:
     def __init__(self, settings: Settings, service: str, stage: str, group: str, logical: dict[str, str]) -> None:
         tracing.configure(settings, service)
         self.provider = tracing.provider()  # None: tracing off
-        self.tracer = None if self.provider is None else self.provider.get_tracer(SCOPE)
+        self.tracer = None if self.provider is None else self.provider.light_tracer(SCOPE)
         self.service, self.stage, self.group = service, stage, group
         # physical topic -> its name without the prefix (a retry read from <input>.dlq is labelled so, not as the input)
         prefix = settings.topic_prefix

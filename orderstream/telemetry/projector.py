@@ -28,7 +28,7 @@ class ProjectorTelemetry:
     def __init__(self, settings: Settings, view: str, group: str) -> None:
         tracing.configure(settings, "projections")
         self.provider = tracing.provider()  # None: tracing off
-        self.tracer = None if self.provider is None else self.provider.get_tracer(SCOPE)
+        self.tracer = None if self.provider is None else self.provider.light_tracer(SCOPE)
         self.view, self.group = view, group
         self.prefix = settings.topic_prefix
         self.batch_size = settings.projection_batch_size
@@ -91,7 +91,13 @@ class ProjectorTelemetry:
         records = RecordSpans(self.provider, SCOPE, "apply", batch.get_span_context(), {"orderstream.view": self.view})
         for message, remote in traced:
             row, _ = records.start(
-                remote, self.logical(message.topic()), message.partition(), message.offset(), message.key(), began
+                remote,
+                self.logical(message.topic()),
+                message.partition(),
+                message.offset(),
+                message.key(),
+                began,
+                carry=False,  # a view produces nothing: no context to hand on
             )
             records.end(row)
         records.finish()

@@ -53,16 +53,24 @@ class RecordSpans:
         self.rows: list[list] = []
 
     def start(
-        self, remote: Any, topic: str, partition: int, offset: int, key: bytes | None, start_time: int | None = None
+        self,
+        remote: Any,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        start_time: int | None = None,
+        *,
+        carry: bool = True,
     ) -> tuple[list | None, list[tuple[str, bytes]]]:
         """Start the span of a record whose headers carry `remote` (propagation.extract_ids()'s values; None: a new
         trace): its row (None when it is not sampled) and the headers that carry its context on to what the record
-        causes."""
+        causes (carry=False: none, for a consumer that produces nothing, as a view)."""
         if remote is None:
             trace_id = random.getrandbits(128) or 1
             decision = self.provider.sampler.should_sample(None, trace_id, f"{self.name} {topic}")
             if not decision.decision.is_sampled():  # a new trace sampled out: its context goes on, unsampled
-                return None, _headers(trace_id, random.getrandbits(64) or 1, 0, "")
+                return None, _headers(trace_id, random.getrandbits(64) or 1, 0, "") if carry else []
             parent, flags, state = 0, 1, ""
         else:
             trace_id, parent, flags, state = remote
@@ -70,12 +78,12 @@ class RecordSpans:
                 # Not sampled where its trace began: the parent-based sampler would drop this span. Its context goes
                 # on unchanged (W3C Trace Context lets a participant that records nothing forward the traceparent),
                 # so the decision holds downstream too and sampling at a ratio costs that ratio of the full price.
-                return None, _headers(trace_id, parent, flags, state)
+                return None, _headers(trace_id, parent, flags, state) if carry else []
         span_id = random.getrandbits(64) or 1
         row = [trace_id, span_id, parent, flags, state, start_time or time.time_ns(), 0, topic, partition, offset, key]
         row.append(None)
         self.rows.append(row)
-        return row, _headers(trace_id, span_id, _own_flags(parent, flags), state)
+        return row, _headers(trace_id, span_id, _own_flags(parent, flags), state) if carry else []
 
     @staticmethod
     def end(row: list | None, error: BaseException | None = None) -> None:
