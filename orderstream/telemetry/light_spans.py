@@ -31,6 +31,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 _SCALARS = (str, bool, int, float)
+_SAMPLED, _RANDOM_TRACE_ID = 0x01, 0x02  # W3C Trace Context (level 2) trace flags, as the SDK sets them
 
 
 def _clean(value: Any) -> Any:
@@ -67,14 +68,12 @@ class LightTracer(trace.Tracer):
             # the provider's sampler is parent-based (new_provider): a child is sampled when its parent is, and
             # keeps its trace state (ParentBased's answer, without asking it: a SQL span is a child of its batch)
             trace_id, sampled, state, extra = parent.trace_id, parent.trace_flags.sampled, parent.trace_state, None
-            random_id = parent.trace_flags.random_trace_id
+            random_id = int(parent.trace_flags) & _RANDOM_TRACE_ID
         else:
-            parent, trace_id, random_id = None, random.getrandbits(128) or 1, True
+            parent, trace_id, random_id = None, random.getrandbits(128) or 1, _RANDOM_TRACE_ID
             result = self.provider.sampler.should_sample(context, trace_id, name, kind, attributes, links)
             sampled, state, extra = result.decision.is_sampled(), result.trace_state, result.attributes
-        flags = TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT
-        if random_id:
-            flags |= TraceFlags.RANDOM_TRACE_ID
+        flags = (_SAMPLED if sampled else 0) | random_id
         own = SpanContext(
             trace_id, random.getrandbits(64) or 1, is_remote=False, trace_flags=TraceFlags(flags), trace_state=state
         )
@@ -173,11 +172,13 @@ class LightSpan(trace.Span):
     def record_exception(
         self, exception: BaseException, attributes: Any = None, timestamp: int | None = None, escaped: bool = False
     ) -> None:
-        """The SDK's `exception` event: the exception's type, message and stack trace."""
+        """The SDK's `exception` event: the exception's type (with its module, but for a builtin), message and stack
+        trace."""
+        module, name = type(exception).__module__, type(exception).__qualname__
         self.add_event(
             "exception",
             {
-                "exception.type": type(exception).__qualname__,
+                "exception.type": f"{module}.{name}" if module and module != "builtins" else name,
                 "exception.message": str(exception),
                 "exception.stacktrace": "".join(traceback.format_exception(exception)),
                 "exception.escaped": str(escaped),
