@@ -100,6 +100,26 @@ def test_record_spans_cross_the_pipe_as_the_spans_made_in_process():
     assert failed_span.status.status_code is StatusCode.ERROR
 
 
+def test_a_record_span_hands_on_its_context_unless_told_not_to():
+    from orderstream.telemetry.record_spans import RecordSpans
+
+    provider = tracing.new_provider("unit")
+    batch = provider.get_tracer("orderstream.unit").start_span("process order")
+    records = RecordSpans(provider, "orderstream.unit", "apply", batch.get_span_context(), {})
+    remote = (0x1F, 0x2E, 1, "v=1")
+
+    carried, headers = records.start(remote, "orders.events", 3, 41, b"order-1")
+    kept, none = records.start(remote, "orders.events", 3, 42, b"order-1", carry=False)  # a view's record span
+    _, unsampled = records.start((0x1F, 0x2E, 0, ""), "orders.events", 3, 43, b"order-1", carry=False)
+
+    assert headers == [
+        ("ce_traceparent", f"00-{0x1F:032x}-{carried[1]:016x}-01".encode()),
+        ("ce_tracestate", b"v=1"),
+    ]
+    assert none == [] and unsampled == []
+    assert kept[:5] == [0x1F, kept[1], 0x2E, 1, "v=1"] and len(records.rows) == 2
+
+
 def _spans_of(request) -> list:
     """(resource attributes, scope name, span) of every span in an OTLP request, in span id order."""
     found = [
