@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from orderstream.config import Settings
@@ -126,30 +127,36 @@ def _provider_class() -> type:
 
         def emit_light_span(self, span: Any) -> None:
             """Hand an ended LightSpan to every span processor: as it is to the export one, as an SDK span to others."""
-            readable = None
-            for processor in self.processors:
-                if getattr(processor, "takes_record_spans", False):
-                    processor.on_end(span)
-                else:
-                    if readable is None:
-                        from orderstream.telemetry.export import readable_spans
 
-                        readable = readable_spans([span.compacted(0)], [self.resource])[0]
-                    processor.on_end(readable)
+            def readable() -> list[Any]:
+                from orderstream.telemetry.export import readable_spans
+
+                return readable_spans([span.compacted(0)], [self.resource])
+
+            self._emit(span, readable)
 
         def emit_record_spans(self, spans: Any) -> None:
             """Hand a batch's RecordSpans to every span processor: whole to the export one, as SDK spans to others."""
-            readable = None
+
+            def readable() -> list[Any]:
+                from orderstream.telemetry.export import readable_record_spans
+
+                return readable_record_spans(spans, self.resource)
+
+            self._emit(spans, readable)
+
+        def _emit(self, item: Any, readable: Callable[[], list[Any]]) -> None:
+            """`item` as it is to the processors that take plain values (the export one, tracing.otlp_processor); the
+            SDK ReadableSpans that readable() makes of it, made once, to every other."""
+            spans = None
             for processor in self.processors:
                 if getattr(processor, "takes_record_spans", False):
-                    processor.on_end(spans)
-                else:
-                    if readable is None:
-                        from orderstream.telemetry.export import readable_record_spans
-
-                        readable = readable_record_spans(spans, self.resource)
-                    for span in readable:
-                        processor.on_end(span)
+                    processor.on_end(item)
+                    continue
+                if spans is None:
+                    spans = readable()
+                for span in spans:
+                    processor.on_end(span)
 
     return Provider
 
