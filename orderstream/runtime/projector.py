@@ -66,6 +66,20 @@ _DEFER_BACKLOG_BATCHES = 4  # a fresh view's backlog of at least this many full 
 INSTANCE_ID_ENV = "ORDERSTREAM_INSTANCE_ID"
 # Kafka commit errors that only mean "this member's generation is over"; the SQL store holds the truth, so the next
 # batch's commit mirrors the position again.
+# A consumer that hits a fatal error (a static member fenced by another with its group.instance.id, after its session
+# timed out in a broker outage) is replaced by a new one; this many times in a row without a batch settled, then the
+# error stops the projector.
+MAX_CONSUMER_REJOINS = 3
+
+
+class ConsumerLost(Exception):
+    """The consumer reported a fatal error: it cannot fetch or commit any more (librdkafka's _FATAL event)."""
+
+    def __init__(self, error: Any) -> None:
+        super().__init__(f"fatal consumer error: {error}")
+        self.error = error
+
+
 _STALE_COMMIT_CODES = ("REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "FENCED_INSTANCE_ID")
 
 
@@ -149,8 +163,10 @@ class Projector:
 
     run(stop) returns after stop is set (finishing the batch in hand) and closes the consumer and the engine. A
     ProjectionError does not propagate: the batch is applied again record by record and the failing record goes to
-    the failure hook (stage apply; dead-lettered by default). Any other failure - a fatal Kafka error, a failure hook
-    that raises (stop_on_undecodable, a dead letter not acknowledged), a database error - propagates out of run().
+    the failure hook (stage apply; dead-lettered by default). A consumer lost to a fatal error (a static member fenced
+    after its session timed out) is replaced by a new one that resumes from the database's positions, up to
+    MAX_CONSUMER_REJOINS times in a row. Any other failure - a failure hook that raises (stop_on_undecodable, a dead
+    letter not acknowledged), a database error - propagates out of run().
     """
 
     def __init__(
@@ -177,6 +193,7 @@ class Projector:
         self._store = None
         self._generation = 0
         self._mirrored: dict[tuple[str, int], int] = {}  # the positions of the partitions it owns (stop commits them)
+        self._rejoins = 0  # consumers lost to a fatal error since the last batch settled (_rejoin)
         self._unmirrored: dict[tuple[str, int], int] = {}  # ... those not committed to Kafka yet
         self._mirror_due = 0.0  # time.monotonic() of the next mirror commit
         # while the live generation's secondary indexes wait for the backlog to load: the high watermark per assigned
@@ -196,7 +213,6 @@ class Projector:
         return consumer_config(self.settings, self.group_id, **extra) | self.consumer_overrides
 
     def run(self, stop: threading.Event) -> None:
-        from confluent_kafka import Consumer
 
         from orderstream.schemas.wire import wait_for_codec
         from orderstream.views.store import ProjectionStore
@@ -213,15 +229,21 @@ class Projector:
             if store.lacks_indexes(self._generation):
                 self._deferred = {}
                 log.info("%s: secondary indexes deferred until the backlog is loaded", self.name)
-            consumer = Consumer(self._consumer_config())
-            consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+            consumer = self._subscribe()
             log.info("%s: projecting %s (generation %d)", self.name, ", ".join(self.topics), self._generation)
             while not stop.is_set():
                 messages = self._next_batch(consumer)
                 if not messages:
                     self._mirror(consumer)  # an idle projector still mirrors its last batches
                 index_now = self._backlog_loaded(consumer)  # this batch builds the deferred indexes
-                messages, records = self._decode(codec, messages)
+                try:
+                    messages, records = self._decode(codec, messages)
+                except ConsumerLost as lost:
+                    if written is not None:
+                        self._finish_without_consumer(written)
+                        written = None
+                    consumer = self._rejoin(consumer, lost)
+                    continue
                 if written is not None:
                     current = self._settle(consumer, written)
                     written = None
@@ -248,6 +270,41 @@ class Projector:
                 consumer.close()
             store.dispose()
             log.info("%s: stopped", self.name)
+
+    def _subscribe(self) -> Any:
+        from confluent_kafka import Consumer
+
+        consumer = Consumer(self._consumer_config())
+        consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        return consumer
+
+    def _finish_without_consumer(self, written: Future) -> None:
+        """The batch in hand commits to the database (or its failure propagates); its positions are not mirrored to
+        Kafka (the lost consumer cannot commit) and a generation swap it found is taken up by the next assignment."""
+        from orderstream.views.store import GenerationChanged
+
+        try:
+            written.result()
+        except GenerationChanged as changed:
+            log.info("%s: generation %d is live now (was %d)", self.name, changed.generation, self._generation)
+            self._generation, self._deferred = changed.generation, None
+
+    def _rejoin(self, consumer, lost: ConsumerLost) -> Any:
+        """Replace a consumer that hit a fatal error with a new one, which the group assigns partitions to; each is
+        sought to the database's position (_on_assign), so nothing is skipped or applied twice. The error propagates
+        when MAX_CONSUMER_REJOINS consumers in a row were lost without a batch settled in between."""
+        self._rejoins += 1
+        if self._rejoins > MAX_CONSUMER_REJOINS:
+            raise lost
+        log.warning(
+            "%s: %s; a new consumer rejoins the group and resumes from the database's positions", self.name, lost
+        )
+        self._mirrored, self._unmirrored = {}, {}  # nothing left for the lost consumer's revoke to commit
+        try:
+            consumer.close()
+        except Exception as exc:  # noqa: BLE001 - a lost consumer may fail to leave; the new one joins regardless
+            log.warning("%s: the lost consumer did not close cleanly: %s", self.name, exc)
+        return self._subscribe()
 
     def _next_batch(self, consumer) -> list:
         """Up to projection_batch_size records: all that are buffered at once, else wait (poll_timeout_s at most) for
@@ -328,7 +385,7 @@ class Projector:
     def _decode(self, codec, messages: list) -> tuple[list, list]:
         """The batch's data messages and their records, decoded, index for index; an undecodable one goes to the
         failure hook (event None). Error messages carry no record and are left out of both."""
-        from confluent_kafka import KafkaException
+        from confluent_kafka import KafkaError
 
         from orderstream.kafka.dead_letters import retry_group
         from orderstream.schemas.errors import DecodeError
@@ -338,8 +395,9 @@ class Projector:
         decode, dead_letter_topics = codec.decode, self._dead_letter_topics  # this loop runs once per event
         for message in messages:
             if message.error():
-                if message.error().fatal():
-                    raise KafkaException(message.error())
+                # librdkafka reports a fatal error as an event of code _FATAL, whose fatal() flag may be unset
+                if message.error().fatal() or message.error().code() == KafkaError._FATAL:
+                    raise ConsumerLost(message.error())
                 # e.g. max.poll.interval exceeded after a pause: librdkafka has left the group and rejoins on the
                 # next poll; the positions in the database keep whatever it does next exactly-once
                 log.warning("%s: consumer error (librdkafka recovers): %s", self.name, message.error())
@@ -385,6 +443,7 @@ class Projector:
             self._switch_generation(consumer, changed.generation)
             return False
         failpoints.point("after_sql_commit")
+        self._rejoins = 0
         self._telemetry.settled(consumer, positions)
         self._mirror(consumer, positions)
         return True

@@ -247,3 +247,44 @@ def test_a_fresh_view_over_a_short_log_is_indexed_at_once(topics, db_url):
     finally:
         running.stop()
         log.close()
+
+
+def test_a_fenced_static_member_rejoins_and_applies_every_event_once(topics, tmp_path, monkeypatch, caplog):
+    """In a broker outage a static member's session can time out; when it rejoins, the broker may fence it
+    (FENCED_INSTANCE_ID), a fatal consumer error. Here another consumer joins with the projector's group.instance.id,
+    which fences it the same way: the projector replaces its consumer and goes on from the database's positions."""
+    from confluent_kafka import Consumer
+
+    from orderstream.kafka.clients import consumer_config
+    from tests.support.histories import random_history
+
+    monkeypatch.setenv("ORDERSTREAM_INSTANCE_ID", "fence-test")
+    settings = topics.model_copy(update={"database_url": f"sqlite:///{tmp_path}/{{projection}}.db"})
+    rng = random.Random(7)
+    histories = [random_history(rng, f"fence-{n}") for n in range(40)]
+    log = EventLog(settings)
+    projector = Projector(settings, spec_of("order-view"))
+    running = RunningService(projector).start()
+    try:
+        write_orders(log, histories[:20])
+        wait_applied(settings.database_url, log, names=("order-view",), check=running.check)
+        usurper = Consumer(
+            consumer_config(settings, projector.group_id, **{"group.instance.id": "fence-test.order-view"})
+        )
+        usurper.subscribe([settings.topic(ORDERS_EVENTS)])
+        deadline = time.monotonic() + 60
+        while not any("rejoins the group" in r.getMessage() for r in caplog.records):
+            usurper.poll(0.2)
+            running.check()
+            assert time.monotonic() < deadline, "the projector was never fenced"
+        usurper.close()
+        write_orders(log, histories[20:])
+        wait_applied(settings.database_url, log, names=("order-view",), timeout_s=120, check=running.check)
+    finally:
+        running.stop()
+        log.close()
+    store = ProjectionStore(settings.database_url_for("order-view"), spec_of("order-view"))
+    dumped = store.dump()
+    store.dispose()
+    for role, rows in reference(histories)["order-view"].items():
+        assert sorted(map(tuple, dumped[role])) == rows, role  # every event applied exactly once
