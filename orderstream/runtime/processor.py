@@ -281,7 +281,7 @@ class Processor(Generic[S]):
         error = record.error()
         if error is None:
             return False
-        if error.fatal():
+        if error.fatal() or error.code() == KafkaError._FATAL:  # librdkafka's _FATAL event may leave fatal() unset
             raise ProcessorError(f"{self.name}: fatal consumer error: {error}")
         log.warning("%s: consumer error (librdkafka retries): %s", self.name, error)
         return True
