@@ -39,7 +39,8 @@ commits took 7.6 s of its 31 s with the indexes in place, against 1.4 s in the r
 
 Static membership: with ORDERSTREAM_INSTANCE_ID set (a stable name per process, e.g. a pod name), the consumer joins
 with group.instance.id=<id>.<projection>, so a restarted instance takes its partitions back at once instead of waiting
-for the broker to expire the dead member's session.
+for the broker to expire the dead member's session. A static member whose session timed out (a broker outage) can be
+fenced when it rejoins, a fatal error for its consumer: the projector then replaces the consumer (_rejoin).
 """
 
 from __future__ import annotations
