@@ -65,8 +65,6 @@ log = logging.getLogger(__name__)
 _DEFER_BACKLOG_BATCHES = 4  # a fresh view's backlog of at least this many full batches is loaded before indexing
 
 INSTANCE_ID_ENV = "ORDERSTREAM_INSTANCE_ID"
-# Kafka commit errors that only mean "this member's generation is over"; the SQL store holds the truth, so the next
-# batch's commit mirrors the position again.
 # A consumer that hits a fatal error (a static member fenced by another with its group.instance.id, after its session
 # timed out in a broker outage) is replaced by a new one; this many times in a row without a batch settled, then the
 # error stops the projector.
@@ -81,6 +79,8 @@ class ConsumerLost(Exception):
         self.error = error
 
 
+# Kafka commit errors that only mean "this member's generation is over"; the SQL store holds the truth, so the next
+# batch's commit mirrors the position again.
 _STALE_COMMIT_CODES = ("REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "FENCED_INSTANCE_ID")
 
 
@@ -214,7 +214,6 @@ class Projector:
         return consumer_config(self.settings, self.group_id, **extra) | self.consumer_overrides
 
     def run(self, stop: threading.Event) -> None:
-
         from orderstream.schemas.wire import wait_for_codec
         from orderstream.views.store import ProjectionStore
 
@@ -392,13 +391,16 @@ class Projector:
         from orderstream.schemas.errors import DecodeError
         from orderstream.views.store import Record
 
+        # A fatal error drops the whole batch before any of it is handled (no record dead-lettered twice): the next
+        # consumer reads it again. librdkafka reports it as an event of code _FATAL, whose fatal() flag may be unset.
+        for message in messages:
+            error = message.error()
+            if error is not None and (error.fatal() or error.code() == KafkaError._FATAL):
+                raise ConsumerLost(error)
         kept, records = [], []
         decode, dead_letter_topics = codec.decode, self._dead_letter_topics  # this loop runs once per event
         for message in messages:
             if message.error():
-                # librdkafka reports a fatal error as an event of code _FATAL, whose fatal() flag may be unset
-                if message.error().fatal() or message.error().code() == KafkaError._FATAL:
-                    raise ConsumerLost(message.error())
                 # e.g. max.poll.interval exceeded after a pause: librdkafka has left the group and rejoins on the
                 # next poll; the positions in the database keep whatever it does next exactly-once
                 log.warning("%s: consumer error (librdkafka recovers): %s", self.name, message.error())
