@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from orderstream.config import Settings
+from orderstream.kafka.clients import consumer_config, is_fatal
 from orderstream.kafka.partitioner import partition_of
 from orderstream.kafka.reading import consume_available
 from orderstream.topology import ORDERS_EVENTS
@@ -64,7 +65,6 @@ class OrderEventsTail:
         """Blocking: metadata, end offsets, then the reader thread."""
         from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-        from orderstream.kafka.clients import consumer_config
         from orderstream.kafka.offsets import watermarks
 
         consumer = Consumer(consumer_config(self.settings, f"orderstream-api-live-{uuid.uuid4().hex}"))
@@ -123,7 +123,7 @@ class OrderEventsTail:
                 for record in records:
                     error = record.error()
                     if error is not None:
-                        if error.fatal():
+                        if is_fatal(error):
                             self._fail(f"reading {self.topic}: {error.str()}")
                             return
                         continue
@@ -146,8 +146,6 @@ def history_start(settings: Settings, partition: int, placed_at: str | None) -> 
     placed_at minus HISTORY_MARGIN (records carry their produce time), or the partition's start."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from orderstream.kafka.clients import consumer_config
-
     topic = settings.topic(ORDERS_EVENTS)
     consumer = Consumer(consumer_config(settings, f"orderstream-api-history-{uuid.uuid4().hex}"))
     try:
@@ -168,8 +166,6 @@ def read_history(settings: Settings, key: bytes, partition: int, start: int, unt
     a position the tail has already passed, so the log has it)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from orderstream.kafka.clients import consumer_config
-
     if start >= until:
         return []
     topic = settings.topic(ORDERS_EVENTS)
@@ -181,7 +177,7 @@ def read_history(settings: Settings, key: bytes, partition: int, start: int, unt
         while time.monotonic() < deadline:
             for record in consume_available(consumer, 1_000, 0.2):
                 if record.error() is not None:
-                    if record.error().fatal():
+                    if is_fatal(record.error()):
                         raise TailUnavailable(f"reading {topic}: {record.error().str()}")
                     continue
                 if record.offset() < until and record.key() == key:

@@ -33,6 +33,16 @@ def raise_on_authentication_failure(error) -> None:
         )
 
 
+def is_fatal(error) -> bool:
+    """A consumer's error event (a message whose error() is set) that leaves the client unable to fetch or commit.
+    librdkafka emits a fatal error (e.g. FENCED_INSTANCE_ID, a static member fenced after its session timed out) as an
+    event of code _FATAL whose fatal() flag may be unset: test_cluster_broker_loss saw a projector take it for a
+    transient error and poll the dead consumer for good."""
+    from confluent_kafka import KafkaError
+
+    return error.fatal() or error.code() == KafkaError._FATAL
+
+
 def common_config(settings: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap.servers": settings.effective_bootstrap,

@@ -23,6 +23,7 @@ from typing import Any
 
 from orderstream.config import Settings
 from orderstream.domain.commands import Command, Reply
+from orderstream.kafka.clients import is_fatal
 from orderstream.producers.commands import KAFKA_TIMEOUT_S, SOURCE, Outcome, ReplyTimeout, SendError, Sent
 from orderstream.telemetry.producer import SenderTelemetry
 
@@ -162,7 +163,7 @@ class AsyncCommandSender:
         while not self._stop.is_set():
             for record in consume_available(self._reader, 100, 0.1):
                 if record.error():
-                    if record.error().fatal():
+                    if is_fatal(record.error()):
                         log.error("reading replies: %s", record.error())
                         self._fail_all(SendError(f"reading replies: {record.error()}"))
                     continue

@@ -16,6 +16,7 @@ from typing import Any
 
 from orderstream.config import Settings
 from orderstream.domain.commands import Command, Reply
+from orderstream.kafka.clients import is_fatal
 from orderstream.kafka.consistency import ConsistencyToken
 from orderstream.telemetry.producer import SenderTelemetry
 
@@ -250,7 +251,7 @@ class CommandSender:
         while (left := deadline - time.monotonic()) > 0:
             for record in reader.consume(1, min(left, 0.5)):
                 if record.error():
-                    if record.error().fatal():
+                    if is_fatal(record.error()):
                         raise SendError(f"reading {self.replies_topic}: {record.error()}")
                     continue
                 if read_headers(record.headers()).get("ce_causationid") != command_id:

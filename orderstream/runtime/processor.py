@@ -39,7 +39,7 @@ from typing import Any, Generic, TypeVar
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from orderstream.config import Settings
-from orderstream.kafka.clients import consumer_config, producer_config, raise_on_authentication_failure
+from orderstream.kafka.clients import consumer_config, is_fatal, producer_config, raise_on_authentication_failure
 from orderstream.kafka.dead_letters import (
     READER_RESTORE,
     DeadLetter,
@@ -281,7 +281,7 @@ class Processor(Generic[S]):
         error = record.error()
         if error is None:
             return False
-        if error.fatal() or error.code() == KafkaError._FATAL:  # librdkafka's _FATAL event may leave fatal() unset
+        if is_fatal(error):
             raise ProcessorError(f"{self.name}: fatal consumer error: {error}")
         log.warning("%s: consumer error (librdkafka retries): %s", self.name, error)
         return True

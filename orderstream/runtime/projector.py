@@ -385,17 +385,16 @@ class Projector:
     def _decode(self, codec, messages: list) -> tuple[list, list]:
         """The batch's data messages and their records, decoded, index for index; an undecodable one goes to the
         failure hook (event None). Error messages carry no record and are left out of both."""
-        from confluent_kafka import KafkaError
-
+        from orderstream.kafka.clients import is_fatal
         from orderstream.kafka.dead_letters import retry_group
         from orderstream.schemas.errors import DecodeError
         from orderstream.views.store import Record
 
         # A fatal error drops the whole batch before any of it is handled (no record dead-lettered twice): the next
-        # consumer reads it again. librdkafka reports it as an event of code _FATAL, whose fatal() flag may be unset.
+        # consumer reads it again.
         for message in messages:
             error = message.error()
-            if error is not None and (error.fatal() or error.code() == KafkaError._FATAL):
+            if error is not None and is_fatal(error):
                 raise ConsumerLost(error)
         kept, records = [], []
         decode, dead_letter_topics = codec.decode, self._dead_letter_topics  # this loop runs once per event

@@ -26,7 +26,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from orderstream.config import Settings
-from orderstream.kafka.clients import consumer_config
+from orderstream.kafka.clients import consumer_config, is_fatal
 from orderstream.kafka.offsets import watermarks
 from orderstream.runtime.checkpoints import CheckpointCache
 from orderstream.runtime.processor_spec import ProcessorError, ProcessorLogic
@@ -131,7 +131,7 @@ class ChangelogRestore:
                 restarted: set[int] = set()
                 for record in reader.consume(1000, 0.5):
                     if record.error():
-                        if record.error().fatal():
+                        if is_fatal(record.error()):
                             raise ProcessorError(f"{self.name}: fatal error reading {self.changelog}: {record.error()}")
                         continue
                     number = record.partition()
