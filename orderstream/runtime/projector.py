@@ -286,8 +286,7 @@ class Projector:
         try:
             written.result()
         except GenerationChanged as changed:
-            log.info("%s: generation %d is live now (was %d)", self.name, changed.generation, self._generation)
-            self._generation, self._deferred = changed.generation, None
+            self._switch_generation(None, changed.generation)
 
     def _rejoin(self, consumer, lost: ConsumerLost) -> Any:
         """Replace a consumer that hit a fatal error with a new one, which the group assigns partitions to; each is
@@ -500,12 +499,15 @@ class Projector:
             )
 
     def _switch_generation(self, consumer, generation: int) -> None:
-        """A rebuild swapped generations: continue from the new generation's stored offsets."""
+        """A rebuild swapped generations: continue from the new generation's stored offsets (re-seek `consumer`'s
+        partitions there; None: a consumer still to be assigned, whose _on_assign reads them)."""
         from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
         log.info("%s: generation %d is live now (was %d); re-seeking", self.name, generation, self._generation)
         self._generation = generation
         self._deferred = None  # a replay builds a generation's indexes before it swaps it in
+        if consumer is None:
+            return
         stored = self._store.next_offsets(generation)
         for tp in consumer.assignment():
             consumer.seek(
