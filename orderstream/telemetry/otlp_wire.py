@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from binascii import unhexlify
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -128,6 +129,16 @@ def _head(trace_id: int, span_id: int, state: str, parent_id: int | None) -> lis
     return parts
 
 
+def _head_hex(trace_hex: bytes, span_id: int, state: str, parent_hex: bytes | None) -> list[bytes]:
+    """_head() of a record span's row, whose trace id and parent's span id are hex (record_spans.py)."""
+    parts = [_TRACE_ID, unhexlify(trace_hex), _SPAN_ID, span_id.to_bytes(8, "big")]
+    if state:
+        parts.append(_text(3, state))
+    if parent_hex:
+        parts += (_PARENT_ID, unhexlify(parent_hex))
+    return parts
+
+
 def _link(trace_id: int, span_id: int, remote: bool, attributes: bytes = b"") -> bytes:
     """A Span's link (field 13): trace and span id, attributes 4 (already encoded), flags 6."""
     flags = _HAS_REMOTE | _IS_REMOTE if remote else _HAS_REMOTE
@@ -163,7 +174,7 @@ def record_spans(group: tuple) -> bytes:
     destinations: dict[tuple[str, int], bytes] = {}  # per topic and partition: the shared attributes and those two
     varint, small, status_ok = _varint, _SMALL, _status(STATUS_UNSET, None)
     out = []
-    for trace_id, span_id, parent, _, state, start, end, topic, partition, offset, key, error in rows:
+    for trace_hex, span_id, parent_hex, _, state, start, end, topic, partition, offset, key, error in rows:
         head = named.get(topic)
         if head is None:
             head = named[topic] = _text(5, f"{name} {topic}") + _KIND
@@ -179,7 +190,7 @@ def record_spans(group: tuple) -> bytes:
         key_text = key.decode("utf-8", errors="replace").encode() if key else b""
         key_value_ = _STRING_VALUE + varint(len(key_text)) + key_text
         key_body = _RECORD_KEY + varint(len(key_value_)) + key_value_
-        parts = _head(trace_id, span_id, state, parent)
+        parts = _head_hex(trace_hex, span_id, state, parent_hex)
         parts += (
             head,
             _START,
@@ -199,7 +210,7 @@ def record_spans(group: tuple) -> bytes:
         else:
             message, error_attributes = error
             parts += (_attributes(9, error_attributes.items()), link, _status(STATUS_ERROR, message))
-        parts.append(_FLAGS_REMOTE if parent else _FLAGS_LOCAL)
+        parts.append(_FLAGS_REMOTE if parent_hex else _FLAGS_LOCAL)
         span = b"".join(parts)
         out += (_SPAN, varint(len(span)), span)
     return b"".join(out)

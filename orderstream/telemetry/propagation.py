@@ -23,13 +23,12 @@ def format_traceparent(trace_id: int, span_id: int, flags: int) -> str:
 # version-traceid-parentid-flags, lowercase hex; a later version may append fields after another "-"
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 # what nearly every header holds: a version-00 traceparent as bytes, matched without decoding it first
-_TRACEPARENT_00 = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_TRACEPARENT_00 = re.compile(rb"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 
 
 def parse_traceparent(value: str) -> tuple[int, int, int] | None:
     """(trace id, span id, flags) of a version-00 traceparent, or None when it is not one (W3C Trace Context §3.2:
-    lowercase hex, neither id all zeros; a later version is read by its first four fields). One regular expression
-    match: every record of a traced batch goes through here."""
+    lowercase hex, neither id all zeros; a later version is read by its first four fields)."""
     match = _TRACEPARENT.fullmatch(value.strip())
     if match is None:
         return None
@@ -39,7 +38,7 @@ def parse_traceparent(value: str) -> tuple[int, int, int] | None:
     return _ids(trace_hex, span_hex, flags_hex)
 
 
-def _ids(trace_hex: str | bytes, span_hex: str | bytes, flags_hex: str | bytes) -> tuple[int, int, int] | None:
+def _ids(trace_hex: str, span_hex: str, flags_hex: str) -> tuple[int, int, int] | None:
     """(trace id, span id, flags) of a traceparent's hex fields, or None when either id is all zeros."""
     trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
     if trace_id == 0 or span_id == 0:
@@ -47,14 +46,24 @@ def _ids(trace_hex: str | bytes, span_hex: str | bytes, flags_hex: str | bytes) 
     return trace_id, span_id, int(flags_hex, 16)
 
 
-def _parse_header(value: Any) -> tuple[int, int, int] | None:
-    """parse_traceparent() of a header's value: a version-00 one as bytes straight from the bytes (a batch consumer
-    reads one per record), anything else (text, another version, surrounding blanks) through parse_traceparent."""
-    if isinstance(value, bytes):
-        match = _TRACEPARENT_00.fullmatch(value)
-        if match is not None:
-            return _ids(*match.groups())
-    return parse_traceparent(_text(value))
+_ZERO_TRACE, _ZERO_SPAN = b"0" * 32, b"0" * 16
+
+
+def _parse_header(value: Any) -> tuple[bytes, bytes, int] | None:
+    """A header's traceparent as (trace id, span id) in lowercase hex bytes and its flags, or None when it is not a
+    valid one. A version-00 one as bytes is read straight from the bytes, slicing out the ids (a batch consumer reads
+    one per record, and most of them are only ever written on, into another header or the export process's OTLP);
+    anything else (text, another version, surrounding blanks) goes through parse_traceparent."""
+    if isinstance(value, bytes) and _TRACEPARENT_00.fullmatch(value) is not None:
+        trace_hex, span_hex = value[3:35], value[36:52]
+        if trace_hex == _ZERO_TRACE or span_hex == _ZERO_SPAN:
+            return None
+        return trace_hex, span_hex, int(value[53:55], 16)
+    parsed = parse_traceparent(_text(value))
+    if parsed is None:
+        return None
+    trace_id, span_id, flags = parsed
+    return b"%032x" % trace_id, b"%016x" % span_id, flags
 
 
 _api: dict[str, Any] = {}  # the OpenTelemetry API classes, imported on first use (tracing on)
@@ -68,11 +77,16 @@ def _load_api() -> dict[str, Any]:
     return _api
 
 
-def extract_ids(headers: Iterable[tuple[str, Any]] | None) -> tuple[int, int, int, str] | None:
-    """(trace id, span id, sampled flag, trace state) of the context a record's headers carry, or None (no header,
-    or a malformed one), without building a SpanContext: a batch consumer reads one per record, and most of them only
-    become a record span's parent ids. The headers become a dict in one C call (of a repeated header, the last one
-    counts); ce_traceparent wins over a plain traceparent."""
+# The context a record carries, as the runtimes keep it: (trace id, parent span id) as lowercase hex bytes, its sampled
+# flag (0 or 1) and its trace state (a header's text, "" for none).
+Remote = tuple[bytes, bytes, int, str]
+
+
+def extract_remote(headers: Iterable[tuple[str, Any]] | None) -> Remote | None:
+    """The context a record's headers carry (Remote), or None (no header, or a malformed one), without building a
+    SpanContext or even integers: a batch consumer reads one per record, and its ids are only copied on. The headers
+    become a dict in one C call (of a repeated header, the last one counts); ce_traceparent wins over a plain
+    traceparent."""
     if not headers:
         return None
     named = dict(headers)
@@ -86,30 +100,34 @@ def extract_ids(headers: Iterable[tuple[str, Any]] | None) -> tuple[int, int, in
     parsed = _parse_header(parent)
     if parsed is None:
         return None
-    trace_id, span_id, flags = parsed
+    trace_hex, span_hex, flags = parsed
     tracestate = ""
     if state:  # rare: validated (and normalised) by the API's parser; a malformed one reads as empty
         try:
             tracestate = _load_api()["TraceState"].from_header([_text(state)]).to_header()
         except ValueError:
             tracestate = ""
-    return trace_id, span_id, flags & 0x01, tracestate
+    return trace_hex, span_hex, flags & 0x01, tracestate
 
 
-def context_of(ids: tuple[int, int, int, str]) -> Any:
-    """The remote SpanContext of extract_ids()'s values."""
+def context_of(remote: Remote) -> Any:
+    """The remote SpanContext of extract_remote()'s values."""
     api = _load_api()
-    trace_id, span_id, flags, state = ids
+    trace_hex, span_hex, flags, state = remote
     trace_state = api["TraceState"].from_header([state]) if state else api["empty"]
     return api["SpanContext"](
-        trace_id, span_id, is_remote=True, trace_flags=api["TraceFlags"](flags), trace_state=trace_state
+        int(trace_hex, 16),
+        int(span_hex, 16),
+        is_remote=True,
+        trace_flags=api["TraceFlags"](flags),
+        trace_state=trace_state,
     )
 
 
 def extract(headers: Iterable[tuple[str, Any]] | None) -> Any:
     """The remote SpanContext a record's (or a request's) headers carry, or None."""
-    ids = extract_ids(headers)
-    return None if ids is None else context_of(ids)
+    remote = extract_remote(headers)
+    return None if remote is None else context_of(remote)
 
 
 def _text(value: Any) -> str:

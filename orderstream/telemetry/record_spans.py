@@ -23,9 +23,14 @@ import time
 from typing import Any
 
 from orderstream.telemetry import propagation
+from orderstream.telemetry.propagation import Remote
 
-# a row: one record's span
+# a row: one record's span. Its trace id and its parent's span id stay the lowercase hex bytes its record's header
+# held (the parent None for a span that began its trace): the outgoing header is those bytes and a new span id,
+# and the export process turns hex into the OTLP bytes (otlp_wire) as cheaply as integers.
 TRACE, SPAN, PARENT, FLAGS, STATE, START, END, TOPIC, PARTITION, OFFSET, KEY, ERROR = range(12)
+
+_random_bits, _time_ns, _TRACEPARENT = random.getrandbits, time.time_ns, propagation.TRACEPARENT  # once per record
 
 STATUS_UNSET, STATUS_ERROR = 0, 2  # opentelemetry.trace.StatusCode values
 KIND_CONSUMER = 4  # opentelemetry.trace.SpanKind.CONSUMER
@@ -54,7 +59,7 @@ class RecordSpans:
 
     def start(
         self,
-        remote: Any,
+        remote: Remote | None,
         topic: str,
         partition: int,
         offset: int,
@@ -63,27 +68,34 @@ class RecordSpans:
         *,
         carry: bool = True,
     ) -> tuple[list | None, list[tuple[str, bytes]]]:
-        """Start the span of a record whose headers carry `remote` (propagation.extract_ids()'s values; None: a new
-        trace): its row (None when it is not sampled) and the headers that carry its context on to what the record
-        causes (carry=False: none, for a consumer that produces nothing, as a view)."""
+        """Start the span of a record whose headers carry `remote` (propagation.extract_remote()'s values; None: a
+        new trace): its row (None when it is not sampled) and the headers that carry its context on to what the
+        record causes (carry=False: none, for a consumer that produces nothing, as a view)."""
         if remote is None:
             trace_id = random.getrandbits(128) or 1
             decision = self.provider.sampler.should_sample(None, trace_id, f"{self.name} {topic}")
+            trace_hex = b"%032x" % trace_id
             if not decision.decision.is_sampled():  # a new trace sampled out: its context goes on, unsampled
-                return None, _headers(trace_id, random.getrandbits(64) or 1, 0, "") if carry else []
-            parent, flags, state = 0, 1, ""
+                return None, _headers(trace_hex, random.getrandbits(64) or 1, b"00", "") if carry else []
+            parent_hex, flags, state = None, 1, ""
         else:
-            trace_id, parent, flags, state = remote
-            if not flags & 0x01:
+            trace_hex, parent_hex, flags, state = remote
+            if not flags:
                 # Not sampled where its trace began: the parent-based sampler would drop this span. Its context goes
                 # on unchanged (W3C Trace Context lets a participant that records nothing forward the traceparent),
                 # so the decision holds downstream too and sampling at a ratio costs that ratio of the full price.
-                return None, _headers(trace_id, parent, flags, state) if carry else []
-        span_id = random.getrandbits(64) or 1
-        row = [trace_id, span_id, parent, flags, state, start_time or time.time_ns(), 0, topic, partition, offset, key]
+                return None, _headers(trace_hex, int(parent_hex, 16), b"00", state) if carry else []
+        span_id = _random_bits(64) or 1
+        row = [trace_hex, span_id, parent_hex, flags, state, start_time or _time_ns(), 0, topic, partition, offset, key]
         row.append(None)
         self.rows.append(row)
-        return row, _headers(trace_id, span_id, _own_flags(parent, flags), state) if carry else []
+        if not carry:
+            return row, []
+        # a span that began its trace has a random trace id of its own (flags 03), a child a sampled parent (01)
+        headers = [(_TRACEPARENT, b"00-%b-%016x-%b" % (trace_hex, span_id, b"01" if parent_hex else b"03"))]
+        if state:
+            headers.append((propagation.TRACESTATE, state.encode()))
+        return row, headers
 
     @staticmethod
     def end(row: list | None, error: BaseException | None = None) -> None:
@@ -116,12 +128,13 @@ class RecordSpans:
 
 def _own_flags(parent: int, parent_flags: int) -> int:
     """A sampled span's trace flags, as the SDK sets them: SAMPLED, and RANDOM_TRACE_ID (W3C Trace Context level 2)
-    when it began the trace with a random id, or its parent's trace id was random."""
+    when it began the trace with a random id, or its parent's trace id was random (a Remote's flags keep only the
+    sampled bit: 01, as RecordSpans.start writes it)."""
     return 0x03 if not parent else 0x01 | (parent_flags & 0x02)
 
 
-def _headers(trace_id: int, span_id: int, flags: int, state: str) -> list[tuple[str, bytes]]:
-    headers = [(propagation.TRACEPARENT, propagation.format_traceparent(trace_id, span_id, flags).encode())]
+def _headers(trace_hex: bytes, span_id: int, flags_hex: bytes, state: str) -> list[tuple[str, bytes]]:
+    headers = [(propagation.TRACEPARENT, b"00-%b-%016x-%b" % (trace_hex, span_id, flags_hex))]
     if state:
         headers.append((propagation.TRACESTATE, state.encode()))
     return headers
@@ -132,7 +145,8 @@ def expand(frame: tuple) -> list[tuple]:
     name, scope, shared, (link_trace, link_span, link_flags), resource, rows = frame
     link = (((link_trace, link_span, link_flags, False, ""), {}),)
     spans = []
-    for trace_id, span_id, parent, flags, state, start, end, topic, partition, offset, key, error in rows:
+    for trace_hex, span_id, parent_hex, flags, state, start, end, topic, partition, offset, key, error in rows:
+        trace_id, parent = int(trace_hex, 16), int(parent_hex, 16) if parent_hex else 0
         attributes = {
             **shared,
             "messaging.destination.name": topic,

@@ -29,16 +29,16 @@ CATCH_UP_TRACED = 16
 
 
 def contexts_of(records: Iterable[Any]) -> list[Any]:
-    """The trace context each record carries in its headers, as propagation.extract_ids() values (None where it has
+    """The trace context each record carries in its headers, as propagation.extract_remote() values (None where it has
     none), read once per batch."""
-    return [propagation.extract_ids(record.headers()) for record in records]
+    return [propagation.extract_remote(record.headers()) for record in records]
 
 
 def first_contexts(records: list[Any], limit: int = MAX_LINKS) -> list[tuple[Any, Any]]:
     """(record, context) of the first `limit` records that carry one, among the first SCAN_LIMIT records."""
     found = []
     for record in records[:SCAN_LIMIT]:
-        context = propagation.extract_ids(record.headers())
+        context = propagation.extract_remote(record.headers())
         if context is not None:
             found.append((record, context))
             if len(found) == limit:

@@ -78,7 +78,7 @@ def test_record_spans_cross_the_pipe_as_the_spans_made_in_process():
 
     provider = tracing.new_provider("unit")
     batch = provider.get_tracer("orderstream.unit").start_span("process order")
-    remote = (0x1F, 0x2E, 1, "v=1")  # propagation.extract_ids()'s form
+    remote = (b"%032x" % 0x1F, b"%016x" % 0x2E, 1, "v=1")  # propagation.extract_remote()'s form
     records = RecordSpans(provider, "orderstream.unit", "apply", batch.get_span_context(), {"orderstream.view": "o"})
     ok, _ = records.start(remote, "orders.events", 3, 41, b"order-1")
     records.end(ok)
@@ -106,18 +106,18 @@ def test_a_record_span_hands_on_its_context_unless_told_not_to():
     provider = tracing.new_provider("unit")
     batch = provider.get_tracer("orderstream.unit").start_span("process order")
     records = RecordSpans(provider, "orderstream.unit", "apply", batch.get_span_context(), {})
-    remote = (0x1F, 0x2E, 1, "v=1")
+    remote = (b"%032x" % 0x1F, b"%016x" % 0x2E, 1, "v=1")  # propagation.extract_remote()'s form
 
     carried, headers = records.start(remote, "orders.events", 3, 41, b"order-1")
     kept, none = records.start(remote, "orders.events", 3, 42, b"order-1", carry=False)  # a view's record span
-    _, unsampled = records.start((0x1F, 0x2E, 0, ""), "orders.events", 3, 43, b"order-1", carry=False)
+    _, unsampled = records.start((*remote[:2], 0, ""), "orders.events", 3, 43, b"order-1", carry=False)
 
     assert headers == [
         ("ce_traceparent", f"00-{0x1F:032x}-{carried[1]:016x}-01".encode()),
         ("ce_tracestate", b"v=1"),
     ]
     assert none == [] and unsampled == []
-    assert kept[:5] == [0x1F, kept[1], 0x2E, 1, "v=1"] and len(records.rows) == 2
+    assert kept[:5] == [remote[0], kept[1], remote[1], 1, "v=1"] and len(records.rows) == 2
 
 
 def _spans_of(request) -> list:
@@ -138,7 +138,7 @@ def test_the_export_process_encodes_record_spans_as_the_sdk_encoder_does():
 
     provider = tracing.new_provider("unit")
     batch = provider.get_tracer("orderstream.unit").start_span("process order")
-    remote = (0x1F, 0x2E, 1, "v=1")  # propagation.extract_ids()'s form
+    remote = (b"%032x" % 0x1F, b"%016x" % 0x2E, 1, "v=1")  # propagation.extract_remote()'s form
     records = RecordSpans(provider, "orderstream.unit", "process", batch.get_span_context(), {"orderstream.stage": "o"})
     for offset, context in enumerate([remote, None, remote]):
         row, _ = records.start(context, "orders.commands", offset % 2, offset, f"order-{offset}".encode())
@@ -238,9 +238,9 @@ _records = st.lists(
     st.tuples(
         st.one_of(
             st.none(),
-            st.tuples(
-                st.integers(1, 2**128 - 1),
-                st.integers(1, 2**64 - 1),
+            st.tuples(  # propagation.extract_remote()'s form
+                st.integers(1, 2**128 - 1).map(lambda trace_id: b"%032x" % trace_id),
+                st.integers(1, 2**64 - 1).map(lambda span_id: b"%016x" % span_id),
                 st.just(1),
                 st.sampled_from(["", "v=1", "a=b,c=d"]),
             ),

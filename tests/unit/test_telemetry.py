@@ -94,8 +94,16 @@ def _hex(size: int):
     )
 )
 def test_reading_a_header_as_bytes_agrees_with_the_text_parser(value):
-    """The bytes fast path of extract_ids reads exactly what parse_traceparent reads of the header as text."""
-    assert propagation._parse_header(value) == propagation.parse_traceparent(propagation._text(value))
+    """The bytes fast path of extract_remote reads exactly what parse_traceparent reads of the header as text: the
+    same ids (as hex that parses to them) and flags, or none."""
+    fast, text = propagation._parse_header(value), propagation.parse_traceparent(propagation._text(value))
+    if text is None:
+        assert fast is None
+    else:
+        trace_hex, span_hex, flags = fast
+        assert (int(trace_hex, 16), int(span_hex, 16), flags) == text
+        assert (len(trace_hex), len(span_hex)) == (32, 16)  # lowercase, zero-padded: written on as they are
+        assert trace_hex == trace_hex.lower() and span_hex == span_hex.lower()
 
 
 def test_no_headers_is_no_context():
@@ -162,7 +170,7 @@ def test_a_projector_batch_traces_the_first_records_that_carry_a_context_up_to_i
 
     assert [r for r, _ in live] == records[1 : 2 * spans.MAX_LINKS : 2]
     assert [r for r, _ in catching_up] == records[1 : 2 * spans.CATCH_UP_TRACED : 2]
-    assert all(c == (0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, 1, "") for _, c in catching_up)
+    assert all(c == (b"0af7651916cd43dd8448eb211c80319c", b"b7ad6b7169203331", 1, "") for _, c in catching_up)
 
 
 class _Kafka(_Record):
