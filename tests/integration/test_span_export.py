@@ -82,3 +82,27 @@ def test_spans_reach_the_otlp_endpoint_from_the_export_process(collector):
         assert scope.name == "orderstream.test"
         service = next(a.value.string_value for a in resource.attributes if a.key == "service.name")
         assert service == "orderstream-export-test"
+
+
+def test_the_export_process_runs_before_the_first_export_and_a_dead_one_is_replaced(collector):
+    """The child starts with the pipe (its imports done before the service's first export, not during its work); one
+    that died is replaced at the next export, which still reaches the endpoint."""
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from orderstream.telemetry.export import SpanPipe
+
+    endpoint, received = collector
+    pipe = SpanPipe(endpoint)
+    first = pipe._child
+    assert first is not None and first.poll() is None  # running, with nothing exported yet
+    first.kill()
+    first.wait()
+
+    span = tracing.new_provider("export-test").get_tracer("orderstream.test").start_span("process orders.commands")
+    span.end()
+    assert pipe.export([span]) is SpanExportResult.SUCCESS
+    assert pipe._child is not first
+    pipe.shutdown()
+
+    exported = [s.span_id for r in received for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    assert exported == [span.context.span_id.to_bytes(8, "big")]
