@@ -76,7 +76,7 @@ class RecordSpans:
             decision = self.provider.sampler.should_sample(None, trace_id, f"{self.name} {topic}")
             trace_hex = b"%032x" % trace_id
             if not decision.decision.is_sampled():  # a new trace sampled out: its context goes on, unsampled
-                return None, _headers(trace_hex, random.getrandbits(64) or 1, b"00", "") if carry else []
+                return None, _headers(trace_hex, b"%016x" % (random.getrandbits(64) or 1), b"00", "") if carry else []
             parent_hex, flags, state = None, 1, ""
         else:
             trace_hex, parent_hex, flags, state = remote
@@ -84,14 +84,15 @@ class RecordSpans:
                 # Not sampled where its trace began: the parent-based sampler would drop this span. Its context goes
                 # on unchanged (W3C Trace Context lets a participant that records nothing forward the traceparent),
                 # so the decision holds downstream too and sampling at a ratio costs that ratio of the full price.
-                return None, _headers(trace_hex, int(parent_hex, 16), b"00", state) if carry else []
+                return None, _headers(trace_hex, parent_hex, b"00", state) if carry else []
         span_id = _random_bits(64) or 1
         row = [trace_hex, span_id, parent_hex, flags, state, start_time or _time_ns(), 0, topic, partition, offset, key]
         row.append(None)
         self.rows.append(row)
         if not carry:
             return row, []
-        # a span that began its trace has a random trace id of its own (flags 03), a child a sampled parent (01)
+        # a span that began its trace has a random trace id of its own (flags 03), a child a sampled parent (01);
+        # inline rather than _headers(): every traced record comes through here
         headers = [(_TRACEPARENT, b"00-%b-%016x-%b" % (trace_hex, span_id, b"01" if parent_hex else b"03"))]
         if state:
             headers.append((propagation.TRACESTATE, state.encode()))
@@ -133,8 +134,9 @@ def _own_flags(parent: int, parent_flags: int) -> int:
     return 0x03 if not parent else 0x01 | (parent_flags & 0x02)
 
 
-def _headers(trace_hex: bytes, span_id: int, flags_hex: bytes, state: str) -> list[tuple[str, bytes]]:
-    headers = [(propagation.TRACEPARENT, b"00-%b-%016x-%b" % (trace_hex, span_id, flags_hex))]
+def _headers(trace_hex: bytes, span_hex: bytes, flags_hex: bytes, state: str) -> list[tuple[str, bytes]]:
+    """The ce_traceparent (and, with a trace state, ce_tracestate) headers of a context, from its hex fields."""
+    headers = [(_TRACEPARENT, b"00-%b-%b-%b" % (trace_hex, span_hex, flags_hex))]
     if state:
         headers.append((propagation.TRACESTATE, state.encode()))
     return headers
