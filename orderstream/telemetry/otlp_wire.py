@@ -119,23 +119,14 @@ _FLAGS_REMOTE = _key(16, _FIXED32) + _U32.pack(_HAS_REMOTE | _IS_REMOTE)
 _SPAN = _key(2, _DELIMITED)  # ScopeSpans.spans
 
 
-def _head(trace_id: int, span_id: int, state: str, parent_id: int | None) -> list[bytes]:
-    """A Span's first fields: its ids, its trace state (when any) and its parent's span id (when it has a parent)."""
-    parts = [_TRACE_ID, trace_id.to_bytes(16, "big"), _SPAN_ID, span_id.to_bytes(8, "big")]
+def _head(trace_id: bytes, span_id: bytes, state: str, parent_id: bytes | None) -> list[bytes]:
+    """A Span's first fields: its ids (16 and 8 bytes), its trace state (when any) and its parent's span id (when it
+    has a parent)."""
+    parts = [_TRACE_ID, trace_id, _SPAN_ID, span_id]
     if state:
         parts.append(_text(3, state))
     if parent_id:
-        parts += (_PARENT_ID, parent_id.to_bytes(8, "big"))
-    return parts
-
-
-def _head_hex(trace_hex: bytes, span_id: int, state: str, parent_hex: bytes | None) -> list[bytes]:
-    """_head() of a record span's row, whose trace id and parent's span id are hex (record_spans.py)."""
-    parts = [_TRACE_ID, unhexlify(trace_hex), _SPAN_ID, span_id.to_bytes(8, "big")]
-    if state:
-        parts.append(_text(3, state))
-    if parent_hex:
-        parts += (_PARENT_ID, unhexlify(parent_hex))
+        parts += (_PARENT_ID, parent_id)
     return parts
 
 
@@ -190,7 +181,10 @@ def record_spans(group: tuple) -> bytes:
         key_text = key.decode("utf-8", errors="replace").encode() if key else b""
         key_value_ = _STRING_VALUE + varint(len(key_text)) + key_text
         key_body = _RECORD_KEY + varint(len(key_value_)) + key_value_
-        parts = _head_hex(trace_hex, span_id, state, parent_hex)
+        # a row's trace id and parent span id are hex (record_spans.py)
+        parts = _head(
+            unhexlify(trace_hex), span_id.to_bytes(8, "big"), state, unhexlify(parent_hex) if parent_hex else None
+        )
         parts += (
             head,
             _START,
@@ -222,7 +216,8 @@ def compacted_span(span: tuple) -> bytes:
     the dropped counts 10, 12 and 14."""
     name, own, parent, kind, start, end, attributes, links, events, (code, description), _, _, dropped = span
     trace_id, span_id, _, _, state = own
-    parts = _head(trace_id, span_id, state, None if parent is None else parent[1])
+    parent_id = None if parent is None or not parent[1] else parent[1].to_bytes(8, "big")
+    parts = _head(trace_id.to_bytes(16, "big"), span_id.to_bytes(8, "big"), state, parent_id)
     parts += (_text(5, name), _key(6, _VARINT), _varint(kind + 1))  # the SDK's SpanKind is the proto's minus one
     parts += (_START, _U64.pack(start), _END, _U64.pack(end), _attributes(9, attributes.items()))
     if dropped[0]:
